@@ -1,0 +1,5 @@
+"""`python -m evtxdoc` runs the CLI."""
+
+from evtxdoc.cli import main
+
+main()

@@ -1,0 +1,201 @@
+"""Read EVTX files into column batches: one file per call, many files across processes.
+
+Per file: the structural scan (problems, exact times), then pyevtx-rs; when rs raised or
+delivered fewer records than the scan counted, python-evtx (if installed) renders the records
+rs missed, and the union by EventRecordID is kept. A failure in one file is a problem of that
+file, never the loss of the bundle.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+from evtxdoc.models import DiscoveredFile, FileReport, Problem, Severity
+from evtxdoc.normalize import row
+from evtxdoc.parse import (
+    RawRecord,
+    Structure,
+    fallback_available,
+    python_evtx_records,
+    rs_available,
+    rs_records,
+    scan,
+)
+from evtxdoc.parse.structure import AMBIGUOUS, filetime_to_ns, record_times
+from evtxdoc.timeline import ColumnBatch
+
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
+MAX_ERRORS_LISTED = 20
+
+Progress = Callable[[str, int, int, str], None]  # (stage, done, total, detail)
+
+
+@dataclass
+class FileResult:
+    """A file's report and its events; picklable so worker processes can return it."""
+
+    report: FileReport
+    batch: ColumnBatch
+
+
+class _Reader:
+    """Reads one file; collects its problems as it goes."""
+
+    def __init__(self, file: DiscoveredFile, strict: bool, use_fallback: bool):
+        self.file = file
+        self.strict = strict
+        self.use_fallback = use_fallback and not strict
+        self.batch = ColumnBatch(file.display)
+        self.record_ids: set[int] = set()
+        self.inexact: list[tuple[int, int]] = []  # (row index, header id): µs-only times
+        self.problems: list[Problem] = []
+        self.backends: list[str] = []
+        self.errors: list[tuple[str, str]] = []
+
+    def on_error(self, where: str, message: str) -> None:
+        self.errors.append((where, message))
+
+    def add(self, raw: RawRecord) -> None:
+        values = row(raw)
+        record_id = values[6]
+        if record_id in self.record_ids:
+            return
+        self.record_ids.add(record_id)
+        if not values[14]:  # exact_time
+            self.inexact.append((len(self.batch), raw[0]))
+        self.batch.append_row(values)
+
+    def read(self) -> FileResult:
+        structure = scan(self.file.path, self.file.display)
+        self.problems.extend(structure.problems)
+        if structure.usable:
+            collecting = gc.isenabled()
+            gc.disable()  # rows create no reference cycles; the collector only costs time here
+            try:
+                self._read_records(structure)
+            finally:
+                if collecting:
+                    gc.enable()
+            self._refine_times()
+        return FileResult(
+            FileReport(self.file.display, self.file.sha256, self.file.size, len(self.batch),
+                       tuple(self.backends), structure.format_version, structure.dirty,
+                       tuple(self.problems)),
+            self.batch,
+        )
+
+    def _refine_times(self) -> None:
+        """Give µs-only times their 100 ns digit from the records' own FILETIMEs."""
+        if not self.inexact:
+            return
+        exact = record_times(self.file.path)
+        column = self.batch.numeric["ts"]
+        for index, header_id in self.inexact:
+            filetime = exact.get(header_id)
+            if filetime is not None and filetime != AMBIGUOUS:
+                ns = filetime_to_ns(filetime)
+                if abs(ns - column[index]) < 1000:
+                    column[index] = ns
+
+    def _read_records(self, structure: Structure) -> None:
+        header_ids: set[int] = set()
+        if rs_available():
+            self.backends.append("evtx")
+            for raw in rs_records(self.file.path, self.on_error, strict=self.strict):
+                header_ids.add(raw[0])
+                self.add(raw)
+        self._report_errors("undecodable_record", "evtx")
+        missing = not rs_available() or len(header_ids) < structure.records
+        if missing and self.use_fallback and fallback_available():
+            self._fallback(header_ids)
+        elif not rs_available():
+            self.problems.append(Problem(
+                self.file.display, "no_backend", "no EVTX backend is installed", Severity.ERROR,
+                hint="pip install evtx (or, on Windows beside python-evtx, evtxdoc[python-evtx])"))
+
+    def _fallback(self, header_ids: set[int]) -> None:
+        before = len(self.batch)
+        self.backends.append("python-evtx")
+        for raw in python_evtx_records(self.file.path, header_ids, self.on_error):
+            self.add(raw)
+        recovered = len(self.batch) - before
+        failed = len(self.errors)
+        self.errors.clear()
+        if recovered or failed:
+            self.problems.append(Problem(
+                self.file.display, "fallback_used",
+                f"python-evtx recovered {recovered} record(s) the main parser missed"
+                + (f"; {failed} record(s) or chunk(s) it could not read either" if failed else ""),
+                Severity.INFO))
+
+    def _report_errors(self, kind: str, backend: str) -> None:
+        for where, message in self.errors[:MAX_ERRORS_LISTED]:
+            self.problems.append(Problem(self.file.display, kind, f"{backend}: {message}",
+                                         Severity.WARNING, where or None))
+        if len(self.errors) > MAX_ERRORS_LISTED:
+            self.problems.append(Problem(
+                self.file.display, kind,
+                f"{len(self.errors) - MAX_ERRORS_LISTED} more records could not be decoded",
+                Severity.WARNING))
+        self.errors.clear()
+
+
+def read_file(file: DiscoveredFile, strict: bool = False, use_fallback: bool = True) -> FileResult:
+    """Read one EVTX file; never raises for bad content (that becomes problems)."""
+    try:
+        return _Reader(file, strict, use_fallback).read()
+    except BaseException as exc:  # pyo3 panics derive from BaseException
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        return _failed(file, f"{type(exc).__name__}: {exc}")
+
+
+def _failed(file: DiscoveredFile, why: str) -> FileResult:
+    problem = Problem(file.display, "unreadable", f"file could not be read: {why}",
+                      Severity.ERROR, hint="the rest of the bundle was still read; export this "
+                      "log again, or report the file to the evtxdoc maintainers")
+    return FileResult(FileReport(file.display, file.sha256, file.size, 0, (), None, False,
+                                 (problem,)), ColumnBatch(file.display))
+
+
+def _worker_count(files: Sequence[DiscoveredFile], workers: int | None) -> int:
+    if len(files) < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(workers or os.cpu_count() or 1, len(files)))
+
+
+def read_files(files: Sequence[DiscoveredFile], *, strict: bool = False,
+               use_fallback: bool = True, workers: int | None = None,
+               progress: Progress | None = None) -> list[FileResult]:
+    """Read every file, in parallel processes when it pays; results in input order."""
+    results: list[FileResult | None] = [None] * len(files)
+    count = _worker_count(files, workers)
+    done = 0
+
+    def finished(index: int, result: FileResult) -> None:
+        nonlocal done
+        results[index] = result
+        done += 1
+        if progress:
+            progress("read", done, len(files), files[index].display)
+
+    if count == 1:
+        for index, file in enumerate(files):
+            finished(index, read_file(file, strict, use_fallback))
+    else:
+        order = sorted(range(len(files)), key=lambda i: -files[i].size)  # largest first
+        with ProcessPoolExecutor(max_workers=count) as pool:
+            futures = {pool.submit(read_file, files[i], strict, use_fallback): i for i in order}
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:
+                    result = _failed(files[index], f"worker process died ({exc})")
+                finished(index, result)
+    return [r for r in results if r is not None]

@@ -1,0 +1,349 @@
+"""One raw record (pyevtx-rs JSON shape) → one timeline row, and its fields on demand.
+
+Two halves, so that ingest stays fast (see docs/internals.md, "Normalization"):
+- `row()` runs for every record: System values (times to UTC ns, EventRecordID from the XML,
+  host, channel, provider, event id with qualifiers, level, activity id, user SID) and the raw
+  EventData/UserData payload kept as compact JSON bytes;
+- `decode_fields()` runs when somebody reads an event's fields: named `Data` by name, unnamed
+  ones as `Data0..n`, UserData flattened to dotted paths, values made the same whichever
+  backend read them (GUIDs `{UPPER}`), and the Intune Connector for AD bodies turned into
+  fields — the legacy connector's JSON metric body and the updated connector's `Key: Value`
+  lines (reference/domain.md a.1).
+`normalize()` does both and returns the `Event` contract of design.md §3.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import marshal
+import re
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from evtxdoc.models import Event
+from evtxdoc.parse import RawRecord
+
+NO_TIME = -(2**63)  # pandas NaT as int64
+MIN_TIME = -(2**63) + 1  # 1677-09-21, the earliest datetime64[ns]
+MAX_TIME = 2**63 - 1  # 2262-04-11
+PARTIAL_MESSAGE = (
+    "partial record: the log was copied while this event was being written; only its header "
+    "(record number and write time) survived"
+)
+_EPOCH = dt.datetime(1970, 1, 1)
+_GUID = re.compile(
+    r"\{?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}?"
+)
+_KEY_VALUE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*:\s?(.*?)\s*$")
+_MACHINE_NAME = re.compile(r"machineName=([^\s,;'\"\])]+)")
+EMPTY_PAYLOAD = marshal.dumps({})
+
+
+def encode_payload(parts: dict[str, Any]) -> bytes:
+    """Store a record's non-System parts compactly. marshal: 3x cheaper than JSON here, and the
+    bytes never leave the process that made them (or its worker pool, same interpreter)."""
+    return marshal.dumps(parts)
+
+
+def decode_payload(payload: bytes) -> dict[str, Any]:
+    return marshal.loads(payload)
+
+# Updated connector (Microsoft-Intune-ODJConnectorService/Operational 30130/30140) body keys,
+# as parsed by PS365 Get-IntuneODJConnectorServiceEventLog (domain.md S30).
+CONNECTOR_KEYS = frozenset(
+    {"ElapsedMilliseconds", "DeviceId", "DeviceName", "DiagnosticCode", "DiagnosticText"}
+)
+CONNECTOR_CHANNEL_PREFIXES = ("Microsoft-Intune-ODJConnectorService", "ODJ Connector Service")
+
+
+# One timeline row as ingest appends it (timeline.ColumnBatch.append_row). A plain tuple,
+# because building it is the hottest line of ingest; ROW_FIELDS names its positions.
+ROW_FIELDS = (
+    "ts", "event_id", "qualifiers", "level", "task", "opcode", "record_id",  # numeric
+    "host", "channel", "provider", "activity_id", "user_sid",  # categorical
+    "message", "payload",  # payload: the record's non-System parts (encode_payload)
+    "exact_time",  # False: only microseconds were known (ingest refines it)
+)
+Row = tuple[int, int, int, int, int, int, int, str, str, str, str | None, str | None,
+            str | None, bytes, bool]
+
+
+# --- times -------------------------------------------------------------------------------
+
+@lru_cache(maxsize=65536)
+def _second_ns(text: str) -> int:
+    """`YYYY-MM-DDTHH:MM:SS` (or with a space) → ns since the epoch; cached per second."""
+    stamp = dt.datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
+                        int(text[14:16]), int(text[17:19]))
+    return (stamp - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+
+
+def parse_time_ns(text: str | None) -> int | None:
+    """ISO-like timestamps of any backend → UTC ns; None if unreadable or out of range.
+
+    Accepts `2016-07-08T18:12:51.681640Z`, `…51.6816408Z UTC`, `2016-07-08 18:12:51.681641+00:00`
+    and `…51.681640800Z`; fractions of up to 9 digits keep their precision.
+    """
+    if not text or len(text) < 19:
+        return None
+    try:
+        ns = _second_ns(text[:19])
+        rest = text[19:]
+        if rest.startswith("."):
+            digits = len(rest) - len(rest[1:].lstrip("0123456789")) - 1
+            ns += int(rest[1 : 1 + digits][:9].ljust(9, "0"))
+            rest = rest[1 + digits :]
+        if rest[:1] in ("+", "-") and len(rest) >= 6:
+            offset = (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60) * 1_000_000_000
+            ns -= offset if rest[0] == "+" else -offset
+    except (ValueError, OverflowError):
+        return None
+    return ns if MIN_TIME <= ns <= MAX_TIME else None
+
+
+def format_time_ns(ns: int) -> str:
+    """UTC ns → `YYYY-MM-DDTHH:MM:SS.fffffffZ` (100 ns, as Windows writes it)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    stamp = _EPOCH + dt.timedelta(seconds=seconds)
+    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{rest // 100:07d}Z"
+
+
+def _fraction_digits(text: str) -> int:
+    dot = text.find(".", 19)
+    if dot < 0:
+        return 0
+    return len(text) - dot - 1 - len(text[dot + 1 :].lstrip("0123456789"))
+
+
+def event_time(time_text: str | None, header_time: str | None) -> tuple[int, bool]:
+    """TimeCreated → (UTC ns, exact?).
+
+    pyevtx-rs renders TimeCreated to the microsecond; the record header's written time has
+    100 ns. Windows writes the same FILETIME to both (44,929 of 44,929 real records that agree
+    to the microsecond agree to 100 ns), so the header supplies the last digit when the two
+    agree; otherwise the time is marked inexact and ingest reads the FILETIME itself. Without a
+    usable TimeCreated, the header time stands in.
+    """
+    if (time_text and len(time_text) == 27 and time_text[19] == "." and time_text[26] == "Z"
+            and header_time and header_time.startswith(time_text[:26])):
+        # the common case, rs's own formats: '…:51.681640Z' and '…:51.6816408Z UTC'
+        try:
+            digit = header_time[26]
+            return (_second_ns(time_text[:19]) + int(time_text[20:26]) * 1000
+                    + (int(digit) * 100 if digit != "Z" else 0)), True
+        except ValueError:
+            pass
+    ns = parse_time_ns(time_text)
+    if ns is None:
+        header_ns = parse_time_ns(header_time)
+        return (header_ns, True) if header_ns is not None else (NO_TIME, True)
+    if _fraction_digits(time_text or "") >= 7:
+        return ns, True
+    header_ns = parse_time_ns(header_time)  # rs drops the header's trailing zero digits
+    if header_ns is not None and header_ns // 1000 == ns // 1000:
+        return header_ns, True
+    return ns, False
+
+
+# --- the hot path ---------------------------------------------------------------------------
+
+def _attrs(node: Any) -> dict[str, Any]:
+    if isinstance(node, dict):
+        attributes = node.get("#attributes")
+        if isinstance(attributes, dict):
+            return attributes
+    return {}
+
+
+def _text(node: Any) -> Any:
+    return node.get("#text") if isinstance(node, dict) else node
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if type(value) is int:
+        return value
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def guid(value: Any) -> str | None:
+    """A GUID in the Windows form `{UPPER-CASE}`; None for empty values."""
+    if not value:
+        return None
+    text = str(value)
+    return "{" + text.strip("{}").upper() + "}" if _GUID.fullmatch(text) else text
+
+
+def row(raw: RawRecord) -> Row:
+    """The timeline row of one raw record (called once per record: keep it lean).
+
+    Consumes the raw event: System and the root attributes are popped, the rest is payload.
+    """
+    header_id, header_time, event = raw
+    system = event.pop("System", None) or {}
+    event.pop("#attributes", None)
+    get = system.get
+    provider = get("Provider")
+    provider = provider.get("#attributes") or {} if isinstance(provider, dict) else {}
+    event_id = get("EventID")
+    if isinstance(event_id, dict):
+        qualifiers = _int((event_id.get("#attributes") or {}).get("Qualifiers"))
+        event_id = _int(event_id.get("#text"))
+    else:
+        qualifiers, event_id = 0, _int(event_id)
+    created = get("TimeCreated")
+    time_text = (created.get("#attributes") or {}).get("SystemTime") if created else None
+    ts, exact = event_time(time_text, header_time)
+    record_id = _int(get("EventRecordID"))
+    correlation = get("Correlation")
+    activity = (correlation.get("#attributes") or {}).get("ActivityID") if correlation else None
+    security = get("Security")
+    user_sid = (security.get("#attributes") or {}).get("UserID") if security else None
+    message = None
+    if "RenderingInfo" in event:
+        rendering = event["RenderingInfo"]
+        message = rendering.get("Message") if isinstance(rendering, dict) else None
+    if record_id == 0 and parse_time_ns(time_text) is None:
+        # A torn record: its substitution values were never flushed (all zero). Only the
+        # record header survived; keep the event so the gap is visible, and say so.
+        record_id, message, exact = header_id, PARTIAL_MESSAGE, True
+    return (
+        ts, event_id, qualifiers, _int(get("Level")), _int(get("Task")), _int(get("Opcode")),
+        record_id, get("Computer") or "", get("Channel") or "",
+        provider.get("Name") or provider.get("EventSourceName") or "",
+        guid(activity) if activity else None, user_sid or None,
+        message if isinstance(message, str) else None,
+        encode_payload(event) if event else EMPTY_PAYLOAD,
+        exact,
+    )
+
+
+# --- fields, on demand -----------------------------------------------------------------------
+
+def normalize_value(value: Any) -> Any:
+    """Make one field value look the same whichever backend rendered it."""
+    if isinstance(value, str):
+        if (len(value) == 36 or len(value) == 38) and _GUID.fullmatch(value):
+            return "{" + value.strip("{}").upper() + "}"
+        return value
+    if isinstance(value, list):
+        return [normalize_value(item) for item in value]
+    return value
+
+
+def _flatten(node: Any, prefix: str, fields: dict[str, Any]) -> None:
+    """UserData (or nested EventData) subtree → dotted-path fields; xmlns attributes dropped."""
+    if not isinstance(node, dict):
+        if prefix:
+            fields[prefix] = normalize_value(node)
+        return
+    for key, value in node.items():
+        if key == "#attributes" and isinstance(value, dict):
+            for name, attr in value.items():
+                if not name.startswith("xmlns"):
+                    fields[f"{prefix}.{name}" if prefix else name] = normalize_value(attr)
+        elif key == "#text":
+            fields[prefix] = normalize_value(value)
+        else:
+            _flatten(value, f"{prefix}.{key}" if prefix else key, fields)
+
+
+def _event_data_fields(data: dict[str, Any], fields: dict[str, Any]) -> None:
+    for key, value in data.items():
+        if key == "#attributes":
+            if isinstance(value, dict) and "Name" in value:
+                fields["EventData.Name"] = value["Name"]
+        elif key == "Data" and (not isinstance(value, dict) or "#text" in value):
+            texts = _text(value)
+            if isinstance(texts, list):
+                for index, item in enumerate(texts):
+                    fields[f"Data{index}"] = normalize_value(item)
+            elif texts is not None:
+                fields["Data0"] = normalize_value(texts)
+        elif isinstance(value, dict):
+            if "#text" in value:
+                fields[key] = normalize_value(value["#text"])
+            else:
+                _flatten(value, key, fields)
+        else:
+            fields[key] = normalize_value(value)
+
+
+def _legacy_connector_body(text: str, fields: dict[str, Any]) -> None:
+    """Legacy connector 30132: `{"Metric": {"Dimensions": {...}, "Name": ..., "Value": ...}}`."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return
+    metric = body.get("Metric") if isinstance(body, dict) else None
+    if not isinstance(metric, dict):
+        return
+    dimensions = metric.get("Dimensions")
+    if isinstance(dimensions, dict):
+        for key, value in dimensions.items():
+            fields.setdefault(key, value if not isinstance(value, dict | list) else str(value))
+    fields.setdefault("MetricName", metric.get("Name"))
+    fields.setdefault("MetricValue", metric.get("Value"))
+
+
+def _key_value_body(text: str, fields: dict[str, Any]) -> None:
+    """Updated connector: first line `<EventType>: …`, then `Key: Value` lines (PS365)."""
+    parsed: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines()):
+        match = _KEY_VALUE.match(line)
+        if not match:
+            continue
+        key, value = match.groups()
+        if number == 0 and key not in CONNECTOR_KEYS:
+            parsed["EventType"] = key
+        else:
+            parsed.setdefault(key, value)
+    if CONNECTOR_KEYS.intersection(parsed):
+        for key, value in parsed.items():
+            fields.setdefault(key, value)
+
+
+def _connector_bodies(channel: str, fields: dict[str, Any]) -> None:
+    is_connector = channel.startswith(CONNECTOR_CHANNEL_PREFIXES)
+    for value in list(fields.values()):
+        if not isinstance(value, str):
+            continue
+        if value.startswith("{") and '"Metric"' in value:
+            _legacy_connector_body(value, fields)
+        elif is_connector and "\n" in value and ":" in value:
+            _key_value_body(value, fields)
+    diagnostic = fields.get("DiagnosticText")
+    if isinstance(diagnostic, str) and (match := _MACHINE_NAME.search(diagnostic)):
+        fields.setdefault("MachineName", match.group(1))
+
+
+def decode_fields(payload: bytes | dict[str, Any], channel: str = "") -> dict[str, Any]:
+    """An event's fields from its stored payload (see the module docstring)."""
+    parts = decode_payload(payload) if isinstance(payload, bytes) else payload
+    fields: dict[str, Any] = {}
+    data = parts.get("EventData")
+    if isinstance(data, dict):
+        _event_data_fields(data, fields)
+    elif data is not None:
+        fields["Data0"] = normalize_value(data)
+    user_data = parts.get("UserData")
+    if isinstance(user_data, dict) and user_data:
+        fields["UserData"] = next(iter(user_data))
+        _flatten(user_data, "", fields)
+    if fields:
+        _connector_bodies(channel, fields)
+    return fields
+
+
+def normalize(raw: RawRecord, source_file: str) -> Event:
+    """Turn one raw record into an Event (design.md §3), fields decoded."""
+    time_text = _attrs(raw[2].get("System", {}).get("TimeCreated")).get("SystemTime")
+    values = dict(zip(ROW_FIELDS, row(raw), strict=True))
+    payload = values.pop("payload")
+    del values["exact_time"]
+    return Event(ts_raw=time_text or "", source_file=source_file,
+                 fields=decode_fields(payload, values["channel"]), **values)

@@ -1,0 +1,70 @@
+"""`analyze()`: the whole flow, one entry point for the CLI, the web service and the tests.
+
+inputs → bundle.discover → ingest.read_files (scan + parse + normalize) → timeline
+(later stages — correlate, evaluate, report — plug in after the timeline).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from evtxdoc import __version__, timeline
+from evtxdoc.bundle import discover
+from evtxdoc.errors import StrictModeError
+from evtxdoc.ingest import Progress, read_files
+from evtxdoc.models import Analysis, AnalyzeOptions, Problem, Severity
+
+
+def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
+            progress: Progress | None = None) -> Analysis:
+    """Run the pipeline over `inputs` (files, folders, archives).
+
+    Raises InputError for a missing input path, StrictModeError when `options.strict` is set
+    and the data had problems (warnings or worse). Damaged data otherwise becomes problems.
+    """
+    options = options or AnalyzeOptions()
+    started = time.time()
+    clock = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="evtxdoc-") as workdir:
+        bundle = discover(inputs, Path(workdir), options)
+        if progress:
+            progress("discover", len(bundle.files), len(bundle.files), "")
+        results = read_files(bundle.evtx_files, strict=options.strict,
+                             use_fallback=options.use_fallback, workers=options.workers,
+                             progress=progress)
+    frame, duplicates = timeline.finish(timeline.build_frame([r.batch for r in results]))
+    reports = tuple(
+        replace(r.report, duplicate_events=int(duplicates.get(r.report.display, 0)))
+        for r in results
+    )
+    problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
+    analysis = Analysis(
+        inputs=tuple(map(str, inputs)),
+        files=tuple(bundle.files),
+        file_reports=reports,
+        supporting=tuple(bundle.supporting),
+        problems=problems,
+        timeline=frame,
+        coverage=tuple(timeline.coverage(frame)),
+        started=started,
+        seconds=time.perf_counter() - clock,
+        version=__version__,
+    )
+    if options.strict:
+        _enforce_strict(problems)
+    return analysis
+
+
+def _enforce_strict(problems: Sequence[Problem]) -> None:
+    serious = [p for p in problems if p.severity is not Severity.INFO]
+    if serious:
+        listed = "\n".join(f"  - {p.source}: {p.message}" for p in serious[:20])
+        more = f"\n  … and {len(serious) - 20} more" if len(serious) > 20 else ""
+        raise StrictModeError(
+            f"{len(serious)} data problem(s) in strict mode:\n{listed}{more}",
+            hint="drop --strict to analyze what can be read, with the problems reported",
+        )

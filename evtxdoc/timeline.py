@@ -1,0 +1,236 @@
+"""Events → one pandas DataFrame with declared columns and dtypes, sorted, with views.
+
+Rows are appended to a `ColumnBatch` as they are read: category codes and typed arrays, plus
+each event's EventData/UserData as one compact JSON `bytes` value (`payload`). No dict per event
+stays alive; fields are decoded and normalized on demand (`fields_of`, `field_values`), after
+the cheap columns have narrowed the rows down. Batches from several worker processes are merged
+with their categories unified.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evtxdoc.models import ChannelCoverage, Event
+from evtxdoc.normalize import NO_TIME, Row, decode_fields, format_time_ns
+
+ROW_CATEGORICAL = ("host", "channel", "provider", "activity_id", "user_sid")
+CATEGORICAL = (*ROW_CATEGORICAL, "source_file")
+NUMERIC = {  # column -> (array typecode, numpy dtype); order == normalize.Row order
+    "ts": ("q", "int64"),
+    "event_id": ("i", "int32"),
+    "qualifiers": ("i", "int32"),
+    "level": ("b", "int8"),
+    "task": ("i", "int32"),
+    "opcode": ("h", "int16"),
+    "record_id": ("q", "int64"),
+}
+OBJECT = ("message", "payload")
+COLUMNS = (
+    "ts", "host", "channel", "provider", "event_id", "qualifiers", "level", "task", "opcode",
+    "record_id", "activity_id", "user_sid", "source_file", "message", "payload",
+)
+DTYPES = {
+    "ts": "datetime64[ns, UTC]",
+    **{name: "category" for name in CATEGORICAL},
+    **{name: dtype for name, (_, dtype) in NUMERIC.items() if name != "ts"},
+    "message": "object",
+    "payload": "object",  # bytes: EventData/UserData as read (marshal); see fields_of()
+}
+DEDUP_KEY = ["host", "channel", "record_id", "ts", "event_id"]
+
+
+class ColumnBatch:
+    """The columns of one file's events, filled row by row; picklable for worker processes."""
+
+    def __init__(self, source_file: str = "") -> None:
+        self.source_file = source_file
+        self.numeric = {name: array(code) for name, (code, _) in NUMERIC.items()}
+        self.codes = {name: array("i") for name in ROW_CATEGORICAL}
+        self.categories: dict[str, dict[str, int]] = {name: {} for name in ROW_CATEGORICAL}
+        self.message: list[str | None] = []
+        self.payload: list[bytes] = []
+        self._bind()
+
+    def _bind(self) -> None:
+        self._numeric_appends = tuple(column.append for column in self.numeric.values())
+        self._code_appends = tuple(
+            (self.codes[name].append, self.categories[name]) for name in ROW_CATEGORICAL
+        )
+
+    def __len__(self) -> int:
+        return len(self.payload)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_numeric_appends"], state["_code_appends"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._bind()
+
+    def append_row(self, row: Row) -> None:
+        """Append one normalize row: 7 numeric values, 5 categorical, message, payload."""
+        ts, event_id, qualifiers, level, task, opcode, record_id = self._numeric_appends
+        try:
+            ts(row[0])
+            event_id(row[1])
+            qualifiers(row[2])
+            level(row[3])
+            task(row[4])
+            opcode(row[5])
+            record_id(row[6])
+        except OverflowError:  # garbage in a damaged record: clamp, never fail the file
+            self._append_clamped(row)
+        position = 7
+        for append, index in self._code_appends:
+            value = row[position]
+            position += 1
+            if value is None:
+                append(-1)
+            else:
+                code = index.get(value)
+                append(code if code is not None else index.setdefault(value, len(index)))
+        self.message.append(row[12])
+        self.payload.append(row[13])
+
+    def _append_clamped(self, row: Row) -> None:
+        for column in self.numeric.values():
+            del column[len(self.payload):]
+        for column, value in zip(self.numeric.values(), row[:7], strict=True):
+            column.append(_clamp(value, column.typecode))
+
+
+def _clamp(value: int, typecode: str) -> int:
+    bits = array(typecode).itemsize * 8
+    return max(-(2 ** (bits - 1)), min(2 ** (bits - 1) - 1, value))
+
+
+def empty_frame() -> pd.DataFrame:
+    """A timeline with no rows and the declared dtypes."""
+    return build_frame([])
+
+
+def build_frame(batches: Sequence[ColumnBatch]) -> pd.DataFrame:
+    """Merge batches (in order) into one timeline DataFrame, unsorted."""
+    data: dict[str, Any] = {}
+    for name, (_, dtype) in NUMERIC.items():
+        parts = [np.frombuffer(b.numeric[name], dtype=dtype) for b in batches if len(b)]
+        data[name] = np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
+    data["ts"] = pd.to_datetime(data["ts"], unit="ns", utc=True)
+    for name in CATEGORICAL:
+        data[name] = _merge_categorical(batches, name)
+    for name in OBJECT:
+        values: list[Any] = []
+        for batch in batches:
+            values.extend(getattr(batch, name))
+        column = np.empty(len(values), dtype=object)
+        column[:] = values
+        data[name] = column
+    return pd.DataFrame(data, columns=list(COLUMNS))
+
+
+def _merge_categorical(batches: Sequence[ColumnBatch], name: str) -> pd.Categorical:
+    merged: dict[str, int] = {}
+    code_parts = []
+    if name == "source_file":  # one source per batch
+        for batch in batches:
+            code = merged.setdefault(batch.source_file, len(merged))
+            code_parts.append(np.full(len(batch), code, dtype=np.int32))
+        batches = []
+    for batch in batches:
+        local = batch.categories[name]
+        # remap[local code] = merged code; the extra last slot maps -1 (missing) to -1
+        remap = np.empty(len(local) + 1, dtype=np.int32)
+        for value, code in local.items():
+            remap[code] = merged.setdefault(value, len(merged))
+        remap[-1] = -1
+        codes = np.frombuffer(batch.codes[name], dtype=np.int32)
+        code_parts.append(remap[codes])
+    codes = np.concatenate(code_parts) if code_parts else np.empty(0, dtype=np.int32)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(list(merged), dtype=str))
+
+
+def finish(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Drop events seen in an earlier file, then sort; returns (timeline, duplicates per file)."""
+    duplicated = frame.duplicated(subset=DEDUP_KEY, keep="first")
+    dropped = frame.loc[duplicated, "source_file"].value_counts()
+    frame = frame.loc[~duplicated]
+    frame = frame.sort_values(["ts", "host", "channel", "record_id"], kind="stable")
+    return frame.reset_index(drop=True), dropped
+
+
+def fields_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Decode the fields of every row (do this on a filtered view, not the whole timeline)."""
+    return [decode_fields(payload, str(channel))
+            for payload, channel in zip(frame["payload"], frame["channel"], strict=True)]
+
+
+def field_values(frame: pd.DataFrame, name: str) -> pd.Series:
+    """One field as a column (missing → None), aligned with `frame`'s index."""
+    return pd.Series([fields.get(name) for fields in fields_of(frame)], index=frame.index,
+                     dtype=object)
+
+
+def to_events(frame: pd.DataFrame) -> Iterator[Event]:
+    """Rows back to Event objects (for small slices: evidence, exports, tests)."""
+    names = [c for c in COLUMNS if c not in ("ts", "payload")]
+    columns = [frame[name].tolist() for name in names]
+    ts_values = frame["ts"].array.asi8 if len(frame) else []
+    for ts, payload, row in zip(ts_values, frame["payload"], zip(*columns, strict=True),
+                                strict=True):
+        values = {k: (None if _is_missing(v) else v) for k, v in zip(names, row, strict=True)}
+        for key in ("host", "channel", "provider", "source_file"):
+            values[key] = values[key] or ""
+        ts_ns = int(ts)
+        yield Event(ts=ts_ns, ts_raw=format_time_ns(ts_ns) if ts_ns != NO_TIME else "",
+                    fields=decode_fields(payload, values["channel"]), **values)
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def by_host(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per-host views (hosts as written in System/Computer)."""
+    return {str(host): group for host, group in frame.groupby("host", observed=True, sort=True)}
+
+
+def select(frame: pd.DataFrame, *, channels: Iterable[str] | None = None,
+           event_ids: Iterable[int] | None = None, hosts: Iterable[str] | None = None,
+           since: pd.Timestamp | None = None, until: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Rows matching every given filter (channel and host compared case-insensitively)."""
+    mask = np.ones(len(frame), dtype=bool)
+    if channels:
+        wanted = {c.lower() for c in channels}
+        mask &= frame["channel"].astype(str).str.lower().isin(wanted).to_numpy()
+    if hosts:
+        wanted = {h.lower() for h in hosts}
+        mask &= frame["host"].astype(str).str.lower().isin(wanted).to_numpy()
+    if event_ids:
+        mask &= frame["event_id"].isin(list(event_ids)).to_numpy()
+    if since is not None:
+        mask &= (frame["ts"] >= since).to_numpy()
+    if until is not None:
+        mask &= (frame["ts"] <= until).to_numpy()
+    return frame.loc[mask]
+
+
+def coverage(frame: pd.DataFrame) -> list[ChannelCoverage]:
+    """What each host's logs cover, per channel: record count, first and last time, files."""
+    if frame.empty:
+        return []
+    grouped = frame.groupby(["host", "channel"], observed=True, sort=True)
+    stats = grouped["ts"].agg(["size", "min", "max"])
+    sources = grouped["source_file"].agg(lambda s: tuple(sorted(set(map(str, s)))))
+    return [
+        ChannelCoverage(str(host), str(channel), int(row["size"]), row["min"].value,
+                        row["max"].value, sources.loc[(host, channel)])
+        for (host, channel), row in stats.iterrows()
+    ]
