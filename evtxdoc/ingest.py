@@ -31,6 +31,10 @@ from evtxdoc.timeline import ColumnBatch
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
 MAX_ERRORS_LISTED = 20
+# A rendered time and the record's own FILETIME are the same instant if this close: rs renders
+# µs (rounded), python-evtx's float conversion is off by a few µs. Farther apart means the
+# header id matched another record, and the rendered time is kept.
+REFINE_TOLERANCE_NS = 10_000
 
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, detail)
 
@@ -99,7 +103,7 @@ class _Reader:
             filetime = exact.get(header_id)
             if filetime is not None and filetime != AMBIGUOUS:
                 ns = filetime_to_ns(filetime)
-                if abs(ns - column[index]) < 1000:
+                if abs(ns - column[index]) < REFINE_TOLERANCE_NS:
                     column[index] = ns
 
     def _read_records(self, structure: Structure) -> None:

@@ -105,7 +105,7 @@ def parse_time_ns(text: str | None) -> int | None:
 
 def format_time_ns(ns: int) -> str:
     """UTC ns → `YYYY-MM-DDTHH:MM:SS.fffffffZ` (100 ns, as Windows writes it)."""
-    seconds, rest = divmod(ns, 1_000_000_000)
+    seconds, rest = divmod(int(ns), 1_000_000_000)
     stamp = _EPOCH + dt.timedelta(seconds=seconds)
     return f"{stamp:%Y-%m-%dT%H:%M:%S}.{rest // 100:07d}Z"
 
@@ -142,7 +142,7 @@ def event_time(time_text: str | None, header_time: str | None) -> tuple[int, boo
     if _fraction_digits(time_text or "") >= 7:
         return ns, True
     header_ns = parse_time_ns(header_time)  # rs drops the header's trailing zero digits
-    if header_ns is not None and header_ns // 1000 == ns // 1000:
+    if header_ns is not None and abs(header_ns - ns) < 1000:  # renderers round or truncate
         return header_ns, True
     return ns, False
 
@@ -318,7 +318,7 @@ def _connector_bodies(channel: str, fields: dict[str, Any]) -> None:
             _key_value_body(value, fields)
     diagnostic = fields.get("DiagnosticText")
     if isinstance(diagnostic, str) and (match := _MACHINE_NAME.search(diagnostic)):
-        fields.setdefault("MachineName", match.group(1))
+        fields.setdefault("MachineName", match.group(1).rstrip("."))
 
 
 def decode_fields(payload: bytes | dict[str, Any], channel: str = "") -> dict[str, Any]:

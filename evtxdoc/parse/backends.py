@@ -7,6 +7,8 @@ and `#text` keys), so normalization has one input shape whichever backend read t
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
@@ -22,6 +24,8 @@ except ImportError:  # pragma: no cover - exercised only where the package is mi
 MAX_CONSECUTIVE_ERRORS = 10_000
 _CHUNK_MAGIC_ERROR = re.compile(r"chunk number (\d+): Failed to parse chunk header")
 _INT = re.compile(r"-?(0|[1-9][0-9]*)")
+_PY_EVTX_TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00:00")
+_STRING_ITEM = re.compile(r"<string>(.*?)</string>", re.DOTALL)
 _HEX = re.compile(r"0x[0-9A-Fa-f]+")
 
 
@@ -116,6 +120,8 @@ def typed_text(text: str | None) -> Any:
         return text == "true"
     if text.startswith("0x") and _HEX.fullmatch(text):
         return f"0x{int(text, 16):x}"
+    if _PY_EVTX_TIME.fullmatch(text):  # python-evtx's FILETIME form → rs's
+        return f"{text[:10]}T{text[11:-6]}Z"
     return text
 
 
@@ -136,16 +142,33 @@ def _element_value(element: ElementTree.Element, typed: bool = True) -> Any:
     return value
 
 
+def _binary_hex(text: str | None) -> str | None:
+    """python-evtx renders <Binary> as base64; rs (and Event Viewer) as upper-case hex."""
+    if not text:
+        return text
+    try:
+        return base64.b64decode(text, validate=True).hex().upper()
+    except (binascii.Error, ValueError):
+        return text
+
+
 def _event_data(element: ElementTree.Element) -> dict[str, Any]:
     """EventData in rs's shape: named Data by name, unnamed Data as `Data: {#text: [...]}`."""
     out: dict[str, Any] = {}
+    if element.attrib:
+        out["#attributes"] = {_local(k): v for k, v in element.attrib.items()}
     unnamed: list[Any] = []
     for child in element:
         tag = _local(child.tag)
         if tag == "Data" and "Name" in child.attrib:
             out[child.attrib["Name"]] = typed_text(child.text)
+        elif tag == "Data" and (child.text or "").startswith("<string>"):
+            # python-evtx renders a string array as escaped text "<string>a</string>\n…"
+            unnamed.extend(typed_text(item) for item in _STRING_ITEM.findall(child.text or ""))
         elif tag == "Data":
             unnamed.append(typed_text(child.text or ""))
+        elif tag == "Binary":
+            out[tag] = _binary_hex(child.text)
         else:
             out[tag] = typed_text(child.text)
     if unnamed:

@@ -1,0 +1,180 @@
+"""The `evtxdoc` command line: parse arguments, call pipeline.analyze, render.
+
+Exit codes: 0 ran; 2 usage error or unreadable input (or --strict and data problems);
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from evtxdoc import __version__, pipeline, timeline
+from evtxdoc.errors import EvtxdocError
+from evtxdoc.models import Analysis, AnalyzeOptions
+from evtxdoc.report import events as events_export
+from evtxdoc.report import terminal
+from evtxdoc.report.inventory import inventory
+
+EXIT_OK, EXIT_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+
+app = typer.Typer(
+    help="Explain Autopilot hybrid-join failures from Windows event logs (.evtx, cab, zip).",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+
+Inputs = Annotated[list[Path], typer.Argument(
+    help="Log bundles: .evtx files, folders, .zip or .cab archives (nested ones too).",
+    show_default=False)]
+Strict = Annotated[bool, typer.Option(
+    "--strict", help="Validate checksums and fail (exit 2) on any data problem.")]
+Workers = Annotated[int | None, typer.Option(
+    "--workers", min=1, help="Processes for reading several files (default: one per core).")]
+
+
+class InventoryFormat(StrEnum):
+    terminal = "terminal"
+    json = "json"
+
+
+class EventsFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def _run(inputs: list[Path], strict: bool, workers: int | None) -> Analysis:
+    options = AnalyzeOptions(strict=strict, workers=workers)
+    if not sys.stderr.isatty():
+        return pipeline.analyze(inputs, options)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("reading logs", total=None)
+
+        def progress(stage: str, done: int, total: int, detail: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{stage}: {detail[-50:]}")
+
+        return pipeline.analyze(inputs, options, progress)
+
+
+def _fail(error: EvtxdocError) -> None:
+    stderr.print(f"[bold red]error:[/] {error.where + ': ' if error.where else ''}"
+                 f"{error.message}", highlight=False, markup=True)
+    if error.hint:
+        stderr.print(f"  hint: {error.hint}", highlight=False)
+    raise typer.Exit(EXIT_INPUT)
+
+
+def _analysis(inputs: list[Path], strict: bool, workers: int | None) -> Analysis:
+    try:
+        analysis = _run(inputs, strict, workers)
+    except EvtxdocError as error:
+        _fail(error)
+        raise  # unreachable: _fail exits
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    return analysis
+
+
+@app.command()
+def analyze(
+    inputs: Inputs,
+    output: Annotated[Path | None, typer.Option(
+        "-o", "--output", help="Write to this file instead of standard output.")] = None,
+    output_format: Annotated[InventoryFormat | None, typer.Option(
+        "--format", "-f", help="terminal (default on a terminal) or json (versioned, "
+        "docs/json-inventory.md).")] = None,
+    strict: Strict = False,
+    workers: Workers = None,
+) -> None:
+    """Read the bundles and show what they hold: hosts, channels, files, problems."""
+    analysis = _analysis(inputs, strict, workers)
+    chosen = output_format or (InventoryFormat.terminal if sys.stdout.isatty() and not output
+                               else InventoryFormat.json)
+    if chosen is InventoryFormat.json:
+        data = orjson.dumps(inventory(analysis), option=orjson.OPT_INDENT_2) + b"\n"
+        if output:
+            output.write_bytes(data)
+        else:
+            sys.stdout.buffer.write(data)
+    elif output:
+        with output.open("w", encoding="utf-8") as handle:
+            terminal.render(analysis, Console(file=handle, width=100, color_system=None))
+    else:
+        terminal.render(analysis, Console(width=min(Console().width, 100)))
+    if not analysis.readable:
+        stderr.print("[bold red]error:[/] no readable .evtx event log in the inputs")
+        stderr.print("  hint: pass the folder, .cab or .zip the logs came in; see the "
+                     "Files table for what was skipped and why")
+        raise typer.Exit(EXIT_INPUT)
+
+
+def _time(value: str | None, name: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except ValueError:
+        raise typer.BadParameter(f"not a date/time: {value!r} (use ISO 8601, e.g. "
+                                 "2025-02-18T10:00:00Z)", param_hint=name) from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+@app.command()
+def events(
+    inputs: Inputs,
+    channel: Annotated[list[str] | None, typer.Option(
+        "--channel", help="Only this channel (repeatable), e.g. System.")] = None,
+    event_id: Annotated[list[int] | None, typer.Option(
+        "--id", help="Only this event ID (repeatable).")] = None,
+    host: Annotated[list[str] | None, typer.Option(
+        "--host", help="Only this host (System/Computer, repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="From this UTC time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this UTC time (ISO 8601).")] = None,
+    output_format: Annotated[EventsFormat, typer.Option(
+        "--format", "-f", help="csv or jsonl.")] = EventsFormat.jsonl,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file.")] = None,
+    strict: Strict = False,
+    workers: Workers = None,
+) -> None:
+    """Dump normalized events (UTC times, decoded fields), filtered."""
+    start, end = _time(since, "--since"), _time(until, "--until")
+    analysis = _analysis(inputs, strict, workers)
+    frame = timeline.select(analysis.timeline, channels=channel, event_ids=event_id,
+                            hosts=host, since=start, until=end)
+    if output_format is EventsFormat.jsonl:
+        with (output.open("wb") if output else _stdout_bytes()) as handle:
+            count = events_export.write_jsonl(frame, handle)
+    else:
+        with (output.open("w", encoding="utf-8", newline="") if output
+              else _stdout_text()) as handle:
+            count = events_export.write_csv(frame, handle)
+    stderr.print(f"{count} event(s) written", highlight=False)
+
+
+def _stdout_bytes():
+    return open(sys.stdout.fileno(), "wb", closefd=False)
+
+
+def _stdout_text():
+    return open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

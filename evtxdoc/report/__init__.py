@@ -1,0 +1,1 @@
+"""Renderers of an Analysis: inventory JSON, terminal summary, event exports."""

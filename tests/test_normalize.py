@@ -1,0 +1,189 @@
+"""Normalization: times, record ids, field shapes, connector bodies, backend agreement."""
+
+from __future__ import annotations
+
+import itertools
+
+import evtx
+import orjson
+import pytest
+
+from evtxdoc import pipeline
+from evtxdoc.normalize import decode_fields, event_time, format_time_ns, normalize, parse_time_ns
+from evtxdoc.parse import fallback_available, python_evtx_records, rs_records
+from evtxdoc.timeline import fields_of, select
+
+from .conftest import real
+
+LEGACY_BODY = (
+    '{"Metric":{"Dimensions":{"RequestId":"5f8c7e3a-1111-4a4a-9b9b-000000000001",'
+    '"DeviceId":"0d4a8c1e-2222-4b4b-8c8c-000000000002","DomainName":"contoso.com",'
+    '"ErrorCode":"5","RetryCount":"1","ErrorDescription":"Failed to get the ODJ Blob.",'
+    '"InstanceId":"7","DiagnosticCode":"0x00000800","DiagnosticText":"The account does not '
+    'have sufficient privileges. NetProvisionComputerAccount failed machineName=AP-7Q2LKD1X."},'
+    '"Name":"RequestOfflineDomainJoinBlob_Failure","Value":0}}'
+)
+UPDATED_BODY = (
+    "ComputerObjectCreated: the request was processed\r\n"
+    "ElapsedMilliseconds: 1834\r\n"
+    "DeviceId: e078603c-fe1a-488a-a760-415622ff9f45\r\n"
+    "DeviceName: AP-9X3KQ2LM\r\n"
+    "DiagnosticCode: 0\r\n"
+    "DiagnosticText: Success"
+)
+
+
+def raw(event_data=None, user_data=None, channel="System", **system):
+    created = {"#attributes": {"SystemTime": "2025-02-18T10:00:00.123456Z"}}
+    event = {"System": {"Channel": channel, "Computer": "HOST1", "EventRecordID": 7,
+                        "TimeCreated": created, **system}}
+    if event_data is not None:
+        event["EventData"] = event_data
+    if user_data is not None:
+        event["UserData"] = user_data
+    return (7, "2025-02-18T10:00:00.1234567Z UTC", event)
+
+
+def test_legacy_connector_json_body_becomes_fields():
+    event = normalize(raw({"Data": {"#text": LEGACY_BODY}}, channel="ODJ Connector Service"),
+                      "odj.evtx")
+    assert event.fields["Data0"] == LEGACY_BODY
+    assert event.fields["ErrorCode"] == "5"
+    assert event.fields["DiagnosticCode"] == "0x00000800"  # as written, not re-rendered
+    assert event.fields["DomainName"] == "contoso.com"
+    assert event.fields["MetricName"] == "RequestOfflineDomainJoinBlob_Failure"
+    assert event.fields["MachineName"] == "AP-7Q2LKD1X"
+
+
+def test_updated_connector_key_value_body_becomes_fields():
+    event = normalize(raw({"Data": {"#text": UPDATED_BODY}},
+                          channel="Microsoft-Intune-ODJConnectorService/Operational"), "x")
+    assert event.fields["EventType"] == "ComputerObjectCreated"
+    assert event.fields["DeviceName"] == "AP-9X3KQ2LM"
+    assert event.fields["DiagnosticCode"] == "0"
+    assert event.fields["ElapsedMilliseconds"] == "1834"
+    assert event.fields["DeviceId"] == "e078603c-fe1a-488a-a760-415622ff9f45"
+
+
+def test_key_value_lines_outside_connector_channels_stay_text():
+    event = normalize(raw({"Data": {"#text": UPDATED_BODY}}, channel="Application"), "x")
+    assert "DeviceName" not in event.fields
+
+
+def test_unnamed_data_become_numbered_fields_and_named_keep_names():
+    event = normalize(raw({"Data": {"#text": ["a", "", "c"]}, "Binary": "E207"}), "x")
+    assert [event.fields[f"Data{i}"] for i in range(3)] == ["a", "", "c"]
+    assert event.fields["Binary"] == "E207"
+    named = normalize(raw({"DomainName": "contoso.com", "ComputerName": "AP-1"}), "x")
+    assert named.fields == {"DomainName": "contoso.com", "ComputerName": "AP-1"}
+
+
+def test_user_data_flattened_with_dotted_paths():
+    user = {"WinVerifyTrustStart": {"EventAuxInfo": {"#attributes": {"ProcessName": "a.exe"}},
+                                    "#attributes": {"xmlns": "urn:x"}, "Result": 5}}
+    event = normalize(raw(user_data=user), "x")
+    assert event.fields == {"UserData": "WinVerifyTrustStart",
+                            "WinVerifyTrustStart.EventAuxInfo.ProcessName": "a.exe",
+                            "WinVerifyTrustStart.Result": 5}
+
+
+def test_guid_values_take_the_windows_form():
+    activity = {"#attributes": {"ActivityID": "a1b2c3d4-0000-0000-0000-00000000abcd"}}
+    event = normalize(raw({"DeviceId": "e078603c-fe1a-488a-a760-415622ff9f45"},
+                          Correlation=activity), "x")
+    assert event.fields["DeviceId"] == "{E078603C-FE1A-488A-A760-415622FF9F45}"
+    assert event.activity_id == "{A1B2C3D4-0000-0000-0000-00000000ABCD}"
+
+
+def test_qualifiers_are_separate_from_the_event_id():
+    event = normalize(raw({}, EventID={"#attributes": {"Qualifiers": 16384}, "#text": 7036}), "x")
+    assert (event.event_id, event.qualifiers) == (7036, 16384)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2016-07-08T18:12:51.681640Z", "2016-07-08T18:12:51.6816400Z"),
+    ("2016-07-08T18:12:51.6816408Z UTC", "2016-07-08T18:12:51.6816408Z"),
+    ("2016-07-08 18:12:51.681641+00:00", "2016-07-08T18:12:51.6816410Z"),
+    ("2021-11-19T16:52:33.833733500Z", "2021-11-19T16:52:33.8337335Z"),
+    ("2021-11-19T18:52:33.5+02:00", "2021-11-19T16:52:33.5000000Z"),
+])
+def test_time_formats_of_every_backend(text, expected):
+    assert format_time_ns(parse_time_ns(text)) == expected
+
+
+def test_header_time_supplies_the_100ns_digit_only_when_it_agrees():
+    assert event_time("2016-07-08T18:12:51.681640Z", "2016-07-08T18:12:51.6816408Z UTC") == (
+        parse_time_ns("2016-07-08T18:12:51.6816408Z"), True)
+    # rs drops trailing zeros of the header time: .676846 means .6768460
+    assert event_time("2016-07-08T18:12:54.676846Z", "2016-07-08T18:12:54.676846Z UTC")[1]
+    # an exported file: the header holds the export time, so only µs are known here
+    ns, exact = event_time("2016-09-19T16:50:06.123456Z", "2016-09-20T09:00:00.1111111Z UTC")
+    assert (ns, exact) == (parse_time_ns("2016-09-19T16:50:06.123456Z"), False)
+
+
+def test_times_at_100ns_in_a_live_log():
+    analysis = pipeline.analyze([real("system.evtx")])
+    first = select(analysis.timeline, event_ids=[6009]).iloc[0]
+    assert format_time_ns(first["ts"].value) == "2017-07-12T17:16:28.2141616Z"
+
+
+def test_exported_file_record_ids_come_from_the_xml_and_times_from_the_filetime():
+    path = real("smb-password-guessing-security.evtx")  # every header time is the export time
+    header_ids = [r["event_record_id"] for r in
+                  itertools.islice(evtx.PyEvtxParser(str(path)).records_json(), 5)]
+    analysis = pipeline.analyze([path])
+    frame = analysis.timeline
+    assert sorted(frame["record_id"])[:5] != header_ids  # the XML ids, not the header's 1..n
+    fractions = {format_time_ns(v)[20:27] for v in frame["ts"].array.asi8[:500]}
+    assert any(not f.endswith("0") for f in fractions)  # 100 ns digits recovered
+
+
+def test_fields_decode_from_the_timeline():
+    analysis = pipeline.analyze([real("new-user-security.evtx")])
+    fields = fields_of(analysis.timeline)
+    assert fields[0]["MemberSid"].startswith("S-1-5-21-")
+
+
+@pytest.mark.skipif(not fallback_available(), reason="python-evtx not installed")
+@pytest.mark.parametrize("name", ["new-user-security.evtx", "Security_with_size_t.evtx",
+                                  "system.evtx"])
+def test_python_evtx_and_rs_normalize_alike(name):
+    path = str(real(name))
+    rs = {}
+    for record in itertools.islice(rs_records(path, lambda *_: None), 60):
+        event = normalize(record, "f")
+        rs[event.record_id] = event
+    other = {}
+    for record in itertools.islice(python_evtx_records(path, set(), lambda *_: None), 60):
+        event = normalize(record, "f")
+        other[event.record_id] = event
+    common = set(rs) & set(other)
+    assert len(common) >= 4
+    for record_id in common:
+        a, b = rs[record_id], other[record_id]
+        assert (a.host, a.channel, a.provider, a.event_id, a.level) == (
+            b.host, b.channel, b.provider, b.event_id, b.level)
+        assert abs(a.ts - b.ts) < 10_000  # µs renderings; python-evtx's float is off by µs
+        assert a.activity_id == b.activity_id
+        for key, value in a.fields.items():
+            assert comparable(value) == comparable(b.fields.get(key)), key
+
+
+def comparable(value):
+    """Known rendering differences of python-evtx: \r\n folded by XML parsing, HexInt32
+    printed in decimal, empty strings as None."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str) and value.startswith("0x"):
+        return int(value, 16)
+    if isinstance(value, str) and (ns := parse_time_ns(value)) is not None and value[4] == "-":
+        return ns // 10_000  # FILETIMEs: µs renderings that differ by a rounding
+    if isinstance(value, str):
+        value = value.replace("\r\n", "\n")
+        return int(value) if value.isdigit() else value
+    return value
+
+
+def test_decode_fields_takes_stored_payload_bytes():
+    payload = orjson.loads(orjson.dumps({"EventData": {"A": 1}}))
+    assert decode_fields(payload) == {"A": 1}
