@@ -67,9 +67,9 @@ def _run(inputs: list[Path], strict: bool, workers: int | None) -> Analysis:
 
 def _fail(error: EvtxdocError) -> None:
     stderr.print(f"[bold red]error:[/] {error.where + ': ' if error.where else ''}"
-                 f"{error.message}", highlight=False, markup=True)
+                 f"{error.message}", highlight=False, markup=True, soft_wrap=True)
     if error.hint:
-        stderr.print(f"  hint: {error.hint}", highlight=False)
+        stderr.print(f"  hint: {error.hint}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_INPUT)
 
 
@@ -112,9 +112,10 @@ def analyze(
     else:
         terminal.render(analysis, Console(width=min(Console().width, 100)))
     if not analysis.readable:
-        stderr.print("[bold red]error:[/] no readable .evtx event log in the inputs")
+        stderr.print("[bold red]error:[/] no readable .evtx event log in the inputs",
+                     soft_wrap=True)
         stderr.print("  hint: pass the folder, .cab or .zip the logs came in; see the "
-                     "Files table for what was skipped and why")
+                     "Files table for what was skipped and why", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT)
 
 

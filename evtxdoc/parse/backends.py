@@ -116,8 +116,8 @@ def typed_text(text: str | None) -> Any:
         return text
     if _INT.fullmatch(text) and len(text) < 20:
         return int(text)
-    if text in ("true", "false"):
-        return text == "true"
+    if text in ("true", "false", "True", "False"):  # python-evtx writes Python's spelling
+        return text in ("true", "True")
     if text.startswith("0x") and _HEX.fullmatch(text):
         return f"0x{int(text, 16):x}"
     if _PY_EVTX_TIME.fullmatch(text):  # python-evtx's FILETIME form → rs's

@@ -1,0 +1,80 @@
+"""The command line: exit codes, inventory JSON, event export filters."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from typer.testing import CliRunner
+
+from evtxdoc.cli import app
+
+from .conftest import real
+
+runner = CliRunner()
+
+
+def test_analyze_json_inventory(tmp_path):
+    out = tmp_path / "inv.json"
+    result = runner.invoke(app, ["analyze", str(real("system.evtx")), "--format", "json",
+                                 "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["schema_version"] == "1"
+    assert data["summary"]["events"] == 1881
+    hosts = {h["host"] for h in data["hosts"]}
+    assert "WIN-P4SIAA0SQCO" in hosts
+    (entry,) = data["files"]
+    assert entry["status"] == "read" and entry["records"] == 1881 and entry["dirty"] is True
+    assert {p["kind"] for p in data["problems"]} == {"dirty_header", "stale_chunk_count"}
+
+
+def test_analyze_terminal_lists_hosts_and_problems():
+    result = runner.invoke(app, ["analyze", str(real("sysmon.evtx")), "--format", "terminal"])
+    assert result.exit_code == 0
+    cells = re.sub(r"[\s│]", "", result.output)  # table cells wrap at 80 columns
+    assert "Microsoft-Windows-Sysmon/Operational" in cells
+    assert "notavalidchunk" in cells
+
+
+def test_missing_path_exits_2_with_a_hint(tmp_path):
+    result = runner.invoke(app, ["analyze", str(tmp_path / "nope.cab")])
+    assert result.exit_code == 2
+    assert "no such file or folder" in result.output and "hint:" in result.output
+
+
+def test_nothing_readable_exits_2(tmp_path):
+    (tmp_path / "a.txt").write_text("hello")
+    result = runner.invoke(app, ["analyze", str(tmp_path), "--format", "json"])
+    assert result.exit_code == 2
+    assert "no readable .evtx" in result.output
+
+
+def test_strict_fails_on_damage_and_passes_clean_files():
+    damaged = runner.invoke(app, ["analyze", str(real("sysmon.evtx")), "--strict"])
+    assert damaged.exit_code == 2 and "strict mode" in damaged.output
+    clean = runner.invoke(app, ["analyze", str(real("Security_with_size_t.evtx")), "--strict",
+                                "--format", "json"])
+    assert clean.exit_code == 0
+
+
+def test_events_export_filters_and_formats(tmp_path):
+    out = tmp_path / "e.jsonl"
+    result = runner.invoke(app, ["events", str(real("system.evtx")), "--id", "6009",
+                                 "--since", "2017-07-12T17:00:00Z", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all(r["event_id"] == 6009 and r["ts"] >= "2017-07-12T17" for r in rows)
+    assert rows[0]["ts"] == "2017-07-12T17:16:28.2141616Z"
+    assert rows[0]["fields"]["Data3"] == "Multiprocessor Free"
+    csv_out = tmp_path / "e.csv"
+    runner.invoke(app, ["events", str(real("system.evtx")), "--channel", "system", "--host",
+                        "win-p4siaa0sqco", "--format", "csv", "-o", str(csv_out)])
+    lines = csv_out.read_text().splitlines()
+    assert lines[0].startswith("ts,host,channel") and len(lines) > 1
+    assert all(",WIN-P4SIAA0SQCO,System," in line for line in lines[1:])
+
+
+def test_bad_since_is_a_usage_error(tmp_path):
+    result = runner.invoke(app, ["events", str(real("system.evtx")), "--since", "yesterday-ish"])
+    assert result.exit_code == 2
