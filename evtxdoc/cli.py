@@ -110,7 +110,7 @@ def analyze(
         with output.open("w", encoding="utf-8") as handle:
             terminal.render(analysis, Console(file=handle, width=100, color_system=None))
     else:
-        terminal.render(analysis, Console(width=min(Console().width, 100)))
+        terminal.render(analysis, Console())
     if not analysis.readable:
         stderr.print("[bold red]error:[/] no readable .evtx event log in the inputs",
                      soft_wrap=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import struct
 import zipfile
@@ -82,7 +81,7 @@ def test_symlink_entries_are_never_created(tmp_path):
     archive = make_zip(tmp_path / "link.zip", {"a.txt": b"a"}, symlinks={"l.evtx": "/etc/passwd"})
     bundle = discover([archive], tmp_path / "work", AnalyzeOptions())
     assert "symlink" in kinds(bundle)
-    assert not any(os.path.islink(f.path) for f in bundle.files)
+    assert not any(Path(f.path).is_symlink() for f in bundle.files)
 
 
 def test_limits_total_size_entries_ratio_and_depth(tmp_path):
@@ -118,9 +117,11 @@ def test_identified_by_magic_not_name(tmp_path, copy_real):
     (tmp_path / "fake.evtx").write_text("Event Viewer CSV export,not evtx")
     (tmp_path / "empty.evtx").write_bytes(b"")
     analysis = pipeline.analyze([tmp_path])
-    assert [r.display for r in analysis.file_reports] == [str(tmp_path / "export without extension")]
+    assert [r.display for r in analysis.file_reports] == [
+        str(tmp_path / "export without extension")]
     assert {p.kind: p.source for p in analysis.problems} == {
-        "not_evtx": str(tmp_path / "fake.evtx"), "empty_file": str(tmp_path / "empty.evtx")}
+        "not_evtx": str(tmp_path / "fake.evtx"),
+        "empty_file": str(tmp_path / "empty.evtx")}
 
 
 def test_truncated_file_keeps_what_it_holds(tmp_path, copy_real):
