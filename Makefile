@@ -18,8 +18,14 @@ setup: $(BIN)/evtxdoc
 ## Set up, then analyze the bundled samples (inventory on the terminal and as JSON in out/).
 run: setup
 	@mkdir -p $(OUT)
-	$(BIN)/evtxdoc analyze $(SAMPLES) --format json -o $(OUT)/inventory.json
-	$(BIN)/evtxdoc analyze $(SAMPLES) --format terminal
+	@if [ -z "$$(find $(SAMPLES) -type f ! -name '*.md' ! -name '*.yaml' 2>/dev/null | head -1)" ]; then \
+	  echo "$(SAMPLES)/ holds no log bundle yet (evtxdoc synth fills it); nothing to analyze."; \
+	  echo "Try: $(BIN)/evtxdoc analyze ../shared/real-evtx"; \
+	else \
+	  $(BIN)/evtxdoc analyze $(SAMPLES) --format json -o $(OUT)/inventory.json && \
+	  $(BIN)/evtxdoc analyze $(SAMPLES) --format terminal && \
+	  echo "inventory written to $(OUT)/inventory.json"; \
+	fi
 
 ## Set up, lint, and run the whole test suite.
 test: setup

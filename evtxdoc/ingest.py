@@ -110,9 +110,10 @@ class _Reader:
         header_ids: set[int] = set()
         if rs_available():
             self.backends.append("evtx")
+            add, add_header = self.add, header_ids.add
             for raw in rs_records(self.file.path, self.on_error, strict=self.strict):
-                header_ids.add(raw[0])
-                self.add(raw)
+                add_header(raw[0])
+                add(raw)
         self._report_errors("undecodable_record", "evtx")
         missing = not rs_available() or len(header_ids) < structure.records
         if missing and self.use_fallback and fallback_available():

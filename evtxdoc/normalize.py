@@ -211,8 +211,12 @@ def row(raw: RawRecord) -> Row:
         # A torn record: its substitution values were never flushed (all zero). Only the
         # record header survived; keep the event so the gap is visible, and say so.
         record_id, message, exact = header_id, PARTIAL_MESSAGE, True
+    level, task, opcode = get("Level"), get("Task"), get("Opcode")
     return (
-        ts, event_id, qualifiers, _int(get("Level")), _int(get("Task")), _int(get("Opcode")),
+        ts, event_id, qualifiers,
+        level if type(level) is int else _int(level),
+        task if type(task) is int else _int(task),
+        opcode if type(opcode) is int else _int(opcode),
         record_id, get("Computer") or "", get("Channel") or "",
         provider.get("Name") or provider.get("EventSourceName") or "",
         guid(activity) if activity else None, user_sid or None,
