@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import orjson
 import pandas as pd
@@ -65,7 +65,7 @@ def _run(inputs: list[Path], strict: bool, workers: int | None) -> Analysis:
         return pipeline.analyze(inputs, options, progress)
 
 
-def _fail(error: EvtxdocError) -> None:
+def _fail(error: EvtxdocError) -> NoReturn:
     stderr.print(f"[bold red]error:[/] {error.where + ': ' if error.where else ''}"
                  f"{error.message}", highlight=False, markup=True, soft_wrap=True)
     if error.hint:
@@ -78,7 +78,6 @@ def _analysis(inputs: list[Path], strict: bool, workers: int | None) -> Analysis
         analysis = _run(inputs, strict, workers)
     except EvtxdocError as error:
         _fail(error)
-        raise  # unreachable: _fail exits
     except KeyboardInterrupt:
         stderr.print("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None

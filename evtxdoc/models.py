@@ -148,10 +148,6 @@ class Analysis:
     version: str
 
     @property
-    def hosts(self) -> list[str]:
-        return sorted({c.host for c in self.coverage})
-
-    @property
     def readable(self) -> bool:
         """At least one EVTX file was read (even if it held no events)."""
         return any(r.format_version for r in self.file_reports)

@@ -231,9 +231,7 @@ def row(raw: RawRecord) -> Row:
 def normalize_value(value: Any) -> Any:
     """Make one field value look the same whichever backend rendered it."""
     if isinstance(value, str):
-        if (len(value) == 36 or len(value) == 38) and _GUID.fullmatch(value):
-            return "{" + value.strip("{}").upper() + "}"
-        return value
+        return guid(value) if len(value) == 36 or len(value) == 38 else value
     if isinstance(value, list):
         return [normalize_value(item) for item in value]
     return value

@@ -112,11 +112,6 @@ def _clamp(value: int, typecode: str) -> int:
     return max(-(2 ** (bits - 1)), min(2 ** (bits - 1) - 1, value))
 
 
-def empty_frame() -> pd.DataFrame:
-    """A timeline with no rows and the declared dtypes."""
-    return build_frame([])
-
-
 def build_frame(batches: Sequence[ColumnBatch]) -> pd.DataFrame:
     """Merge batches (in order) into one timeline DataFrame, unsorted."""
     data: dict[str, Any] = {}
@@ -132,7 +127,7 @@ def build_frame(batches: Sequence[ColumnBatch]) -> pd.DataFrame:
             values.extend(getattr(batch, name))
         column = np.empty(len(values), dtype=object)
         column[:] = values
-        data[name] = column
+        data[name] = pd.Series(column, dtype=object, copy=False)  # pandas 3 would infer `str`
     return pd.DataFrame(data, columns=list(COLUMNS))
 
 

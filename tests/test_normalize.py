@@ -5,11 +5,17 @@ from __future__ import annotations
 import itertools
 
 import evtx
-import orjson
 import pytest
 
 from evtxdoc import pipeline
-from evtxdoc.normalize import decode_fields, event_time, format_time_ns, normalize, parse_time_ns
+from evtxdoc.normalize import (
+    decode_fields,
+    encode_payload,
+    event_time,
+    format_time_ns,
+    normalize,
+    parse_time_ns,
+)
 from evtxdoc.parse import fallback_available, python_evtx_records, rs_records
 from evtxdoc.timeline import fields_of, select
 
@@ -185,5 +191,6 @@ def comparable(value):
 
 
 def test_decode_fields_takes_stored_payload_bytes():
-    payload = orjson.loads(orjson.dumps({"EventData": {"A": 1}}))
-    assert decode_fields(payload) == {"A": 1}
+    payload = encode_payload({"EventData": {"A": 1, "Data": {"#text": ["x", "y"]}}})
+    assert isinstance(payload, bytes)
+    assert decode_fields(payload) == {"A": 1, "Data0": "x", "Data1": "y"}

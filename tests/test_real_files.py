@@ -6,7 +6,7 @@ import evtx
 import orjson
 import pytest
 
-from evtxdoc import pipeline
+from evtxdoc import pipeline, timeline
 from evtxdoc.models import Severity
 
 from .conftest import REAL, real, real_files
@@ -86,6 +86,19 @@ def test_identical_events_in_two_files_are_kept_once():
     assert len(analysis.timeline) == first.records == 2261
     assert first.duplicate_events == 0
     assert second.duplicate_events == second.records == 2261
+
+
+def test_timeline_matches_its_declared_columns_and_dtypes(whole_folder):
+    for frame in (whole_folder.timeline, timeline.build_frame([])):
+        assert tuple(frame.columns) == timeline.COLUMNS
+        assert {c: str(t) for c, t in frame.dtypes.items()} == timeline.DTYPES
+
+
+def test_per_host_views_split_the_timeline(whole_folder):
+    views = timeline.by_host(whole_folder.timeline)
+    assert sum(len(v) for v in views.values()) == len(whole_folder.timeline)
+    assert set(views["DESKTOP-2KGM189"]["channel"]) == {
+        "System", "Microsoft-Windows-Sysmon/Operational"}
 
 
 def test_timeline_is_sorted_and_typed(whole_folder):

@@ -43,10 +43,6 @@ class Bundle:
         """The distinct EVTX files to parse (duplicates by content left out)."""
         return [f for f in self.files if f.kind is FileKind.EVTX and f.duplicate_of is None]
 
-    @property
-    def skipped(self) -> list[DiscoveredFile]:
-        return [f for f in self.files if f.kind is FileKind.SKIPPED or f.duplicate_of]
-
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
