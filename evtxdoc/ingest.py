@@ -98,6 +98,7 @@ class _Reader:
         if not self.inexact:
             return
         exact = record_times(self.file.path)
+        self.batch.flush()
         column = self.batch.numeric["ts"]
         for index, header_id in self.inexact:
             filetime = exact.get(header_id)
