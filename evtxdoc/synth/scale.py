@@ -1,0 +1,77 @@
+"""Large synthetic bundles for performance work (`evtxdoc synth --scale N`).
+
+A fleet of devices (every fifth attempt failing in one of the connector faults, one device in
+six retrying) served by two updated connectors; the device logs of the whole fleet are merged
+into one file per channel (as a collector would forward them), so that the bundle stays a
+handful of large files.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import yaml
+
+from evtxdoc.synth.layout import CONNECTOR_EXPORT_NAMES, live_name
+from evtxdoc.synth.scenario import build, expected, parse
+from evtxdoc.synth.writer import EvtxWriter
+
+EVENTS_PER_DEVICE = 40  # about what one device attempt plus its noise writes
+FAULT_CYCLE = ("none", "none", "none", "none", "access_denied", "none", "no_connector",
+               "none", "blob_rejected", "none")
+
+
+def scaled_scenario(events: int, seed: int) -> dict:
+    """A scenario dict with enough devices for about `events` events."""
+    rng = random.Random(seed)
+    devices = []
+    for index in range(max(1, events // EVENTS_PER_DEVICE)):
+        attempts = [{"at": f"{index * 7}s", "connector": f"CONN0{1 + index % 2}.contoso.local",
+                     "fault": FAULT_CYCLE[index % len(FAULT_CYCLE)],
+                     "computer_name": f"AP-{index:011d}"}]
+        if index % 6 == 5:  # a retry after a reset
+            attempts.append({"at": f"{index * 7 + 7200}s", "connector": "CONN01.contoso.local",
+                             "computer_name": f"AP-{index:010d}R"})
+        for attempt in attempts:
+            if attempt["fault"] == "no_connector":
+                attempt["connector"] = None
+        devices.append({"oobe_name": f"DESKTOP-{index:07d}", "layout": "live",
+                        "clock_offset": f"{rng.randrange(-300, 300)}s",
+                        "profile": {"join": "hybrid", "domain": "contoso.local"},
+                        "attempts": attempts})
+    return {"name": f"scale-{events}", "seed": seed, "start": "2025-10-01T00:00:00Z",
+            "noise": 18, "summary": "performance bundle", "root_cause": "mixed",
+            "connectors": [{"name": "CONN01.contoso.local", "kind": "updated"},
+                           {"name": "CONN02.contoso.local", "kind": "updated",
+                            "clock_offset": "-20s"}],
+            "devices": devices}
+
+
+def write_scaled(out: Path, events: int, seed: int = 1) -> list[Path]:
+    scenario = parse(scaled_scenario(events, seed), f"<scale {events}>")
+    logs = build(scenario)
+    bundle = out / "bundle"
+    written: list[Path] = []
+    merged: dict[str, EvtxWriter] = {}
+    for log in logs:
+        if log.role == "connector":
+            folder = bundle / log.name
+            folder.mkdir(parents=True, exist_ok=True)
+            for channel, channel_events in sorted(log.events.items()):
+                writer = EvtxWriter()
+                writer.extend(channel_events)
+                path = folder / CONNECTOR_EXPORT_NAMES.get(channel, live_name(channel))
+                writer.write(path)
+                written.append(path)
+            continue
+        for channel, channel_events in log.events.items():
+            merged.setdefault(channel, EvtxWriter()).extend(channel_events)
+    fleet = bundle / "fleet"
+    fleet.mkdir(parents=True, exist_ok=True)
+    for channel, writer in sorted(merged.items()):
+        path = fleet / live_name(channel)
+        writer.write(path)
+        written.append(path)
+    (out / "expected.yaml").write_text(yaml.safe_dump(expected(scenario), sort_keys=False))
+    return [*written, out / "expected.yaml"]

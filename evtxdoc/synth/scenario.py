@@ -1,0 +1,560 @@
+"""Scenario files (YAML) → the events and supporting files of every host, deterministically.
+
+A scenario names the hosts (devices with their Autopilot profile, connector servers) and the
+story of each join attempt with an injected `fault`; `build()` expands it into the event
+sequence of reference/domain.md (d), with each host's clock offset applied to what it writes,
+plus background noise drawn from the shapes real MDM/Autopilot logs contain. The format is
+documented in docs/scenarios.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evtxdoc.errors import InputError
+from evtxdoc.synth import catalog
+from evtxdoc.synth.writer import SynthEvent
+
+FAULTS = {  # fault → (outcome, failing step), the expectation a scenario states
+    "none": ("succeeded", None),
+    "access_denied": ("timed_out", "odj_blob"),
+    "ou_not_configured": ("timed_out", "odj_blob"),
+    "quota": ("timed_out", "odj_blob"),
+    "no_connector": ("timed_out", "odj_blob"),
+    "connector_proxy": ("timed_out", "odj_blob"),
+    "legacy_connector": ("timed_out", "odj_blob"),
+    "blob_rejected": ("failed", "offline_join"),
+    "dc_unreachable": ("failed", "dc_connectivity"),
+    "clock_skew": ("succeeded", None),
+    "sync_pending": ("incomplete", "hybrid_registration"),
+    "entra_join": ("not_hybrid", None),
+}
+LAYOUTS = ("cab", "zip", "intune", "live")
+CONNECTOR_KINDS = ("updated", "legacy")
+MSA_SID_BASE = "S-1-5-21-3623811015-3361044348-30300820"
+_DURATION = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
+_UNITS = {"ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+SECOND = 1_000_000_000
+
+
+def seconds(value: Any, where: str) -> float:
+    """`90`, `"90s"`, `"+5m"`, `"-3h"` → seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value).strip())
+    if not match:
+        raise InputError(f"{value!r} is not a duration", where=where,
+                         hint="write a number of seconds or e.g. 90s, 5m, -3h, 1d")
+    sign, number, unit = match.groups()
+    return (-1 if sign == "-" else 1) * float(number) * _UNITS[unit]
+
+
+@dataclass
+class Connector:
+    name: str
+    kind: str = "updated"
+    version: str = "6.2501.2000.5"
+    domain: str = "contoso.local"
+    clock_offset: float = 0.0
+    msa_sid: str = ""
+    served_before: int = 0  # successful requests for devices outside the bundle
+    layout: str = "export"
+
+
+@dataclass
+class Attempt:
+    at: float  # seconds after the scenario start (true time)
+    computer_name: str
+    connector: str | None
+    fault: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Device:
+    oobe_name: str
+    serial: str
+    layout: str
+    clock_offset: float
+    join: str
+    skip_dc_check: bool
+    domain: str
+    ou: str
+    name_prefix: str
+    attempts: list[Attempt]
+    ztdid: str = ""
+    entdmid: str = ""
+
+
+@dataclass
+class Scenario:
+    name: str
+    summary: str
+    root_cause: str
+    seed: int
+    start_ns: int
+    tenant_id: str
+    tenant_domain: str
+    connectors: list[Connector]
+    devices: list[Device]
+    noise: int
+    damage: list[dict[str, Any]]
+    source: str = ""
+
+    def connector(self, name: str | None) -> Connector | None:
+        return next((c for c in self.connectors if c.name == name), None)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def load(path: Path) -> Scenario:
+    """Read and check a scenario file; errors name the file and the key."""
+    where = str(path)
+    try:
+        raw = yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read scenario: {exc}", where=where,
+                         hint="see docs/scenarios.md for the format") from exc
+    if not isinstance(raw, dict):
+        raise InputError("a scenario is a YAML mapping", where=where)
+    return parse(raw, where)
+
+
+def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
+    rng = random.Random(raw.get("seed", 1))
+    start = dt.datetime.fromisoformat(str(raw.get("start", "2025-09-15T08:00:00+00:00"))
+                                      .replace("Z", "+00:00"))
+    connectors = []
+    for number, item in enumerate(raw.get("connectors") or []):
+        kind = item.get("kind", "updated")
+        if kind not in CONNECTOR_KINDS:
+            raise InputError(f"connector kind {kind!r}", where=f"{where}: connectors[{number}]",
+                             hint=f"one of {', '.join(CONNECTOR_KINDS)}")
+        connectors.append(Connector(
+            name=item["name"], kind=kind,
+            version=str(item.get("version", "6.2501.2000.5" if kind == "updated"
+                                 else "6.2203.1742.4")),
+            domain=item.get("domain", raw.get("domain", "contoso.local")),
+            clock_offset=seconds(item.get("clock_offset", 0), f"{where}: connectors[{number}]"),
+            msa_sid=f"{MSA_SID_BASE}-{4101 + number}",
+            served_before=int(item.get("served_before", 0)),
+            layout=item.get("layout", "export")))
+    devices = []
+    for number, item in enumerate(raw.get("devices") or []):
+        place = f"{where}: devices[{number}]"
+        profile = item.get("profile") or {}
+        layout = item.get("layout", "intune")
+        if layout not in LAYOUTS:
+            raise InputError(f"layout {layout!r}", where=place, hint=f"one of {LAYOUTS}")
+        attempts = []
+        for index, entry in enumerate(item.get("attempts") or [{}]):
+            fault = entry.get("fault", "none")
+            if fault not in FAULTS:
+                raise InputError(f"unknown fault {fault!r}", where=f"{place}.attempts[{index}]",
+                                 hint=f"one of {', '.join(FAULTS)}")
+            prefix = profile.get("name_prefix", "AP-")
+            name = entry.get("computer_name") or prefix + "".join(
+                rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(15 - len(prefix)))
+            attempts.append(Attempt(
+                at=seconds(entry.get("at", "10m"), f"{place}.attempts[{index}]"),
+                computer_name=name, connector=entry.get("connector"), fault=fault,
+                options={k: v for k, v in entry.items()
+                         if k not in ("at", "computer_name", "connector", "fault")}))
+        devices.append(Device(
+            oobe_name=item.get("oobe_name") or "DESKTOP-" + "".join(
+                rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(7)),
+            serial=str(item.get("serial") or "5CG" + str(rng.randrange(10**6, 10**7))),
+            layout=layout, clock_offset=seconds(item.get("clock_offset", 0), place),
+            join=profile.get("join", "hybrid"),
+            skip_dc_check=bool(profile.get("skip_dc_check", False)),
+            domain=profile.get("domain", raw.get("domain", "contoso.local")),
+            ou=profile.get("ou", "OU=Autopilot,OU=Workstations,DC=contoso,DC=local"),
+            name_prefix=profile.get("name_prefix", "AP-"), attempts=attempts,
+            ztdid=str(uuid.UUID(int=rng.getrandbits(128))),
+            entdmid=str(uuid.UUID(int=rng.getrandbits(128)))))
+    return Scenario(
+        name=str(raw.get("name", "scenario")), summary=str(raw.get("summary", "")),
+        root_cause=str(raw.get("root_cause", "")), seed=int(raw.get("seed", 1)),
+        start_ns=int(start.timestamp()) * SECOND,
+        tenant_id=str(raw.get("tenant_id", uuid.UUID(int=rng.getrandbits(128)))),
+        tenant_domain=str(raw.get("tenant_domain", "contoso.onmicrosoft.com")),
+        connectors=connectors, devices=devices, noise=int(raw.get("noise", 25)),
+        damage=list(raw.get("damage") or []), source=where)
+
+
+# --- the story ---------------------------------------------------------------------------------
+
+@dataclass
+class HostLog:
+    """What one host wrote: events by channel in write order, and supporting files."""
+
+    name: str  # the host as the bundle names it (device: OOBE name; connector: server name)
+    role: str  # device | connector
+    layout: str
+    events: dict[str, list[SynthEvent]] = field(default_factory=dict)
+    supporting: dict[str, bytes] = field(default_factory=dict)  # file name → content
+
+    def add(self, event: SynthEvent) -> None:
+        self.events.setdefault(event.channel, []).append(event)
+
+
+class _Clock:
+    """A host's clock: true time + offset, until a time sync (if any) corrects it."""
+
+    def __init__(self, offset: float, fixed_at_ns: int | None = None):
+        self.offset_ns = int(offset * SECOND)
+        self.fixed_at_ns = fixed_at_ns
+
+    def __call__(self, true_ns: int) -> int:
+        if self.fixed_at_ns is not None and true_ns >= self.fixed_at_ns:
+            return true_ns
+        return true_ns + self.offset_ns
+
+
+class _Writer:
+    """Emits catalog events on one host at true times, through the host's clock."""
+
+    def __init__(self, log: HostLog, clock: _Clock, rng: random.Random):
+        self.log, self.clock, self.rng = log, clock, rng
+        self.pid = rng.randrange(600, 9000)
+
+    def emit(self, key: str, true_ns: int, computer: str, values: dict[str, Any] | None = None,
+             **system: Any) -> None:
+        shape = catalog.shape(key)
+        system.setdefault("process_id", self.pid)
+        system.setdefault("thread_id", self.pid + 4 * self.rng.randrange(1, 400))
+        if not shape.classic:
+            system.setdefault("user_sid", "S-1-5-18")
+        jitter = self.rng.randrange(0, 100_000) * 100  # up to 10 ms, at 100 ns like Windows
+        self.log.add(shape.make(self.clock(true_ns) + jitter, computer, values, **system))
+
+
+def build(scenario: Scenario) -> list[HostLog]:
+    """Every host's log, ready for the writer and the bundle layouts."""
+    rng = random.Random(scenario.seed)
+    connectors = {c.name: _connector_log(c) for c in scenario.connectors}
+    writers = {name: _Writer(log, _Clock(scenario.connector(name).clock_offset), rng)
+               for name, log in connectors.items()}
+    for connector in scenario.connectors:
+        _connector_background(scenario, connector, writers[connector.name], rng)
+    logs = list(connectors.values())
+    for device in scenario.devices:
+        logs.append(_device(scenario, device, writers, rng))
+    for log in logs:
+        for events in log.events.values():
+            events.sort(key=lambda e: e.time_ns)  # write order (a host writes in its own time)
+    return logs
+
+
+def _connector_log(connector: Connector) -> HostLog:
+    return HostLog(connector.name, "connector", connector.layout)
+
+
+def _connector_background(scenario: Scenario, connector: Connector, writer: _Writer,
+                          rng: random.Random) -> None:
+    start = scenario.start_ns - 2 * 3600 * SECOND
+    host = connector.name
+    service = ("Intune ODJConnector Service" if connector.kind == "legacy"
+               else "Intune ODJConnector for Active Service")  # names as S8 / S2 write them
+    writer.emit("scm_state_change", start, host, {"param1": service, "param2": "running"})
+    for index in range(connector.served_before):  # earlier joins for devices not in the bundle
+        when = start + (index + 1) * 300 * SECOND
+        name = "AP-" + "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(12))
+        _connector_success(writer, connector, when, name, str(uuid.UUID(int=rng.getrandbits(128))),
+                           rng)
+    for _ in range(max(3, scenario.noise // 5)):
+        when = start + rng.randrange(0, 6 * 3600) * SECOND
+        writer.emit("scm_state_change", when, host, {
+            "param1": rng.choice(["Windows Update", "Background Intelligent Transfer Service",
+                                  "WinHTTP Web Proxy Auto-Discovery Service"]),
+            "param2": rng.choice(["running", "stopped"])})
+    if any(a.fault == "connector_proxy" and a.connector == connector.name
+           for d in scenario.devices for a in d.attempts):
+        for index in range(12):  # the connector cannot fetch its configuration (S8)
+            _connector_proxy_error(writer, connector, start + index * 900 * SECOND)
+    if connector.kind == "legacy" and any(
+            a.fault == "legacy_connector" for d in scenario.devices for a in d.attempts):
+        # The legacy log still holds the failures from before the MSA change (S1: the old
+        # log may be present); nothing is logged for today's requests.
+        for index in range(3):
+            when = start - (30 + index) * 86400 * SECOND
+            _legacy_failure(writer, when, "AP-OLD" + str(index), "0x00000800", "5",
+                            "The request could not be completed.", connector.domain, rng)
+
+
+def _body(event_type: str, values: dict[str, Any]) -> str:
+    """The updated connector's message: `<EventType>: …` then `Key: Value` lines (S30)."""
+    lines = [f"{event_type}: offline domain join request"]
+    lines += [f"{key}: {value}" for key, value in values.items()]
+    return "\r\n".join(lines)
+
+
+def _connector_success(writer: _Writer, connector: Connector, when: int, name: str,
+                       device_id: str, rng: random.Random) -> None:
+    if connector.kind == "legacy":
+        return  # the legacy connector's success events are not documented: write none
+    writer.emit("connector_request", when, connector.name, {"Message": _body(
+        "OfflineDomainJoinRequestProcessed",
+        {"ElapsedMilliseconds": rng.randrange(600, 4000), "DeviceId": device_id,
+         "DeviceName": name, "DiagnosticCode": 0, "DiagnosticText": "Success"})},
+        user_sid=connector.msa_sid)
+
+
+def _connector_failure(writer: _Writer, connector: Connector, when: int, name: str,
+                       device_id: str, code: int, text: str, rng: random.Random) -> None:
+    if connector.kind == "legacy":
+        # S7's documented sample pairs ErrorCode "5" with DiagnosticCode 0x00000800
+        diagnostic = "0x00000800" if code == 5 else f"0x{code:08X}"
+        _legacy_failure(writer, when, name, diagnostic, str(code), text, connector.domain,
+                        rng, device_id)
+        return
+    writer.emit("connector_request", when, connector.name, {"Message": _body(
+        "OfflineDomainJoinRequestFailed",
+        {"ElapsedMilliseconds": rng.randrange(600, 4000), "DeviceId": device_id,
+         "DeviceName": name, "DiagnosticCode": code, "DiagnosticText": text})},
+        user_sid=connector.msa_sid)
+
+
+def _legacy_failure(writer: _Writer, when: int, name: str, diagnostic_code: str,
+                    error_code: str, text: str, domain: str, rng: random.Random,
+                    device_id: str | None = None) -> None:
+    """Legacy connector 30132: the JSON metric body of S7."""
+    body = {"Metric": {"Dimensions": {
+        "RequestId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "DeviceId": device_id or str(uuid.UUID(int=rng.getrandbits(128))),
+        "DomainName": domain, "ErrorCode": error_code, "RetryCount": "1",
+        "ErrorDescription": "Failed to get the ODJ Blob. " + text,
+        "InstanceId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "DiagnosticCode": diagnostic_code,
+        "DiagnosticText": f"{text} NetProvisionComputerAccount failed for machineName={name}.",
+    }, "Name": "RequestOfflineDomainJoinBlob_Failure", "Value": 0}}
+    writer.emit("legacy_connector_failure", when, writer.log.name,
+                {"_data": (json.dumps(body, separators=(",", ":")),)})
+
+
+def _connector_proxy_error(writer: _Writer, connector: Connector, when: int) -> None:
+    text = ("DiagnosticException: 0x0FFFFFFF. Failed to get a value for Key: OdjServiceBaseUrl. "
+            "The given key was not present in the dictionary.")  # S8
+    if connector.kind == "legacy":
+        writer.emit("legacy_connector_failure", when, connector.name, {"_data": (json.dumps(
+            {"Metric": {"Dimensions": {"DiagnosticCode": "0x0FFFFFFF", "DiagnosticText": text},
+                        "Name": "RequestOfflineDomainJoinBlob_Failure", "Value": 0}},
+            separators=(",", ":")),)})
+        return
+    writer.emit("connector_request_30140", when, connector.name, {"Message": _body(
+        "ServiceConfigurationFailed", {"DiagnosticCode": 268435455, "DiagnosticText": text})},
+        user_sid=connector.msa_sid)
+
+
+# --- devices ---------------------------------------------------------------------------------
+
+ACCESS_DENIED_TEXT = ("The account does not have sufficient privileges to create the computer "
+                      "object in the organizational unit.")  # paraphrase of S7
+QUOTA_TEXT = ("The account has exceeded the allowed number of computer accounts "
+              "(ERROR_DS_MACHINE_ACCOUNT_QUOTA_EXCEEDED).")  # 8557 (S24)
+
+
+def _device(scenario: Scenario, device: Device, writers: dict[str, _Writer],
+            rng: random.Random) -> HostLog:
+    log = HostLog(device.oobe_name, "device", device.layout)
+    fixed_at = None
+    if any(a.fault == "clock_skew" for a in device.attempts):
+        first = device.attempts[0]
+        fixed_at = scenario.start_ns + int((first.at + 900) * SECOND)  # after the ODJ reboot
+    writer = _Writer(log, _Clock(device.clock_offset, fixed_at), rng)
+    first_at = scenario.start_ns + int(device.attempts[0].at * SECOND)
+    last_ns = first_at
+    for attempt in device.attempts:
+        last_ns = max(last_ns, _attempt(scenario, device, attempt, writer, writers, rng))
+    _device_noise(scenario, device, writer, first_at - 600 * SECOND, last_ns, rng)
+    log.supporting = _device_files(scenario, device, last_ns)
+    return log
+
+
+def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writer,
+             writers: dict[str, _Writer], rng: random.Random) -> int:
+    """Write one attempt's device and connector events; returns the last true time used."""
+    t = scenario.start_ns + int(attempt.at * SECOND)
+    oobe, fqdn = device.oobe_name, f"{attempt.computer_name}.{device.domain}"
+    emit = writer.emit
+    emit("autopilot_profile_state", t, oobe,
+         {"InitialState": "ProfileState_Unknown", "UpdateState": "ProfileState_Available"})
+    emit("autopilot_message", t + 2 * SECOND, oobe,
+         {"Message1": "Autopilot profile downloaded", "Message2": f"{scenario.tenant_domain}"})
+    t += 120 * SECOND
+    emit("mdm_enrolled", t, oobe, {"Message1": "MDM enrollment completed"})
+    if attempt.fault == "entra_join" or device.join == "entra":
+        emit("esp_progress", t + 600 * SECOND, oobe,
+             {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"})
+        return t + 600 * SECOND
+    t += 60 * SECOND
+    emit("odj_state", t, oobe, {"HexInt1": 1})  # waiting for the ODJ blob
+    emit("odj_wait_start", t + 34_000_000, oobe, {"Boolean1": False})
+    connector = scenario.connector(attempt.connector)
+    device_id = device.entdmid
+    fault = attempt.fault
+    timeout = int(seconds(attempt.options.get("odj_timeout", "60m"), scenario.source) * SECOND)
+    served = connector is not None and fault not in ("no_connector", "connector_proxy",
+                                                     "legacy_connector")
+    answer = t + rng.randrange(20, 90) * SECOND
+    if served and connector is not None:
+        cw = writers[connector.name]
+        if fault in ("access_denied", "ou_not_configured"):
+            text = ACCESS_DENIED_TEXT + (f" OU: {device.ou}" if fault == "ou_not_configured"
+                                         else "")
+            _connector_failure(cw, connector, answer, attempt.computer_name, device_id, 5, text,
+                               rng)
+        elif fault == "quota":
+            _connector_failure(cw, connector, answer, attempt.computer_name, device_id, 8557,
+                               QUOTA_TEXT, rng)
+        else:
+            _connector_success(cw, connector, answer, attempt.computer_name, device_id, rng)
+    if not served or fault in ("access_denied", "ou_not_configured", "quota"):
+        emit("odj_state_110", t + timeout, oobe, {"HexInt1": 3})  # timed out
+        return t + timeout
+    t = answer + rng.randrange(30, 120) * SECOND  # the blob arrives with the next MDM sync
+    emit("odj_state", t, oobe, {"HexInt1": 2})
+    emit("odj_blob_applied", t + SECOND, oobe)
+    if fault == "blob_rejected":
+        emit("offline_join_failed", t + 2 * SECOND, oobe,
+             {"DomainName": device.domain, "ComputerName": attempt.computer_name,
+              "NetStatusCode": int(attempt.options.get("net_status", 2710))})
+        emit("odj_state_110", t + timeout, oobe, {"HexInt1": 3})
+        return t + timeout
+    emit("offline_join_succeeded", t + 2 * SECOND, oobe,
+         {"DomainName": device.domain, "ComputerName": attempt.computer_name})
+    if fault == "dc_unreachable" and not device.skip_dc_check:
+        emit("time_no_dc_source", t + 20 * SECOND, oobe,
+             {"ErrorMessage": "No valid response has been received from domain controller"})
+        emit("odj_dc_connectivity_failed", t + 60 * SECOND, oobe,
+             {"Message1": f"Could not establish connectivity to a domain controller of "
+                          f"{device.domain}"})
+        emit("odj_state_110", t + timeout, oobe, {"HexInt1": 3})
+        return t + timeout
+    # Reboot: from here on the device writes under its new name.
+    t += 90 * SECOND
+    emit("system_time_changed", t, fqdn, {"NewTime": t, "OldTime": t - SECOND, "Reason": 2})
+    t += 40 * SECOND
+    emit("time_source_synced", t, fqdn, {"TimeSource": f"DC01.{device.domain} (ntp.d|0.0.0.0:123)"})
+    if fault == "clock_skew":
+        wrong = t + writer.clock.offset_ns
+        emit("hybrid_auth_failed_305", t - 300 * SECOND, fqdn,
+             {"ErrorCode": 0x80090324, "Format": "SEC_E_TIME_SKEW"})
+        fixed = writer.clock.fixed_at_ns or t
+        emit("time_jump_261", fixed, fqdn, {"OldTime": wrong, "NewTime": fixed})
+        emit("system_time_changed", fixed, fqdn, {"NewTime": fixed, "OldTime": wrong, "Reason": 2})
+        t = max(t, fixed)
+    emit("esp_progress", t + 300 * SECOND, fqdn,
+         {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"})
+    t += 420 * SECOND
+    if fault == "sync_pending":
+        for index in range(int(attempt.options.get("retries", 3))):
+            emit("hybrid_join_failed_304", t + index * 3600 * SECOND, fqdn,
+                 {"ErrorCode": 0x801C03F2, "Format": "DSREG_E_DIRECTORY_FAILURE"})
+        return t + 2 * 3600 * SECOND
+    emit("hybrid_join_succeeded_306", t + 60 * SECOND, fqdn)
+    return t + 60 * SECOND
+
+
+def _device_noise(scenario: Scenario, device: Device, writer: _Writer, start: int, end: int,
+                  rng: random.Random) -> None:
+    """Background events with the shapes of real MDM/Autopilot logs (parsers.md §7)."""
+    span = max(end - start, 60 * SECOND)
+    oobe = device.oobe_name
+    makers = [
+        ("dmedp_noise_814", lambda: {"HexInt1": rng.randrange(0, 8), "HexInt2": 0,
+                                     "Message1": "./Device/Vendor/MSFT/Policy/Config",
+                                     "Message2": rng.choice(["Update", "Browser", "Defender"]),
+                                     "Message3": str(rng.randrange(1, 9)), "Message4": "",
+                                     "Message5": "int"}),
+        ("dmedp_noise_2750", lambda: {"HRESULT": rng.choice([0, 0, -2147024894]),
+                                      "HexInt1": 1, "Message1": "./Vendor/MSFT/DMClient"}),
+        ("dmedp_noise_200", dict),
+        ("autopilot_noise_170", dict),
+        ("management_service_1005", lambda: {"File": "autopilotmanager.cpp",
+                                             "HRESULT": rng.choice([0, -2147024891]),
+                                             "Line": rng.randrange(100, 3000),
+                                             "Message": "Autopilot task step"}),
+        ("udr_noise_360", lambda: {"AADPrt": "NO", "CloudTgt": "NO", "DeviceIsJoined": "NO",
+                                   "NgcPolicyEnabled": "NO"}),
+        ("udr_noise_220", lambda: {"ErrorCode": 0, "Format": "Automatic registration task"}),
+        ("aad_noise_1098", lambda: {"Error": 0xCAA2000C, "ErrorMessage": "interaction_required",
+                                    "AdditionalInformation": "Token broker operation"}),
+        ("shell_noise_62171", lambda: {"LogonType": 2, "TaskName": "CloudExperienceHost"}),
+        ("provisioning_noise_20", lambda: {"Message1": "Provisioning package step",
+                                           "Message2": "Completed"}),
+        ("scm_state_change", lambda: {"param1": rng.choice(["Windows Update",
+                                                            "dmwappushsvc"]),
+                                      "param2": rng.choice(["running", "stopped"])}),
+    ]
+    for _ in range(scenario.noise):
+        key, values = rng.choice(makers)
+        writer.emit(key, start + rng.randrange(0, span // SECOND) * SECOND, oobe, values())
+
+
+def _device_files(scenario: Scenario, device: Device, last_ns: int) -> dict[str, bytes]:
+    """AutopilotDDSZTDFile.json and the registry dump the cab carries (domain.md a.2, a.3, e)."""
+    downloaded = dt.datetime.fromtimestamp(
+        (scenario.start_ns + int(device.attempts[0].at * SECOND)) / SECOND, dt.UTC)
+    ztd = {
+        "PolicyDownloadDate": downloaded.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "CloudAssignedDomainJoinMethod": 1 if device.join == "hybrid" else 0,
+        "HybridJoinSkipDCConnectivityCheck": 1 if device.skip_dc_check else 0,
+        "CloudAssignedTenantId": scenario.tenant_id,
+        "CloudAssignedTenantDomain": scenario.tenant_domain,
+        "ZtdRegistrationId": device.ztdid,
+        "DeploymentProfileName": "Hybrid Autopilot" if device.join == "hybrid" else "Entra join",
+    }
+    applied = any(a.fault in ("none", "dc_unreachable", "clock_skew", "sync_pending",
+                              "blob_rejected") for a in device.attempts) and device.join == "hybrid"
+    lines = [
+        "Windows Registry Editor Version 5.00", "",
+        r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\Diagnostics\Autopilot]",
+        f'"CloudAssignedTenantId"="{scenario.tenant_id}"',
+        f'"CloudAssignedTenantDomain"="{scenario.tenant_domain}"',
+        f'"DeploymentProfileName"="{ztd["DeploymentProfileName"]}"', "",
+        r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\Diagnostics\Autopilot"
+        r"\EstablishedCorrelations]",
+        f'"ZTDRegistrationID"="{device.ztdid}"', f'"EntDMID"="{device.entdmid}"', "",
+    ]
+    if applied:
+        lines += [r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\OMADM\SyncML]",
+                  '"ODJApplied"=dword:00000001', ""]
+    registry = "\r\n".join(lines).encode("utf-16")  # regedit exports UTF-16 with a BOM
+    return {"AutopilotDDSZTDFile.json": json.dumps(ztd, indent=2).encode(),
+            "MdmDiagReport_RegistryDump.reg": registry}
+
+
+def expected(scenario: Scenario) -> dict[str, Any]:
+    """What analysis of the scenario's bundle must find (written as expected.yaml)."""
+    attempts = []
+    for device in scenario.devices:
+        for attempt in device.attempts:
+            fault = "entra_join" if device.join == "entra" else attempt.fault
+            outcome, step = FAULTS[fault]
+            attempts.append({
+                "device": device.oobe_name, "computer_name": attempt.computer_name
+                if device.join == "hybrid" else None,
+                "domain": device.domain, "connector": attempt.connector if outcome not in (
+                    "not_hybrid",) and fault not in ("no_connector", "connector_proxy",
+                                                     "legacy_connector") else None,
+                "outcome": outcome, "failed_step": step, "fault": fault,
+            })
+    return {"scenario": scenario.name, "summary": scenario.summary,
+            "root_cause": scenario.root_cause, "attempts": attempts}
+
+
+def iter_events(logs: list[HostLog]) -> Iterator[SynthEvent]:
+    for log in logs:
+        for events in log.events.values():
+            yield from events
