@@ -18,6 +18,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from evtxdoc.synth.binxml import (
@@ -42,6 +43,7 @@ from evtxdoc.synth.binxml import (
     Value,
     encode_value,
     filetime,
+    template_guid,
 )
 
 CHUNK_SIZE = 65536
@@ -113,6 +115,17 @@ class _Chunk:
 
 # --- templates ------------------------------------------------------------------------------
 
+@lru_cache(maxsize=4096)
+def system_template(computer: str, classic_key: tuple[str, str | None, str] | None) -> Template:
+    """The System template of a host (shape A), or of a classic source on it (shape B)."""
+    if classic_key is None:
+        root = _system_shape_a(computer)
+    else:
+        provider, guid, channel = classic_key
+        root = _system_shape_b(provider, guid, channel, computer)
+    return Template(root, template_guid(root))
+
+
 def _system_shape_a(computer: str) -> Element:
     return Element("Event", (("xmlns", EVENT_NS),), (
         Element("System", (), (
@@ -136,11 +149,10 @@ def _system_shape_a(computer: str) -> Element:
     ))
 
 
-def _system_shape_b(event: SynthEvent) -> Element:
-    provider: list[tuple[str, str | Sub]] = [("Name", event.provider)]
-    if event.provider_guid:
-        provider += [("Guid", "{" + event.provider_guid.strip("{}").lower() + "}"),
-                     ("EventSourceName", event.provider)]
+def _system_shape_b(name: str, guid: str | None, channel: str, computer: str) -> Element:
+    provider: list[tuple[str, str | Sub]] = [("Name", name)]
+    if guid:
+        provider += [("Guid", "{" + guid.strip("{}").lower() + "}"), ("EventSourceName", name)]
     return Element("Event", (("xmlns", EVENT_NS),), (
         Element("System", (), (
             Element("Provider", tuple(provider)),
@@ -155,8 +167,8 @@ def _system_shape_b(event: SynthEvent) -> Element:
             Element("Correlation", (("ActivityID", Sub(7, GUID)),
                                     ("RelatedActivityID", Sub(18, GUID)))),
             Element("Execution", (("ProcessID", Sub(8, UINT32)), ("ThreadID", Sub(9, UINT32)))),
-            Element("Channel", (), (event.channel,)),
-            Element("Computer", (), (event.computer,)),
+            Element("Channel", (), (channel,)),
+            Element("Computer", (), (computer,)),
             Element("Security", (("UserID", Sub(12, SID)),)),
         )),
         Sub(19, BINXML),
@@ -167,16 +179,25 @@ def payload_template(event: SynthEvent) -> Template:
     """The provider's event template: `<EventData>` with one `<Data>` per field, or UserData."""
     if event.user_data is not None:
         name, xmlns, fields = event.user_data
-        children = tuple(Element(f.name or f"Value{i}", (), (Sub(i, f.vtype),))
-                         for i, f in enumerate(fields))
+        return _payload_template(tuple((f.name, f.vtype) for f in fields), (name, xmlns))
+    return _payload_template(tuple((f.name, f.vtype) for f in event.data), None)
+
+
+@lru_cache(maxsize=4096)
+def _payload_template(fields: tuple[tuple[str | None, int], ...],
+                      user_data: tuple[str, str] | None) -> Template:
+    if user_data is not None:
+        name, xmlns = user_data
+        children = tuple(Element(field or f"Value{i}", (), (Sub(i, vtype),))
+                         for i, (field, vtype) in enumerate(fields))
         inner = Element(name, (("xmlns", xmlns),) if xmlns else (), children)
-        return Template(Element("UserData", (), (inner,)))
-    data = tuple(
-        Element("Data", (("Name", f.name),), (Sub(i, f.vtype),)) if f.name
-        else Element("Data", (), (Sub(i, f.vtype),))
-        for i, f in enumerate(event.data)
-    )
-    return Template(Element("EventData", (), data))
+        root = Element("UserData", (), (inner,))
+    else:
+        root = Element("EventData", (), tuple(
+            Element("Data", (("Name", field),), (Sub(i, vtype),)) if field
+            else Element("Data", (), (Sub(i, vtype),))
+            for i, (field, vtype) in enumerate(fields)))
+    return Template(root, template_guid(root))
 
 
 def payload_fields(event: SynthEvent) -> tuple[Field, ...]:
@@ -233,8 +254,8 @@ class EvtxWriter:
         tables = chunk.tables.copy()
         encoder = Encoder(tables, chunk.free + 24)
         encoder.out += FRAGMENT_HEADER
-        system = (Template(_system_shape_b(event)) if event.classic
-                  else Template(_system_shape_a(event.computer)))
+        system = system_template(event.computer, (event.provider, event.provider_guid,
+                                                  event.channel) if event.classic else None)
         def nested(inner: Encoder) -> None:
             if event.classic:
                 inner.out += FRAGMENT_HEADER
