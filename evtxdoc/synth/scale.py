@@ -34,7 +34,7 @@ def scaled_scenario(events: int, seed: int) -> dict:
             attempts.append({"at": f"{index * 7 + 7200}s", "connector": "CONN01.contoso.local",
                              "computer_name": f"AP-{index:010d}R"})
         for attempt in attempts:
-            if attempt["fault"] == "no_connector":
+            if attempt.get("fault") == "no_connector":
                 attempt["connector"] = None
         devices.append({"oobe_name": f"DESKTOP-{index:07d}", "layout": "live",
                         "clock_offset": f"{rng.randrange(-300, 300)}s",
