@@ -35,6 +35,7 @@ FAULTS = {  # fault → (outcome, failing step), the expectation a scenario stat
     "legacy_connector": ("timed_out", "odj_blob"),
     "blob_rejected": ("failed", "offline_join"),
     "dc_unreachable": ("failed", "dc_connectivity"),
+    "vpn_not_connected": ("failed", "dc_connectivity"),
     "clock_skew": ("succeeded", None),
     "sync_pending": ("incomplete", "hybrid_registration"),
     "entra_join": ("not_hybrid", None),
@@ -445,6 +446,17 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
     t += 90 * SECOND
     emit("system_time_changed", t, fqdn, {"NewTime": t, "OldTime": t - SECOND, "Reason": 2})
     t += 40 * SECOND
+    if fault == "vpn_not_connected":  # skip-connectivity-check, but no DC after the reboot
+        netbios = device.domain.split(".")[0].upper()
+        emit("netlogon_no_dc", t + 20 * SECOND, fqdn, {"_data": (netbios, "%%1311")})
+        emit("gp_no_dc", t + 45 * SECOND, fqdn, {"SupportInfo1": 1, "SupportInfo2": 5012,
+                                                "ErrorCode": 1355,
+                                                "ErrorDescription": "The specified domain "
+                                                "either does not exist or could not be "
+                                                "contacted."})
+        emit("time_no_dc_source", t + 60 * SECOND, fqdn,
+             {"ErrorMessage": "No valid response has been received from domain controller"})
+        return t + 60 * SECOND
     emit("time_source_synced", t, fqdn, {"TimeSource": f"DC01.{device.domain} (ntp.d|0.0.0.0:123)"})
     if fault == "clock_skew":
         wrong = t + writer.clock.offset_ns
@@ -516,7 +528,7 @@ def _device_files(scenario: Scenario, device: Device, last_ns: int) -> dict[str,
         "DeploymentProfileName": "Hybrid Autopilot" if device.join == "hybrid" else "Entra join",
     }
     applied = any(a.fault in ("none", "dc_unreachable", "clock_skew", "sync_pending",
-                              "blob_rejected") for a in device.attempts) and device.join == "hybrid"
+                              "vpn_not_connected") for a in device.attempts) and device.join == "hybrid"
     lines = [
         "Windows Registry Editor Version 5.00", "",
         r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\Diagnostics\Autopilot]",
