@@ -527,8 +527,9 @@ def _device_files(scenario: Scenario, device: Device, last_ns: int) -> dict[str,
         "ZtdRegistrationId": device.ztdid,
         "DeploymentProfileName": "Hybrid Autopilot" if device.join == "hybrid" else "Entra join",
     }
-    applied = any(a.fault in ("none", "dc_unreachable", "clock_skew", "sync_pending",
-                              "vpn_not_connected") for a in device.attempts) and device.join == "hybrid"
+    applied = device.join == "hybrid" and any(
+        a.fault in ("none", "dc_unreachable", "clock_skew", "sync_pending", "vpn_not_connected")
+        for a in device.attempts)
     lines = [
         "Windows Registry Editor Version 5.00", "",
         r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\Diagnostics\Autopilot]",
