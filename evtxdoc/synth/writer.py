@@ -127,35 +127,25 @@ def system_template(computer: str, classic_key: tuple[str, str | None, str] | No
 
 
 def _system_shape_a(computer: str) -> Element:
-    return Element("Event", (("xmlns", EVENT_NS),), (
-        Element("System", (), (
-            Element("Provider", (("Name", Sub(14, STRING)), ("Guid", Sub(15, GUID)))),
-            Element("EventID", (("Qualifiers", Sub(4, UINT16)),), (Sub(3, UINT16),)),
-            Element("Version", (), (Sub(11, UINT8),)),
-            Element("Level", (), (Sub(0, UINT8),)),
-            Element("Task", (), (Sub(2, UINT16),)),
-            Element("Opcode", (), (Sub(1, UINT8),)),
-            Element("Keywords", (), (Sub(5, HEXINT64),)),
-            Element("TimeCreated", (("SystemTime", Sub(6, FILETIME)),)),
-            Element("EventRecordID", (), (Sub(10, UINT64),)),
-            Element("Correlation", (("ActivityID", Sub(7, GUID)),
-                                    ("RelatedActivityID", Sub(13, GUID)))),
-            Element("Execution", (("ProcessID", Sub(8, UINT32)), ("ThreadID", Sub(9, UINT32)))),
-            Element("Channel", (), (Sub(16, STRING),)),
-            Element("Computer", (), (computer,)),
-            Element("Security", (("UserID", Sub(12, SID)),)),
-        )),
-        Sub(17, BINXML),
-    ))
+    """Manifest providers: provider and channel are substitutions (values 14-16), payload 17."""
+    provider = (("Name", Sub(14, STRING)), ("Guid", Sub(15, GUID)))
+    return _system(provider, Sub(16, STRING), computer, related=13, payload=17)
 
 
 def _system_shape_b(name: str, guid: str | None, channel: str, computer: str) -> Element:
-    provider: list[tuple[str, str | Sub]] = [("Name", name)]
+    """Classic event sources: provider and channel are literal; related 18, payload 19."""
+    provider: tuple[tuple[str, str | Sub], ...] = (("Name", name),)
     if guid:
-        provider += [("Guid", "{" + guid.strip("{}").lower() + "}"), ("EventSourceName", name)]
+        provider += (("Guid", "{" + guid.strip("{}").lower() + "}"), ("EventSourceName", name))
+    return _system(provider, channel, computer, related=18, payload=19)
+
+
+def _system(provider: tuple[tuple[str, str | Sub], ...], channel: str | Sub, computer: str,
+            related: int, payload: int) -> Element:
+    """The System template as real records carry it (security.evtx / system.evtx)."""
     return Element("Event", (("xmlns", EVENT_NS),), (
         Element("System", (), (
-            Element("Provider", tuple(provider)),
+            Element("Provider", provider),
             Element("EventID", (("Qualifiers", Sub(4, UINT16)),), (Sub(3, UINT16),)),
             Element("Version", (), (Sub(11, UINT8),)),
             Element("Level", (), (Sub(0, UINT8),)),
@@ -165,13 +155,13 @@ def _system_shape_b(name: str, guid: str | None, channel: str, computer: str) ->
             Element("TimeCreated", (("SystemTime", Sub(6, FILETIME)),)),
             Element("EventRecordID", (), (Sub(10, UINT64),)),
             Element("Correlation", (("ActivityID", Sub(7, GUID)),
-                                    ("RelatedActivityID", Sub(18, GUID)))),
+                                    ("RelatedActivityID", Sub(related, GUID)))),
             Element("Execution", (("ProcessID", Sub(8, UINT32)), ("ThreadID", Sub(9, UINT32)))),
             Element("Channel", (), (channel,)),
             Element("Computer", (), (computer,)),
             Element("Security", (("UserID", Sub(12, SID)),)),
         )),
-        Sub(19, BINXML),
+        Sub(payload, BINXML),
     ))
 
 
