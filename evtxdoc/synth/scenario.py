@@ -95,6 +95,7 @@ class Device:
     attempts: list[Attempt]
     ztdid: str = ""
     entdmid: str = ""
+    time_zone: str = "UTC"  # Windows time zone name; event logs store UTC whatever it is
 
 
 @dataclass
@@ -176,6 +177,7 @@ def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
                 rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(7)),
             serial=str(item.get("serial") or "5CG" + str(rng.randrange(10**6, 10**7))),
             layout=layout, clock_offset=seconds(item.get("clock_offset", 0), place),
+            time_zone=str(item.get("time_zone", "UTC")),
             join=profile.get("join", "hybrid"),
             skip_dc_check=bool(profile.get("skip_dc_check", False)),
             domain=profile.get("domain", raw.get("domain", "contoso.local")),
@@ -540,6 +542,8 @@ def _device_files(scenario: Scenario, device: Device, last_ns: int) -> dict[str,
         r"\EstablishedCorrelations]",
         f'"ZTDRegistrationID"="{device.ztdid}"', f'"EntDMID"="{device.entdmid}"', "",
     ]
+    lines += [r"[HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\TimeZoneInformation]",
+              f'"TimeZoneKeyName"="{device.time_zone}"', ""]
     if applied:
         lines += [r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\OMADM\SyncML]",
                   '"ODJApplied"=dword:00000001', ""]
