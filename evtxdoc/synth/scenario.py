@@ -14,7 +14,6 @@ import json
 import random
 import re
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -569,9 +568,3 @@ def expected(scenario: Scenario) -> dict[str, Any]:
             })
     return {"scenario": scenario.name, "summary": scenario.summary,
             "root_cause": scenario.root_cause, "attempts": attempts}
-
-
-def iter_events(logs: list[HostLog]) -> Iterator[SynthEvent]:
-    for log in logs:
-        for events in log.events.values():
-            yield from events

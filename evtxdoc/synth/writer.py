@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from evtxdoc.synth.binxml import (
@@ -303,9 +304,7 @@ class EvtxWriter:
             data = data[:damage.truncate_at]
         return data
 
-    def write(self, path: Any, damage: Damage | None = None) -> None:
-        from pathlib import Path
-
+    def write(self, path: Path | str, damage: Damage | None = None) -> None:
         Path(path).write_bytes(self.to_bytes(damage))
 
     def _file_header(self, count: int, damage: Damage) -> bytes:
