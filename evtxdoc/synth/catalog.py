@@ -38,12 +38,11 @@ class EventShape:
         unknown = set(values) - {name for name, _ in self.fields if name} - {"_data"}
         if unknown:
             raise KeyError(f"{self.key}: no field(s) {sorted(unknown)} in the catalog shape")
-        data = tuple(Field(name, vtype, values.get(name or "", _empty(vtype)))
-                     for name, vtype in self.fields)
-        if any(name is None for name, _ in self.fields):
-            positional = values.get("_data", ())
-            data = tuple(Field(None, vtype, positional[i] if i < len(positional) else "")
-                         for i, (_, vtype) in enumerate(self.fields))
+        positional = values.get("_data", ())  # unnamed <Data> values, in order
+        data = tuple(
+            Field(name, vtype, values.get(name, _empty(vtype)) if name
+                  else positional[i] if i < len(positional) else "")
+            for i, (name, vtype) in enumerate(self.fields))
         return SynthEvent(
             time_ns=time_ns, provider=self.provider, provider_guid=self.provider_guid,
             event_id=self.event_id, channel=self.channel, computer=computer, level=self.level,
@@ -52,7 +51,7 @@ class EventShape:
 
 
 def _empty(vtype: int) -> Any:
-    return "" if vtype in (TYPE_NAMES["string"],) else 0
+    return "" if vtype == TYPE_NAMES["string"] else 0
 
 
 @cache

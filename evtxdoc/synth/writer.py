@@ -313,7 +313,7 @@ class EvtxWriter:
         last, chunk_count, flags = count - 1, count, 0
         if damage.dirty:  # Windows updates these lazily while the log is open
             flags = 1
-            chunk_count = last = max(1, count - 1) if count > 1 else 1
+            chunk_count = max(1, count - 1)
             last = chunk_count - 1
             next_id = self.chunks[last].last_id + 1 if self.chunks else next_id
         struct.pack_into("<8sQQQIHHHH", header, 0, b"ElfFile\x00", 0, last, next_id, 128,
