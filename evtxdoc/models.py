@@ -146,8 +146,150 @@ class Analysis:
     started: float  # Unix seconds
     seconds: float  # wall time of the run
     version: str
+    correlation: Correlation | None = None  # join attempts (None when not run)
 
     @property
     def readable(self) -> bool:
         """At least one EVTX file was read (even if it held no events)."""
         return any(r.format_version for r in self.file_reports)
+
+
+# --- correlation (evtxdoc/correlate/) -------------------------------------------------------
+
+class Outcome(StrEnum):
+    """How one join attempt ended, judged from the device's own logs."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    INCOMPLETE = "incomplete"  # the logs end mid-attempt
+    NOT_HYBRID = "not_hybrid"  # Entra join: the connector is not involved
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRef:
+    """Where an event lives, so the report can show it (file + EventRecordID)."""
+
+    host: str
+    channel: str
+    event_id: int
+    record_id: int
+    source_file: str
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One device-side step of a join attempt (domain.md (d))."""
+
+    name: str  # profile, enrollment, odj_request, odj_blob, offline_join, dc_connectivity, …
+    status: str  # ok | failed | waiting | timed_out | not_configured | info
+    ts: int  # ns UTC as the device's clock wrote it
+    ts_corrected: int  # ns UTC on the reference clock (see ClockOffset)
+    ref: EventRef
+    detail: str = ""  # e.g. "state 3: timed out waiting for the blob", "NetStatusCode 2710"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRequest:
+    """One offline-domain-join request as a connector logged it."""
+
+    connector: str  # the connector server (event Computer)
+    kind: str  # updated | legacy
+    ts: int  # ns UTC, connector clock (the reference)
+    ref: EventRef
+    device_name: str | None
+    device_id: str | None
+    domain: str | None
+    succeeded: bool
+    error_code: str | None = None  # legacy ErrorCode
+    diagnostic_code: str | None = None
+    diagnostic_text: str | None = None
+    elapsed_ms: int | None = None
+    user_sid: str | None = None  # the account that created the object (MSA on updated)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorNotice:
+    """A connector event about the connector itself (configuration, proxy), not a request."""
+
+    connector: str
+    kind: str
+    ts: int
+    ref: EventRef
+    diagnostic_code: str | None
+    diagnostic_text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClockOffset:
+    """A host's clock against the reference (offset = host clock − reference clock)."""
+
+    host: str
+    reference: str  # a connector server, or "time source" (the domain time it synced to)
+    offset_ns: int
+    uncertainty_ns: int | None  # half-width of the interval; None: bounded on one side only
+    basis: tuple[str, ...]  # how it was estimated, in words
+    until_ns: int | None = None  # applies to the host's events before this raw time (a jump)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """Every name and id one device was seen under."""
+
+    machine: str  # stable key of the machine in this analysis
+    oobe_names: tuple[str, ...]  # `Computer` before the ODJ reboot
+    hosts: tuple[str, ...]  # every `Computer` value of the machine's events
+    computer_name: str | None = None  # from 4098/4099, the connector, or the renamed host
+    domain: str | None = None
+    serial: str | None = None
+    ztdid: str | None = None
+    entdmid: str | None = None
+    tenant_id: str | None = None
+    join_method: str | None = None  # hybrid | entra, from AutopilotDDSZTDFile.json
+    skip_dc_check: bool | None = None
+    sources: tuple[str, ...] = ()  # supporting files the identity came from
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One domain-join attempt of one device, lined up with what the connector did."""
+
+    id: str
+    device: DeviceIdentity
+    number: int  # 1-based, per device
+    steps: tuple[Step, ...]
+    requests: tuple[ConnectorRequest, ...]
+    connector: str | None
+    match_basis: str | None  # computer_name | device_id | time_window
+    connector_evidence: str  # matched | no_connector_logs | not_covered | no_request | …
+    outcome: Outcome
+    failed_step: str | None
+    reason: str  # the outcome in words
+    offset: ClockOffset | None
+    started: int  # ns, corrected
+    ended: int  # ns, corrected
+    durations: dict[str, float] = field(default_factory=dict)  # seconds between steps
+    missing: tuple[str, ...] = ()  # what the bundle lacks to conclude
+
+
+@dataclass(frozen=True, slots=True)
+class Machine:
+    """Hosts that are one computer (renamed by the join), with its role."""
+
+    key: str
+    role: str  # device | connector | other
+    hosts: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """What correlate() found: attempts, and the evidence no attempt explains."""
+
+    attempts: tuple[Attempt, ...]
+    machines: tuple[Machine, ...]
+    offsets: tuple[ClockOffset, ...]
+    unmatched_requests: tuple[ConnectorRequest, ...]  # a connector acted for no device here
+    connector_notices: tuple[ConnectorNotice, ...]
+    notes: tuple[str, ...]  # e.g. "no join attempt found", what is missing to conclude

@@ -1,7 +1,7 @@
 """`analyze()`: the whole flow, one entry point for the CLI, the web service and the tests.
 
 inputs → bundle.discover → ingest.read_files (scan + parse + normalize) → timeline
-(later stages — correlate, evaluate, report — plug in after the timeline).
+→ correlate (join attempts); later stages — evaluate, report — plug in after it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from evtxdoc import __version__, timeline
 from evtxdoc.bundle import discover
+from evtxdoc.correlate import correlate
 from evtxdoc.errors import StrictModeError
 from evtxdoc.ingest import Progress, read_files
 from evtxdoc.models import Analysis, AnalyzeOptions, Problem, Severity
@@ -42,6 +43,10 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
         for r in results
     )
     problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
+    coverage = tuple(timeline.coverage(frame))
+    correlation = correlate(frame, bundle.supporting, coverage)
+    if progress:
+        progress("correlate", len(correlation.attempts), len(correlation.attempts), "")
     analysis = Analysis(
         inputs=tuple(map(str, inputs)),
         files=tuple(bundle.files),
@@ -49,10 +54,11 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
         supporting=tuple(bundle.supporting),
         problems=problems,
         timeline=frame,
-        coverage=tuple(timeline.coverage(frame)),
+        coverage=coverage,
         started=started,
         seconds=time.perf_counter() - clock,
         version=__version__,
+        correlation=correlation,
     )
     if options.strict:
         _enforce_strict(problems)

@@ -77,3 +77,23 @@ def test_events_export_filters_and_formats(tmp_path):
 def test_bad_since_is_a_usage_error(tmp_path):
     result = runner.invoke(app, ["events", str(real("system.evtx")), "--since", "yesterday-ish"])
     assert result.exit_code == 2
+
+
+def test_analyze_reports_attempts_in_json_and_terminal(tmp_path):
+    bundle = "sample_logs/multi-device-two-connectors/bundle"
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["analyze", bundle, "--format", "json", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["summary"]["attempts"] == 3
+    failed = [a for a in data["attempts"] if a["outcome"] != "succeeded"]
+    assert [(a["device"]["computer_name"], a["failed_step"], a["connector"],
+             a["requests"][0]["diagnostic_code"]) for a in failed] == [
+        ("KSK-8M6N4B2V0C", "odj_blob", "CONN02.contoso.local", "5")]
+    result = runner.invoke(app, ["analyze", bundle, "--format", "terminal"],
+                           env={"COLUMNS": "100"})
+    table = result.output.split("Join attempts")[1].split("Files")[0]
+    lines = [line for line in table.splitlines() if "DESKTOP-C3V5B7N" in line]
+    assert len(lines) == 1 and "timed_out" in lines[0] and "odj_blob" in lines[0]
+    assert "CONN02.contoso.local" in lines[0] and "+30m05s" in lines[0]
+    assert max(len(line) for line in result.output.splitlines()) <= 100

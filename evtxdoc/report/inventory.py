@@ -6,8 +6,9 @@ from typing import Any
 
 from evtxdoc.models import Analysis, FileKind
 from evtxdoc.normalize import format_time_ns
+from evtxdoc.report.attempts import correlation_dict
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "1"  # fields are only ever added within a version
 
 
 def inventory(analysis: Analysis) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
             "evtx_files": len(analysis.file_reports),
             "skipped_files": sum(1 for f in files if f["status"] in ("skipped", "duplicate")),
             "problems": len(analysis.problems),
+            "attempts": len(analysis.correlation.attempts) if analysis.correlation else 0,
             "seconds": round(analysis.seconds, 3),
         },
         "hosts": [{"host": h, "channels": c} for h, c in sorted(hosts.items())],
@@ -58,4 +60,5 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
         "supporting_files": [{"path": s.display, "subkind": s.subkind, "sha256": s.sha256}
                              for s in analysis.supporting],
         "problems": [p.to_dict() for p in analysis.problems],
+        **correlation_dict(analysis.correlation),
     }

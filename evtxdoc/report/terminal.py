@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evtxdoc.models import Analysis
+from evtxdoc.report import attempts
 from evtxdoc.report.inventory import inventory
 
 SEVERITY_STYLE = {"info": "dim", "warning": "yellow", "error": "bold red"}
@@ -13,7 +14,7 @@ MAX_PROBLEMS_SHOWN = 40
 
 
 def render(analysis: Analysis, console: Console) -> None:
-    """Print hosts and channels, files, and problems."""
+    """Print hosts and channels, join attempts, files, and problems."""
     data = inventory(analysis)
     summary = data["summary"]
     console.print(f"[bold]evtxdoc[/] {data['tool']['version']}: {summary['events']} events "
@@ -27,6 +28,7 @@ def render(analysis: Analysis, console: Console) -> None:
             hosts.add_row(host["host"], channel["channel"], str(channel["records"]),
                           channel["first"][:19], channel["last"][:19])
     console.print(hosts if data["hosts"] else "[yellow]No events found in the inputs.[/]")
+    attempts.render(analysis.correlation, console)
     files = Table(title="Files")
     for column in ("file", "status", "events", "note"):
         files.add_column(column, overflow="fold")

@@ -39,6 +39,7 @@ FAULTS = {  # fault → (outcome, failing step), the expectation a scenario stat
     "sync_pending": ("incomplete", "hybrid_registration"),
     "entra_join": ("not_hybrid", None),
 }
+UNSERVED = ("no_connector", "connector_proxy", "legacy_connector")  # no connector event for it
 LAYOUTS = ("cab", "zip", "intune", "live")
 CONNECTOR_KINDS = ("updated", "legacy")
 MSA_SID_BASE = "S-1-5-21-3623811015-3361044348-30300820"
@@ -238,7 +239,8 @@ class _Writer:
         if not shape.classic:
             system.setdefault("user_sid", "S-1-5-18")
         jitter = self.rng.randrange(0, 100_000) * 100  # up to 10 ms, at 100 ns like Windows
-        self.log.add(shape.make(self.clock(true_ns) + jitter, computer, values, **system))
+        self.log.add(shape.make(self.clock(true_ns) + jitter, computer, values,
+                                written_ns=true_ns + jitter, **system))
 
 
 def build(scenario: Scenario) -> list[HostLog]:
@@ -254,7 +256,8 @@ def build(scenario: Scenario) -> list[HostLog]:
         logs.append(_device(scenario, device, writers, rng))
     for log in logs:
         for events in log.events.values():
-            events.sort(key=lambda e: e.time_ns)  # write order (a host writes in its own time)
+            # write order is true time order: a clock set backwards makes TimeCreated go back
+            events.sort(key=lambda e: e.time_ns if e.written_ns is None else e.written_ns)
     return logs
 
 
@@ -406,8 +409,7 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
     device_id = device.entdmid
     fault = attempt.fault
     timeout = int(seconds(attempt.options.get("odj_timeout", "60m"), scenario.source) * SECOND)
-    served = connector is not None and fault not in ("no_connector", "connector_proxy",
-                                                     "legacy_connector")
+    served = connector is not None and fault not in UNSERVED
     answer = t + rng.randrange(20, 90) * SECOND
     if served and connector is not None:
         cw = writers[connector.name]
@@ -445,7 +447,8 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
         return t + timeout
     # Reboot: from here on the device writes under its new name.
     t += 90 * SECOND
-    emit("system_time_changed", t, fqdn, {"NewTime": t, "OldTime": t - SECOND, "Reason": 2})
+    now = writer.clock(t)  # the boot-time RTC read, in the device's own clock
+    emit("system_time_changed", t, fqdn, {"NewTime": now, "OldTime": now - SECOND, "Reason": 2})
     t += 40 * SECOND
     if fault == "vpn_not_connected":  # skip-connectivity-check, but no DC after the reboot
         netbios = device.domain.split(".")[0].upper()
@@ -460,10 +463,10 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
         return t + 60 * SECOND
     emit("time_source_synced", t, fqdn, {"TimeSource": f"DC01.{device.domain} (ntp.d|0.0.0.0:123)"})
     if fault == "clock_skew":
-        wrong = t + writer.clock.offset_ns
         emit("hybrid_auth_failed_305", t - 300 * SECOND, fqdn,
              {"ErrorCode": 0x80090324, "Format": "SEC_E_TIME_SKEW"})
         fixed = writer.clock.fixed_at_ns or t
+        wrong = fixed + writer.clock.offset_ns  # what the clock read when it was set
         emit("time_jump_261", fixed, fqdn, {"OldTime": wrong, "NewTime": fixed})
         emit("system_time_changed", fixed, fqdn, {"NewTime": fixed, "OldTime": wrong, "Reason": 2})
         t = max(t, fixed)
@@ -558,12 +561,13 @@ def expected(scenario: Scenario) -> dict[str, Any]:
         for attempt in device.attempts:
             fault = "entra_join" if device.join == "entra" else attempt.fault
             outcome, step = FAULTS[fault]
+            unnamed = device.join != "hybrid" or fault in UNSERVED  # nothing logs the name
             attempts.append({
-                "device": device.oobe_name, "computer_name": attempt.computer_name
-                if device.join == "hybrid" else None,
-                "domain": device.domain, "connector": attempt.connector if outcome not in (
-                    "not_hybrid",) and fault not in ("no_connector", "connector_proxy",
-                                                     "legacy_connector") else None,
+                "device": device.oobe_name,
+                "computer_name": None if unnamed else attempt.computer_name,
+                "domain": None if unnamed else device.domain,
+                "connector": None if outcome == "not_hybrid" or fault in UNSERVED
+                else attempt.connector,
                 "outcome": outcome, "failed_step": step, "fault": fault,
             })
     return {"scenario": scenario.name, "summary": scenario.summary,

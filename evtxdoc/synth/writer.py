@@ -88,6 +88,7 @@ class SynthEvent:
     data: tuple[Field, ...] = ()
     user_data: tuple[str, str, tuple[Field, ...]] | None = None  # (element, xmlns, fields)
     classic: bool = False  # shape B: an event source of the classic event log API
+    written_ns: int | None = None  # true time of writing (write order when the clock jumps)
 
 
 @dataclass(frozen=True)

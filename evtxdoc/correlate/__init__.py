@@ -1,0 +1,484 @@
+"""Join attempts: each device's steps lined up with what the connector did, skew-aware.
+
+The flow (issue 4, design.md §3, domain.md (d)):
+1. `evidence`: pick the step and connector events out of the timeline (vectorized).
+2. `machines`: tie a device's OOBE name to its new name; attach supporting files.
+3. `clock`: put each device's events on its own final clock (clock sets).
+4. `attempts`: split each device's steps into attempts and judge each from the device side.
+5. here: match connector requests to attempts by computer name, then device id (EntDMID, or
+   the Entra device id), and only then by time window; estimate each device's offset against
+   its connector from causal order; correct times; report what matched nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from evtxdoc.correlate import clock as clocks
+from evtxdoc.correlate import evidence, machines
+from evtxdoc.correlate.attempts import Draft, Verdict, judge, split
+from evtxdoc.correlate.clock import Interval, LocalClock
+from evtxdoc.correlate.facts import DeviceFacts
+from evtxdoc.models import (
+    Attempt,
+    ChannelCoverage,
+    ClockOffset,
+    ConnectorNotice,
+    ConnectorRequest,
+    Correlation,
+    DeviceIdentity,
+    Outcome,
+    Step,
+    SupportingFile,
+)
+
+SECOND = 1_000_000_000
+ASSUMED_SKEW_NS = 5 * 60 * SECOND  # time-window matching without any offset evidence
+WINDOW_SLACK_NS = 2 * 60 * SECOND
+OPEN_WAIT_NS = 2 * 3600 * SECOND  # a wait with no end logged is searched this far
+CONNECTOR_CHANNEL = "Microsoft-Intune-ODJConnectorService/Operational"
+
+
+@dataclass
+class _Device:
+    """One device machine while correlating."""
+
+    key: str
+    hosts: list[str]
+    facts: DeviceFacts
+    clock: LocalClock
+    channels: set[str]
+    drafts: list[Draft] = field(default_factory=list)
+    pairs: dict[int, list[ConnectorRequest]] = field(default_factory=dict)  # draft → requests
+    basis: dict[int, str] = field(default_factory=dict)
+    residual: Interval | None = None
+    reference: str | None = None
+    consistent: bool = True
+    orphan_steps: int = 0  # ESP / registration events outside any attempt
+
+
+def correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile] = (),
+              coverage: Sequence[ChannelCoverage] = ()) -> Correlation:
+    """Every join attempt in the timeline, matched and judged (see the module docstring)."""
+    rows = evidence.select(frame)
+    records = evidence.records(rows)
+    device_events = [e for r in records if (e := evidence.device_event(r))]
+    joins = [e.record for e in device_events if e.step == "offline_join"]
+    machine_of, sources = machines.group_hosts(frame, joins)
+    names = {str(h).lower(): str(h) for h in frame["host"].unique()} if len(frame) else {}
+    role_of = machines.roles(frame, machine_of)
+    facts = machines.attach_facts(supporting, sources)
+    requests, notices = [], []
+    for record in records:
+        found = evidence.connector_event(record)
+        if isinstance(found, ConnectorRequest):
+            requests.append(found)
+        elif isinstance(found, ConnectorNotice):
+            notices.append(found)
+    channels_of: dict[str, set[str]] = defaultdict(set)
+    for cover in coverage:
+        machine = machine_of.get(cover.host.lower())
+        if machine:
+            channels_of[machine].add(cover.channel.lower())
+    devices = _devices(frame, records, device_events, machine_of, names, facts, channels_of)
+    for machine, device in devices.items():
+        if device.drafts:
+            role_of[machine] = "device"
+    _match_by_identity(devices, requests)
+    for device in devices.values():
+        _estimate(device)
+    _match_by_time(devices, requests)
+    for device in devices.values():
+        _estimate(device)
+    connectors = {m for m, role in role_of.items() if role == "connector"}
+    connector_cover = [c for c in coverage if machine_of.get(c.host.lower()) in connectors]
+    attempts, offsets = [], []
+    for device in sorted(devices.values(), key=lambda d: d.key):
+        device_offsets = clocks.offsets_for(
+            names.get(device.key, device.key), device.reference or "connector",
+            device.residual, device.clock,
+            "synchronized with its time source, assumed to be the connector's domain time")
+        offsets.extend(device_offsets)
+        attempts.extend(_attempts(device, device_offsets, bool(connectors), connector_cover))
+    claimed = {id(r) for a in attempts for r in a.requests}
+    unmatched = tuple(sorted((r for r in requests if id(r) not in claimed), key=lambda r: r.ts))
+    return Correlation(
+        attempts=tuple(attempts),
+        machines=tuple(machines.machines(machine_of, role_of, names, sources)),
+        offsets=tuple(offsets), unmatched_requests=unmatched,
+        connector_notices=tuple(sorted(notices, key=lambda n: n.ts)),
+        notes=tuple(_notes(attempts, role_of, unmatched, notices, frame, devices)))
+
+
+# --- devices and drafts -----------------------------------------------------------------------
+
+def _devices(frame: pd.DataFrame, records: list[evidence.Record],
+             device_events: list[evidence.DeviceEvent], machine_of: dict[str, str],
+             names: dict[str, str], facts: dict[str, DeviceFacts],
+             channels_of: dict[str, set[str]]) -> dict[str, _Device]:
+    by_machine: dict[str, list[evidence.DeviceEvent]] = defaultdict(list)
+    for event in device_events:
+        machine = machine_of.get(event.record.host.lower())
+        if machine:
+            by_machine[machine].append(event)
+    jumps = _distinct_jumps([j for r in records if (j := evidence.clock_jump(r))])
+    jumps_of = clocks.segments_by_machine(jumps, machine_of)
+    hosts_of: dict[str, list[str]] = defaultdict(list)
+    for lower, machine in machine_of.items():
+        hosts_of[machine].append(names.get(lower, lower))
+    devices = {}
+    for machine, events in by_machine.items():
+        machine_jumps = jumps_of.get(machine, [])
+        rows = None
+        if machine_jumps:
+            rows = frame.loc[frame["host"].astype(str).str.lower().isin(
+                {h.lower() for h in hosts_of[machine]}).to_numpy()]
+        local_clock = LocalClock(machine_jumps, rows)
+        device = _Device(machine, sorted(hosts_of[machine]), facts.get(machine, DeviceFacts()),
+                         local_clock, channels_of.get(machine, set()))
+        timed = sorted(((local_clock.local(e.record), e) for e in events),
+                       key=lambda item: (item[0], item[1].record.record_id))
+        drafts = split(timed)
+        device.drafts = [d for d in drafts if d.anchored]
+        device.orphan_steps = sum(1 for d in drafts if not d.anchored for _, e in d.events
+                                  if e.step in ("esp", "hybrid_registration"))
+        for draft in device.drafts:
+            _add_reboot(draft)
+        if device.drafts or device.orphan_steps:
+            devices[machine] = device
+    return devices
+
+
+def _distinct_jumps(jumps: list[evidence.ClockJump]) -> list[evidence.ClockJump]:
+    """One clock set is logged by Kernel-General 1 and Time-Service 261: keep one of each."""
+    kept: list[evidence.ClockJump] = []
+    for jump in sorted(jumps, key=lambda j: (j.record.channel != "system", j.new)):
+        if not any(abs(jump.new - k.new) < 5 * SECOND and abs(jump.offset - k.offset)
+                   < 5 * SECOND and jump.record.host.lower() == k.record.host.lower()
+                   for k in kept):
+            kept.append(jump)
+    return kept
+
+
+def _add_reboot(draft: Draft) -> None:
+    """The ODJ reboot shows as the first step event under the new name after the join."""
+    joined = draft.first("offline_join", "ok") or draft.first("blob_applied")
+    if not joined:
+        return
+    before = joined[1].record.host.lower()
+    for local, event in draft.events:
+        if local > joined[0] and event.record.host.lower() != before:
+            reboot = evidence.DeviceEvent(event.record, "reboot", "ok",
+                                          f"first event under the new name {event.record.host}")
+            draft.events.insert(draft.events.index((local, event)), (local, reboot))
+            return
+
+
+def _computer_name(draft: Draft, device: _Device) -> tuple[str | None, str | None]:
+    """(computer name, domain) from 4098/4099, else the renamed host."""
+    found = draft.last("offline_join")
+    if found:
+        fields = found[1].record.fields
+        name, domain = fields.get("ComputerName"), fields.get("DomainName")
+        if name:
+            return str(name), str(domain) if domain else None
+    for _, event in draft.events:
+        host = event.record.host
+        if "." in host and event.step in ("reboot", "esp", "hybrid_registration"):
+            name, _, domain = host.partition(".")
+            return name, domain
+    return None, None
+
+
+# --- matching ---------------------------------------------------------------------------------
+
+def _match_by_identity(devices: dict[str, _Device], requests: list[ConnectorRequest]) -> None:
+    by_name: dict[str, list[ConnectorRequest]] = defaultdict(list)
+    by_id: dict[str, list[ConnectorRequest]] = defaultdict(list)
+    for request in requests:
+        if request.device_name:
+            by_name[request.device_name.lower()].append(request)
+        if request.device_id:
+            by_id[request.device_id].append(request)
+    for device in devices.values():
+        asked = [i for i, d in enumerate(device.drafts) if d.asked]
+        for index in asked:
+            name, domain = _computer_name(device.drafts[index], device)
+            if name:
+                found = [r for r in by_name.get(name.lower(), ())
+                         if not (domain and r.domain and r.domain.lower() != domain.lower())]
+                if found:
+                    device.pairs[index] = found
+                    device.basis[index] = "computer_name"
+        ids = [(i, label) for i, label in ((device.facts.entdmid, "entdmid"),
+                                           (device.facts.entra_device_id, "entra_device_id"))
+               if i]
+        for device_id, label in ids:
+            found = [r for r in by_id.get(device_id, ())
+                     if not any(r in pair for pair in device.pairs.values())]
+            if not found:
+                continue
+            open_drafts = [i for i in asked if i not in device.pairs]
+            if not open_drafts:
+                continue
+            for request in found:
+                index = _nearest_draft(device, open_drafts, request)
+                device.pairs.setdefault(index, []).append(request)
+                device.basis[index] = label
+
+
+def _nearest_draft(device: _Device, candidates: list[int], request: ConnectorRequest) -> int:
+    """The attempt whose wait window (device final clock) holds the request, else the nearest."""
+    residual = device.residual.estimate[0] if device.residual else 0
+
+    def distance(index: int) -> int:
+        draft = device.drafts[index]
+        start = (draft.wait_start or draft.events[0][0]) - residual
+        end = (draft.blob_at or draft.gave_up_at or start + OPEN_WAIT_NS) - residual
+        if start - WINDOW_SLACK_NS <= request.ts <= end + WINDOW_SLACK_NS:
+            return 0
+        return min(abs(request.ts - start), abs(request.ts - end))
+
+    return min(candidates, key=lambda i: (distance(i), i))
+
+
+def _match_by_time(devices: dict[str, _Device], requests: list[ConnectorRequest]) -> None:
+    """Attempts with no identity match: the one unclaimed request inside their wait window."""
+    claimed = {id(r) for d in devices.values() for rs in d.pairs.values() for r in rs}
+    known_names = set()
+    known_ids = set()
+    for device in devices.values():
+        for draft in device.drafts:
+            name, _ = _computer_name(draft, device)
+            if name:
+                known_names.add(name.lower())
+        known_ids.update(i for i in (device.facts.entdmid, device.facts.entra_device_id) if i)
+    free = [r for r in requests if id(r) not in claimed
+            and not (r.device_name and r.device_name.lower() in known_names)
+            and not (r.device_id and r.device_id in known_ids)]
+    for device in devices.values():
+        own_ids = {i for i in (device.facts.entdmid, device.facts.entra_device_id) if i}
+        if device.residual is None:
+            shift, width = 0, ASSUMED_SKEW_NS
+        else:
+            shift, half = device.residual.estimate
+            if half is None:
+                continue
+            width = half
+        for index, draft in enumerate(device.drafts):
+            if index in device.pairs or not draft.asked or draft.wait_start is None:
+                continue
+            name, domain = _computer_name(draft, device)
+            start = draft.wait_start - shift - width - WINDOW_SLACK_NS
+            end = (draft.blob_at or draft.gave_up_at or draft.wait_start + OPEN_WAIT_NS)
+            end = end - shift + width + WINDOW_SLACK_NS
+            found = [r for r in free if start <= r.ts <= end
+                     and not (own_ids and r.device_id and r.device_id not in own_ids)
+                     and not (name and r.device_name and r.device_name.lower() != name.lower())
+                     and not (domain and r.domain and r.domain.lower() != domain.lower())]
+            if len(found) == 1:
+                device.pairs[index] = found
+                device.basis[index] = ("time_window" if device.residual is not None
+                                       else "time_window_assumed")
+                free.remove(found[0])
+
+
+def _estimate(device: _Device) -> None:
+    """The device's final-clock offset against its connector, from every matched pair."""
+    intervals, references = [], defaultdict(int)
+    for index, found in device.pairs.items():
+        draft = device.drafts[index]
+        if draft.wait_start is None:
+            continue
+        for request in found:
+            references[request.connector] += 1
+            intervals.append(clocks.causal_interval(draft.wait_start, request.ts,
+                                                    draft.blob_at, draft.gave_up_at))
+    synced = None
+    if device.clock.jumps:
+        synced = Interval(-clocks.JUMP_PRECISION_NS, clocks.JUMP_PRECISION_NS,
+                          ["clock set to its time source during the attempt"])
+    causal, consistent = clocks.combine(intervals)
+    device.consistent = consistent
+    device.reference = max(references, key=lambda k: references[k]) if references else None
+    if causal is None:
+        device.residual = synced
+        return
+    if synced is not None:
+        device.residual = causal.intersect(synced) or causal
+        return
+    device.residual = causal
+
+
+# --- attempts ---------------------------------------------------------------------------------
+
+def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool,
+              connector_cover: list[ChannelCoverage]) -> list[Attempt]:
+    residual = device.residual.estimate[0] if device.residual else 0
+    out = []
+    for index, draft in enumerate(device.drafts):
+        verdict = judge(draft, device.facts.join_method, device.channels)
+        found = tuple(sorted(device.pairs.get(index, ()), key=lambda r: r.ts))
+        steps = tuple(Step(e.step, e.status, e.record.ts, local - residual, e.record.ref,
+                           e.detail) for local, e in draft.events)
+        name, domain = _computer_name(draft, device)
+        named = next((r for r in found if r.device_name), None)
+        if not name and named:
+            name = named.device_name
+        if not domain:
+            domain = next((r.domain for r in found if r.domain), None)
+        hosts = tuple(dict.fromkeys(e.record.host for _, e in draft.events))
+        oobe = tuple(h for h in hosts if not (name and h.lower().partition(".")[0]
+                                              == name.lower()))
+        identity = DeviceIdentity(
+            machine=device.key, oobe_names=oobe, hosts=tuple(device.hosts),
+            computer_name=name, domain=domain, serial=device.facts.serial,
+            ztdid=device.facts.ztdid, entdmid=device.facts.entdmid,
+            tenant_id=device.facts.tenant_id, join_method=device.facts.join_method,
+            skip_dc_check=device.facts.skip_dc_check, sources=tuple(device.facts.sources))
+        anchor = next((e for _, e in draft.events if e.step == "odj_request"),
+                      draft.events[0][1])
+        segment = min(device.clock.segment(anchor.record), len(offsets) - 1)
+        evidence_state, missing = _connector_evidence(
+            verdict, found, have_connectors, connector_cover, steps, device)
+        out.append(Attempt(
+            id=f"{(oobe or hosts)[0]}#{index + 1}", device=identity, number=index + 1,
+            steps=steps, requests=found,
+            connector=found[-1].connector if found else None,
+            match_basis=device.basis.get(index), connector_evidence=evidence_state,
+            outcome=verdict.outcome, failed_step=verdict.failed_step,
+            reason=_reason(verdict, found), offset=offsets[segment],
+            started=steps[0].ts_corrected, ended=steps[-1].ts_corrected,
+            durations=_durations(steps, found), missing=missing))
+    return out
+
+
+def _reason(verdict: Verdict, found: tuple[ConnectorRequest, ...]) -> str:
+    failures = [r for r in found if not r.succeeded]
+    if failures and verdict.outcome in (Outcome.TIMED_OUT, Outcome.INCOMPLETE):
+        last = failures[-1]
+        code = last.diagnostic_code or last.error_code
+        return (f"{verdict.reason}; the connector {last.connector} failed the request"
+                + (f" (DiagnosticCode {code})" if code else "")
+                + (f": {last.diagnostic_text[:200]}" if last.diagnostic_text else ""))
+    return verdict.reason
+
+
+def _connector_evidence(verdict: Verdict, found: tuple[ConnectorRequest, ...],
+                        have_connectors: bool, connector_cover: list[ChannelCoverage],
+                        steps: tuple[Step, ...], device: _Device) -> tuple[str, tuple[str, ...]]:
+    missing: list[str] = []
+    if "system" not in device.channels and verdict.hybrid:
+        missing.append("the device's System log (offline join 4098/4099, NETLOGON 5719)")
+    if (evidence.UDR not in device.channels and verdict.hybrid
+            and verdict.outcome in (Outcome.SUCCEEDED, Outcome.INCOMPLETE)):
+        missing.append("the device's Microsoft-Windows-User Device Registration/Admin log")
+    if not any(s.name == "odj_request" for s in steps):
+        return "not_applicable", tuple(missing)
+    if found:
+        return "matched", tuple(missing)
+    wanted = (f"the Intune Connector for AD logs ({CONNECTOR_CHANNEL}) of the connector "
+              "serving the device's domain, covering the attempt")
+    if not have_connectors:
+        return "no_connector_logs", (*missing, wanted)
+    start = min(s.ts_corrected for s in steps if s.name == "odj_request")
+    end = max(s.ts_corrected for s in steps)
+    covered = any(c.first <= end and c.last >= start for c in connector_cover)
+    if not covered:
+        return "not_covered", (*missing, wanted)
+    return "no_request", tuple(missing)
+
+
+def _durations(steps: tuple[Step, ...], found: tuple[ConnectorRequest, ...]) -> dict[str, float]:
+    def at(step: str, *statuses: str) -> int | None:
+        return next((s.ts_corrected for s in steps
+                     if s.name == step and (not statuses or s.status in statuses)), None)
+
+    marks = {
+        "profile": at("profile"), "enrollment": at("enrollment"),
+        "odj_request": at("odj_request", "waiting"),
+        "connector": found[0].ts if found else None,
+        "blob": at("odj_blob", "ok") or at("blob_applied"),
+        "offline_join": at("offline_join"), "reboot": at("reboot"), "esp": at("esp"),
+        "hybrid_registration": at("hybrid_registration", "ok"),
+        "timed_out": at("odj_blob", "timed_out"),
+    }
+    pairs = [("profile", "enrollment"), ("enrollment", "odj_request"),
+             ("odj_request", "connector"), ("connector", "blob"), ("odj_request", "blob"),
+             ("odj_request", "timed_out"), ("blob", "offline_join"),
+             ("offline_join", "reboot"), ("offline_join", "esp"),
+             ("esp", "hybrid_registration")]
+    out = {f"{a}→{b}": round((marks[b] - marks[a]) / SECOND, 3)
+           for a, b in pairs if marks[a] is not None and marks[b] is not None}
+    if steps:
+        out["total"] = round((steps[-1].ts_corrected - steps[0].ts_corrected) / SECOND, 3)
+    return out
+
+
+def _notes(attempts: list[Attempt], role_of: dict[str, str],
+           unmatched: tuple[ConnectorRequest, ...], notices: list[ConnectorNotice],
+           frame: pd.DataFrame, devices: dict[str, _Device]) -> list[str]:
+    notes = []
+    for device in devices.values():
+        if device.orphan_steps:
+            notes.append(f"{', '.join(device.hosts)}: {device.orphan_steps} ESP / hybrid "
+                         "registration event(s) with no join attempt before them (the "
+                         "attempt's logs may have rolled over or not be in the bundle)")
+    devices = [m for m, r in role_of.items() if r == "device"]
+    connectors = [m for m, r in role_of.items() if r == "connector"]
+    if not attempts:
+        hosts = sorted({str(h) for h in frame["host"].unique()}) if len(frame) else []
+        notes.append("no join attempt found: no Autopilot / MDM device step events in the "
+                     f"bundle ({len(hosts)} host(s) read; see coverage)")
+    if not devices and connectors:
+        notes.append("only connector logs: their requests cannot be lined up with a device; "
+                     "add the device's MdmDiagnosticsTool or Collect-diagnostics bundle")
+    if devices and not connectors and any(a.connector_evidence == "no_connector_logs"
+                                          for a in attempts):
+        notes.append("no Intune Connector for AD logs in the bundle: connector-side causes "
+                     "cannot be confirmed")
+    by_connector: dict[str, int] = defaultdict(int)
+    for notice in notices:
+        by_connector[notice.connector] += 1
+    for connector, count in sorted(by_connector.items()):
+        notes.append(f"{connector} logged {count} event(s) about itself (service configuration"
+                     " or proxy), not about a request")
+    failed = [r for r in unmatched if not r.succeeded]
+    if failed:
+        notes.append(f"{len(failed)} failed connector request(s) match no device in the "
+                     "bundle")
+    return notes
+
+
+def attempts_frame(correlation: Correlation | None) -> pd.DataFrame:
+    """One row per attempt (the table the rules engine reads)."""
+    columns = ["attempt", "device", "computer_name", "domain", "outcome", "failed_step",
+               "connector", "match_basis", "connector_evidence", "offset_s", "offset_error_s",
+               "started", "ended", "requests", "failed_requests", "diagnostic_code",
+               "join_method", "entdmid", "steps"]
+    rows = []
+    for attempt in correlation.attempts if correlation else ():
+        offset = attempt.offset
+        failures = [r for r in attempt.requests if not r.succeeded]
+        rows.append({
+            "attempt": attempt.id,
+            "device": (attempt.device.oobe_names or attempt.device.hosts or ("",))[0],
+            "computer_name": attempt.device.computer_name, "domain": attempt.device.domain,
+            "outcome": str(attempt.outcome), "failed_step": attempt.failed_step,
+            "connector": attempt.connector, "match_basis": attempt.match_basis,
+            "connector_evidence": attempt.connector_evidence,
+            "offset_s": offset.offset_ns / SECOND if offset else None,
+            "offset_error_s": (offset.uncertainty_ns / SECOND
+                               if offset and offset.uncertainty_ns is not None else None),
+            "started": pd.Timestamp(attempt.started, unit="ns", tz="UTC"),
+            "ended": pd.Timestamp(attempt.ended, unit="ns", tz="UTC"),
+            "requests": len(attempt.requests), "failed_requests": len(failures),
+            "diagnostic_code": failures[-1].diagnostic_code if failures else None,
+            "join_method": attempt.device.join_method, "entdmid": attempt.device.entdmid,
+            "steps": ",".join(f"{s.name}:{s.status}" for s in attempt.steps),
+        })
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,290 @@
+"""The few events correlation needs, picked out of the timeline and read into plain records.
+
+Selection is vectorized (channel codes and event ids), so a fleet timeline of millions of
+events costs one pass of numpy masks; only the selected rows (about ten per attempt) have their
+fields decoded. What each event means comes from reference/domain.md: (a.2) DMEDP 72, 100,
+107, 109/110 with the state in `HexInt1`, 111; (a.3) Autopilot profile events; (a.4) UDR
+304/305/306/307; (a.6) Shell-Core 62407; (a.8) System 4098/4099, NETLOGON 5719, GroupPolicy
+1129, Time-Service 14; (a.9) Time-Service 261 and Kernel-General 1 (clock set); (a.1) the
+connectors' request events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evtxdoc.models import ConnectorNotice, ConnectorRequest, EventRef
+from evtxdoc.normalize import decode_fields, parse_time_ns
+
+DMEDP = "microsoft-windows-devicemanagement-enterprise-diagnostics-provider/admin"
+AUTOPILOT = "microsoft-windows-moderndeployment-diagnostics-provider/autopilot"
+UDR = "microsoft-windows-user device registration/admin"
+SHELL = "microsoft-windows-shell-core/operational"
+TIME_OPERATIONAL = "microsoft-windows-time-service/operational"
+SYSTEM = "system"
+CONNECTOR_UPDATED = ("microsoft-intune-odjconnectorservice/operational",
+                     "microsoft-intune-odjconnectorservice/admin")
+CONNECTOR_LEGACY = ("odj connector service",)
+DEVICE_CHANNELS = (
+    DMEDP, AUTOPILOT, UDR, SHELL,
+    "microsoft-windows-moderndeployment-diagnostics-provider/managementservice",
+    "microsoft-windows-aad/operational",
+    "microsoft-windows-provisioning-diagnostics-provider/admin",
+)
+
+JOIN_PROVIDER = "microsoft-windows-coresystem-netprovision-joinprovideronline"
+KERNEL_GENERAL = "microsoft-windows-kernel-general"
+TIME_SERVICE = "microsoft-windows-time-service"
+
+# (channel, event id) → provider it must come from (None: any); System ids are shared.
+DEVICE_EVENTS: dict[tuple[str, int], str | None] = {
+    **{(DMEDP, i): None for i in (72, 100, 107, 109, 110, 111)},
+    **{(AUTOPILOT, i): None for i in (100, 101, 103, 153, 171, 172, 807, 809, 815, 908)},
+    **{(UDR, i): None for i in (304, 305, 306, 307)},
+    (SHELL, 62407): None,
+    (SYSTEM, 4098): JOIN_PROVIDER,
+    (SYSTEM, 4099): JOIN_PROVIDER,
+    (SYSTEM, 5719): "netlogon",
+    (SYSTEM, 1129): "microsoft-windows-grouppolicy",
+    (SYSTEM, 14): TIME_SERVICE,
+    (SYSTEM, 1): KERNEL_GENERAL,
+    (TIME_OPERATIONAL, 261): None,
+}
+ODJ_STATES = {  # DMEDP 109/110 Properties[0] (domain.md a.2, S29)
+    0: ("odj_request", "not_configured", "state 0: offline domain join not configured"),
+    1: ("odj_request", "waiting", "state 1: waiting for the offline domain join blob"),
+    2: ("odj_blob", "ok", "state 2: offline domain join blob processed"),
+    3: ("odj_blob", "timed_out", "state 3: timed out waiting for the blob or connectivity"),
+}
+AUTOPILOT_FAILURES = {
+    100: "Autopilot profile not found",
+    171: "TPM problem (identity / attestation)",
+    172: "TPM problem (identity / attestation)",
+    807: "ZtdDeviceIsNotRegistered: the hardware hash is not imported in this tenant",
+    809: "ZtdDeviceHasNoAssignedProfile: no Autopilot profile assigned",
+    815: "ZtdDeviceHasNoAssignedProfile: no Autopilot profile assigned",
+    908: "serial number / product key mismatch with the registered hash",
+}
+ESP_OUTCOMES = (  # CommercialOOBE_ESPProgress_* names (domain.md a.6)
+    ("WhiteGlove_Failed", "failed"), ("_Failure", "failed"), ("_Timeout", "timed_out"),
+    ("_Abort", "failed"), ("_Success", "ok"), ("Page_Exiting", "ok"),
+)
+CLOCK_JUMP_NS = 60 * 1_000_000_000  # smaller clock sets are ordinary drift corrections
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One selected event with its decoded fields."""
+
+    ts: int
+    host: str
+    channel: str  # lower case
+    provider: str  # lower case
+    event_id: int
+    record_id: int
+    source_file: str
+    user_sid: str | None
+    fields: dict[str, Any]
+
+    @property
+    def ref(self) -> EventRef:
+        return EventRef(self.host, self.channel, self.event_id, self.record_id, self.source_file)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEvent:
+    """A device step candidate: what the event says about the attempt."""
+
+    record: Record
+    step: str
+    status: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClockJump:
+    """The clock was set from `old` to `new` (Kernel-General 1 / Time-Service 261)."""
+
+    record: Record
+    old: int
+    new: int
+
+    @property
+    def offset(self) -> int:
+        """How far the clock was off before it was set (clock − true)."""
+        return self.old - self.new
+
+
+def _channel_mask(frame: pd.DataFrame, channels: set[str]) -> np.ndarray:
+    column = frame["channel"]
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        wanted = [i for i, c in enumerate(column.cat.categories) if str(c).lower() in channels]
+        return np.isin(column.cat.codes.to_numpy(), wanted)
+    return column.astype(str).str.lower().isin(channels).to_numpy()
+
+
+def select(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows correlation reads: device step events and every connector event."""
+    if frame.empty:
+        return frame
+    ids = frame["event_id"].to_numpy()
+    mask = _channel_mask(frame, set(CONNECTOR_UPDATED + CONNECTOR_LEGACY))
+    by_channel: dict[str, list[int]] = {}
+    for channel, event_id in DEVICE_EVENTS:
+        by_channel.setdefault(channel, []).append(event_id)
+    for channel, wanted in by_channel.items():
+        mask |= _channel_mask(frame, {channel}) & np.isin(ids, wanted)
+    return frame.loc[mask]
+
+
+def records(rows: pd.DataFrame) -> list[Record]:
+    """Selected rows → records with fields (provider filter of DEVICE_EVENTS applied)."""
+    out = []
+    ts_values = rows["ts"].array.asi8 if len(rows) else []
+    columns = zip(ts_values, rows["host"].astype(str), rows["channel"].astype(str),
+                  rows["provider"].astype(str), rows["event_id"], rows["record_id"],
+                  rows["source_file"].astype(str), rows["user_sid"], rows["payload"],
+                  strict=True)
+    for ts, host, channel, provider, event_id, record_id, source, sid, payload in columns:
+        lower, prov = channel.lower(), provider.lower()
+        wanted = DEVICE_EVENTS.get((lower, int(event_id)), "")
+        if wanted and wanted != prov:
+            continue
+        out.append(Record(int(ts), host, lower, prov, int(event_id), int(record_id), source,
+                          sid if isinstance(sid, str) else None, decode_fields(payload, channel)))
+    return out
+
+
+def _int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    text = str(value).strip()
+    try:
+        return int(text, 16) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        return None
+
+
+def _code(value: Any) -> str:
+    number = _int(value)
+    if number is None:
+        return str(value)
+    return f"0x{number & 0xFFFFFFFF:08X}" if number < 0 or number > 0xFFFF else str(number)
+
+
+def device_event(record: Record) -> DeviceEvent | None:
+    """What one selected device-side event says, or None when it says nothing here."""
+    channel, event_id, fields = record.channel, record.event_id, record.fields
+    if channel == DMEDP:
+        if event_id in (109, 110):
+            state = _int(fields.get("HexInt1", fields.get("Data0")))
+            if state in ODJ_STATES:
+                step, status, detail = ODJ_STATES[state]
+                return DeviceEvent(record, step, status, detail)
+            return None
+        return {
+            72: DeviceEvent(record, "enrollment", "ok", "MDM enrollment completed"),
+            111: DeviceEvent(record, "odj_request", "waiting", "started waiting for the blob"),
+            107: DeviceEvent(record, "blob_applied", "ok", "offline domain join blob applied"),
+            100: DeviceEvent(record, "dc_connectivity", "failed",
+                             "could not establish connectivity (DMEDP 100)"),
+        }.get(event_id)
+    if channel == AUTOPILOT:
+        if event_id in AUTOPILOT_FAILURES:
+            return DeviceEvent(record, "profile", "failed", AUTOPILOT_FAILURES[event_id])
+        detail = "Autopilot profile " + (
+            f"{fields.get('InitialState')} → {fields.get('UpdateState')}"
+            if event_id == 153 and fields.get("UpdateState") else "download milestone")
+        return DeviceEvent(record, "profile", "ok", detail)
+    if channel == UDR:
+        if event_id == 306:
+            return DeviceEvent(record, "hybrid_registration", "ok", "hybrid join registered")
+        code = fields.get("ErrorCode")
+        text = " ".join(str(v) for v in (code and _code(code), fields.get("Format")) if v)
+        return DeviceEvent(record, "hybrid_registration", "failed",
+                           f"UDR {event_id}" + (f": {text}" if text else ""))
+    if channel == SHELL:
+        names = " ".join(str(v) for v in fields.values())
+        if "ESPProgress" not in names and "WhiteGlove" not in names:
+            return None
+        status = next((s for marker, s in ESP_OUTCOMES if marker in names), "info")
+        name = next((str(v) for v in fields.values() if "CommercialOOBE" in str(v)), names)
+        return DeviceEvent(record, "esp", status, name[:120])
+    if channel == SYSTEM:
+        if event_id == 4098:
+            return DeviceEvent(record, "offline_join", "ok",
+                               f"joined {fields.get('DomainName')} as "
+                               f"{fields.get('ComputerName')}")
+        if event_id == 4099:
+            return DeviceEvent(record, "offline_join", "failed",
+                               f"NetStatusCode {_code(fields.get('NetStatusCode'))}")
+        if event_id in (5719, 1129, 14):
+            what = {5719: "no domain controller for a secure session (NETLOGON 5719)",
+                    1129: "Group Policy found no domain controller (1129)",
+                    14: "no domain controller as time source (Time-Service 14)"}[event_id]
+            return DeviceEvent(record, "dc_connectivity", "failed", what)
+    return None
+
+
+def clock_jump(record: Record) -> ClockJump | None:
+    """A clock set by at least CLOCK_JUMP_NS, from OldTime/NewTime."""
+    if not ((record.channel == SYSTEM and record.event_id == 1
+             and record.provider == KERNEL_GENERAL)
+            or (record.channel == TIME_OPERATIONAL and record.event_id == 261)):
+        return None
+    old = _time(record.fields.get("OldTime"))
+    new = _time(record.fields.get("NewTime"))
+    if old is None or new is None or abs(old - new) < CLOCK_JUMP_NS:
+        return None
+    return ClockJump(record, old, new)
+
+
+def _time(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    return parse_time_ns(str(value)) if value else None
+
+
+def connector_event(record: Record) -> ConnectorRequest | ConnectorNotice | None:
+    """A connector event → the request it logs, or a notice about the connector itself."""
+    if record.channel in CONNECTOR_UPDATED:
+        kind = "updated"
+    elif record.channel in CONNECTOR_LEGACY:
+        kind = "legacy"
+    else:
+        return None
+    fields = record.fields
+    name = fields.get("DeviceName") or fields.get("MachineName")
+    device_id = fields.get("DeviceId")
+    diagnostic = fields.get("DiagnosticCode")
+    text = fields.get("DiagnosticText") or fields.get("ErrorDescription")
+    if not name and not device_id:
+        if diagnostic is None and text is None:
+            return None
+        return ConnectorNotice(record.host, kind, record.ts, record.ref,
+                               None if diagnostic is None else str(diagnostic),
+                               None if text is None else str(text)[:2000])
+    metric = str(fields.get("MetricName") or "")
+    code = _int(diagnostic)
+    error = fields.get("ErrorCode")
+    failed = metric.endswith("_Failure") or bool(code) or bool(_int(error))
+    host_domain = record.host.partition(".")[2] or None
+    elapsed = _int(fields.get("ElapsedMilliseconds"))
+    return ConnectorRequest(
+        connector=record.host, kind=kind, ts=record.ts, ref=record.ref,
+        device_name=str(name).strip() if name else None,
+        device_id=str(device_id).strip().strip("{}").lower() if device_id else None,
+        domain=str(fields.get("DomainName") or host_domain or "") or None,
+        succeeded=not failed,
+        error_code=None if error is None else str(error),
+        diagnostic_code=None if diagnostic is None else str(diagnostic),
+        diagnostic_text=None if text is None else str(text)[:2000],
+        elapsed_ms=elapsed, user_sid=record.user_sid)

@@ -1,0 +1,141 @@
+"""Device facts from the supporting files a device bundle carries (domain.md a.3, a.2, (e)).
+
+- `AutopilotDDSZTDFile.json`: CloudAssignedDomainJoinMethod (1 = hybrid),
+  HybridJoinSkipDCConnectivityCheck, tenant, ZTD registration id, PolicyDownloadDate.
+- `MdmDiagReport_RegistryDump.reg` (UTF-16 regedit export): EstablishedCorrelations
+  ZTDRegistrationID / EntDMID, CloudAssignedTenantId, ODJApplied, TimeZoneKeyName.
+- `dsregcmd /status` output: `Key : Value` lines (DeviceName, DomainName, DeviceId, TenantId,
+  AzureAdJoined, DomainJoined).
+
+Each reader takes bytes and returns plain values; unreadable content gives an empty result
+(the file is still listed in the inventory; correlation just has fewer keys).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from evtxdoc.bundle.identify import decode_text
+
+_REG_VALUE = re.compile(r'^"(?P<name>[^"]+)"=(?P<value>.*)$')
+_DSREG_LINE = re.compile(r"^\s*(?P<key>[A-Za-z][A-Za-z0-9 ]*?)\s*:\s*(?P<value>.*?)\s*$")
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@dataclass
+class DeviceFacts:
+    """What the supporting files of one device say (None: not stated)."""
+
+    ztdid: str | None = None
+    entdmid: str | None = None
+    serial: str | None = None
+    tenant_id: str | None = None
+    tenant_domain: str | None = None
+    join_method: str | None = None  # hybrid | entra
+    skip_dc_check: bool | None = None
+    odj_applied: bool | None = None
+    time_zone: str | None = None
+    device_name: str | None = None  # dsregcmd DeviceName (the current name)
+    domain: str | None = None  # dsregcmd DomainName
+    entra_device_id: str | None = None  # dsregcmd DeviceId
+    policy_downloaded: str | None = None
+    sources: list[str] = field(default_factory=list)
+
+    def merge(self, other: DeviceFacts) -> None:
+        """Fill what is still unknown from `other`."""
+        for name in self.__dataclass_fields__:
+            if name == "sources":
+                self.sources.extend(s for s in other.sources if s not in self.sources)
+            elif getattr(self, name) is None:
+                setattr(self, name, getattr(other, name))
+
+
+def _guid(value: Any) -> str | None:
+    match = _GUID.search(str(value or ""))
+    return match.group(0).lower() if match else None
+
+
+def read_ztd_json(content: bytes) -> DeviceFacts:
+    """AutopilotDDSZTDFile.json → facts."""
+    try:
+        data = json.loads(decode_text(content))
+    except ValueError:
+        return DeviceFacts()
+    if not isinstance(data, dict):
+        return DeviceFacts()
+    lower = {str(k).lower(): v for k, v in data.items()}
+    method = lower.get("cloudassigneddomainjoinmethod")
+    skip = lower.get("hybridjoinskipdcconnectivitycheck")
+    return DeviceFacts(
+        ztdid=_guid(lower.get("ztdregistrationid")),
+        tenant_id=_guid(lower.get("cloudassignedtenantid")),
+        tenant_domain=lower.get("cloudassignedtenantdomain") or None,
+        join_method=None if method is None else ("hybrid" if str(method) == "1" else "entra"),
+        skip_dc_check=None if skip is None else str(skip) == "1",
+        serial=lower.get("serialnumber") or None,
+        policy_downloaded=lower.get("policydownloaddate") or None,
+    )
+
+
+def read_registry_dump(content: bytes) -> DeviceFacts:
+    """A regedit export → the values of domain.md a.2/a.3 it holds."""
+    facts = DeviceFacts()
+    key = ""
+    for line in decode_text(content).splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            key = line[1:-1].lower()
+            continue
+        match = _REG_VALUE.match(line)
+        if not match:
+            continue
+        name, raw = match.group("name").lower(), match.group("value")
+        value = raw[1:-1] if raw.startswith('"') and raw.endswith('"') else raw
+        if name == "ztdregistrationid":
+            facts.ztdid = facts.ztdid or _guid(value)
+        elif name == "entdmid":
+            facts.entdmid = facts.entdmid or _guid(value)
+        elif name == "cloudassignedtenantid":
+            facts.tenant_id = facts.tenant_id or _guid(value)
+        elif name == "cloudassignedtenantdomain":
+            facts.tenant_domain = facts.tenant_domain or value
+        elif name == "odjapplied" and key.endswith(r"omadm\syncml"):
+            facts.odj_applied = True
+        elif name == "timezonekeyname":
+            facts.time_zone = value
+        elif name == "serialnumber" and not facts.serial:
+            facts.serial = value
+    return facts
+
+
+def read_dsregcmd(content: bytes) -> DeviceFacts:
+    """`dsregcmd /status` output → names and ids."""
+    values: dict[str, str] = {}
+    for line in decode_text(content).splitlines():
+        match = _DSREG_LINE.match(line)
+        if match and match.group("value"):
+            values.setdefault(match.group("key").lower(), match.group("value"))
+    return DeviceFacts(
+        device_name=values.get("devicename") or None,
+        domain=values.get("domainname") or None,
+        entra_device_id=_guid(values.get("deviceid")),
+        tenant_id=_guid(values.get("tenantid")),
+    )
+
+
+READERS = {
+    "autopilot_ztd_json": read_ztd_json,
+    "registry_dump": read_registry_dump,
+    "dsregcmd_status": read_dsregcmd,
+}
+
+
+def read(subkind: str, content: bytes, display: str) -> DeviceFacts:
+    """Facts from one supporting file (unknown kinds give nothing)."""
+    reader = READERS.get(subkind)
+    facts = reader(content) if reader else DeviceFacts()
+    facts.sources.append(display)
+    return facts
