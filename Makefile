@@ -38,6 +38,7 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/synth.py
+	$(BIN)/python benchmarks/correlate.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

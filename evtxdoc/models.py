@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Severity(StrEnum):
@@ -167,8 +167,7 @@ class Outcome(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True, slots=True)
-class EventRef:
+class EventRef(NamedTuple):
     """Where an event lives, so the report can show it (file + EventRecordID)."""
 
     host: str
@@ -178,8 +177,7 @@ class EventRef:
     source_file: str
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """One device-side step of a join attempt (domain.md (d))."""
 
     name: str  # profile, enrollment, odj_request, odj_blob, offline_join, dc_connectivity, …

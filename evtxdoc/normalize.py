@@ -323,8 +323,10 @@ def _connector_bodies(channel: str, fields: dict[str, Any]) -> None:
         fields.setdefault("MachineName", match.group(1).rstrip("."))
 
 
-def decode_fields(payload: bytes | dict[str, Any], channel: str = "") -> dict[str, Any]:
-    """An event's fields from its stored payload (see the module docstring)."""
+def decode_fields(payload: bytes | dict[str, Any], channel: str = "",
+                  bodies: bool = True) -> dict[str, Any]:
+    """An event's fields from its stored payload (see the module docstring); `bodies=False`
+    skips looking for connector message bodies (for channels known to hold none)."""
     parts = decode_payload(payload) if isinstance(payload, bytes) else payload
     fields: dict[str, Any] = {}
     data = parts.get("EventData")
@@ -336,7 +338,7 @@ def decode_fields(payload: bytes | dict[str, Any], channel: str = "") -> dict[st
     if isinstance(user_data, dict) and user_data:
         fields["UserData"] = next(iter(user_data))
         _flatten(user_data, "", fields)
-    if fields:
+    if fields and bodies:
         _connector_bodies(channel, fields)
     return fields
 

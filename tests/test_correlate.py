@@ -249,7 +249,8 @@ def test_time_window_matching_needs_exactly_one_candidate(tmp_path: Path) -> Non
         path.unlink()
     attempts = analyze([out]).correlation.attempts
     assert [(a.connector, a.connector_evidence) for a in attempts] == [
-        (None, "no_request"), (None, "no_request")]  # two candidates: no guess
+        (None, "ambiguous"), (None, "ambiguous")]  # two candidates: no guess
+    assert all(any("EntDMID" in m for m in a.missing) for a in attempts)
 
 
 def test_real_files_yield_no_attempt_and_list_their_coverage() -> None:

@@ -12,6 +12,8 @@ The flow (issue 4, design.md §3, domain.md (d)):
 
 from __future__ import annotations
 
+import gc
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +33,7 @@ from evtxdoc.models import (
     ConnectorRequest,
     Correlation,
     DeviceIdentity,
+    EventRef,
     Outcome,
     Step,
     SupportingFile,
@@ -58,32 +61,43 @@ class _Device:
     residual: Interval | None = None
     reference: str | None = None
     consistent: bool = True
+    ambiguous: set[int] = field(default_factory=set)  # drafts with several candidates
     orphan_steps: int = 0  # ESP / registration events outside any attempt
 
 
 def correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile] = (),
               coverage: Sequence[ChannelCoverage] = ()) -> Correlation:
     """Every join attempt in the timeline, matched and judged (see the module docstring)."""
+    collecting = gc.isenabled()
+    gc.disable()  # many small objects, no cycles: the collector only costs time here
+    try:
+        return _correlate(frame, supporting, coverage)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile],
+               coverage: Sequence[ChannelCoverage]) -> Correlation:
     rows = evidence.select(frame)
     records = evidence.records(rows)
-    device_events = [e for r in records if (e := evidence.device_event(r))]
+    connector_channels = set(evidence.CONNECTOR_UPDATED + evidence.CONNECTOR_LEGACY)
+    connector_records = [r for r in records if r.channel in connector_channels]
+    device_events = [e for r in records if r.channel not in connector_channels
+                     and (e := evidence.device_event(r))]
     joins = [e.record for e in device_events if e.step == "offline_join"]
     machine_of, sources = machines.group_hosts(frame, joins)
     names = {str(h).lower(): str(h) for h in frame["host"].unique()} if len(frame) else {}
     role_of = machines.roles(frame, machine_of)
     facts = machines.attach_facts(supporting, sources)
     requests, notices = [], []
-    for record in records:
+    for record in connector_records:
         found = evidence.connector_event(record)
         if isinstance(found, ConnectorRequest):
             requests.append(found)
         elif isinstance(found, ConnectorNotice):
             notices.append(found)
-    channels_of: dict[str, set[str]] = defaultdict(set)
-    for cover in coverage:
-        machine = machine_of.get(cover.host.lower())
-        if machine:
-            channels_of[machine].add(cover.channel.lower())
+    channels_of = machines.channels_by_machine(frame, machine_of)
     devices = _devices(frame, records, device_events, machine_of, names, facts, channels_of)
     for machine, device in devices.items():
         if device.drafts:
@@ -91,11 +105,11 @@ def correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile] = (),
     _match_by_identity(devices, requests)
     for device in devices.values():
         _estimate(device)
-    _match_by_time(devices, requests)
-    for device in devices.values():
+    for device in _match_by_time(devices, requests):
         _estimate(device)
     connectors = {m for m, role in role_of.items() if role == "connector"}
-    connector_cover = [c for c in coverage if machine_of.get(c.host.lower()) in connectors]
+    connector_hosts = {names.get(h, h) for h, m in machine_of.items() if m in connectors}
+    connector_cover = [c for c in coverage if c.host in connector_hosts]
     attempts, offsets = [], []
     for device in sorted(devices.values(), key=lambda d: d.key):
         device_offsets = clocks.offsets_for(
@@ -121,8 +135,10 @@ def _devices(frame: pd.DataFrame, records: list[evidence.Record],
              names: dict[str, str], facts: dict[str, DeviceFacts],
              channels_of: dict[str, set[str]]) -> dict[str, _Device]:
     by_machine: dict[str, list[evidence.DeviceEvent]] = defaultdict(list)
+    exact = {names.get(lower, lower): machine for lower, machine in machine_of.items()}
     for event in device_events:
-        machine = machine_of.get(event.record.host.lower())
+        host = event.record.host
+        machine = exact.get(host) or machine_of.get(host.lower())
         if machine:
             by_machine[machine].append(event)
     jumps = _distinct_jumps([j for r in records if (j := evidence.clock_jump(r))])
@@ -175,11 +191,18 @@ def _add_reboot(draft: Draft) -> None:
             reboot = evidence.DeviceEvent(event.record, "reboot", "ok",
                                           f"first event under the new name {event.record.host}")
             draft.events.insert(draft.events.index((local, event)), (local, reboot))
+            draft.seen.update(("reboot", ("reboot", "ok")))
             return
 
 
 def _computer_name(draft: Draft, device: _Device) -> tuple[str | None, str | None]:
-    """(computer name, domain) from 4098/4099, else the renamed host."""
+    """(computer name, domain) from 4098/4099, else the renamed host (cached on the draft)."""
+    if draft.name is None:
+        draft.name = _find_name(draft)
+    return draft.name
+
+
+def _find_name(draft: Draft) -> tuple[str | None, str | None]:
     found = draft.last("offline_join")
     if found:
         fields = found[1].record.fields
@@ -246,8 +269,14 @@ def _nearest_draft(device: _Device, candidates: list[int], request: ConnectorReq
     return min(candidates, key=lambda i: (distance(i), i))
 
 
-def _match_by_time(devices: dict[str, _Device], requests: list[ConnectorRequest]) -> None:
-    """Attempts with no identity match: the one unclaimed request inside their wait window."""
+def _match_by_time(devices: dict[str, _Device],
+                   requests: list[ConnectorRequest]) -> list[_Device]:
+    """Attempts with no identity match: the one unclaimed request inside their wait window.
+
+    Two or more candidates are never guessed between: the attempt is marked ambiguous.
+    Returns the devices that gained a pair.
+    """
+    changed: list[_Device] = []
     claimed = {id(r) for d in devices.values() for rs in d.pairs.values() for r in rs}
     known_names = set()
     known_ids = set()
@@ -257,9 +286,11 @@ def _match_by_time(devices: dict[str, _Device], requests: list[ConnectorRequest]
             if name:
                 known_names.add(name.lower())
         known_ids.update(i for i in (device.facts.entdmid, device.facts.entra_device_id) if i)
-    free = [r for r in requests if id(r) not in claimed
-            and not (r.device_name and r.device_name.lower() in known_names)
-            and not (r.device_id and r.device_id in known_ids)]
+    free = sorted((r for r in requests if id(r) not in claimed
+                   and not (r.device_name and r.device_name.lower() in known_names)
+                   and not (r.device_id and r.device_id in known_ids)), key=lambda r: r.ts)
+    times = [r.ts for r in free]
+    taken: set[int] = set()
     for device in devices.values():
         own_ids = {i for i in (device.facts.entdmid, device.facts.entra_device_id) if i}
         if device.residual is None:
@@ -276,15 +307,33 @@ def _match_by_time(devices: dict[str, _Device], requests: list[ConnectorRequest]
             start = draft.wait_start - shift - width - WINDOW_SLACK_NS
             end = (draft.blob_at or draft.gave_up_at or draft.wait_start + OPEN_WAIT_NS)
             end = end - shift + width + WINDOW_SLACK_NS
-            found = [r for r in free if start <= r.ts <= end
-                     and not (own_ids and r.device_id and r.device_id not in own_ids)
-                     and not (name and r.device_name and r.device_name.lower() != name.lower())
-                     and not (domain and r.domain and r.domain.lower() != domain.lower())]
+            found = []
+            for position in range(bisect_left(times, start), bisect_right(times, end)):
+                request = free[position]
+                if id(request) not in taken and _compatible(request, own_ids, name, domain):
+                    found.append(request)
+                    if len(found) > 1:
+                        break  # two candidates are enough to refuse to guess
             if len(found) == 1:
                 device.pairs[index] = found
                 device.basis[index] = ("time_window" if device.residual is not None
                                        else "time_window_assumed")
-                free.remove(found[0])
+                taken.add(id(found[0]))
+                if not changed or changed[-1] is not device:
+                    changed.append(device)
+            elif found:
+                device.ambiguous.add(index)
+    return changed
+
+
+def _compatible(request: ConnectorRequest, own_ids: set[str], name: str | None,
+                domain: str | None) -> bool:
+    """No identity in the request contradicts the attempt's."""
+    if own_ids and request.device_id and request.device_id not in own_ids:
+        return False
+    if name and request.device_name and request.device_name.lower() != name.lower():
+        return False
+    return not (domain and request.domain and request.domain.lower() != domain.lower())
 
 
 def _estimate(device: _Device) -> None:
@@ -323,8 +372,10 @@ def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool
     for index, draft in enumerate(device.drafts):
         verdict = judge(draft, device.facts.join_method, device.channels)
         found = tuple(sorted(device.pairs.get(index, ()), key=lambda r: r.ts))
-        steps = tuple(Step(e.step, e.status, e.record.ts, local - residual, e.record.ref,
-                           e.detail) for local, e in draft.events)
+        steps = tuple(Step(e.step, e.status, e.record.ts, local - residual,
+                           EventRef(e.record.host, e.record.channel, e.record.event_id,
+                                    e.record.record_id, e.record.source_file), e.detail)
+                      for local, e in draft.events)
         name, domain = _computer_name(draft, device)
         named = next((r for r in found if r.device_name), None)
         if not name and named:
@@ -345,6 +396,11 @@ def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool
         segment = min(device.clock.segment(anchor.record), len(offsets) - 1)
         evidence_state, missing = _connector_evidence(
             verdict, found, have_connectors, connector_cover, steps, device)
+        if evidence_state == "no_request" and index in device.ambiguous:
+            evidence_state = "ambiguous"
+            missing = (*missing, "an identity to choose between the several connector "
+                       "requests in the attempt's window (the device's "
+                       "MdmDiagReport_RegistryDump.reg gives its EntDMID)")
         out.append(Attempt(
             id=f"{(oobe or hosts)[0]}#{index + 1}", device=identity, number=index + 1,
             steps=steps, requests=found,
@@ -393,27 +449,34 @@ def _connector_evidence(verdict: Verdict, found: tuple[ConnectorRequest, ...],
     return "no_request", tuple(missing)
 
 
-def _durations(steps: tuple[Step, ...], found: tuple[ConnectorRequest, ...]) -> dict[str, float]:
-    def at(step: str, *statuses: str) -> int | None:
-        return next((s.ts_corrected for s in steps
-                     if s.name == step and (not statuses or s.status in statuses)), None)
-
-    marks = {
-        "profile": at("profile"), "enrollment": at("enrollment"),
-        "odj_request": at("odj_request", "waiting"),
-        "connector": found[0].ts if found else None,
-        "blob": at("odj_blob", "ok") or at("blob_applied"),
-        "offline_join": at("offline_join"), "reboot": at("reboot"), "esp": at("esp"),
-        "hybrid_registration": at("hybrid_registration", "ok"),
-        "timed_out": at("odj_blob", "timed_out"),
-    }
-    pairs = [("profile", "enrollment"), ("enrollment", "odj_request"),
+DURATIONS = (("profile", "enrollment"), ("enrollment", "odj_request"),
              ("odj_request", "connector"), ("connector", "blob"), ("odj_request", "blob"),
              ("odj_request", "timed_out"), ("blob", "offline_join"),
              ("offline_join", "reboot"), ("offline_join", "esp"),
-             ("esp", "hybrid_registration")]
-    out = {f"{a}→{b}": round((marks[b] - marks[a]) / SECOND, 3)
-           for a, b in pairs if marks[a] is not None and marks[b] is not None}
+             ("esp", "hybrid_registration"))
+
+
+def _durations(steps: tuple[Step, ...], found: tuple[ConnectorRequest, ...]) -> dict[str, float]:
+    """Seconds between the first occurrences of the steps (corrected times)."""
+    first: dict[str | tuple[str, str], int] = {}
+    for step in steps:
+        first.setdefault(step.name, step.ts_corrected)
+        first.setdefault((step.name, step.status), step.ts_corrected)
+    marks = {
+        "profile": first.get("profile"), "enrollment": first.get("enrollment"),
+        "odj_request": first.get(("odj_request", "waiting")),
+        "connector": found[0].ts if found else None,
+        "blob": first.get(("odj_blob", "ok")) or first.get("blob_applied"),
+        "offline_join": first.get("offline_join"), "reboot": first.get("reboot"),
+        "esp": first.get("esp"),
+        "hybrid_registration": first.get(("hybrid_registration", "ok")),
+        "timed_out": first.get(("odj_blob", "timed_out")),
+    }
+    out = {}
+    for a, b in DURATIONS:
+        start, end = marks[a], marks[b]
+        if start is not None and end is not None:
+            out[f"{a}→{b}"] = round((end - start) / SECOND, 3)
     if steps:
         out["total"] = round((steps[-1].ts_corrected - steps[0].ts_corrected) / SECOND, 3)
     return out

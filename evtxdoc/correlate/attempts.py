@@ -28,13 +28,18 @@ class Draft:
     """An attempt being assembled: its steps on the device's final clock."""
 
     events: list[tuple[int, DeviceEvent]] = field(default_factory=list)  # (local ts, event)
+    name: tuple[str | None, str | None] | None = None  # (computer name, domain), once known
+    seen: set[str | tuple[str, str]] = field(default_factory=set)  # steps, (step, status)
 
     def add(self, local: int, event: DeviceEvent) -> None:
         self.events.append((local, event))
+        self.seen.add(event.step)
+        self.seen.add((event.step, event.status))
 
     def has(self, step: str, *statuses: str) -> bool:
-        return any(e.step == step and (not statuses or e.status in statuses)
-                   for _, e in self.events)
+        if not statuses:
+            return step in self.seen
+        return any((step, status) in self.seen for status in statuses)
 
     def first(self, step: str, *statuses: str) -> tuple[int, DeviceEvent] | None:
         return next(((t, e) for t, e in self.events

@@ -116,6 +116,8 @@ class LocalClock:
 
     def local(self, record: Record) -> int:
         """`record`'s time on the machine's final (synchronized) clock."""
+        if not self.jumps:
+            return record.ts
         return record.ts - self.drift(self.segment(record))
 
 

@@ -60,6 +60,13 @@ ODJ_STATES = {  # DMEDP 109/110 Properties[0] (domain.md a.2, S29)
     2: ("odj_blob", "ok", "state 2: offline domain join blob processed"),
     3: ("odj_blob", "timed_out", "state 3: timed out waiting for the blob or connectivity"),
 }
+DMEDP_STEPS = {  # domain.md a.2
+    72: ("enrollment", "ok", "MDM enrollment completed"),
+    111: ("odj_request", "waiting", "started waiting for the blob"),
+    107: ("blob_applied", "ok", "offline domain join blob applied"),
+    100: ("dc_connectivity", "failed", "could not establish connectivity (DMEDP 100)"),
+}
+AUTOPILOT_MILESTONES = {153: "Autopilot profile state change (153)"}
 AUTOPILOT_FAILURES = {
     100: "Autopilot profile not found",
     171: "TPM problem (identity / attestation)",
@@ -76,7 +83,7 @@ ESP_OUTCOMES = (  # CommercialOOBE_ESPProgress_* names (domain.md a.6)
 CLOCK_JUMP_NS = 60 * 1_000_000_000  # smaller clock sets are ordinary drift corrections
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
     """One selected event with its decoded fields."""
 
@@ -95,7 +102,7 @@ class Record:
         return EventRef(self.host, self.channel, self.event_id, self.record_id, self.source_file)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DeviceEvent:
     """A device step candidate: what the event says about the attempt."""
 
@@ -141,21 +148,40 @@ def select(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[mask]
 
 
+NO_FIELDS = {(DMEDP, 72), (DMEDP, 107), (DMEDP, 111), (DMEDP, 100), (UDR, 306),
+             *((AUTOPILOT, i) for i in (100, 101, 103, 153, 171, 172, 807, 809, 815, 908))}
+
+
+def _strings(column: pd.Series) -> list[str]:
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        names = [str(c) for c in column.cat.categories]
+        return [names[c] if c >= 0 else "" for c in column.cat.codes.tolist()]
+    return [str(v) for v in column.tolist()]
+
+
 def records(rows: pd.DataFrame) -> list[Record]:
-    """Selected rows → records with fields (provider filter of DEVICE_EVENTS applied)."""
+    """Selected rows → records with fields (provider filter of DEVICE_EVENTS applied).
+
+    Fields are decoded only for the events whose fields are read (NO_FIELDS lists the rest).
+    """
     out = []
-    ts_values = rows["ts"].array.asi8 if len(rows) else []
-    columns = zip(ts_values, rows["host"].astype(str), rows["channel"].astype(str),
-                  rows["provider"].astype(str), rows["event_id"], rows["record_id"],
-                  rows["source_file"].astype(str), rows["user_sid"], rows["payload"],
-                  strict=True)
+    ts_values = rows["ts"].array.asi8.tolist() if len(rows) else []
+    sids = [v if isinstance(v, str) else None for v in rows["user_sid"].tolist()]
+    columns = zip(ts_values, _strings(rows["host"]), _strings(rows["channel"]),
+                  _strings(rows["provider"]), rows["event_id"].tolist(),
+                  rows["record_id"].tolist(), _strings(rows["source_file"]), sids,
+                  rows["payload"].tolist(), strict=True)
+    lowered: dict[str, str] = {}
     for ts, host, channel, provider, event_id, record_id, source, sid, payload in columns:
-        lower, prov = channel.lower(), provider.lower()
-        wanted = DEVICE_EVENTS.get((lower, int(event_id)), "")
+        lower = lowered.get(channel) or lowered.setdefault(channel, channel.lower())
+        prov = lowered.get(provider) or lowered.setdefault(provider, provider.lower())
+        key = (lower, event_id)
+        wanted = DEVICE_EVENTS.get(key, "")
         if wanted and wanted != prov:
             continue
-        out.append(Record(int(ts), host, lower, prov, int(event_id), int(record_id), source,
-                          sid if isinstance(sid, str) else None, decode_fields(payload, channel)))
+        fields = {} if key in NO_FIELDS else decode_fields(
+            payload, channel, bodies=lower in CONNECTOR_UPDATED or lower in CONNECTOR_LEGACY)
+        out.append(Record(ts, host, lower, prov, event_id, record_id, source, sid, fields))
     return out
 
 
@@ -190,20 +216,13 @@ def device_event(record: Record) -> DeviceEvent | None:
                 step, status, detail = ODJ_STATES[state]
                 return DeviceEvent(record, step, status, detail)
             return None
-        return {
-            72: DeviceEvent(record, "enrollment", "ok", "MDM enrollment completed"),
-            111: DeviceEvent(record, "odj_request", "waiting", "started waiting for the blob"),
-            107: DeviceEvent(record, "blob_applied", "ok", "offline domain join blob applied"),
-            100: DeviceEvent(record, "dc_connectivity", "failed",
-                             "could not establish connectivity (DMEDP 100)"),
-        }.get(event_id)
+        meaning = DMEDP_STEPS.get(event_id)
+        return DeviceEvent(record, *meaning) if meaning else None
     if channel == AUTOPILOT:
         if event_id in AUTOPILOT_FAILURES:
             return DeviceEvent(record, "profile", "failed", AUTOPILOT_FAILURES[event_id])
-        detail = "Autopilot profile " + (
-            f"{fields.get('InitialState')} → {fields.get('UpdateState')}"
-            if event_id == 153 and fields.get("UpdateState") else "download milestone")
-        return DeviceEvent(record, "profile", "ok", detail)
+        return DeviceEvent(record, "profile", "ok", AUTOPILOT_MILESTONES.get(
+            event_id, "Autopilot profile download / processing milestone"))
     if channel == UDR:
         if event_id == 306:
             return DeviceEvent(record, "hybrid_registration", "ok", "hybrid join registered")

@@ -16,6 +16,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from evtxdoc.correlate.evidence import (
@@ -56,23 +57,45 @@ def container(display: str) -> str:
     return posixpath.dirname(display.replace("\\", "/"))
 
 
+def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes and category names of a (categorical) column."""
+    categorical = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype(
+        "category")
+    return (categorical.cat.codes.to_numpy().astype(np.int64),
+            [str(c) for c in categorical.cat.categories])
+
+
+def _pairs(a: np.ndarray, b: np.ndarray, size_b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (a, b) code pairs, vectorized."""
+    if not len(a):
+        return a, b
+    keys = np.unique(a * (size_b + 1) + b)
+    return keys // (size_b + 1), keys % (size_b + 1)
+
+
 def group_hosts(frame: pd.DataFrame, joins: Iterable[Record]) -> tuple[dict[str, str],
                                                                        dict[str, set[str]]]:
     """host (lower case) → machine key, and machine key → source files."""
     union = _Union()
-    hosts = frame[["host", "source_file", "channel"]].drop_duplicates()
-    known: dict[str, str] = {}
-    per_file: dict[str, set[str]] = defaultdict(set)
-    for host, source, channel in hosts.itertuples(index=False, name=None):
-        lower = str(host).lower()
-        if not lower:
-            continue
-        known.setdefault(lower, str(host))
+    host_codes, host_names = _codes(frame["host"])
+    file_codes, file_names = _codes(frame["source_file"])
+    channel_codes, channel_names = _codes(frame["channel"])
+    forwarded = [i for i, c in enumerate(channel_names) if c.lower() == FORWARDED]
+    keep = ~np.isin(channel_codes, forwarded) & (host_codes >= 0) & (file_codes >= 0)
+    files, hosts = _pairs(file_codes[keep], host_codes[keep], len(host_names))
+    lowered = [h.lower() for h in host_names]
+    known = {lowered[i]: host_names[i] for i in np.unique(host_codes[host_codes >= 0]).tolist()
+             if lowered[i]}
+    for lower in known:
         union.find(lower)
-        if str(channel).lower() != FORWARDED:
-            per_file[str(source)].add(lower)
-    for names in per_file.values():
-        if 1 < len(names) <= FILE_HOSTS_MAX:
+    counts = np.bincount(files, minlength=len(file_names)) if len(files) else np.zeros(0, int)
+    small = (counts > 1) & (counts <= FILE_HOSTS_MAX)
+    if small.any():
+        shared: dict[int, list[str]] = defaultdict(list)
+        for file, host in zip(files[small[files]].tolist(), hosts[small[files]].tolist(),
+                              strict=True):
+            shared[file].append(lowered[host])
+        for names in shared.values():
             first, *rest = sorted(names)
             for other in rest:
                 union.join(first, other)
@@ -89,30 +112,49 @@ def group_hosts(frame: pd.DataFrame, joins: Iterable[Record]) -> tuple[dict[str,
                 union.join(record.host.lower(), candidate)
     machine_of = {lower: union.find(lower) for lower in known}
     sources: dict[str, set[str]] = defaultdict(set)
-    for source, names in per_file.items():
-        for lower in names:
-            sources[machine_of[lower]].add(source)
+    for file, host in zip(files.tolist(), hosts.tolist(), strict=True):
+        machine = machine_of.get(lowered[host])
+        if machine is not None:
+            sources[machine].add(file_names[file])
     return machine_of, sources
 
 
 def roles(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict[str, str]:
     """machine key → device | connector | other, from the channels its hosts wrote."""
-    pairs = frame[["host", "channel"]].drop_duplicates()
+    host_codes, host_names = _codes(frame["host"])
+    channel_codes, channel_names = _codes(frame["channel"])
+    kind_of_channel = np.array(
+        [2 if c.lower() in CONNECTOR_UPDATED or c.lower() in CONNECTOR_LEGACY
+         else 1 if c.lower() in DEVICE_CHANNELS else 0 for c in channel_names] or [0])
+    kinds = kind_of_channel[np.maximum(channel_codes, 0)]
+    mark = (kinds > 0) & (host_codes >= 0) & (channel_codes >= 0)
+    hosts, marked = _pairs(host_codes[mark], kinds[mark], 2)
     found: dict[str, set[str]] = defaultdict(set)
-    for host, channel in pairs.itertuples(index=False, name=None):
-        lower = str(channel).lower()
-        machine = machine_of.get(str(host).lower())
-        if machine is None:
-            continue
-        if lower in CONNECTOR_UPDATED or lower in CONNECTOR_LEGACY:
-            found[machine].add("connector")
-        elif lower in DEVICE_CHANNELS:
-            found[machine].add("device")
+    for host, kind in zip(hosts.tolist(), marked.tolist(), strict=True):
+        machine = machine_of.get(host_names[host].lower())
+        if machine is not None:
+            found[machine].add("connector" if kind == 2 else "device")
     out = {}
     for machine in set(machine_of.values()):
-        kinds = found.get(machine, set())
-        out[machine] = "connector" if "connector" in kinds else (
-            "device" if "device" in kinds else "other")
+        kinds_seen = found.get(machine, set())
+        out[machine] = "connector" if "connector" in kinds_seen else (
+            "device" if "device" in kinds_seen else "other")
+    return out
+
+
+def channels_by_machine(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict[str, set[str]]:
+    """machine key → the channels (lower case) its hosts wrote."""
+    host_codes, host_names = _codes(frame["host"])
+    channel_codes, channel_names = _codes(frame["channel"])
+    valid = (host_codes >= 0) & (channel_codes >= 0)
+    hosts, channels = _pairs(host_codes[valid], channel_codes[valid], len(channel_names))
+    machine_by_code = [machine_of.get(h.lower()) for h in host_names]
+    lowered = [c.lower() for c in channel_names]
+    out: dict[str, set[str]] = defaultdict(set)
+    for host, channel in zip(hosts.tolist(), channels.tolist(), strict=True):
+        machine = machine_by_code[host]
+        if machine is not None:
+            out[machine].add(lowered[channel])
     return out
 
 
@@ -130,10 +172,14 @@ def machines(machine_of: dict[str, str], role_of: dict[str, str], names: dict[st
 def attach_facts(supporting: Sequence[SupportingFile],
                  sources: dict[str, set[str]]) -> dict[str, DeviceFacts]:
     """machine key → the facts of the supporting files beside its logs."""
+    if not supporting:
+        return {}
+    places: dict[str, str] = {}
     by_container: dict[str, set[str]] = defaultdict(set)
     for machine, files in sources.items():
         for source in files:
-            by_container[container(source)].add(machine)
+            place = places.get(source) or places.setdefault(source, container(source))
+            by_container[place].add(machine)
     out: dict[str, DeviceFacts] = {}
     for item in supporting:
         place = container(item.display)

@@ -22,15 +22,17 @@ FAULT_CYCLE = ("none", "none", "none", "none", "access_denied", "none", "no_conn
                "none", "blob_rejected", "none")
 
 
-def scaled_scenario(events: int, seed: int) -> dict:
-    """A scenario dict with enough devices for about `events` events."""
+def scaled_scenario(events: int, seed: int, devices_wanted: int | None = None,
+                    retry_every: int = 6) -> dict:
+    """A scenario dict with enough devices for about `events` events (or `devices_wanted`);
+    one device in `retry_every` retries after a reset."""
     rng = random.Random(seed)
     devices = []
-    for index in range(max(1, events // EVENTS_PER_DEVICE)):
+    for index in range(devices_wanted or max(1, events // EVENTS_PER_DEVICE)):
         attempts = [{"at": f"{index * 7}s", "connector": f"CONN0{1 + index % 2}.contoso.local",
                      "fault": FAULT_CYCLE[index % len(FAULT_CYCLE)],
                      "computer_name": f"AP-{index:011d}"}]
-        if index % 6 == 5:  # a retry after a reset
+        if index % retry_every == retry_every - 1:  # a retry after a reset
             attempts.append({"at": f"{index * 7 + 7200}s", "connector": "CONN01.contoso.local",
                              "computer_name": f"AP-{index:010d}R"})
         for attempt in attempts:
@@ -48,8 +50,9 @@ def scaled_scenario(events: int, seed: int) -> dict:
             "devices": devices}
 
 
-def write_scaled(out: Path, events: int, seed: int = 1) -> list[Path]:
-    scenario = parse(scaled_scenario(events, seed), f"<scale {events}>")
+def write_scaled(out: Path, events: int, seed: int = 1, devices: int | None = None,
+                 retry_every: int = 6) -> list[Path]:
+    scenario = parse(scaled_scenario(events, seed, devices, retry_every), f"<scale {events}>")
     logs = build(scenario)
     bundle = out / "bundle"
     written: list[Path] = []
