@@ -4,7 +4,7 @@
                                    [--out /tmp/evtxdoc-corr]
 
 For each size, `evtxdoc.synth.scale` writes a fleet (one device in five retries, so 10,000
-devices make 12,000 attempts; two updated connectors; every fifth attempt failing in a
+devices make 12,000 attempts; two updated connectors; three attempts in ten failing in a
 connector fault) unless it already exists under --out. Then, in this process: ingest
 (discover + read + timeline, exactly as `pipeline.analyze` does it), correlation
 (`correlate.correlate`), and the check of the attempts against the fleet's expected.yaml.

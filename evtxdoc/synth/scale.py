@@ -1,9 +1,9 @@
 """Large synthetic bundles for performance work (`evtxdoc synth --scale N`).
 
-A fleet of devices (every fifth attempt failing in one of the connector faults, one device in
-six retrying) served by two updated connectors; the device logs of the whole fleet are merged
-into one file per channel (as a collector would forward them), so that the bundle stays a
-handful of large files.
+A fleet of devices (three attempts in ten failing: access denied, no connector, blob
+rejected; one device in six retrying) served by two updated connectors; the device logs of
+the whole fleet are merged into one file per channel (as a collector would forward them), so
+that the bundle stays a handful of large files.
 """
 
 from __future__ import annotations
