@@ -44,6 +44,7 @@ ASSUMED_SKEW_NS = 5 * 60 * SECOND  # time-window matching without any offset evi
 WINDOW_SLACK_NS = 2 * 60 * SECOND
 OPEN_WAIT_NS = 2 * 3600 * SECOND  # a wait with no end logged is searched this far
 CONNECTOR_CHANNEL = "Microsoft-Intune-ODJConnectorService/Operational"
+NO_FACTS = DeviceFacts()  # shared by devices without supporting files; never modified
 
 
 @dataclass
@@ -154,10 +155,13 @@ def _devices(frame: pd.DataFrame, records: list[evidence.Record],
             rows = frame.loc[frame["host"].astype(str).str.lower().isin(
                 {h.lower() for h in hosts_of[machine]}).to_numpy()]
         local_clock = LocalClock(machine_jumps, rows)
-        device = _Device(machine, sorted(hosts_of[machine]), facts.get(machine, DeviceFacts()),
+        device = _Device(machine, sorted(hosts_of[machine]), facts.get(machine, NO_FACTS),
                          local_clock, channels_of.get(machine, set()))
-        timed = sorted(((local_clock.local(e.record), e) for e in events),
-                       key=lambda item: (item[0], item[1].record.record_id))
+        if machine_jumps:
+            timed = [(local_clock.local(e.record), e) for e in events]
+        else:
+            timed = [(e.record.ts, e) for e in events]
+        timed.sort(key=lambda item: (item[0], item[1].record.record_id))
         drafts = split(timed)
         device.drafts = [d for d in drafts if d.anchored]
         device.orphan_steps = sum(1 for d in drafts if not d.anchored for _, e in d.events
