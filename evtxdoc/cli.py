@@ -206,6 +206,46 @@ def synth(
     stderr.print(f"{len(written)} file(s) written under {output}", highlight=False)
 
 
+catalog_app = typer.Typer(help="Look up error codes in the catalog (rules/catalog/).",
+                          no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("show")
+def catalog_show(
+    code: Annotated[str, typer.Argument(help="A code in any form: 0x80070774, 80070774, "
+                                       "-2147022988, 1908, 2710, SEC_E_TIME_SKEW …")],
+) -> None:
+    """Explain one error code: name, meaning, where it shows up, fix, sources (exit 1 when
+    the catalog does not know it)."""
+    from evtxdoc import catalog
+
+    try:
+        entries = catalog.load().lookup(code)
+    except EvtxdocError as error:
+        _fail(error)
+    value = catalog.parse_code(code)
+    if value is not None:
+        shown = catalog.forms(value)
+        typer.echo("  ".join(f"{k} {v}" for k, v in shown.items()))
+    if not entries:
+        typer.echo(f"{code}: not in the catalog"
+                   + (f"; {catalog.describe_unknown(value)}" if value is not None else ""))
+        raise typer.Exit(1)
+    for entry in entries:
+        title = " / ".join(n for n in (entry.code, entry.name) if n)
+        if entry.win32 is not None:
+            title += f" (Win32 {entry.win32})"
+        if entry.scope:
+            title += f" [{entry.scope} DiagnosticCode]"
+        typer.echo(f"\n{title}  [{entry.confidence}]")
+        typer.echo(f"  meaning: {entry.meaning}")
+        typer.echo(f"  seen in: {entry.context}")
+        typer.echo(f"  fix:     {entry.fix}")
+        for source in entry.sources:
+            typer.echo(f"  source:  {source.id} {source.url or source.title}")
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -1,0 +1,196 @@
+"""The catalog (rules/catalog/): error codes and the sources they cite.
+
+Codes are understood in every form logs write them (reference/domain.md (b)):
+`0x80070774`, `80070774`, `-2147022988`, Win32 `1908` or `0x774` inside HRESULT 0x8007XXXX,
+NERR / NetStatusCode values (`2710`, `0x00000A96`), and symbolic names
+(`ERROR_DOMAIN_CONTROLLER_NOT_FOUND`, `SEC_E_TIME_SKEW`, `OOBEIDPS`).
+`evtxdoc catalog show CODE` prints one entry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evtxdoc.errors import InputError
+
+RULES_DIR = Path(os.environ.get("EVTXDOC_RULES") or Path(__file__).resolve().parent.parent
+                 / "rules")
+CONFIDENCE = ("documented", "community", "inferred")
+CODE_KEYS = {"code", "win32", "name", "also", "meaning", "context", "fix", "sources",
+             "confidence", "scope"}
+_HEX8 = re.compile(r"^[0-9a-fA-F]{8}$")
+_SIGNED = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    title: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    """One catalog entry."""
+
+    code: str  # canonical form as written in the catalog
+    value: int | None  # the 32-bit value, None for names such as OOBEIDPS
+    win32: int | None
+    name: str | None
+    also: tuple[str, ...]
+    meaning: str
+    context: str
+    fix: str
+    sources: tuple[Source, ...]
+    confidence: str
+    scope: str | None  # "connector": a connector-internal DiagnosticCode
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n in (self.name, self.code, *self.also) if n)
+
+
+def parse_code(text: str | int) -> int | None:
+    """A code in any numeric form → its unsigned 32-bit value (None: not a number).
+
+    8 hex digits without `0x` (as ESP shows `80070774`) are hex; other digit strings are
+    decimal (signed HRESULTs such as `-2147022988` included).
+    """
+    if isinstance(text, int):
+        return text & 0xFFFFFFFF
+    value = str(text).strip()
+    try:
+        if value.lower().startswith("0x"):
+            return int(value, 16) & 0xFFFFFFFF
+        if _HEX8.match(value) and (not value.isdigit() or value[0] in "89"):
+            return int(value, 16)
+        if _SIGNED.match(value):
+            return int(value) & 0xFFFFFFFF
+    except ValueError:
+        return None
+    return None
+
+
+def win32_of(value: int) -> int | None:
+    """The Win32 code an HRESULT carries (0x8007XXXX → XXXX), or a small value itself."""
+    if value >> 16 == 0x8007:
+        return value & 0xFFFF
+    if value < 0x10000:
+        return value
+    return None
+
+
+def forms(value: int) -> dict[str, Any]:
+    """Every way the value may be written."""
+    signed = value - (1 << 32) if value & 0x80000000 else value
+    out: dict[str, Any] = {"hex": f"0x{value:08X}", "unsigned": value, "signed": signed}
+    win32 = win32_of(value)
+    if win32 is not None:
+        out["win32"] = win32
+        out["hresult"] = f"0x{0x80070000 | win32:08X}"
+    return out
+
+
+def describe_unknown(value: int) -> str:
+    """What the bits of a code say when the catalog does not know it."""
+    if value & 0x80000000:
+        facility = (value >> 16) & 0x7FF
+        code = value & 0xFFFF
+        if facility == 7:
+            return f"HRESULT from Win32 error {code} (0x{code:X})"
+        return f"failure HRESULT, facility {facility}, code {code} (0x{code:X})"
+    if value < 0x10000:
+        return f"a plain value {value}: a Win32, NERR or NetStatus code"
+    return f"not a failure HRESULT (severity bit clear): {value}"
+
+
+class Catalog:
+    """The loaded catalog: codes indexed by value, Win32 number and name."""
+
+    def __init__(self, codes: list[ErrorCode], sources: dict[str, Source]):
+        self.codes = codes
+        self.sources = sources
+        self._by_value: dict[int, list[ErrorCode]] = {}
+        self._by_win32: dict[int, list[ErrorCode]] = {}
+        self._by_name: dict[str, list[ErrorCode]] = {}
+        for entry in codes:
+            if entry.value is not None:
+                self._by_value.setdefault(entry.value, []).append(entry)
+            if entry.win32 is not None:
+                self._by_win32.setdefault(entry.win32, []).append(entry)
+            for name in entry.names:
+                self._by_name.setdefault(name.lower(), []).append(entry)
+
+    def lookup(self, text: str | int, scope: str | None = None) -> list[ErrorCode]:
+        """Entries for a code in any form; connector-scoped ones only when asked or exact."""
+        found: list[ErrorCode] = []
+        if isinstance(text, str) and text.strip().lower() in self._by_name:
+            found = list(self._by_name[text.strip().lower()])
+        value = parse_code(text)
+        if value is not None:
+            found += self._by_value.get(value, [])
+            win32 = win32_of(value)
+            if win32 is not None:
+                found += self._by_win32.get(win32, [])
+        unique = list(dict.fromkeys(found))
+        exact = isinstance(text, str) and len(text.strip()) >= 10
+        return [e for e in unique if e.scope is None or e.scope == scope or exact]
+
+
+def _entry(raw: Any, index: int, sources: dict[str, Source], where: str) -> ErrorCode:
+    place = f"{where}: codes[{index}]"
+    if not isinstance(raw, dict):
+        raise InputError("an error-code entry is a mapping", where=place)
+    unknown = set(raw) - CODE_KEYS
+    if unknown:
+        raise InputError(f"unknown key(s) {sorted(unknown)}", where=place,
+                         hint=f"keys: {', '.join(sorted(CODE_KEYS))}")
+    for key in ("code", "meaning", "context", "fix", "confidence"):
+        if not raw.get(key):
+            raise InputError(f"missing {key!r}", where=place)
+    if raw["confidence"] not in CONFIDENCE:
+        raise InputError(f"confidence {raw['confidence']!r}", where=place,
+                         hint=f"one of {', '.join(CONFIDENCE)}")
+    cited = []
+    for source in raw.get("sources") or []:
+        if source not in sources:
+            raise InputError(f"unknown source {source!r}", where=place,
+                             hint="add it to rules/catalog/sources.yaml")
+        cited.append(sources[source])
+    code = str(raw["code"])
+    value = parse_code(code) if code.lower().startswith("0x") else None
+    win32 = raw.get("win32")
+    return ErrorCode(code=code, value=value, win32=int(win32) if win32 is not None else None,
+                     name=raw.get("name"), also=tuple(raw.get("also") or ()),
+                     meaning=" ".join(str(raw["meaning"]).split()),
+                     context=" ".join(str(raw["context"]).split()),
+                     fix=" ".join(str(raw["fix"]).split()), sources=tuple(cited),
+                     confidence=raw["confidence"], scope=raw.get("scope"))
+
+
+def _read(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text("utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"cannot read the catalog: {exc}", where=str(path),
+                         hint="set EVTXDOC_RULES to the rules folder of an evtxdoc checkout"
+                         ) from exc
+
+
+@lru_cache(maxsize=4)
+def load(root: Path = RULES_DIR) -> Catalog:
+    """Read rules/catalog/ (cached per folder)."""
+    folder = root / "catalog"
+    raw_sources = (_read(folder / "sources.yaml") or {}).get("sources") or {}
+    sources = {key: Source(key, str(value.get("title", "")), value.get("url"))
+               for key, value in raw_sources.items()}
+    raw_codes = (_read(folder / "error_codes.yaml") or {}).get("codes") or []
+    where = str(folder / "error_codes.yaml")
+    return Catalog([_entry(raw, i, sources, where) for i, raw in enumerate(raw_codes)], sources)
