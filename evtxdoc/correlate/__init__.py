@@ -61,7 +61,6 @@ class _Device:
     basis: dict[int, str] = field(default_factory=dict)
     residual: Interval | None = None
     reference: str | None = None
-    consistent: bool = True
     ambiguous: set[int] = field(default_factory=set)  # drafts with several candidates
     orphan_steps: int = 0  # ESP / registration events outside any attempt
 
@@ -143,7 +142,7 @@ def _devices(frame: pd.DataFrame, records: list[evidence.Record],
         if machine:
             by_machine[machine].append(event)
     jumps = _distinct_jumps([j for r in records if (j := evidence.clock_jump(r))])
-    jumps_of = clocks.segments_by_machine(jumps, machine_of)
+    jumps_of = clocks.jumps_by_machine(jumps, machine_of)
     hosts_of: dict[str, list[str]] = defaultdict(list)
     for lower, machine in machine_of.items():
         hosts_of[machine].append(names.get(lower, lower))
@@ -355,8 +354,7 @@ def _estimate(device: _Device) -> None:
     if device.clock.jumps:
         synced = Interval(-clocks.JUMP_PRECISION_NS, clocks.JUMP_PRECISION_NS,
                           ["clock set to its time source during the attempt"])
-    causal, consistent = clocks.combine(intervals)
-    device.consistent = consistent
+    causal, _ = clocks.combine(intervals)  # an inconsistent hull says so in its basis
     device.reference = max(references, key=lambda k: references[k]) if references else None
     if causal is None:
         device.residual = synced

@@ -176,7 +176,7 @@ def offsets_for(host: str, reference: str, residual: Interval | None, clock: Loc
     return out
 
 
-def segments_by_machine(jumps: list[ClockJump], machine_of: dict[str, str]
+def jumps_by_machine(jumps: list[ClockJump], machine_of: dict[str, str]
                         ) -> dict[str, list[ClockJump]]:
     """Clock jumps grouped by the machine that logged them."""
     out: dict[str, list[ClockJump]] = defaultdict(list)
