@@ -198,7 +198,7 @@ def _add_reboot(draft: Draft) -> None:
             return
 
 
-def _computer_name(draft: Draft, device: _Device) -> tuple[str | None, str | None]:
+def _computer_name(draft: Draft) -> tuple[str | None, str | None]:
     """(computer name, domain) from 4098/4099, else the renamed host (cached on the draft)."""
     if draft.name is None:
         draft.name = _find_name(draft)
@@ -233,7 +233,7 @@ def _match_by_identity(devices: dict[str, _Device], requests: list[ConnectorRequ
     for device in devices.values():
         asked = [i for i, d in enumerate(device.drafts) if d.asked]
         for index in asked:
-            name, domain = _computer_name(device.drafts[index], device)
+            name, domain = _computer_name(device.drafts[index])
             if name:
                 found = [r for r in by_name.get(name.lower(), ())
                          if not (domain and r.domain and r.domain.lower() != domain.lower())]
@@ -285,7 +285,7 @@ def _match_by_time(devices: dict[str, _Device],
     known_ids = set()
     for device in devices.values():
         for draft in device.drafts:
-            name, _ = _computer_name(draft, device)
+            name, _ = _computer_name(draft)
             if name:
                 known_names.add(name.lower())
         known_ids.update(i for i in (device.facts.entdmid, device.facts.entra_device_id) if i)
@@ -306,7 +306,7 @@ def _match_by_time(devices: dict[str, _Device],
         for index, draft in enumerate(device.drafts):
             if index in device.pairs or not draft.asked or draft.wait_start is None:
                 continue
-            name, domain = _computer_name(draft, device)
+            name, domain = _computer_name(draft)
             start = draft.wait_start - shift - width - WINDOW_SLACK_NS
             end = (draft.blob_at or draft.gave_up_at or draft.wait_start + OPEN_WAIT_NS)
             end = end - shift + width + WINDOW_SLACK_NS
@@ -378,7 +378,7 @@ def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool
                            EventRef(e.record.host, e.record.channel, e.record.event_id,
                                     e.record.record_id, e.record.source_file), e.detail)
                       for local, e in draft.events)
-        name, domain = _computer_name(draft, device)
+        name, domain = _computer_name(draft)
         named = next((r for r in found if r.device_name), None)
         if not name and named:
             name = named.device_name

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evtxdoc.catalog import parse_code
 from evtxdoc.models import ConnectorNotice, ConnectorRequest, EventRef
 from evtxdoc.normalize import decode_fields, parse_time_ns
 
@@ -126,12 +127,17 @@ class ClockJump:
         return self.old - self.new
 
 
+def category_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Integer codes (−1: missing) and category names of a (categorical) column."""
+    categorical = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype(
+        "category")
+    return (categorical.cat.codes.to_numpy().astype(np.int64),
+            [str(c) for c in categorical.cat.categories])
+
+
 def _channel_mask(frame: pd.DataFrame, channels: set[str]) -> np.ndarray:
-    column = frame["channel"]
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        wanted = [i for i, c in enumerate(column.cat.categories) if str(c).lower() in channels]
-        return np.isin(column.cat.codes.to_numpy(), wanted)
-    return column.astype(str).str.lower().isin(channels).to_numpy()
+    codes, names = category_codes(frame["channel"])
+    return np.isin(codes, [i for i, c in enumerate(names) if c.lower() in channels])
 
 
 def select(frame: pd.DataFrame) -> pd.DataFrame:
@@ -153,10 +159,8 @@ NO_FIELDS = {(DMEDP, 72), (DMEDP, 107), (DMEDP, 111), (DMEDP, 100), (UDR, 306),
 
 
 def _strings(column: pd.Series) -> list[str]:
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        names = [str(c) for c in column.cat.categories]
-        return [names[c] if c >= 0 else "" for c in column.cat.codes.tolist()]
-    return [str(v) for v in column.tolist()]
+    codes, names = category_codes(column)
+    return [names[c] if c >= 0 else "" for c in codes.tolist()]
 
 
 def records(rows: pd.DataFrame) -> list[Record]:
@@ -200,10 +204,11 @@ def _int(value: Any) -> int | None:
 
 
 def _code(value: Any) -> str:
-    number = _int(value)
+    """A code as logs and the catalog write it: small ones in decimal, HRESULTs in hex."""
+    number = parse_code(value) if value is not None else None
     if number is None:
         return str(value)
-    return f"0x{number & 0xFFFFFFFF:08X}" if number < 0 or number > 0xFFFF else str(number)
+    return f"0x{number:08X}" if number > 0xFFFF else str(number)
 
 
 def device_event(record: Record) -> DeviceEvent | None:
@@ -292,9 +297,10 @@ def connector_event(record: Record) -> ConnectorRequest | ConnectorNotice | None
                                None if diagnostic is None else str(diagnostic),
                                None if text is None else str(text)[:2000])
     metric = str(fields.get("MetricName") or "")
-    code = _int(diagnostic)
+    code = parse_code(diagnostic) if diagnostic is not None else None
     error = fields.get("ErrorCode")
-    failed = metric.endswith("_Failure") or bool(code) or bool(_int(error))
+    failed = metric.endswith("_Failure") or bool(code) or bool(
+        parse_code(error) if error is not None else None)
     host_domain = record.host.partition(".")[2] or None
     elapsed = _int(fields.get("ElapsedMilliseconds"))
     return ConnectorRequest(

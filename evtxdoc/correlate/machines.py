@@ -24,6 +24,7 @@ from evtxdoc.correlate.evidence import (
     CONNECTOR_UPDATED,
     DEVICE_CHANNELS,
     Record,
+    category_codes,
 )
 from evtxdoc.correlate.facts import DeviceFacts, read
 from evtxdoc.models import Machine, SupportingFile
@@ -57,14 +58,6 @@ def container(display: str) -> str:
     return posixpath.dirname(display.replace("\\", "/"))
 
 
-def _codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
-    """Integer codes and category names of a (categorical) column."""
-    categorical = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype(
-        "category")
-    return (categorical.cat.codes.to_numpy().astype(np.int64),
-            [str(c) for c in categorical.cat.categories])
-
-
 def _pairs(a: np.ndarray, b: np.ndarray, size_b: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (a, b) code pairs, vectorized."""
     if not len(a):
@@ -77,9 +70,9 @@ def group_hosts(frame: pd.DataFrame, joins: Iterable[Record]) -> tuple[dict[str,
                                                                        dict[str, set[str]]]:
     """host (lower case) → machine key, and machine key → source files."""
     union = _Union()
-    host_codes, host_names = _codes(frame["host"])
-    file_codes, file_names = _codes(frame["source_file"])
-    channel_codes, channel_names = _codes(frame["channel"])
+    host_codes, host_names = category_codes(frame["host"])
+    file_codes, file_names = category_codes(frame["source_file"])
+    channel_codes, channel_names = category_codes(frame["channel"])
     forwarded = [i for i, c in enumerate(channel_names) if c.lower() == FORWARDED]
     keep = ~np.isin(channel_codes, forwarded) & (host_codes >= 0) & (file_codes >= 0)
     files, hosts = _pairs(file_codes[keep], host_codes[keep], len(host_names))
@@ -121,8 +114,8 @@ def group_hosts(frame: pd.DataFrame, joins: Iterable[Record]) -> tuple[dict[str,
 
 def roles(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict[str, str]:
     """machine key → device | connector | other, from the channels its hosts wrote."""
-    host_codes, host_names = _codes(frame["host"])
-    channel_codes, channel_names = _codes(frame["channel"])
+    host_codes, host_names = category_codes(frame["host"])
+    channel_codes, channel_names = category_codes(frame["channel"])
     kind_of_channel = np.array(
         [2 if c.lower() in CONNECTOR_UPDATED or c.lower() in CONNECTOR_LEGACY
          else 1 if c.lower() in DEVICE_CHANNELS else 0 for c in channel_names] or [0])
@@ -144,8 +137,8 @@ def roles(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict[str, str]:
 
 def channels_by_machine(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict[str, set[str]]:
     """machine key → the channels (lower case) its hosts wrote."""
-    host_codes, host_names = _codes(frame["host"])
-    channel_codes, channel_names = _codes(frame["channel"])
+    host_codes, host_names = category_codes(frame["host"])
+    channel_codes, channel_names = category_codes(frame["channel"])
     valid = (host_codes >= 0) & (channel_codes >= 0)
     hosts, channels = _pairs(host_codes[valid], channel_codes[valid], len(channel_names))
     machine_by_code = [machine_of.get(h.lower()) for h in host_names]
