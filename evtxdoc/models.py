@@ -130,6 +130,8 @@ class AnalyzeOptions:
     max_entries: int = 20_000
     max_ratio: float = 1_100.0
     max_depth: int = 4
+    rule_folders: tuple[str, ...] = ()  # extra rule folders beside the built-in knowledge base
+    evaluate: bool = True  # run the rules (off: inventory and attempts only)
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,7 @@ class Analysis:
     seconds: float  # wall time of the run
     version: str
     correlation: Correlation | None = None  # join attempts (None when not run)
+    evaluation: Evaluation | None = None  # rule findings (None when not run)
 
     @property
     def readable(self) -> bool:
@@ -291,3 +294,49 @@ class Correlation:
     unmatched_requests: tuple[ConnectorRequest, ...]  # a connector acted for no device here
     connector_notices: tuple[ConnectorNotice, ...]
     notes: tuple[str, ...]  # e.g. "no join attempt found", what is missing to conclude
+
+
+# --- findings (evtxdoc/engine.py) -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What one rule concluded about one attempt, host or the bundle (design.md §3)."""
+
+    rule: str
+    title: str
+    severity: str  # critical | error | warning | info
+    confidence: str  # documented | community | inferred
+    scope: str  # event | host | attempt | bundle
+    cause: str  # rendered with the evidence values
+    fix: str
+    references: tuple[str, ...]
+    evidence: tuple[EventRef, ...]
+    attempt: str | None = None
+    host: str | None = None  # the machine (device or connector) for host/event findings
+    count: int = 0  # matching events
+    root_cause: bool = False  # the most likely cause of its failed attempt
+    superseded: tuple[str, ...] = ()  # rules this finding replaced (less specific)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleGap:
+    """A rule that could not be judged because the data it needs is absent."""
+
+    rule: str
+    reason: str  # e.g. "no host has channel Microsoft-Windows-User Device Registration/Admin"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The findings of one engine run, most important first."""
+
+    findings: tuple[Finding, ...]
+    gaps: tuple[RuleGap, ...]
+    rules: int  # rules evaluated
+    rule_folders: tuple[str, ...] = ()
+
+    def for_attempt(self, attempt_id: str) -> list[Finding]:
+        return [f for f in self.findings if f.attempt == attempt_id]
+
+    def root_cause(self, attempt_id: str) -> Finding | None:
+        return next((f for f in self.findings if f.attempt == attempt_id and f.root_cause), None)

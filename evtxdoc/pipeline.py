@@ -1,7 +1,7 @@
 """`analyze()`: the whole flow, one entry point for the CLI, the web service and the tests.
 
 inputs → bundle.discover → ingest.read_files (scan + parse + normalize) → timeline
-→ correlate (join attempts); later stages — evaluate, report — plug in after it.
+→ correlate (join attempts) → evaluate (rules → findings); renderers read the Analysis.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from evtxdoc import __version__, timeline
+from evtxdoc import __version__, engine, timeline
 from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
-from evtxdoc.errors import StrictModeError
+from evtxdoc.errors import InputError, StrictModeError
 from evtxdoc.ingest import Progress, read_files
 from evtxdoc.models import Analysis, AnalyzeOptions, Problem, Severity
+from evtxdoc.rules import RuleSet, default_folders, load_rules
 
 
 def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
@@ -28,6 +29,7 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
     and the data had problems (warnings or worse). Damaged data otherwise becomes problems.
     """
     options = options or AnalyzeOptions()
+    ruleset = load_ruleset(options.rule_folders) if options.evaluate else None
     started = time.time()
     clock = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="evtxdoc-") as workdir:
@@ -47,6 +49,12 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
     correlation = correlate(frame, bundle.supporting, coverage)
     if progress:
         progress("correlate", len(correlation.attempts), len(correlation.attempts), "")
+    evaluation = None
+    if ruleset is not None:
+        evaluation = engine.evaluate(ruleset.rules, frame, correlation, coverage,
+                                     ruleset.folders)
+        if progress:
+            progress("evaluate", len(ruleset.rules), len(ruleset.rules), "")
     analysis = Analysis(
         inputs=tuple(map(str, inputs)),
         files=tuple(bundle.files),
@@ -59,10 +67,21 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
         seconds=time.perf_counter() - clock,
         version=__version__,
         correlation=correlation,
+        evaluation=evaluation,
     )
     if options.strict:
         _enforce_strict(problems)
     return analysis
+
+
+def load_ruleset(extra: Sequence[str] = ()) -> RuleSet:
+    """The built-in knowledge base plus `extra` folders; a broken rule stops the run."""
+    ruleset = load_rules(default_folders([Path(f) for f in extra]))
+    if ruleset.problems:
+        listed = "\n".join(f"  {p}" for p in ruleset.problems[:20])
+        raise InputError(f"{len(ruleset.problems)} problem(s) in the rules:\n{listed}",
+                         hint="fix them (evtxdoc rules lint lists them all) or drop --rules")
+    return ruleset
 
 
 def _enforce_strict(problems: Sequence[Problem]) -> None:

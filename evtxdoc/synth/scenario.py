@@ -39,6 +39,21 @@ FAULTS = {  # fault → (outcome, failing step), the expectation a scenario stat
     "sync_pending": ("incomplete", "hybrid_registration"),
     "entra_join": ("not_hybrid", None),
 }
+FINDINGS = {  # fault → the rule (rules/) that must be the attempt's top finding
+    "none": None,
+    "access_denied": "connector-access-denied-msa",  # -legacy on a legacy connector
+    "ou_not_configured": "connector-access-denied-msa",
+    "quota": "connector-computer-quota",
+    "no_connector": "no-connector-answered",
+    "connector_proxy": "connector-proxy-failure",
+    "legacy_connector": "connector-legacy-not-serving",
+    "blob_rejected": "offline-join-failed",
+    "dc_unreachable": "dc-unreachable-no-skip",
+    "vpn_not_connected": "vpn-not-connected",
+    "clock_skew": "clock-skew-kerberos",
+    "sync_pending": "hybrid-registration-sync-pending",
+    "entra_join": "not-hybrid-join",
+}
 UNSERVED = ("no_connector", "connector_proxy", "legacy_connector")  # no connector event for it
 LAYOUTS = ("cab", "zip", "intune", "live")
 CONNECTOR_KINDS = ("updated", "legacy")
@@ -569,6 +584,15 @@ def expected(scenario: Scenario) -> dict[str, Any]:
                 "connector": None if outcome == "not_hybrid" or fault in UNSERVED
                 else attempt.connector,
                 "outcome": outcome, "failed_step": step, "fault": fault,
+                "top_finding": _finding(scenario, attempt, fault),
             })
     return {"scenario": scenario.name, "summary": scenario.summary,
             "root_cause": scenario.root_cause, "attempts": attempts}
+
+
+def _finding(scenario: Scenario, attempt: Attempt, fault: str) -> str | None:
+    rule = FINDINGS[fault]
+    connector = scenario.connector(attempt.connector)
+    if fault == "access_denied" and connector is not None and connector.kind == "legacy":
+        return "connector-access-denied-legacy"
+    return rule

@@ -1,0 +1,810 @@
+"""evaluate(rules, timeline, correlation) → findings. Pure: no I/O, no printing.
+
+How the work is shared so that the knowledge base costs little more than one pass:
+1. Every selector of every rule is reduced to row positions of the timeline once, cached by
+   what decides the rows (`Selector.key`). Channel, provider and event id are compared as
+   integer category codes over the whole frame; fields are decoded only for the rows that
+   passed, once per (channel, provider, event id) group, and field matchers run once per
+   distinct value (`Matcher.column`).
+2. Attempt-scope rules count their rows inside each attempt's windows — the device's hosts
+   around its steps (device clock), the connector's hosts around the corrected attempt time
+   (reference clock) — with one sorted search over (host, time) keys for all attempts at once.
+3. Attribute, step and coverage conditions are column operations over all attempts; only the
+   few attempts that pass those get per-attempt work (sequences, durations, rendering).
+Findings are deduplicated per attempt (`supersedes`) and ordered by severity, confidence and
+specificity; the first finding of a failed attempt is marked as its root cause.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from evtxdoc.correlate.evidence import CONNECTOR_LEGACY, CONNECTOR_UPDATED, category_codes
+from evtxdoc.models import (
+    Attempt,
+    ChannelCoverage,
+    Correlation,
+    Evaluation,
+    EventRef,
+    Finding,
+    Outcome,
+    RuleGap,
+)
+from evtxdoc.normalize import decode_fields, format_time_ns
+from evtxdoc.rules import templates
+from evtxdoc.rules.model import (
+    CONFIDENCE_RANK,
+    SEVERITY_RANK,
+    AppliesTo,
+    Match,
+    Rule,
+    Selector,
+)
+
+SECOND = 1_000_000_000
+PAD_BEFORE_NS = 15 * 60 * SECOND  # device events this long before an attempt's first step count
+PAD_AFTER_NS = 30 * 60 * SECOND
+ASSUMED_SKEW_NS = 5 * 60 * SECOND  # connector window widening when no offset is known
+MIN_TS = -(2**62)
+MAX_TS = 2**62
+MAX_EVIDENCE = 10  # events per selector kept as evidence
+FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN}
+LEGACY_BELOW = (6, 2501, 2000, 5)  # the MSA-based connector starts at this version (S1, S2)
+_OU = re.compile(r"((?:OU|CN)=[^,;\"'\r\n]+(?:,\s*(?:OU|CN|DC)=[^,;\"'\r\n]+)*)", re.IGNORECASE)
+
+
+# --- the timeline, reduced to what selectors need ---------------------------------------------
+
+class _Timeline:
+    """Integer views of the frame and the selector cache."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.size = len(frame)
+        self.ts = frame["ts"].array.asi8 if self.size else np.empty(0, np.int64)
+        self.event_id = frame["event_id"].to_numpy()
+        self.host_code, self.host_names = category_codes(frame["host"])
+        self.channel_code, channel_names = category_codes(frame["channel"])
+        self.provider_code, provider_names = category_codes(frame["provider"])
+        self.channel_original = channel_names
+        self.channel_names = [c.lower() for c in channel_names]
+        self.provider_names = [p.lower() for p in provider_names]
+        self.host_lower = [h.lower() for h in self.host_names]
+        self._base: dict[tuple[Any, ...], np.ndarray] = {}
+        self._fields: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self._rows: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def _codes(self, names: list[str], wanted: Iterable[str]) -> list[int]:
+        wanted = {w.lower() for w in wanted}
+        return [i for i, name in enumerate(names) if name in wanted]
+
+    def base(self, selector: Selector) -> np.ndarray:
+        """Positions passing channel, provider and event id (cheap integer masks)."""
+        key = (selector.channels, selector.providers, selector.event_ids)
+        if key not in self._base:
+            mask = np.ones(self.size, dtype=bool)
+            if selector.channels is not None:
+                mask &= np.isin(self.channel_code,
+                                self._codes(self.channel_names, selector.channels))
+            if selector.providers is not None:
+                mask &= np.isin(self.provider_code,
+                                self._codes(self.provider_names, selector.providers))
+            if selector.event_ids is not None:
+                mask &= np.isin(self.event_id, selector.event_ids)
+            self._base[key] = np.flatnonzero(mask)
+        return self._base[key]
+
+    def fields(self, selector: Selector, positions: np.ndarray) -> list[dict[str, Any]]:
+        """Decoded fields of the base rows of `selector`, once per base group."""
+        key = (selector.channels, selector.providers, selector.event_ids)
+        if key not in self._fields:
+            payloads = self.frame["payload"].to_numpy()[positions]
+            channels = self.channel_code[positions]
+            names = self.channel_original
+            self._fields[key] = [decode_fields(p, names[c] if c >= 0 else "")
+                                 for p, c in zip(payloads, channels.tolist(), strict=True)]
+        return self._fields[key]
+
+    def rows(self, selector: Selector) -> np.ndarray:
+        """Positions (time order) of every event `selector` matches anywhere."""
+        if selector.key in self._rows:
+            return self._rows[selector.key]
+        positions = self.base(selector)
+        keep = np.ones(len(positions), dtype=bool)
+        if len(positions) and selector.level is not None:
+            keep &= selector.level.column(pd.Series(self.frame["level"].to_numpy()[positions],
+                                                    dtype=object))
+        if len(positions) and selector.message is not None:
+            keep &= selector.message.column(pd.Series(
+                self.frame["message"].to_numpy()[positions], dtype=object))
+        if len(positions) and (selector.fields or selector.any_field):
+            decoded = self.fields(selector, positions)
+            for name, matcher in selector.fields:
+                keep &= matcher.column([f.get(name) for f in decoded])
+            if selector.any_field is not None:
+                test = selector.any_field.test
+                keep &= np.fromiter((k and any(test(v) for v in f.values())
+                                     for k, f in zip(keep.tolist(), decoded, strict=True)),
+                                    dtype=bool, count=len(decoded))
+        self._rows[selector.key] = positions[keep]
+        return self._rows[selector.key]
+
+    def event(self, position: int) -> dict[str, Any]:
+        """One row as a template value: its fields plus host, time, channel, event id."""
+        row = self.frame.iloc[position]
+        values = decode_fields(row["payload"], str(row["channel"]))
+        values.update(host=str(row["host"]), time=format_time_ns(int(self.ts[position])),
+                      channel=str(row["channel"]), event_id=int(row["event_id"]),
+                      message=row["message"])
+        return values
+
+    def ref(self, position: int) -> EventRef:
+        row = self.frame.iloc[position]
+        return EventRef(str(row["host"]), str(row["channel"]), int(row["event_id"]),
+                        int(row["record_id"]), str(row["source_file"]))
+
+
+# --- attempt windows ----------------------------------------------------------------------------
+
+@dataclass
+class _Windows:
+    """Per (attempt, host) time windows; `offset` turns a window's host clock into reference."""
+
+    attempt: np.ndarray
+    host: np.ndarray  # host codes of the timeline
+    lo: np.ndarray
+    hi: np.ndarray
+    offset: np.ndarray
+
+    @classmethod
+    def build(cls, rows: list[tuple[int, int, int, int, int]]) -> _Windows:
+        data = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        return cls(*(data[:, i].copy() for i in range(5)))
+
+    def __add__(self, other: _Windows) -> _Windows:
+        return _Windows(*(np.concatenate([getattr(self, k), getattr(other, k)])
+                          for k in ("attempt", "host", "lo", "hi", "offset")))
+
+
+@dataclass
+class _Hits:
+    """Where one selector's rows fall in the windows of all attempts."""
+
+    order: np.ndarray  # timeline positions sorted by (host, time)
+    start: np.ndarray  # per window: first index into `order`
+    end: np.ndarray
+    windows: _Windows
+    count: np.ndarray  # per attempt
+    by_attempt: dict[int, np.ndarray] = field(default_factory=dict)  # attempt → window indexes
+
+    def positions(self, attempt: int) -> np.ndarray:
+        windows = self.by_attempt.get(attempt)
+        if windows is None or not len(windows):
+            return np.empty(0, dtype=np.int64)
+        found = np.concatenate([self.order[self.start[w]:self.end[w]] for w in windows])
+        return np.unique(found)
+
+    def corrected(self, attempt: int, ts: np.ndarray) -> np.ndarray:
+        """Reference-clock times of the attempt's hits, sorted."""
+        windows = self.by_attempt.get(attempt)
+        if windows is None or not len(windows):
+            return np.empty(0, dtype=np.int64)
+        parts = [ts[self.order[self.start[w]:self.end[w]]] - self.windows.offset[w]
+                 for w in windows]
+        return np.sort(np.concatenate(parts))
+
+
+def _count_in_windows(line: _Timeline, positions: np.ndarray, windows: _Windows,
+                      attempts: int) -> _Hits:
+    """One sorted search for every window at once: key = host × (rank of time)."""
+    hosts = line.host_code[positions]
+    times = line.ts[positions]
+    order_local = np.lexsort((times, hosts))
+    order = positions[order_local]
+    hosts, times = hosts[order_local], times[order_local]
+    base = np.unique(times)
+    scale = len(base) + 2
+    keys = hosts.astype(np.int64) * scale + np.searchsorted(base, times, "left") + 1
+    lo_rank = np.searchsorted(base, windows.lo, "left") + 1
+    hi_rank = np.searchsorted(base, windows.hi, "right") + 1
+    start = np.searchsorted(keys, windows.host * scale + lo_rank, "left")
+    end = np.searchsorted(keys, windows.host * scale + hi_rank, "left")
+    start = np.minimum(start, end)
+    count = np.bincount(windows.attempt, weights=end - start, minlength=attempts).astype(
+        np.int64)
+    hits = _Hits(order, start, end, windows, count)
+    nonzero = np.flatnonzero(end > start)
+    if len(nonzero):
+        owners = windows.attempt[nonzero]
+        sort = np.argsort(owners, kind="stable")
+        owners, nonzero = owners[sort], nonzero[sort]
+        cuts = np.flatnonzero(np.diff(owners)) + 1
+        for group in np.split(nonzero, cuts):
+            hits.by_attempt[int(windows.attempt[group[0]])] = group
+    return hits
+
+
+# --- the context the engine works in ------------------------------------------------------------
+
+@dataclass
+class _AttemptTable:
+    attempts: list[Attempt]
+    frame: pd.DataFrame  # one row per attempt: attributes rules match on
+    steps: pd.DataFrame  # attempt, name, status, ts, detail
+    windows: dict[tuple[str, str], _Windows]  # (side, window) → windows
+    connector_kinds: list[frozenset[str]]
+
+
+class _Context:
+    def __init__(self, frame: pd.DataFrame, correlation: Correlation | None,
+                 coverage: Sequence[ChannelCoverage]) -> None:
+        self.line = _Timeline(frame)
+        self.correlation = correlation
+        self.coverage = coverage
+        self.machine_of: dict[str, str] = {}
+        self.machine_hosts: dict[str, tuple[str, ...]] = {}
+        self.role: dict[str, str] = {}
+        for machine in correlation.machines if correlation else ():
+            self.machine_hosts[machine.key] = machine.hosts
+            self.role[machine.key] = machine.role
+            for host in machine.hosts:
+                self.machine_of[host.lower()] = machine.key
+        for item in coverage:  # hosts correlation did not group stand alone
+            key = self.machine_of.setdefault(item.host.lower(), item.host)
+            if key == item.host:
+                self.machine_hosts.setdefault(key, (item.host,))
+        self.channels: dict[str, set[str]] = defaultdict(set)
+        for item in coverage:
+            self.channels[self.machine_of[item.host.lower()]].add(item.channel.lower())
+        self.all_channels = {c for found in self.channels.values() for c in found}
+        self.kinds = {m: _connector_kinds(c) for m, c in self.channels.items()}
+        self.host_machine = np.array(
+            [self._machine_index(h) for h in self.line.host_lower] or [0], dtype=np.int64)
+        self._attempts: _AttemptTable | None = None
+        self._hits: dict[tuple[Any, ...], _Hits] = {}
+        self.branch_masks: dict[int, np.ndarray] = {}  # id(any-branch) → attempts it holds for
+
+    _machine_keys: list[str]
+
+    def _machine_index(self, host: str) -> int:
+        if not hasattr(self, "_machine_keys"):
+            self._machine_keys = sorted(set(self.machine_of.values()) | set(self.machine_hosts))
+            self._machine_pos = {k: i for i, k in enumerate(self._machine_keys)}
+        key = self.machine_of.get(host, host)
+        if key not in self._machine_pos:
+            self._machine_pos[key] = len(self._machine_keys)
+            self._machine_keys.append(key)
+        return self._machine_pos[key]
+
+    def display(self, machine: str) -> str:
+        """A machine's name for people: its longest (usually final, FQDN) host name."""
+        hosts = self.machine_hosts.get(machine) or (machine,)
+        return max(hosts, key=lambda h: ("." in h, len(h), h))
+
+    @property
+    def machine_keys(self) -> list[str]:
+        return self._machine_keys if hasattr(self, "_machine_keys") else []
+
+    def connector_machines(self) -> list[str]:
+        return [m for m, kinds in self.kinds.items() if kinds]
+
+    def host_codes(self, hosts: Iterable[str]) -> list[int]:
+        index = {h: i for i, h in enumerate(self.line.host_lower)}
+        return [index[h.lower()] for h in hosts if h.lower() in index]
+
+    # -- attempts --
+
+    def attempts(self) -> _AttemptTable:
+        if self._attempts is None:
+            self._attempts = self._build_attempts()
+        return self._attempts
+
+    def _build_attempts(self) -> _AttemptTable:
+        attempts = list(self.correlation.attempts) if self.correlation else []
+        connectors = self.connector_machines()
+        connector_hosts = [c for m in connectors for c in self.host_codes(self.machine_hosts[m])]
+        rows: dict[tuple[str, str], list[tuple[int, int, int, int, int]]] = defaultdict(list)
+        step_rows = []
+        kinds = []
+        previous_end: dict[str, int] = {}
+        records = []
+        for index, attempt in enumerate(attempts):
+            raw = [s.ts for s in attempt.steps] or [attempt.started]
+            offset = attempt.offset.offset_ns if attempt.offset else 0
+            lo = max(min(raw) - PAD_BEFORE_NS, previous_end.get(attempt.device.machine, MIN_TS))
+            hi = max(raw) + PAD_AFTER_NS
+            previous_end[attempt.device.machine] = max(raw) + 1
+            for host in self.host_codes(attempt.device.hosts):
+                rows[("device", "attempt")].append((index, host, lo, hi, offset))
+                rows[("device", "bundle")].append((index, host, MIN_TS, MAX_TS, offset))
+            if attempt.connector:
+                mine = self.host_codes(self.machine_hosts.get(
+                    self.machine_of.get(attempt.connector.lower(), attempt.connector),
+                    (attempt.connector,)))
+            else:
+                mine = connector_hosts
+            slack = 0 if attempt.offset else ASSUMED_SKEW_NS
+            for host in mine:
+                rows[("connector", "attempt")].append(
+                    (index, host, attempt.started - PAD_BEFORE_NS - slack,
+                     attempt.ended + PAD_AFTER_NS + slack, 0))
+                rows[("connector", "bundle")].append((index, host, MIN_TS, MAX_TS, 0))
+            for request in attempt.requests:  # exactly the connector events matched to it
+                for host in self.host_codes((request.ref.host,)):
+                    for window in ("attempt", "bundle"):
+                        rows[("request", window)].append((index, host, request.ts, request.ts,
+                                                          0))
+            if attempt.requests:
+                kinds.append(frozenset(r.kind for r in attempt.requests))
+            else:
+                kinds.append(frozenset(k for m in connectors for k in self.kinds[m]))
+            for step in attempt.steps:
+                step_rows.append((index, step.name, step.status, step.ts_corrected,
+                                  step.detail))
+            records.append(_attempt_record(attempt, kinds[-1]))
+        windows = {key: _Windows.build(rows.get(key, [])) for key in
+                   (("device", "attempt"), ("device", "bundle"), ("connector", "attempt"),
+                    ("connector", "bundle"), ("request", "attempt"), ("request", "bundle"))}
+        for window in ("attempt", "bundle"):
+            windows[("any", window)] = windows[("device", window)] + windows[
+                ("connector", window)]
+        steps = pd.DataFrame(step_rows, columns=["attempt", "name", "status", "ts", "detail"])
+        return _AttemptTable(attempts, pd.DataFrame(records), steps, windows, kinds)
+
+    def hits(self, selector: Selector) -> _Hits:
+        key = (selector.key, selector.side, selector.window)
+        if key not in self._hits:
+            table = self.attempts()
+            self._hits[key] = _count_in_windows(
+                self.line, self.line.rows(selector), table.windows[(selector.side,
+                                                                   selector.window)],
+                len(table.attempts))
+        return self._hits[key]
+
+
+def _connector_kinds(channels: set[str]) -> frozenset[str]:
+    kinds = set()
+    if channels & set(CONNECTOR_UPDATED):
+        kinds.add("updated")
+    if channels & set(CONNECTOR_LEGACY):
+        kinds.add("legacy")
+    return frozenset(kinds)
+
+
+def _attempt_record(attempt: Attempt, kinds: frozenset[str]) -> dict[str, Any]:
+    failures = [r for r in attempt.requests if not r.succeeded]
+    return {
+        "outcome": str(attempt.outcome), "failed_step": attempt.failed_step,
+        "connector_evidence": attempt.connector_evidence, "match_basis": attempt.match_basis,
+        "join_method": attempt.device.join_method, "skip_dc_check": attempt.device.skip_dc_check,
+        "computer_name": attempt.device.computer_name, "domain": attempt.device.domain,
+        "connector": attempt.connector, "connector_kind": ",".join(sorted(kinds)) or "none",
+        "requests": len(attempt.requests), "failed_requests": len(failures),
+        "diagnostic_code": failures[-1].diagnostic_code if failures else None,
+        "offset_s": attempt.offset.offset_ns / SECOND if attempt.offset else None,
+        "offset_error_s": (attempt.offset.uncertainty_ns / SECOND
+                           if attempt.offset and attempt.offset.uncertainty_ns is not None
+                           else None),
+        "device": (attempt.device.oobe_names or attempt.device.hosts or ("",))[0],
+    }
+
+
+# --- applies_to -------------------------------------------------------------------------------
+
+def _version_possible(bounds: Sequence[tuple[str, tuple[int, ...]]],
+                      kinds: frozenset[str]) -> bool:
+    """Can a connector of these kinds (exact version unknown) satisfy the bounds?"""
+    if not bounds:
+        return True
+    if not kinds:
+        return False
+    ranges = []
+    if "legacy" in kinds:
+        ranges.append(((0,), LEGACY_BELOW, False))  # [0, 6.2501.2000.5)
+    if "updated" in kinds:
+        ranges.append((LEGACY_BELOW, (10**9,), True))
+    for low, high, _ in ranges:
+        if all(_bound_allows(op, version, low, high) for op, version in bounds):
+            return True
+    return False
+
+
+def _bound_allows(op: str, version: tuple[int, ...], low: tuple[int, ...],
+                  high: tuple[int, ...]) -> bool:
+    """Does [low, high) contain a version satisfying `op version`?"""
+    if op in ("<", "<="):
+        return low < version or (op == "<=" and low == version)
+    if op in (">", ">="):
+        return high > version
+    return low <= version < high
+
+
+def _applies(applies: AppliesTo, join: str | None, kinds: frozenset[str]) -> bool:
+    if applies.join != "any" and join is not None and join != applies.join:
+        return False
+    if applies.connector == "none" and kinds:
+        return False
+    if applies.connector in ("legacy", "updated") and applies.connector not in kinds:
+        return False
+    return _version_possible(applies.connector_version, kinds) if (
+        applies.connector_version) else True
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+def evaluate(rules: Sequence[Rule], frame: pd.DataFrame, correlation: Correlation | None,
+             coverage: Sequence[ChannelCoverage] = (), folders: Sequence[str] = ()
+             ) -> Evaluation:
+    """Run every rule; findings most important first, root causes marked."""
+    context = _Context(frame, correlation, coverage)
+    findings: list[Finding] = []
+    gaps: list[RuleGap] = []
+    for rule in rules:
+        gap = _gap(rule, context)
+        if gap:
+            gaps.append(RuleGap(rule.id, gap))
+            continue
+        if rule.scope == "attempt":
+            findings += _attempt_rule(rule, context)
+        elif rule.scope == "host":
+            findings += _host_rule(rule, context)
+        elif rule.scope == "event":
+            findings += _event_rule(rule, context)
+        else:
+            findings += _bundle_rule(rule, context)
+    by_id = {rule.id: rule for rule in rules}
+    return Evaluation(findings=tuple(_finish(findings, by_id, correlation)), gaps=tuple(gaps),
+                      rules=len(rules), rule_folders=tuple(folders))
+
+
+def _gap(rule: Rule, context: _Context) -> str | None:
+    """Why a rule cannot be judged here: a channel it reads is absent from every host."""
+    specific_absences = [s for s in rule.match.absent  # "no such channel" is not a gap
+                         if s.event_ids or s.fields or s.any_field or s.message or s.level]
+    for group, selectors in (("needs", rule.match.events), ("cannot tell absence of",
+                                                            specific_absences)):
+        for selector in selectors:
+            if selector.channels and not {c.lower() for c in selector.channels} & (
+                    context.all_channels):
+                return (f"{group} {selector.name!r}: no host has "
+                        f"{' or '.join(selector.channels)}")
+    return None
+
+
+def _attempt_rule(rule: Rule, context: _Context) -> list[Finding]:
+    table = context.attempts()
+    if not table.attempts:
+        return []
+    candidates = np.array([
+        _applies(rule.applies_to, _join(a), kinds)
+        for a, kinds in zip(table.attempts, table.connector_kinds, strict=True)], dtype=bool)
+    mask = candidates & _match_mask(rule.match, context, table)
+    out = []
+    for index in np.flatnonzero(mask).tolist():
+        evidence = _evidence(rule.match, context, index)
+        if evidence is None:  # a sequence / duration condition did not hold
+            continue
+        out.append(_attempt_finding(rule, context, index, evidence))
+    return out
+
+
+def _join(attempt: Attempt) -> str | None:
+    if attempt.device.join_method:
+        return attempt.device.join_method
+    return "entra" if attempt.outcome is Outcome.NOT_HYBRID else None
+
+
+def _match_mask(match: Match, context: _Context, table: _AttemptTable) -> np.ndarray:
+    """Attempts passing the column-wise conditions (sequences/durations come later)."""
+    size = len(table.attempts)
+    mask = np.ones(size, dtype=bool)
+    for name, matcher in match.attempt:
+        mask &= matcher.column(table.frame[name].astype(object))
+    for selector in match.events:
+        mask &= selector.count.column(pd.Series(context.hits(selector).count, dtype=object))
+    for selector in match.absent:
+        mask &= context.hits(selector).count == 0
+    for condition in match.steps:
+        has = np.zeros(size, dtype=bool)
+        steps = table.steps[table.steps["name"] == condition.name]
+        keep = np.ones(len(steps), dtype=bool)
+        if condition.status is not None:
+            keep &= condition.status.column(steps["status"].astype(object))
+        if condition.detail is not None:
+            keep &= condition.detail.column(steps["detail"].astype(object))
+        has[steps["attempt"].to_numpy()[keep]] = True
+        mask &= has if condition.present is not False else ~has
+    if match.clock_offset is not None:  # judged on the whole uncertainty interval
+        over, under = match.clock_offset
+        offsets = table.frame["offset_s"].astype(float).abs().to_numpy()
+        errors = table.frame["offset_error_s"].astype(float).to_numpy()
+        known = ~np.isnan(offsets) & ~np.isnan(errors)
+        low, high = np.nan_to_num(offsets - errors), np.nan_to_num(offsets + errors)
+        if over is not None:
+            mask &= known & (low > over)
+        if under is not None:
+            mask &= known & (high < under)
+    if match.any:
+        branches = np.zeros(size, dtype=bool)
+        for branch in match.any:
+            held = _match_mask(branch, context, table)
+            context.branch_masks[id(branch)] = held
+            branches |= held
+        mask &= branches
+    return mask
+
+
+def _evidence(match: Match, context: _Context, index: int) -> dict[str, np.ndarray] | None:
+    """Per event name, the attempt's matching positions; None if a timed condition fails."""
+    found: dict[str, np.ndarray] = {}
+    for selector in match.events:
+        found[selector.name] = context.hits(selector).positions(index)
+    if match.sequence or match.duration:
+        times = _times(match, context, index)
+        for condition in match.sequence:
+            first, then = times(condition.first), times(condition.then)
+            if not len(first):
+                return None
+            limit = first[0] + (condition.within * SECOND if condition.within is not None
+                                else MAX_TS)
+            later = then[(then > first[0]) & (then <= limit)]
+            if bool(len(later)) == condition.absent:
+                return None
+        for condition in match.duration:
+            start, end = times(condition.start), times(condition.end)
+            if not len(start) or not len(end):
+                return None
+            span = (end[-1] - start[0]) / SECOND
+            if condition.over is not None and not span > condition.over:
+                return None
+            if condition.under is not None and not span < condition.under:
+                return None
+    if match.any:
+        held = [branch_found for branch in match.any
+                if context.branch_masks[id(branch)][index]
+                and (branch_found := _evidence(branch, context, index)) is not None]
+        if not held:
+            return None
+        for branch in held:
+            found.update({k: v for k, v in branch.items() if len(v)})
+    return found
+
+
+def _times(match: Match, context: _Context, index: int):
+    table = context.attempts()
+    steps = table.steps[table.steps["attempt"] == index]
+    selectors = {s.name: s for s in match.events}
+
+    def times(ref: str) -> np.ndarray:
+        if ref in selectors:
+            return context.hits(selectors[ref]).corrected(index, context.line.ts)
+        name, _, status = ref.partition(":")
+        chosen = steps[steps["name"] == name]
+        if status:
+            chosen = chosen[chosen["status"] == status]
+        return np.sort(chosen["ts"].to_numpy(dtype=np.int64))
+    return times
+
+
+def _attempt_finding(rule: Rule, context: _Context, index: int,
+                     evidence: dict[str, np.ndarray]) -> Finding:
+    table = context.attempts()
+    attempt = table.attempts[index]
+    values = _attempt_values(attempt, table.connector_kinds[index])
+    refs, count = _refs(rule, context, evidence, values)
+    step_refs = tuple(s.ref for s in attempt.steps
+                      if s.name in {c.name for c in rule.match.steps} and s.status != "info")
+    return Finding(
+        rule=rule.id, title=rule.title, severity=rule.severity, confidence=rule.confidence,
+        scope=rule.scope, cause=templates.render(rule.cause, values),
+        fix=templates.render(rule.fix, values), references=rule.references,
+        evidence=tuple(dict.fromkeys(refs + step_refs)), attempt=attempt.id,
+        host=context.display(attempt.device.machine), count=count)
+
+
+def _attempt_values(attempt: Attempt, kinds: frozenset[str]) -> dict[str, Any]:
+    offset = attempt.offset
+    texts = [r.diagnostic_text or "" for r in attempt.requests]
+    ou = next((m.group(1) for t in texts if (m := _OU.search(t))), None)
+    return {
+        "attempt": attempt.id, "device": (attempt.device.oobe_names or attempt.device.hosts
+                                          or ("",))[0],
+        "host": attempt.device.machine, "computer_name": attempt.device.computer_name,
+        "domain": attempt.device.domain, "connector": attempt.connector,
+        "connector_kind": ", ".join(sorted(kinds)) or None, "outcome": str(attempt.outcome),
+        "failed_step": attempt.failed_step,
+        "offset": templates.duration(offset.offset_ns / SECOND) if offset else None,
+        "offset_s": offset.offset_ns / SECOND if offset else None, "ou": ou,
+        "reason": attempt.reason, "connector_evidence": attempt.connector_evidence,
+    }
+
+
+def _refs(rule: Rule, context: _Context, evidence: dict[str, np.ndarray],
+          values: dict[str, Any]) -> tuple[tuple[EventRef, ...], int]:
+    """Evidence refs (the rule's `evidence` names, or all) and template values per event."""
+    wanted = rule.evidence or tuple(evidence)
+    refs: list[EventRef] = []
+    count = 0
+    for name, positions in evidence.items():
+        count += len(positions)
+        if len(positions):
+            event = context.line.event(int(positions[0]))
+            event["count"] = len(positions)
+            values[name] = event
+        if name in wanted:
+            refs += [context.line.ref(int(p)) for p in positions[:MAX_EVIDENCE]]
+    return tuple(refs), count
+
+
+# --- host, event and bundle scopes ----------------------------------------------------------------
+
+def _per_machine(context: _Context, positions: np.ndarray) -> np.ndarray:
+    machines = context.host_machine[context.line.host_code[positions]] if len(positions) else (
+        np.empty(0, dtype=np.int64))
+    return np.bincount(machines, minlength=len(context.machine_keys))
+
+
+def _host_rule(rule: Rule, context: _Context) -> list[Finding]:
+    keys = context.machine_keys
+    mask = np.array([_applies(rule.applies_to, None, context.kinds.get(k, frozenset()))
+                     for k in keys], dtype=bool)
+    mask &= _host_mask(rule.match, context)
+    out = []
+    for index in np.flatnonzero(mask).tolist():
+        machine = keys[index]
+        evidence = _machine_positions(rule.match, context, index)
+        values: dict[str, Any] = {"host": context.display(machine),
+                                  "connector_kind": ", ".join(sorted(context.kinds.get(
+                                      machine, ()))) or None}
+        refs, count = _refs(rule, context, evidence, values)
+        out.append(Finding(rule=rule.id, title=rule.title, severity=rule.severity,
+                           confidence=rule.confidence, scope=rule.scope,
+                           cause=templates.render(rule.cause, values),
+                           fix=templates.render(rule.fix, values), references=rule.references,
+                           evidence=refs, host=context.display(machine), count=count))
+    return out
+
+
+def _host_mask(match: Match, context: _Context) -> np.ndarray:
+    size = len(context.machine_keys)
+    mask = np.ones(size, dtype=bool)
+    for selector in match.events:
+        counts = _per_machine(context, context.line.rows(selector))[:size]
+        mask &= selector.count.column(pd.Series(counts, dtype=object))
+    for selector in match.absent:
+        mask &= _per_machine(context, context.line.rows(selector))[:size] == 0
+    if match.any:
+        branches = np.zeros(size, dtype=bool)
+        for branch in match.any:
+            branches |= _host_mask(branch, context)
+        mask &= branches
+    return mask
+
+
+def _machine_positions(match: Match, context: _Context, machine: int) -> dict[str, np.ndarray]:
+    found = {}
+    for selector in match.events:
+        rows = context.line.rows(selector)
+        found[selector.name] = rows[context.host_machine[context.line.host_code[rows]] == machine]
+    for branch in match.any:
+        found.update({k: v for k, v in _machine_positions(branch, context, machine).items()
+                      if len(v)})
+    return found
+
+
+def _event_rule(rule: Rule, context: _Context) -> list[Finding]:
+    selector = rule.match.events[0]
+    rows = context.line.rows(selector)
+    out = []
+    if not len(rows):
+        return out
+    machines = context.host_machine[context.line.host_code[rows]]
+    for index in np.unique(machines).tolist():
+        machine = context.machine_keys[index]
+        if not _applies(rule.applies_to, None, context.kinds.get(machine, frozenset())):
+            continue
+        mine = rows[machines == index]
+        values: dict[str, Any] = {"host": context.display(machine)}
+        refs, count = _refs(rule, context, {selector.name: mine}, values)
+        out.append(Finding(rule=rule.id, title=rule.title, severity=rule.severity,
+                           confidence=rule.confidence, scope=rule.scope,
+                           cause=templates.render(rule.cause, values),
+                           fix=templates.render(rule.fix, values), references=rule.references,
+                           evidence=refs, host=context.display(machine), count=count))
+    return out
+
+
+def _bundle_rule(rule: Rule, context: _Context) -> list[Finding]:
+    match = rule.match
+    if not _bundle_holds(match, context):
+        return []
+    kinds = frozenset(k for found in context.kinds.values() for k in found)
+    if not _applies(rule.applies_to, None, kinds):
+        return []
+    evidence = {s.name: context.line.rows(s) for s in match.events}
+    missing = [c for c in match.missing_channels if c not in context.all_channels]
+    values: dict[str, Any] = {"hosts": ", ".join(sorted(context.machine_hosts)) or None,
+                              "missing_channels": ", ".join(missing) or None}
+    refs, count = _refs(rule, context, evidence, values)
+    return [Finding(rule=rule.id, title=rule.title, severity=rule.severity,
+                    confidence=rule.confidence, scope=rule.scope,
+                    cause=templates.render(rule.cause, values),
+                    fix=templates.render(rule.fix, values), references=rule.references,
+                    evidence=refs, count=count)]
+
+
+def _bundle_holds(match: Match, context: _Context) -> bool:
+    present = context.all_channels
+    if match.missing_channels and all(c in present for c in match.missing_channels):
+        return False
+    if any(c not in present for c in match.present_channels):
+        return False
+    for selector in match.events:
+        if not selector.count(len(context.line.rows(selector))):
+            return False
+    if any(len(context.line.rows(s)) for s in match.absent):
+        return False
+    return not match.any or any(_bundle_holds(b, context) for b in match.any)
+
+
+# --- dedupe, order, root causes ---------------------------------------------------------------
+
+def _finish(findings: list[Finding], rules: dict[str, Rule],
+            correlation: Correlation | None) -> list[Finding]:
+    groups: dict[tuple[str | None, str | None], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        groups[(finding.attempt, finding.host if finding.attempt is None else None)].append(
+            finding)
+    kept: list[Finding] = []
+    for group in groups.values():
+        present = {f.rule for f in group}
+        replaced: dict[str, list[str]] = defaultdict(list)
+        for finding in group:
+            for target in rules[finding.rule].supersedes:
+                if target in present:
+                    replaced[finding.rule].append(target)
+        gone = {t for targets in replaced.values() for t in targets}
+        for finding in group:
+            if finding.rule in gone:
+                continue
+            if replaced.get(finding.rule):
+                finding = _replace(finding, superseded=tuple(replaced[finding.rule]))
+            kept.append(finding)
+    kept.sort(key=lambda f: _order(f, rules))
+    outcome = {a.id: a.outcome for a in correlation.attempts} if correlation else {}
+    named: set[str] = set()
+    out = []
+    for finding in kept:
+        if (finding.attempt and finding.attempt not in named and outcome.get(finding.attempt)
+                in FAILED and finding.severity != "info"):
+            named.add(finding.attempt)
+            finding = _replace(finding, root_cause=True)
+        out.append(finding)
+    return out
+
+
+def _order(finding: Finding, rules: dict[str, Rule]) -> tuple[Any, ...]:
+    rule = rules[finding.rule]
+    specificity = _conditions(rule.match)
+    return (SEVERITY_RANK[finding.severity], CONFIDENCE_RANK[finding.confidence],
+            -len(finding.superseded), -specificity, finding.attempt or "", finding.host or "",
+            finding.rule)
+
+
+def _conditions(match: Match) -> int:
+    return (len(match.attempt) + 2 * len(match.events) + len(match.absent) + len(match.steps)
+            + len(match.sequence) + len(match.duration) + (match.clock_offset is not None)
+            + sum(_conditions(b) for b in match.any[:1]))
+
+
+def _replace(finding: Finding, **changes: Any) -> Finding:
+    values = {name: getattr(finding, name) for name in Finding.__slots__}
+    values.update(changes)
+    return Finding(**values)

@@ -1,0 +1,258 @@
+"""Rule fixtures: `<id>.test.yaml` beside each rule, cases written as compact events.
+
+A case's events become a real timeline (the same columns ingest builds), go through the real
+correlation (so attempts, matching and clock offsets are what analysis would produce) and
+then through the engine with the one rule under test. Compact event keys:
+
+    t         seconds after the case start, or a duration such as 90s, 30m, 2h
+    host      the event's Computer
+    channel   a full channel name or an alias (CHANNELS: dmedp, autopilot, udr, system, …)
+    id        the event id;  provider: optional (a default per channel / System event id)
+    level     1 critical, 2 error, 3 warning, 4 information (default 4)
+    data      EventData: a mapping (named Data) or a list (anonymous Data0, Data1, …)
+    body      connector message body as a mapping: `Key: Value` lines on the updated
+              connector (EventType first), the JSON metric of event 30132 on the legacy one
+    user_sid, file (which .evtx the event was read from; default one per role)
+
+Supporting files beside the device logs: `ztd:` (AutopilotDDSZTDFile.json values) and
+`dsregcmd:` (text). `expect: match | no_match`; `cause_contains:` checks the rendered cause.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evtxdoc import engine, timeline
+from evtxdoc.correlate import correlate
+from evtxdoc.models import Evaluation, Finding, SupportingFile
+from evtxdoc.normalize import encode_payload, parse_time_ns
+from evtxdoc.rules import yamlpos
+from evtxdoc.rules.loader import TEST_SUFFIX, RuleProblem, read_yaml
+from evtxdoc.rules.model import Rule, seconds
+from evtxdoc.rules.schema import did_you_mean
+
+SECOND = 1_000_000_000
+DEFAULT_START = "2025-09-01T08:00:00Z"
+CHANNELS = {  # alias → (channel, default provider)
+    "dmedp": ("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin",
+              "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider"),
+    "autopilot": ("Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot",
+                  "Microsoft-Windows-ModernDeployment-Diagnostics-Provider"),
+    "managementservice": (
+        "Microsoft-Windows-ModernDeployment-Diagnostics-Provider/ManagementService",
+        "Microsoft-Windows-ModernDeployment-Diagnostics-Provider"),
+    "udr": ("Microsoft-Windows-User Device Registration/Admin",
+            "Microsoft-Windows-User Device Registration"),
+    "aad": ("Microsoft-Windows-AAD/Operational", "Microsoft-Windows-AAD"),
+    "shell": ("Microsoft-Windows-Shell-Core/Operational", "Microsoft-Windows-Shell-Core"),
+    "provisioning": ("Microsoft-Windows-Provisioning-Diagnostics-Provider/Admin",
+                     "Microsoft-Windows-Provisioning-Diagnostics-Provider"),
+    "time": ("Microsoft-Windows-Time-Service/Operational", "Microsoft-Windows-Time-Service"),
+    "system": ("System", ""),
+    "application": ("Application", ""),
+    "odj": ("Microsoft-Intune-ODJConnectorService/Operational",
+            "Microsoft-Intune-ODJConnectorService"),
+    "odj-admin": ("Microsoft-Intune-ODJConnectorService/Admin",
+                  "Microsoft-Intune-ODJConnectorService"),
+    "odj-legacy": ("ODJ Connector Service", "ODJ Connector Service Source"),
+}
+SYSTEM_PROVIDERS = {  # System event id → provider (reference/domain.md a.8, a.11)
+    **dict.fromkeys((4098, 4099), "Microsoft-Windows-CoreSystem-NetProvision-JoinProviderOnline"),
+    **dict.fromkeys((4096, 4097, 4100, 4101), "NetJoin"),
+    5719: "NETLOGON",
+    **dict.fromkeys((1129, 1058, 1030), "Microsoft-Windows-GroupPolicy"),
+    **dict.fromkeys((11, 12, 13, 14, 15, 16, 17, 29, 36, 47, 48), "Microsoft-Windows-Time-Service"),
+    **dict.fromkeys((7000, 7041, 7036, 7031, 7034), "Service Control Manager"),
+    1: "Microsoft-Windows-Kernel-General",
+}
+EVENT_KEYS = ("t", "host", "channel", "id", "provider", "level", "data", "body", "user_sid",
+              "file")
+CASE_KEYS = ("name", "expect", "events", "ztd", "dsregcmd", "cause_contains", "start")
+CONNECTOR_ALIASES = ("odj", "odj-admin", "odj-legacy")
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    rule: str
+    file: str
+    line: int
+    name: str
+    passed: bool
+    why: str = ""
+
+    def __str__(self) -> str:
+        mark = "ok  " if self.passed else "FAIL"
+        why = f"\n      {self.why}" if self.why and not self.passed else ""
+        return f"{mark} {self.rule} · {self.name} ({self.file}:{self.line}){why}"
+
+
+def fixture_path(rule: Rule) -> Path:
+    return Path(rule.path).with_name(f"{rule.id}{TEST_SUFFIX}")
+
+
+def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[RuleProblem]]:
+    """Every case of the rule's fixture file; problems for a missing or malformed file."""
+    path = fixture_path(rule)
+    if not path.exists():
+        return [], [RuleProblem(rule.path, 1, f"no test file {path.name}",
+                                "add positive and negative cases (evtxdoc rules new writes "
+                                "a template)")]
+    data, lines, problems = read_yaml(path)
+    if problems:
+        return [], problems
+    cases = data.get("cases") if isinstance(data, dict) else None
+    if not isinstance(cases, list) or not cases:
+        return [], [RuleProblem(str(path), 1, "a test file holds `cases:`, a list of cases")]
+    found: list[RuleProblem] = []
+    results = []
+    for index, case in enumerate(cases):
+        place = ("cases", index)
+        line = lines.at(place)
+        errors = _check_case(case, place, lines, str(path))
+        if errors:
+            found += errors
+            continue
+        results.append(_run_case(rule, case, str(path), line))
+    expects = {str(c.get("expect")) for c in cases if isinstance(c, dict)}
+    for wanted in ("match", "no_match"):
+        if wanted not in expects:
+            found.append(RuleProblem(str(path), 1, f"no case with expect: {wanted}",
+                                     "every rule needs a positive and a negative case"))
+    return results, found
+
+
+def _check_case(case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines,
+                file: str) -> list[RuleProblem]:
+    out: list[RuleProblem] = []
+
+    def add(path: tuple[str | int, ...], message: str, hint: str | None = None) -> None:
+        out.append(RuleProblem(file, lines.at(path), message, hint))
+
+    if not isinstance(case, dict):
+        add(place, "a case is a mapping with name, expect and events")
+        return out
+    for key in case:
+        if key not in CASE_KEYS:
+            add((*place, key), f"unknown key {key!r} in a case",
+                did_you_mean(key, CASE_KEYS) or f"keys: {', '.join(CASE_KEYS)}")
+    if case.get("expect") not in ("match", "no_match"):
+        add((*place, "expect"), "expect is `match` or `no_match`")
+    if not isinstance(case.get("name"), str):
+        add(place, "a case needs a name")
+    events = case.get("events")
+    if not isinstance(events, list) or not events:
+        add(place, "a case needs events: a list of compact events")
+        return out
+    for index, event in enumerate(events):
+        where = (*place, "events", index)
+        if not isinstance(event, dict):
+            add(where, "an event is a mapping such as {t: 0, host: PC1, channel: dmedp, id: 111}")
+            continue
+        for key in event:
+            if key not in EVENT_KEYS:
+                add((*where, key), f"unknown event key {key!r}",
+                    did_you_mean(key, EVENT_KEYS) or f"keys: {', '.join(EVENT_KEYS)}")
+        for key in ("host", "channel", "id"):
+            if key not in event:
+                add(where, f"the event needs {key!r}")
+        try:
+            seconds(event.get("t", 0))
+        except ValueError as exc:
+            add((*where, "t"), str(exc))
+    return out
+
+
+def build_case(case: dict[str, Any], name: str = "case") -> tuple[Any, list[SupportingFile]]:
+    """A case's events → (timeline frame, supporting files), as ingest would produce them."""
+    start = parse_time_ns(str(case.get("start") or DEFAULT_START)) or 0
+    batches: dict[str, timeline.ColumnBatch] = {}
+    records: dict[tuple[str, str], int] = {}
+    for event in case["events"]:
+        alias = str(event["channel"])
+        channel, provider = CHANNELS.get(alias.lower(), (alias, ""))
+        event_id = int(event["id"])
+        if channel == "System" and not provider:
+            provider = SYSTEM_PROVIDERS.get(event_id, "")
+        provider = str(event.get("provider") or provider)
+        host = str(event["host"])
+        is_connector = alias in CONNECTOR_ALIASES or channel.startswith(
+            ("Microsoft-Intune-ODJConnectorService", "ODJ Connector Service"))
+        source = str(event.get("file") or (f"{name}/connector/{host}.evtx" if is_connector
+                                           else f"{name}/device/logs.evtx"))
+        key = (host, channel)
+        records[key] = records.get(key, 0) + 1
+        batch = batches.setdefault(source, timeline.ColumnBatch(source))
+        payload = {"EventData": _event_data(event, channel)}
+        ts = start + int(seconds(event.get("t", 0)) * SECOND)
+        batch.append_row((ts, event_id, 0, int(event.get("level", 4)), 0, 0, records[key], host,
+                          channel, provider, None, event.get("user_sid"), None,
+                          encode_payload(payload), True))
+    frame, _ = timeline.finish(timeline.build_frame(list(batches.values())))
+    supporting = []
+    if case.get("ztd"):
+        supporting.append(SupportingFile(f"{name}/device/AutopilotDDSZTDFile.json",
+                                         "autopilot_ztd_json", "",
+                                         json.dumps(case["ztd"]).encode()))
+    if case.get("dsregcmd"):
+        supporting.append(SupportingFile(f"{name}/device/dsregcmd_status.txt", "dsregcmd_status",
+                                         "", str(case["dsregcmd"]).encode()))
+    return frame, supporting
+
+
+def _event_data(event: dict[str, Any], channel: str) -> dict[str, Any]:
+    data = event.get("data")
+    body = event.get("body")
+    if body is not None:
+        if channel == "ODJ Connector Service":  # legacy 30132: JSON metric (domain.md a.1, S7)
+            dimensions = {k: v for k, v in body.items() if k not in ("Name", "Value")}
+            text = json.dumps({"Metric": {"Dimensions": dimensions,
+                                          "Name": body.get("Name",
+                                                           "RequestOfflineDomainJoinBlob_Failure"),
+                                          "Value": body.get("Value", 0)}})
+            return {"Data": text}
+        lines = [f"{body.get('EventType', 'OfflineDomainJoinRequest')}: offline domain join"]
+        lines += [f"{k}: {v}" for k, v in body.items() if k != "EventType"]
+        return {"Message": "\r\n".join(lines)}  # updated connector (domain.md a.1, S30)
+    if isinstance(data, list):
+        return {"Data": [str(v) for v in data]}
+    return dict(data or {})
+
+
+def evaluate_case(rules: Sequence[Rule], case: dict[str, Any], name: str = "case"
+                  ) -> Evaluation:
+    frame, supporting = build_case(case, name)
+    coverage = timeline.coverage(frame)
+    correlation = correlate(frame, supporting, coverage)
+    return engine.evaluate(rules, frame, correlation, coverage)
+
+
+def _run_case(rule: Rule, case: dict[str, Any], file: str, line: int) -> CaseResult:
+    name = str(case["name"])
+    try:
+        evaluation = evaluate_case([rule], case)
+    except Exception as exc:  # a broken case must not stop the others
+        return CaseResult(rule.id, file, line, name, False, f"the case could not run: {exc!r}")
+    mine = [f for f in evaluation.findings if f.rule == rule.id]
+    wanted = case["expect"] == "match"
+    if wanted and not mine:
+        gaps = "; ".join(g.reason for g in evaluation.gaps)
+        return CaseResult(rule.id, file, line, name, False,
+                          "expected a finding, got none" + (f" (not evaluated: {gaps})"
+                                                            if gaps else ""))
+    if not wanted and mine:
+        return CaseResult(rule.id, file, line, name, False,
+                          f"expected no finding, got: {_short(mine[0])}")
+    text = case.get("cause_contains")
+    if wanted and text and not any(str(text).lower() in f.cause.lower() for f in mine):
+        return CaseResult(rule.id, file, line, name, False,
+                          f"the cause does not contain {text!r}: {mine[0].cause!r}")
+    return CaseResult(rule.id, file, line, name, True)
+
+
+def _short(finding: Finding) -> str:
+    where = finding.attempt or finding.host or "bundle"
+    return f"{where}: {finding.cause[:160]}"
