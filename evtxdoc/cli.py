@@ -1,7 +1,8 @@
 """The `evtxdoc` command line: parse arguments, call pipeline.analyze, render.
 
-Exit codes: 0 ran; 2 usage error or unreadable input (or --strict and data problems);
-130 interrupted.
+Exit codes: 0 ran (nothing at or above --fail-on); 1 findings at or above --fail-on;
+2 usage error or unreadable input (or --strict and data problems, or a broken rule); 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from evtxdoc import __version__, pipeline, timeline
+from evtxdoc.cli_rules import rules_app
 from evtxdoc.errors import EvtxdocError
 from evtxdoc.models import Analysis, AnalyzeOptions
 from evtxdoc.report import events as events_export
-from evtxdoc.report import terminal
+from evtxdoc.report import findings, terminal
 from evtxdoc.report.inventory import inventory
 
-EXIT_OK, EXIT_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 app = typer.Typer(
     help="Explain Autopilot hybrid-join failures from Windows event logs (.evtx, cab, zip).",
@@ -46,13 +48,23 @@ class InventoryFormat(StrEnum):
     json = "json"
 
 
+class FailOn(StrEnum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+    critical = "critical"
+    never = "never"
+
+
 class EventsFormat(StrEnum):
     csv = "csv"
     jsonl = "jsonl"
 
 
-def _run(inputs: list[Path], strict: bool, workers: int | None) -> Analysis:
-    options = AnalyzeOptions(strict=strict, workers=workers)
+def _run(inputs: list[Path], strict: bool, workers: int | None,
+         rules: list[Path] | None = None, evaluate: bool = True) -> Analysis:
+    options = AnalyzeOptions(strict=strict, workers=workers, evaluate=evaluate,
+                             rule_folders=tuple(str(r) for r in rules or ()))
     if not sys.stderr.isatty():
         return pipeline.analyze(inputs, options)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
@@ -73,9 +85,10 @@ def _fail(error: EvtxdocError) -> NoReturn:
     raise typer.Exit(EXIT_INPUT)
 
 
-def _analysis(inputs: list[Path], strict: bool, workers: int | None) -> Analysis:
+def _analysis(inputs: list[Path], strict: bool, workers: int | None,
+              rules: list[Path] | None = None, evaluate: bool = True) -> Analysis:
     try:
-        analysis = _run(inputs, strict, workers)
+        analysis = _run(inputs, strict, workers, rules, evaluate)
     except EvtxdocError as error:
         _fail(error)
     except KeyboardInterrupt:
@@ -94,9 +107,16 @@ def analyze(
         "docs/json-inventory.md).")] = None,
     strict: Strict = False,
     workers: Workers = None,
+    rules: Annotated[list[Path] | None, typer.Option(
+        "--rules", help="A folder of your own rules, added to the built-in knowledge base "
+        "(repeatable).")] = None,
+    fail_on: Annotated[FailOn, typer.Option(
+        "--fail-on", help="Exit 1 when a finding is at or above this severity.")
+    ] = FailOn.never,
 ) -> None:
-    """Read the bundles and show what they hold: hosts, channels, files, problems."""
-    analysis = _analysis(inputs, strict, workers)
+    """Read the bundles, line up join attempts and explain them with the rules: hosts,
+    channels, files, problems, attempts and findings with their fixes."""
+    analysis = _analysis(inputs, strict, workers, rules)
     chosen = output_format or (InventoryFormat.terminal if sys.stdout.isatty() and not output
                                else InventoryFormat.json)
     if chosen is InventoryFormat.json:
@@ -116,6 +136,8 @@ def analyze(
         stderr.print("  hint: pass the folder, .cab or .zip the logs came in; see the "
                      "Files table for what was skipped and why", soft_wrap=True)
         raise typer.Exit(EXIT_INPUT)
+    if fail_on is not FailOn.never and findings.at_or_above(analysis.evaluation, fail_on):
+        raise typer.Exit(EXIT_FINDINGS)
 
 
 def _time(value: str | None, name: str) -> pd.Timestamp | None:
@@ -148,7 +170,7 @@ def events(
 ) -> None:
     """Dump normalized events (UTC times, decoded fields), filtered."""
     start, end = _time(since, "--since"), _time(until, "--until")
-    analysis = _analysis(inputs, strict, workers)
+    analysis = _analysis(inputs, strict, workers, evaluate=False)
     frame = timeline.select(analysis.timeline, channels=channel, event_ids=event_id,
                             hosts=host, since=start, until=end)
     if output_format is EventsFormat.jsonl:
@@ -206,6 +228,7 @@ def synth(
     stderr.print(f"{len(written)} file(s) written under {output}", highlight=False)
 
 
+app.add_typer(rules_app, name="rules")
 catalog_app = typer.Typer(help="Look up error codes in the catalog (rules/catalog/).",
                           no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")

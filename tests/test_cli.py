@@ -92,8 +92,18 @@ def test_analyze_reports_attempts_in_json_and_terminal(tmp_path):
         ("KSK-8M6N4B2V0C", "odj_blob", "CONN02.contoso.local", "5")]
     result = runner.invoke(app, ["analyze", bundle, "--format", "terminal"],
                            env={"COLUMNS": "100"})
-    table = result.output.split("Join attempts")[1].split("Files")[0]
+    table = result.output.split("Join attempts")[1].split("Findings")[0]
     lines = [line for line in table.splitlines() if "DESKTOP-C3V5B7N" in line]
     assert len(lines) == 1 and "timed_out" in lines[0] and "odj_blob" in lines[0]
     assert "CONN02.contoso.local" in lines[0] and "+30m05s" in lines[0]
+    assert max(len(line) for line in result.output.splitlines()) <= 100
+
+
+def test_analyze_terminal_shows_the_root_cause_and_its_fix() -> None:
+    bundle = "sample_logs/multi-device-two-connectors/bundle"
+    result = runner.invoke(app, ["analyze", bundle, "--format", "terminal"],
+                           env={"COLUMNS": "100"})
+    findings = result.output.split("Findings (")[1].split("Hosts and channels")[0]
+    assert "(root cause)" in findings and "connector-access-denied-msa" in findings
+    assert "OrganizationalUnitsUsedForOfflineDomainJoin" in findings
     assert max(len(line) for line in result.output.splitlines()) <= 100

@@ -7,6 +7,7 @@ from typing import Any
 from evtxdoc.models import Analysis, FileKind
 from evtxdoc.normalize import format_time_ns
 from evtxdoc.report.attempts import correlation_dict
+from evtxdoc.report.findings import evaluation_dict
 
 SCHEMA_VERSION = "1"  # fields are only ever added within a version
 
@@ -53,6 +54,7 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
             "skipped_files": sum(1 for f in files if f["status"] in ("skipped", "duplicate")),
             "problems": len(analysis.problems),
             "attempts": len(analysis.correlation.attempts) if analysis.correlation else 0,
+            "findings": len(analysis.evaluation.findings) if analysis.evaluation else 0,
             "seconds": round(analysis.seconds, 3),
         },
         "hosts": [{"host": h, "channels": c} for h, c in sorted(hosts.items())],
@@ -61,4 +63,5 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
                              for s in analysis.supporting],
         "problems": [p.to_dict() for p in analysis.problems],
         **correlation_dict(analysis.correlation),
+        **evaluation_dict(analysis.evaluation),
     }

@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evtxdoc.models import Analysis
-from evtxdoc.report import attempts
+from evtxdoc.report import attempts, findings
 from evtxdoc.report.inventory import inventory
 
 SEVERITY_STYLE = {"info": "dim", "warning": "yellow", "error": "bold red"}
@@ -14,12 +14,14 @@ MAX_PROBLEMS_SHOWN = 40
 
 
 def render(analysis: Analysis, console: Console) -> None:
-    """Print hosts and channels, join attempts, files, and problems."""
+    """Print join attempts and findings, then hosts and channels, files and problems."""
     data = inventory(analysis)
     summary = data["summary"]
     console.print(f"[bold]evtxdoc[/] {data['tool']['version']}: {summary['events']} events "
                   f"from {summary['evtx_files']} log file(s), {summary['hosts']} host(s), "
                   f"{summary['problems']} problem(s), {summary['seconds']} s")
+    attempts.render(analysis.correlation, console)
+    findings.render(analysis.evaluation, console)
     hosts = Table(title="Hosts and channels")
     for column in ("host", "channel", "events", "first (UTC)", "last (UTC)"):
         hosts.add_column(column, overflow="fold", justify="right" if column == "events" else "left")
@@ -28,7 +30,6 @@ def render(analysis: Analysis, console: Console) -> None:
             hosts.add_row(host["host"], channel["channel"], str(channel["records"]),
                           channel["first"][:19], channel["last"][:19])
     console.print(hosts if data["hosts"] else "[yellow]No events found in the inputs.[/]")
-    attempts.render(analysis.correlation, console)
     files = Table(title="Files")
     for column in ("file", "status", "events", "note"):
         files.add_column(column, overflow="fold")

@@ -141,7 +141,7 @@ def _check_case(case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines,
                 did_you_mean(key, CASE_KEYS) or f"keys: {', '.join(CASE_KEYS)}")
     if case.get("expect") not in ("match", "no_match"):
         add((*place, "expect"), "expect is `match` or `no_match`")
-    if not isinstance(case.get("name"), str):
+    if case.get("name") in (None, ""):
         add(place, "a case needs a name")
     events = case.get("events")
     if not isinstance(events, list) or not events:

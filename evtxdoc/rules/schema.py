@@ -271,7 +271,18 @@ def _check_object(value: dict[str, Any], schema: dict[str, Any],
 
 def _describe(schema: dict[str, Any]) -> str:
     schema = _resolve(schema)
-    return schema.get("description") or "an allowed form"
+    if schema.get("description"):
+        return schema["description"]
+    kinds = []
+    for option in schema.get("anyOf", ()):
+        option = _resolve(option)
+        kind = option.get("type", "a value")
+        kind = " or ".join(kind) if isinstance(kind, list) else kind
+        if kind == "array" and "items" in option:
+            inner = _resolve(option["items"]).get("type", "value")
+            kind = f"a list of {inner if isinstance(inner, str) else '/'.join(inner)}"
+        kinds.append(kind)
+    return " or ".join(dict.fromkeys(kinds)) or "an allowed form"
 
 
 def _show(value: Any) -> str:

@@ -1,0 +1,196 @@
+"""The rule model, the strict loader, matchers, fixtures and the `evtxdoc rules` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from evtxdoc.catalog import RULES_DIR
+from evtxdoc.cli import app
+from evtxdoc.cli_rules import schema_text
+from evtxdoc.rules import Rule, load_rules
+from evtxdoc.rules.fixtures import run_rule_tests
+from evtxdoc.rules.matchers import MatcherError, compile_matcher
+
+FILES = Path(__file__).parent / "files"
+runner = CliRunner()
+KNOWLEDGE_BASE = load_rules([RULES_DIR])
+
+
+def test_the_knowledge_base_loads_without_problems() -> None:
+    assert KNOWLEDGE_BASE.problems == []
+    assert len(KNOWLEDGE_BASE.rules) >= 40
+    for rule in KNOWLEDGE_BASE.rules:
+        assert rule.references, rule.id
+        assert rule.confidence in ("documented", "community", "inferred")
+
+
+@pytest.mark.parametrize("rule", KNOWLEDGE_BASE.rules, ids=lambda r: r.id)
+def test_every_rule_passes_its_own_cases(rule: Rule) -> None:
+    results, problems = run_rule_tests(rule)
+    assert problems == []
+    assert {r.name for r in results if not r.passed} == set()
+    assert len(results) >= 2
+
+
+def test_every_row_of_domain_c_has_a_rule() -> None:
+    """domain.md (c) rows 1–20 and the brief's symptoms, by the rule that covers each."""
+    covering = {
+        1: "connector-access-denied-msa", 2: "connector-computer-quota",
+        3: "no-connector-answered", 4: "no-connector-answered", 5: "stale-odj-blob",
+        6: "device-proxy-drs-discovery", 7: "dc-unreachable-no-skip",
+        8: "dns-resolution-failed", 9: "connector-legacy-not-serving",
+        10: "connector-ou-dn-invalid", 11: "name-prefix-invalid",
+        12: "hybrid-registration-sync-pending", 13: "clock-skew-kerberos",
+        14: "connector-ie-esc-signin", 15: "exchange-connector-bad-request",
+        16: "exchange-connector-cas-unreachable", 17: "assign-user-hybrid",
+        18: "entra-device-deleted", 19: "hybrid-esp-80004005-unpatched",
+        20: "duplicate-entra-objects",
+    }
+    ids = {r.id for r in KNOWLEDGE_BASE.rules}
+    assert set(covering.values()) <= ids
+    for extra in ("connector-proxy-failure", "vpn-not-connected", "connector-access-denied-legacy",
+                  "offline-join-failed", "service-cannot-log-on", "device-clock-offset"):
+        assert extra in ids
+
+
+def test_the_shipped_json_schema_is_the_one_the_loader_uses() -> None:
+    assert (RULES_DIR / "rule.schema.json").read_text("utf-8") == schema_text()
+    assert json.loads(schema_text())["properties"]["scope"]["enum"] == [
+        "event", "host", "attempt", "bundle"]
+
+
+def test_lint_reports_each_broken_rule_at_its_line() -> None:
+    result = runner.invoke(app, ["rules", "lint", "--only", str(FILES / "rules-broken")])
+    assert result.exit_code == 1
+    out = result.output
+    broken = FILES / "rules-broken"
+    assert f"{broken / 'bad-keys.yaml'}:10: match.events.failed.chanel: unknown key 'chanel'" \
+           " — did you mean 'channel'?" in out
+    assert f"{broken / 'bad-regex.yaml'}:11: match.events.text.fields.Message.regex: bad " \
+           "regex" in out
+    assert f"{broken / 'duplicate-key.yaml'}:4: duplicate key 'severity' (first at line 3)" in out
+    assert f"{broken / 'wrong-type.yaml'}:3: severity: 'fatal' is not one of" in out
+    assert f"{broken / 'wrong-type.yaml'}:10: match.events.failed.event_id: '4099' is not " \
+           "integer or a list of integer" in out
+    assert "5 problem(s)" in out
+
+
+def test_test_names_the_failing_case_and_why() -> None:
+    result = runner.invoke(app, ["rules", "test", "--only", str(FILES / "rules-failing")])
+    assert result.exit_code == 1
+    assert "FAIL join-failed-wrongly · 4099 after the blob" in result.output
+    assert "join-failed-wrongly.test.yaml:2" in result.output
+    assert "expected a finding, got none" in result.output
+    assert "1 passed, 1 failed" in result.output
+
+
+def test_lint_and_test_pass_on_the_knowledge_base() -> None:
+    assert runner.invoke(app, ["rules", "lint"]).exit_code == 0
+    result = runner.invoke(app, ["rules", "test"])
+    assert result.exit_code == 0, result.output
+    assert " 0 failed, 0 problem(s)" in result.output
+
+
+def test_new_writes_a_rule_that_lints_and_tests_clean(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["rules", "new", "my-first-rule", "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "my-first-rule.yaml").exists()
+    assert runner.invoke(app, ["rules", "lint", str(tmp_path)]).exit_code == 0
+    tested = runner.invoke(app, ["rules", "test", str(tmp_path), "--rule", "my-first-rule"])
+    assert tested.exit_code == 0, tested.output
+    again = runner.invoke(app, ["rules", "new", "my-first-rule", "--dir", str(tmp_path)])
+    assert again.exit_code == 2 and "not overwriting" in again.output
+
+
+@pytest.mark.parametrize("scope", ["host", "event", "bundle"])
+def test_new_templates_of_other_scopes_test_clean(tmp_path: Path, scope: str) -> None:
+    assert runner.invoke(app, ["rules", "new", f"x-{scope}", "--dir", str(tmp_path),
+                               "--scope", scope]).exit_code == 0
+    tested = runner.invoke(app, ["rules", "test", "--only", str(tmp_path)])
+    assert tested.exit_code == 0, tested.output
+
+
+def test_duplicate_ids_and_unknown_supersedes_are_reported(tmp_path: Path) -> None:
+    source = (RULES_DIR / "device" / "offline-join-failed.yaml").read_text("utf-8")
+    (tmp_path / "offline-join-failed.yaml").write_text(source)
+    (tmp_path / "other.yaml").write_text(source.replace("id: offline-join-failed", "id: other")
+                                         .replace("supersedes: [odj-blob-timeout]",
+                                                  "supersedes: [odj-blob-timeuot]"))
+    result = load_rules([RULES_DIR, tmp_path])
+    messages = [str(p) for p in result.problems]
+    assert any("duplicate rule id 'offline-join-failed'" in m for m in messages)
+    assert any("unknown rule 'odj-blob-timeuot'" in m and "did you mean 'odj-blob-timeout'"
+               in m for m in messages)
+
+
+def test_show_and_list() -> None:
+    shown = runner.invoke(app, ["rules", "show", "stale-odj-blob"])
+    assert shown.exit_code == 0
+    assert "confidence community" in shown.output
+    assert "nf-lmjoin-netprovisioncomputeraccount" in shown.output
+    missing = runner.invoke(app, ["rules", "show", "stale-odj-blobs"])
+    assert missing.exit_code == 1 and "did you mean 'stale-odj-blob'" in missing.output
+    listed = runner.invoke(app, ["rules", "list"])
+    assert "connector-access-denied-msa" in listed.output
+
+
+@pytest.mark.parametrize(("spec", "value", "expected"), [
+    ({"code": "0x80070774"}, "80070774", True),
+    ({"code": "0x80070774"}, -2147022988, True),
+    ({"code": "0x80070774"}, 1908, True),
+    ({"code": "0x80070774"}, "0x774", True),
+    ({"code": "ERROR_DOMAIN_CONTROLLER_NOT_FOUND"}, "0x80070774", True),
+    ({"code": "NERR_BadOfflineJoinInfo"}, 2710, True),
+    ({"code": "NERR_BadOfflineJoinInfo"}, "0x00000A96", True),
+    ({"code": "NERR_BadOfflineJoinInfo"}, 2709, False),
+    ({"code": 0}, "0", True),
+    ({"not": {"code": 0}}, "5", True),
+    ("Stopped", "stopped", True),
+    (5, "5", True),
+    (5, "0x00000005", True),
+    (["a", "b"], "B", True),
+    ({"regex": "^odj"}, "ODJConnector", True),
+    ({"contains": "Base"}, "OdjServiceBaseUrl", True),
+    ({"ge": 3, "lt": 5}, "4", True),
+    ({"ge": 3, "lt": 5}, 5, False),
+    ({"gt": 1}, "not a number", False),
+    ({"exists": True}, None, False),
+    ({"exists": False}, "", True),
+    (True, "true", True),
+])
+def test_matchers(spec: object, value: object, expected: bool) -> None:
+    matcher = compile_matcher(spec)
+    assert matcher(value) is expected
+    column = matcher.column(pd.Series([value, value], dtype=object))
+    assert column.tolist() == [expected, expected]
+
+
+def test_unknown_code_names_are_rejected() -> None:
+    with pytest.raises(MatcherError, match="neither a number nor a code name"):
+        compile_matcher({"code": "ERROR_NOT_A_REAL_NAME"})
+
+
+def test_analyze_with_a_local_rule_folder(tmp_path: Path) -> None:
+    bundle = Path(__file__).parent.parent / "sample_logs" / "blob-rejected" / "bundle"
+    result = runner.invoke(app, ["analyze", str(bundle), "--format", "json",
+                                 "--rules", str(FILES / "rules-local")])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    rules = [f["rule"] for f in data["findings"]]
+    assert "local-blob-rejected-escalate" in rules and "offline-join-failed" in rules
+    local = next(f for f in data["findings"] if f["rule"] == "local-blob-rejected-escalate")
+    assert local["cause"].startswith("AP-5H8J2K4L6MN could not join contoso.local")
+    assert local["references"] == ["https://example.org/runbooks/odj"]
+
+
+def test_analyze_with_a_broken_rule_folder_names_the_line() -> None:
+    bundle = Path(__file__).parent.parent / "sample_logs" / "blob-rejected" / "bundle"
+    result = runner.invoke(app, ["analyze", str(bundle), "--rules",
+                                 str(FILES / "rules-broken")])
+    assert result.exit_code == 2
+    assert "bad-keys.yaml:10" in result.output
