@@ -20,7 +20,7 @@ run: setup
 	@mkdir -p $(OUT)
 	$(BIN)/evtxdoc analyze $(SAMPLE) --format json -o $(OUT)/inventory.json
 	$(BIN)/evtxdoc analyze $(SAMPLE) --format terminal
-	@echo "inventory written to $(OUT)/inventory.json"
+	@echo "inventory and findings written to $(OUT)/inventory.json"
 
 ## Regenerate sample_logs/ from their scenarios (byte-identical unless the generator changed).
 samples: setup
@@ -39,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/correlate.py
+	$(BIN)/python benchmarks/rules.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

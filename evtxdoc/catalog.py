@@ -1,4 +1,7 @@
-"""The catalog (rules/catalog/): error codes and the sources they cite.
+"""The catalog (rules/catalog/): events, error codes and the sources they cite.
+
+Events (events.yaml): per channel and id, the meaning, the fields and a message template in
+our own words; `Catalog.message()` renders it so a timeline reads like Event Viewer.
 
 Codes are understood in every form logs write them (reference/domain.md (b)):
 `0x80070774`, `80070774`, `-2147022988`, Win32 `1908` or `0x774` inside HRESULT 0x8007XXXX,
@@ -23,6 +26,9 @@ from evtxdoc.errors import InputError
 RULES_DIR = Path(os.environ.get("EVTXDOC_RULES") or Path(__file__).resolve().parent.parent
                  / "rules")
 CONFIDENCE = ("documented", "community", "inferred")
+EVENT_KEYS = {"channel", "provider", "id", "meaning", "fields", "template", "sources",
+              "confidence"}
+_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 CODE_KEYS = {"code", "win32", "name", "also", "meaning", "context", "fix", "sources",
              "confidence", "scope"}
 _HEX8 = re.compile(r"^[0-9a-fA-F]{8}$")
@@ -111,12 +117,38 @@ def describe_unknown(value: int) -> str:
     return f"not a failure HRESULT (severity bit clear): {value}"
 
 
-class Catalog:
-    """The loaded catalog: codes indexed by value, Win32 number and name."""
+@dataclass(frozen=True)
+class EventEntry:
+    """One known event: where it is logged, what it means, how to word it."""
 
-    def __init__(self, codes: list[ErrorCode], sources: dict[str, Source]):
+    channel: str
+    provider: str | None
+    id: int
+    meaning: str
+    fields: tuple[str, ...]
+    template: str
+    sources: tuple[Source, ...]
+    confidence: str
+
+    def render(self, fields: dict[str, Any]) -> str:
+        def value(match: re.Match[str]) -> str:
+            found = fields.get(match.group(1))
+            text = " ".join(str(found).split()) if found not in (None, "") else "?"
+            return text if len(text) <= 200 else text[:199] + "…"
+        return _FIELD.sub(value, self.template)
+
+
+class Catalog:
+    """The loaded catalog: codes indexed by value, Win32 number and name; events by channel."""
+
+    def __init__(self, codes: list[ErrorCode], sources: dict[str, Source],
+                 events: list[EventEntry] | None = None):
         self.codes = codes
         self.sources = sources
+        self.events = events or []
+        self._events: dict[tuple[str, int], list[EventEntry]] = {}
+        for event in self.events:
+            self._events.setdefault((event.channel.lower(), event.id), []).append(event)
         self._by_value: dict[int, list[ErrorCode]] = {}
         self._by_win32: dict[int, list[ErrorCode]] = {}
         self._by_name: dict[str, list[ErrorCode]] = {}
@@ -127,6 +159,23 @@ class Catalog:
                 self._by_win32.setdefault(entry.win32, []).append(entry)
             for name in entry.names:
                 self._by_name.setdefault(name.lower(), []).append(entry)
+
+    def event(self, channel: str, event_id: int, provider: str | None = None
+              ) -> EventEntry | None:
+        """The entry for an event (a provider-specific one first)."""
+        entries = self._events.get((channel.lower(), event_id), [])
+        exact = [e for e in entries if e.provider and provider
+                 and e.provider.lower() == provider.lower()]
+        return (exact or [e for e in entries if not e.provider] or [None])[0]
+
+    def message(self, channel: str, event_id: int, provider: str | None,
+                fields: dict[str, Any]) -> str | None:
+        """The event's message from its template (None: not in the catalog)."""
+        entry = self.event(channel, event_id, provider)
+        return entry.render(fields) if entry else None
+
+    def events_with_id(self, event_id: int) -> list[EventEntry]:
+        return [e for e in self.events if e.id == event_id]
 
     def lookup(self, text: str | int, scope: str | None = None) -> list[ErrorCode]:
         """Entries for a code in any form; connector-scoped ones only when asked or exact."""
@@ -175,6 +224,32 @@ def _entry(raw: Any, index: int, sources: dict[str, Source], where: str) -> Erro
                      confidence=raw["confidence"], scope=raw.get("scope"))
 
 
+def _event(raw: Any, index: int, sources: dict[str, Source], where: str) -> EventEntry:
+    place = f"{where}: events[{index}]"
+    if not isinstance(raw, dict):
+        raise InputError("an event entry is a mapping", where=place)
+    unknown = set(raw) - EVENT_KEYS
+    if unknown:
+        raise InputError(f"unknown key(s) {sorted(unknown)}", where=place,
+                         hint=f"keys: {', '.join(sorted(EVENT_KEYS))}")
+    for key in ("channel", "id", "meaning", "template", "confidence"):
+        if raw.get(key) in (None, ""):
+            raise InputError(f"missing {key!r}", where=place)
+    if raw["confidence"] not in CONFIDENCE:
+        raise InputError(f"confidence {raw['confidence']!r}", where=place,
+                         hint=f"one of {', '.join(CONFIDENCE)}")
+    cited = []
+    for source in raw.get("sources") or []:
+        if source not in sources:
+            raise InputError(f"unknown source {source!r}", where=place,
+                             hint="add it to rules/catalog/sources.yaml")
+        cited.append(sources[source])
+    return EventEntry(channel=str(raw["channel"]), provider=raw.get("provider"),
+                      id=int(raw["id"]), meaning=" ".join(str(raw["meaning"]).split()),
+                      fields=tuple(raw.get("fields") or ()), template=str(raw["template"]),
+                      sources=tuple(cited), confidence=raw["confidence"])
+
+
 def _read(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text("utf-8"))
@@ -193,4 +268,8 @@ def load(root: Path = RULES_DIR) -> Catalog:
                for key, value in raw_sources.items()}
     raw_codes = (_read(folder / "error_codes.yaml") or {}).get("codes") or []
     where = str(folder / "error_codes.yaml")
-    return Catalog([_entry(raw, i, sources, where) for i, raw in enumerate(raw_codes)], sources)
+    codes = [_entry(raw, i, sources, where) for i, raw in enumerate(raw_codes)]
+    events_file = folder / "events.yaml"
+    raw_events = ((_read(events_file) or {}).get("events") or []) if events_file.exists() else []
+    events = [_event(raw, i, sources, str(events_file)) for i, raw in enumerate(raw_events)]
+    return Catalog(codes, sources, events)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +78,8 @@ class _Timeline:
         self.provider_names = [p.lower() for p in provider_names]
         self.host_lower = [h.lower() for h in self.host_names]
         self._base: dict[tuple[Any, ...], np.ndarray] = {}
-        self._fields: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        self._decoded: np.ndarray | None = None  # position → fields, filled on demand
+        self._message = frame["message"].to_numpy()
         self._rows: dict[tuple[Any, ...], np.ndarray] = {}
 
     def _codes(self, names: list[str], wanted: Iterable[str]) -> list[int]:
@@ -101,16 +102,23 @@ class _Timeline:
             self._base[key] = np.flatnonzero(mask)
         return self._base[key]
 
-    def fields(self, selector: Selector, positions: np.ndarray) -> list[dict[str, Any]]:
-        """Decoded fields of the base rows of `selector`, once per base group."""
-        key = (selector.channels, selector.providers, selector.event_ids)
-        if key not in self._fields:
-            payloads = self.frame["payload"].to_numpy()[positions]
-            channels = self.channel_code[positions]
-            names = self.channel_original
-            self._fields[key] = [decode_fields(p, names[c] if c >= 0 else "")
-                                 for p, c in zip(payloads, channels.tolist(), strict=True)]
-        return self._fields[key]
+    def fields(self, positions: np.ndarray) -> list[dict[str, Any]]:
+        """Decoded fields of these rows; each row is decoded at most once per evaluation."""
+        if self._decoded is None:
+            self._decoded = np.full(self.size, None, dtype=object)
+            self._payload = self.frame["payload"].to_numpy()
+            self._bodies = [c in CONNECTOR_UPDATED or c in CONNECTOR_LEGACY
+                            for c in self.channel_names]
+        cached = self._decoded[positions]
+        missing = positions[np.equal(cached, None)]
+        if len(missing):
+            names, bodies = self.channel_original, self._bodies
+            self._decoded[missing] = [
+                decode_fields(payload, names[c] if c >= 0 else "", bodies=c >= 0 and bodies[c])
+                for payload, c in zip(self._payload[missing],
+                                      self.channel_code[missing].tolist(), strict=True)]
+            cached = self._decoded[positions]
+        return list(cached)
 
     def rows(self, selector: Selector) -> np.ndarray:
         """Positions (time order) of every event `selector` matches anywhere."""
@@ -125,30 +133,43 @@ class _Timeline:
             keep &= selector.message.column(pd.Series(
                 self.frame["message"].to_numpy()[positions], dtype=object))
         if len(positions) and (selector.fields or selector.any_field):
-            decoded = self.fields(selector, positions)
+            decoded = self.fields(positions)
             for name, matcher in selector.fields:
                 keep &= matcher.column([f.get(name) for f in decoded])
-            if selector.any_field is not None:
-                test = selector.any_field.test
-                keep &= np.fromiter((k and any(test(v) for v in f.values())
-                                     for k, f in zip(keep.tolist(), decoded, strict=True)),
-                                    dtype=bool, count=len(decoded))
+            if selector.any_field is not None:  # every (row, value) pair, one test per value
+                rows = [i for i, f in enumerate(decoded) if keep[i] for _ in f]
+                values = [v for i, f in enumerate(decoded) if keep[i] for v in f.values()]
+                hit = selector.any_field.column(values)
+                matched = np.zeros(len(decoded), dtype=bool)
+                matched[np.asarray(rows, dtype=np.int64)[hit]] = True
+                keep &= matched
         self._rows[selector.key] = positions[keep]
         return self._rows[selector.key]
 
+    def _text(self, position: int) -> tuple[str, str]:
+        host = self.host_code[position]
+        channel = self.channel_code[position]
+        return (self.host_names[host] if host >= 0 else "",
+                self.channel_original[channel] if channel >= 0 else "")
+
     def event(self, position: int) -> dict[str, Any]:
         """One row as a template value: its fields plus host, time, channel, event id."""
-        row = self.frame.iloc[position]
-        values = decode_fields(row["payload"], str(row["channel"]))
-        values.update(host=str(row["host"]), time=format_time_ns(int(self.ts[position])),
-                      channel=str(row["channel"]), event_id=int(row["event_id"]),
-                      message=row["message"])
+        host, channel = self._text(position)
+        values = dict(self.fields(np.array([position]))[0])
+        values.update(host=host, time=format_time_ns(int(self.ts[position])), channel=channel,
+                      event_id=int(self.event_id[position]),
+                      message=self._message[position])
         return values
 
     def ref(self, position: int) -> EventRef:
-        row = self.frame.iloc[position]
-        return EventRef(str(row["host"]), str(row["channel"]), int(row["event_id"]),
-                        int(row["record_id"]), str(row["source_file"]))
+        if not hasattr(self, "_sources"):
+            self._source_code, self._sources = category_codes(self.frame["source_file"])
+            self._record_id = self.frame["record_id"].to_numpy()
+        host, channel = self._text(position)
+        source = self._source_code[position]
+        return EventRef(host, channel, int(self.event_id[position]),
+                        int(self._record_id[position]),
+                        self._sources[source] if source >= 0 else "")
 
 
 # --- attempt windows ----------------------------------------------------------------------------
@@ -296,7 +317,9 @@ class _Context:
         return [m for m, kinds in self.kinds.items() if kinds]
 
     def host_codes(self, hosts: Iterable[str]) -> list[int]:
-        index = {h: i for i, h in enumerate(self.line.host_lower)}
+        if not hasattr(self, "_host_index"):
+            self._host_index = {h: i for i, h in enumerate(self.line.host_lower)}
+        index = self._host_index
         return [index[h.lower()] for h in hosts if h.lower() in index]
 
     # -- attempts --
@@ -577,19 +600,18 @@ def _evidence(match: Match, context: _Context, index: int) -> dict[str, np.ndarr
     return found
 
 
-def _times(match: Match, context: _Context, index: int):
-    table = context.attempts()
-    steps = table.steps[table.steps["attempt"] == index]
+def _times(match: Match, context: _Context, index: int) -> Callable[[str], np.ndarray]:
+    """ref (a step name, `step:status`, or an event name) → the attempt's sorted times."""
+    steps = context.attempts().attempts[index].steps
     selectors = {s.name: s for s in match.events}
 
     def times(ref: str) -> np.ndarray:
         if ref in selectors:
             return context.hits(selectors[ref]).corrected(index, context.line.ts)
         name, _, status = ref.partition(":")
-        chosen = steps[steps["name"] == name]
-        if status:
-            chosen = chosen[chosen["status"] == status]
-        return np.sort(chosen["ts"].to_numpy(dtype=np.int64))
+        return np.array(sorted(s.ts_corrected for s in steps
+                               if s.name == name and (not status or s.status == status)),
+                        dtype=np.int64)
     return times
 
 

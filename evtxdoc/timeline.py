@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evtxdoc import catalog
+from evtxdoc.errors import InputError
 from evtxdoc.models import ChannelCoverage, Event
 from evtxdoc.normalize import NO_TIME, Row, decode_fields, format_time_ns
 
@@ -174,6 +176,10 @@ def field_values(frame: pd.DataFrame, name: str) -> pd.Series:
 
 def to_events(frame: pd.DataFrame) -> Iterator[Event]:
     """Rows back to Event objects (for small slices: evidence, exports, tests)."""
+    try:
+        known: catalog.Catalog | None = catalog.load()
+    except InputError:  # no rules folder next to an installed copy: raw messages only
+        known = None
     names = [c for c in COLUMNS if c not in ("ts", "payload")]
     columns = [frame[name].tolist() for name in names]
     ts_values = frame["ts"].array.asi8 if len(frame) else []
@@ -183,8 +189,12 @@ def to_events(frame: pd.DataFrame) -> Iterator[Event]:
         for key in ("host", "channel", "provider", "source_file"):
             values[key] = values[key] or ""
         ts_ns = int(ts)
+        fields = decode_fields(payload, values["channel"])
+        if values["message"] is None and known is not None:  # Event Viewer-like wording
+            values["message"] = known.message(values["channel"], values["event_id"],
+                                              values["provider"], fields)
         yield Event(ts=ts_ns, ts_raw=format_time_ns(ts_ns) if ts_ns != NO_TIME else "",
-                    fields=decode_fields(payload, values["channel"]), **values)
+                    fields=fields, **values)
 
 
 def _is_missing(value: Any) -> bool:

@@ -95,3 +95,34 @@ def test_catalog_show_explains_a_code_and_exits_1_for_an_unknown_one() -> None:
     result = runner.invoke(app, ["catalog", "show", "0x80071234"])
     assert result.exit_code == 1
     assert "HRESULT from Win32 error 4660" in result.output
+
+
+def test_event_messages_are_rendered_from_the_catalog_templates() -> None:
+    from evtxdoc import catalog as catalog_module
+
+    known = catalog_module.load()
+    assert len(known.events) >= 30
+    text = known.message("system", 4099,
+                         "Microsoft-Windows-CoreSystem-NetProvision-JoinProviderOnline",
+                         {"ComputerName": "AP-1", "DomainName": "contoso.local",
+                          "NetStatusCode": 2710})
+    assert text == "Offline domain join of AP-1 to contoso.local failed: NetStatusCode 2710"
+    assert known.message("System", 4099, "SomeOtherProvider", {}) is None
+    assert known.message("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/"
+                         "Admin", 109, "x", {}) == (
+        "Offline domain join state ? (1 waiting, 2 blob processed, 3 timed out)")
+
+
+def test_exported_events_read_like_event_viewer() -> None:
+    from pathlib import Path
+
+    from evtxdoc import timeline
+    from evtxdoc.models import AnalyzeOptions
+    from evtxdoc.pipeline import analyze
+
+    bundle = Path(__file__).parent.parent / "sample_logs" / "blob-rejected" / "bundle"
+    frame = analyze([bundle], AnalyzeOptions(evaluate=False)).timeline
+    rows = timeline.select(frame, event_ids=[4099])
+    events = list(timeline.to_events(rows))
+    assert events and events[0].message == (
+        "Offline domain join of AP-5H8J2K4L6MN to contoso.local failed: NetStatusCode 2710")

@@ -38,8 +38,10 @@ class Matcher:
         series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
         if series.empty:
             return np.zeros(0, dtype=bool)
-        hashable = series.map(_hashable) if series.dtype == object else series
-        codes, uniques = pd.factorize(hashable, use_na_sentinel=True)
+        try:
+            codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        except TypeError:  # lists or dicts among the values
+            codes, uniques = pd.factorize(series.map(_hashable), use_na_sentinel=True)
         results = np.fromiter((self.test(_restore(u)) for u in uniques), dtype=bool,
                               count=len(uniques))
         missing = self.test(None)

@@ -24,9 +24,13 @@ FAULT_CYCLE = ("none", "none", "none", "none", "access_denied", "none", "no_conn
 
 def scaled_scenario(events: int, seed: int, devices_wanted: int | None = None,
                     retry_every: int = 6) -> dict:
-    """A scenario dict with enough devices for about `events` events (or `devices_wanted`);
-    one device in `retry_every` retries after a reset."""
+    """A scenario dict with enough devices for about `events` events (or `devices_wanted`
+    devices, with more background events each when `events` asks for more); one device in
+    `retry_every` retries after a reset."""
     rng = random.Random(seed)
+    noise = 18  # background events per device
+    if devices_wanted and events > devices_wanted * EVENTS_PER_DEVICE:  # more events each
+        noise += events // devices_wanted - EVENTS_PER_DEVICE
     devices = []
     for index in range(devices_wanted or max(1, events // EVENTS_PER_DEVICE)):
         attempts = [{"at": f"{index * 7}s", "connector": f"CONN0{1 + index % 2}.contoso.local",
@@ -43,7 +47,7 @@ def scaled_scenario(events: int, seed: int, devices_wanted: int | None = None,
                         "profile": {"join": "hybrid", "domain": "contoso.local"},
                         "attempts": attempts})
     return {"name": f"scale-{events}", "seed": seed, "start": "2025-10-01T00:00:00Z",
-            "noise": 18, "summary": "performance bundle", "root_cause": "mixed",
+            "noise": noise, "summary": "performance bundle", "root_cause": "mixed",
             "connectors": [{"name": "CONN01.contoso.local", "kind": "updated"},
                            {"name": "CONN02.contoso.local", "kind": "updated",
                             "clock_offset": "-20s"}],
