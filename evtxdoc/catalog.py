@@ -193,46 +193,16 @@ class Catalog:
         return [e for e in unique if e.scope is None or e.scope == scope or exact]
 
 
-def _entry(raw: Any, index: int, sources: dict[str, Source], where: str) -> ErrorCode:
-    place = f"{where}: codes[{index}]"
+def _checked(raw: Any, place: str, keys: set[str], required: tuple[str, ...],
+             sources: dict[str, Source]) -> tuple[Source, ...]:
+    """Validate one catalog entry (keys, required values, confidence); its cited sources."""
     if not isinstance(raw, dict):
-        raise InputError("an error-code entry is a mapping", where=place)
-    unknown = set(raw) - CODE_KEYS
+        raise InputError("a catalog entry is a mapping", where=place)
+    unknown = set(raw) - keys
     if unknown:
         raise InputError(f"unknown key(s) {sorted(unknown)}", where=place,
-                         hint=f"keys: {', '.join(sorted(CODE_KEYS))}")
-    for key in ("code", "meaning", "context", "fix", "confidence"):
-        if not raw.get(key):
-            raise InputError(f"missing {key!r}", where=place)
-    if raw["confidence"] not in CONFIDENCE:
-        raise InputError(f"confidence {raw['confidence']!r}", where=place,
-                         hint=f"one of {', '.join(CONFIDENCE)}")
-    cited = []
-    for source in raw.get("sources") or []:
-        if source not in sources:
-            raise InputError(f"unknown source {source!r}", where=place,
-                             hint="add it to rules/catalog/sources.yaml")
-        cited.append(sources[source])
-    code = str(raw["code"])
-    value = parse_code(code) if code.lower().startswith("0x") else None
-    win32 = raw.get("win32")
-    return ErrorCode(code=code, value=value, win32=int(win32) if win32 is not None else None,
-                     name=raw.get("name"), also=tuple(raw.get("also") or ()),
-                     meaning=" ".join(str(raw["meaning"]).split()),
-                     context=" ".join(str(raw["context"]).split()),
-                     fix=" ".join(str(raw["fix"]).split()), sources=tuple(cited),
-                     confidence=raw["confidence"], scope=raw.get("scope"))
-
-
-def _event(raw: Any, index: int, sources: dict[str, Source], where: str) -> EventEntry:
-    place = f"{where}: events[{index}]"
-    if not isinstance(raw, dict):
-        raise InputError("an event entry is a mapping", where=place)
-    unknown = set(raw) - EVENT_KEYS
-    if unknown:
-        raise InputError(f"unknown key(s) {sorted(unknown)}", where=place,
-                         hint=f"keys: {', '.join(sorted(EVENT_KEYS))}")
-    for key in ("channel", "id", "meaning", "template", "confidence"):
+                         hint=f"keys: {', '.join(sorted(keys))}")
+    for key in required:
         if raw.get(key) in (None, ""):
             raise InputError(f"missing {key!r}", where=place)
     if raw["confidence"] not in CONFIDENCE:
@@ -244,10 +214,30 @@ def _event(raw: Any, index: int, sources: dict[str, Source], where: str) -> Even
             raise InputError(f"unknown source {source!r}", where=place,
                              hint="add it to rules/catalog/sources.yaml")
         cited.append(sources[source])
+    return tuple(cited)
+
+
+def _entry(raw: Any, index: int, sources: dict[str, Source], where: str) -> ErrorCode:
+    cited = _checked(raw, f"{where}: codes[{index}]", CODE_KEYS,
+                     ("code", "meaning", "context", "fix", "confidence"), sources)
+    code = str(raw["code"])
+    value = parse_code(code) if code.lower().startswith("0x") else None
+    win32 = raw.get("win32")
+    return ErrorCode(code=code, value=value, win32=int(win32) if win32 is not None else None,
+                     name=raw.get("name"), also=tuple(raw.get("also") or ()),
+                     meaning=" ".join(str(raw["meaning"]).split()),
+                     context=" ".join(str(raw["context"]).split()),
+                     fix=" ".join(str(raw["fix"]).split()), sources=cited,
+                     confidence=raw["confidence"], scope=raw.get("scope"))
+
+
+def _event(raw: Any, index: int, sources: dict[str, Source], where: str) -> EventEntry:
+    cited = _checked(raw, f"{where}: events[{index}]", EVENT_KEYS,
+                     ("channel", "id", "meaning", "template", "confidence"), sources)
     return EventEntry(channel=str(raw["channel"]), provider=raw.get("provider"),
                       id=int(raw["id"]), meaning=" ".join(str(raw["meaning"]).split()),
                       fields=tuple(raw.get("fields") or ()), template=str(raw["template"]),
-                      sources=tuple(cited), confidence=raw["confidence"])
+                      sources=cited, confidence=raw["confidence"])
 
 
 def _read(path: Path) -> Any:

@@ -685,13 +685,19 @@ def _host_rule(rule: Rule, context: _Context) -> list[Finding]:
         values: dict[str, Any] = {"host": context.display(machine),
                                   "connector_kind": ", ".join(sorted(context.kinds.get(
                                       machine, ()))) or None}
-        refs, count = _refs(rule, context, evidence, values)
-        out.append(Finding(rule=rule.id, title=rule.title, severity=rule.severity,
-                           confidence=rule.confidence, scope=rule.scope,
-                           cause=templates.render(rule.cause, values),
-                           fix=templates.render(rule.fix, values), references=rule.references,
-                           evidence=refs, host=context.display(machine), count=count))
+        out.append(_finding(rule, context, evidence, values, context.display(machine)))
     return out
+
+
+def _finding(rule: Rule, context: _Context, evidence: dict[str, np.ndarray],
+             values: dict[str, Any], host: str | None) -> Finding:
+    """A host, event or bundle finding, its texts rendered with the evidence values."""
+    refs, count = _refs(rule, context, evidence, values)
+    return Finding(rule=rule.id, title=rule.title, severity=rule.severity,
+                   confidence=rule.confidence, scope=rule.scope,
+                   cause=templates.render(rule.cause, values),
+                   fix=templates.render(rule.fix, values), references=rule.references,
+                   evidence=refs, host=host, count=count)
 
 
 def _host_mask(match: Match, context: _Context) -> np.ndarray:
@@ -734,12 +740,8 @@ def _event_rule(rule: Rule, context: _Context) -> list[Finding]:
             continue
         mine = rows[machines == index]
         values: dict[str, Any] = {"host": context.display(machine)}
-        refs, count = _refs(rule, context, {selector.name: mine}, values)
-        out.append(Finding(rule=rule.id, title=rule.title, severity=rule.severity,
-                           confidence=rule.confidence, scope=rule.scope,
-                           cause=templates.render(rule.cause, values),
-                           fix=templates.render(rule.fix, values), references=rule.references,
-                           evidence=refs, host=context.display(machine), count=count))
+        out.append(_finding(rule, context, {selector.name: mine}, values,
+                            context.display(machine)))
     return out
 
 
@@ -754,12 +756,7 @@ def _bundle_rule(rule: Rule, context: _Context) -> list[Finding]:
     missing = [c for c in match.missing_channels if c not in context.all_channels]
     values: dict[str, Any] = {"hosts": ", ".join(sorted(context.machine_hosts)) or None,
                               "missing_channels": ", ".join(missing) or None}
-    refs, count = _refs(rule, context, evidence, values)
-    return [Finding(rule=rule.id, title=rule.title, severity=rule.severity,
-                    confidence=rule.confidence, scope=rule.scope,
-                    cause=templates.render(rule.cause, values),
-                    fix=templates.render(rule.fix, values), references=rule.references,
-                    evidence=refs, count=count)]
+    return [_finding(rule, context, evidence, values, None)]
 
 
 def _bundle_holds(match: Match, context: _Context) -> bool:
