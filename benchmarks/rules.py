@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from fleet_ingest import ingest as ingest_fleet
 
-from evtxdoc import engine, timeline
-from evtxdoc.bundle import discover
+from evtxdoc import engine
 from evtxdoc.catalog import RULES_DIR
 from evtxdoc.correlate import correlate
-from evtxdoc.ingest import read_files
-from evtxdoc.models import AnalyzeOptions
 from evtxdoc.rules import load_rules
 from evtxdoc.rules.loader import rule_files
 from evtxdoc.synth.scale import write_scaled
@@ -86,17 +84,10 @@ def main() -> None:
     ingest = float("inf")
     for _ in range(args.repeat):
         gc.collect()
-        start = time.perf_counter()
-        with tempfile.TemporaryDirectory() as work:
-            bundle = discover([folder / "bundle"], Path(work), AnalyzeOptions())
-            results = read_files(bundle.evtx_files, strict=False, use_fallback=True,
-                                 workers=None)
-        frame, _ = timeline.finish(timeline.build_frame([r.batch for r in results]))
-        coverage = timeline.coverage(frame)
-        ingest = min(ingest, time.perf_counter() - start)
-        del results
+        frame, coverage, supporting, seconds = ingest_fleet(folder)
+        ingest = min(ingest, seconds)
     start = time.perf_counter()
-    correlation = correlate(frame, bundle.supporting, coverage)
+    correlation = correlate(frame, supporting, coverage)
     correlating = time.perf_counter() - start
     print(f"{len(frame):,} events, {len(correlation.attempts):,} attempts: ingest {ingest:.2f} s"
           f" (best of {args.repeat}), correlate {correlating:.2f} s")

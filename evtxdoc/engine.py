@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evtxdoc.correlate import attempts_frame
 from evtxdoc.correlate.evidence import CONNECTOR_LEGACY, CONNECTOR_UPDATED, category_codes
 from evtxdoc.models import (
     Attempt,
@@ -286,32 +287,23 @@ class _Context:
             self.channels[self.machine_of[item.host.lower()]].add(item.channel.lower())
         self.all_channels = {c for found in self.channels.values() for c in found}
         self.kinds = {m: _connector_kinds(c) for m, c in self.channels.items()}
+        self.machine_keys = sorted(set(self.machine_of.values()) | set(self.machine_hosts))
+        position = {key: i for i, key in enumerate(self.machine_keys)}
+        for host in self.line.host_lower:  # a host coverage did not list (no channel) stands alone
+            key = self.machine_of.setdefault(host, host)
+            if key not in position:
+                position[key] = len(self.machine_keys)
+                self.machine_keys.append(key)
         self.host_machine = np.array(
-            [self._machine_index(h) for h in self.line.host_lower] or [0], dtype=np.int64)
+            [position[self.machine_of[h]] for h in self.line.host_lower] or [0], dtype=np.int64)
         self._attempts: _AttemptTable | None = None
         self._hits: dict[tuple[Any, ...], _Hits] = {}
         self.branch_masks: dict[int, np.ndarray] = {}  # id(any-branch) → attempts it holds for
-
-    _machine_keys: list[str]
-
-    def _machine_index(self, host: str) -> int:
-        if not hasattr(self, "_machine_keys"):
-            self._machine_keys = sorted(set(self.machine_of.values()) | set(self.machine_hosts))
-            self._machine_pos = {k: i for i, k in enumerate(self._machine_keys)}
-        key = self.machine_of.get(host, host)
-        if key not in self._machine_pos:
-            self._machine_pos[key] = len(self._machine_keys)
-            self._machine_keys.append(key)
-        return self._machine_pos[key]
 
     def display(self, machine: str) -> str:
         """A machine's name for people: its longest (usually final, FQDN) host name."""
         hosts = self.machine_hosts.get(machine) or (machine,)
         return max(hosts, key=lambda h: ("." in h, len(h), h))
-
-    @property
-    def machine_keys(self) -> list[str]:
-        return self._machine_keys if hasattr(self, "_machine_keys") else []
 
     def connector_machines(self) -> list[str]:
         return [m for m, kinds in self.kinds.items() if kinds]
@@ -337,7 +329,6 @@ class _Context:
         step_rows = []
         kinds = []
         previous_end: dict[str, int] = {}
-        records = []
         for index, attempt in enumerate(attempts):
             raw = [s.ts for s in attempt.steps] or [attempt.started]
             offset = attempt.offset.offset_ns if attempt.offset else 0
@@ -371,7 +362,6 @@ class _Context:
             for step in attempt.steps:
                 step_rows.append((index, step.name, step.status, step.ts_corrected,
                                   step.detail))
-            records.append(_attempt_record(attempt, kinds[-1]))
         windows = {key: _Windows.build(rows.get(key, [])) for key in
                    (("device", "attempt"), ("device", "bundle"), ("connector", "attempt"),
                     ("connector", "bundle"), ("request", "attempt"), ("request", "bundle"))}
@@ -379,7 +369,9 @@ class _Context:
             windows[("any", window)] = windows[("device", window)] + windows[
                 ("connector", window)]
         steps = pd.DataFrame(step_rows, columns=["attempt", "name", "status", "ts", "detail"])
-        return _AttemptTable(attempts, pd.DataFrame(records), steps, windows, kinds)
+        table = attempts_frame(self.correlation)
+        table["connector_kind"] = [",".join(sorted(k)) or "none" for k in kinds]
+        return _AttemptTable(attempts, table, steps, windows, kinds)
 
     def hits(self, selector: Selector) -> _Hits:
         key = (selector.key, selector.side, selector.window)
@@ -399,24 +391,6 @@ def _connector_kinds(channels: set[str]) -> frozenset[str]:
     if channels & set(CONNECTOR_LEGACY):
         kinds.add("legacy")
     return frozenset(kinds)
-
-
-def _attempt_record(attempt: Attempt, kinds: frozenset[str]) -> dict[str, Any]:
-    failures = [r for r in attempt.requests if not r.succeeded]
-    return {
-        "outcome": str(attempt.outcome), "failed_step": attempt.failed_step,
-        "connector_evidence": attempt.connector_evidence, "match_basis": attempt.match_basis,
-        "join_method": attempt.device.join_method, "skip_dc_check": attempt.device.skip_dc_check,
-        "computer_name": attempt.device.computer_name, "domain": attempt.device.domain,
-        "connector": attempt.connector, "connector_kind": ",".join(sorted(kinds)) or "none",
-        "requests": len(attempt.requests), "failed_requests": len(failures),
-        "diagnostic_code": failures[-1].diagnostic_code if failures else None,
-        "offset_s": attempt.offset.offset_ns / SECOND if attempt.offset else None,
-        "offset_error_s": (attempt.offset.uncertainty_ns / SECOND
-                           if attempt.offset and attempt.offset.uncertainty_ns is not None
-                           else None),
-        "device": (attempt.device.oobe_names or attempt.device.hosts or ("",))[0],
-    }
 
 
 # --- applies_to -------------------------------------------------------------------------------

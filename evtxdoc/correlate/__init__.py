@@ -524,7 +524,7 @@ def attempts_frame(correlation: Correlation | None) -> pd.DataFrame:
     columns = ["attempt", "device", "computer_name", "domain", "outcome", "failed_step",
                "connector", "match_basis", "connector_evidence", "offset_s", "offset_error_s",
                "started", "ended", "requests", "failed_requests", "diagnostic_code",
-               "join_method", "entdmid", "steps"]
+               "join_method", "skip_dc_check", "entdmid", "steps"]
     rows = []
     for attempt in correlation.attempts if correlation else ():
         offset = attempt.offset
@@ -543,7 +543,8 @@ def attempts_frame(correlation: Correlation | None) -> pd.DataFrame:
             "ended": pd.Timestamp(attempt.ended, unit="ns", tz="UTC"),
             "requests": len(attempt.requests), "failed_requests": len(failures),
             "diagnostic_code": failures[-1].diagnostic_code if failures else None,
-            "join_method": attempt.device.join_method, "entdmid": attempt.device.entdmid,
+            "join_method": attempt.device.join_method,
+            "skip_dc_check": attempt.device.skip_dc_check, "entdmid": attempt.device.entdmid,
             "steps": ",".join(f"{s.name}:{s.status}" for s in attempt.steps),
         })
     return pd.DataFrame(rows, columns=columns)

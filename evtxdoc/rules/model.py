@@ -95,13 +95,6 @@ class Match:
     present_channels: tuple[str, ...] = ()
     any: tuple[Match, ...] = ()
 
-    def selectors(self) -> list[Selector]:
-        """Every selector, branches included (for the engine's shared pre-filter)."""
-        found = [*self.events, *self.absent]
-        for branch in self.any:
-            found += branch.selectors()
-        return found
-
     def event_names(self) -> list[str]:
         names = [s.name for s in self.events]
         for branch in self.any:
