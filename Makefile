@@ -18,9 +18,10 @@ setup: $(BIN)/evtxdoc
 ## Set up, then analyze a bundled sample (three devices, two connectors, one failure).
 run: setup
 	@mkdir -p $(OUT)
-	$(BIN)/evtxdoc analyze $(SAMPLE) --format json -o $(OUT)/inventory.json
+	$(BIN)/evtxdoc analyze $(SAMPLE) -o $(OUT)/report.html
+	$(BIN)/evtxdoc analyze $(SAMPLE) -o $(OUT)/report.json
 	$(BIN)/evtxdoc analyze $(SAMPLE) --format terminal
-	@echo "inventory and findings written to $(OUT)/inventory.json"
+	@echo "report written to $(OUT)/report.html (open it in a browser), JSON to $(OUT)/report.json"
 
 ## Regenerate sample_logs/ from their scenarios (byte-identical unless the generator changed).
 samples: setup

@@ -7,12 +7,12 @@ interrupted.
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import orjson
 import pandas as pd
 import typer
 from rich.console import Console
@@ -23,8 +23,9 @@ from evtxdoc.cli_rules import rules_app
 from evtxdoc.errors import EvtxdocError
 from evtxdoc.models import Analysis, AnalyzeOptions
 from evtxdoc.report import events as events_export
-from evtxdoc.report import findings, terminal
-from evtxdoc.report.inventory import inventory
+from evtxdoc.report import findings
+from evtxdoc.report.clock import display_zone
+from evtxdoc.report.formats import Format, OutputOptions, infer, write
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -41,11 +42,6 @@ Strict = Annotated[bool, typer.Option(
     "--strict", help="Validate checksums and fail (exit 2) on any data problem.")]
 Workers = Annotated[int | None, typer.Option(
     "--workers", min=1, help="Processes for reading several files (default: one per core).")]
-
-
-class InventoryFormat(StrEnum):
-    terminal = "terminal"
-    json = "json"
 
 
 class FailOn(StrEnum):
@@ -101,35 +97,51 @@ def _analysis(inputs: list[Path], strict: bool, workers: int | None,
 def analyze(
     inputs: Inputs,
     output: Annotated[Path | None, typer.Option(
-        "-o", "--output", help="Write to this file instead of standard output.")] = None,
-    output_format: Annotated[InventoryFormat | None, typer.Option(
-        "--format", "-f", help="terminal (default on a terminal) or json (versioned, "
-        "docs/json-inventory.md).")] = None,
+        "-o", "--output", help="Write to this file (its suffix picks the format: .html, .json, "
+        ".csv, .jsonl, .txt).")] = None,
+    output_format: Annotated[Format | None, typer.Option(
+        "--format", "-f", help="html (the report), json (versioned, docs/report.schema.json), "
+        "terminal, csv or jsonl (every event with its attempt; jsonl is Timesketch-ready). "
+        "Default: from the -o suffix, else terminal on a terminal, else json.")] = None,
+    tz: Annotated[str, typer.Option(
+        "--tz", help="Show times in this zone (IANA name, e.g. Europe/Paris) in html and "
+        "terminal output; JSON, CSV and JSONL keep UTC.")] = "UTC",
+    redact: Annotated[bool, typer.Option(
+        "--redact", help="Replace user names, computer and domain names, tenant and device "
+        "ids, SIDs and IP addresses with stable pseudonyms, so the output can be shared.")]
+    = False,
+    max_events: Annotated[int, typer.Option(
+        "--max-events", min=0, help="Rows in the HTML report's event table (evidence first).")]
+    = 5000,
     strict: Strict = False,
     workers: Workers = None,
     rules: Annotated[list[Path] | None, typer.Option(
         "--rules", help="A folder of your own rules, added to the built-in knowledge base "
         "(repeatable).")] = None,
     fail_on: Annotated[FailOn, typer.Option(
-        "--fail-on", help="Exit 1 when a finding is at or above this severity.")
-    ] = FailOn.never,
+        "--fail-on", help="Exit 1 when a finding is at or above this severity (exit 0 "
+        "otherwise; 2 for unreadable input or a usage error).")] = FailOn.never,
 ) -> None:
-    """Read the bundles, line up join attempts and explain them with the rules: hosts,
-    channels, files, problems, attempts and findings with their fixes."""
+    """Read the bundles, line up join attempts and explain them with the rules: a verdict per
+    device, findings with their fixes, swimlanes, coverage, files and problems."""
+    try:
+        zone = display_zone(tz)
+    except EvtxdocError as error:
+        _fail(error)
     analysis = _analysis(inputs, strict, workers, rules)
-    chosen = output_format or (InventoryFormat.terminal if sys.stdout.isatty() and not output
-                               else InventoryFormat.json)
-    if chosen is InventoryFormat.json:
-        data = orjson.dumps(inventory(analysis), option=orjson.OPT_INDENT_2) + b"\n"
-        if output:
-            output.write_bytes(data)
-        else:
-            sys.stdout.buffer.write(data)
-    elif output:
-        with output.open("w", encoding="utf-8") as handle:
-            terminal.render(analysis, Console(file=handle, width=100, color_system=None))
+    chosen = output_format or infer(output, sys.stdout.isatty())
+    options = OutputOptions(zone=zone, redact=redact, max_events=max_events)
+    if output:
+        with output.open("wb") as handle:
+            write(analysis, chosen, handle, options)
+        stderr.print(f"{chosen} written to {output}", highlight=False)
+    elif chosen is Format.terminal:  # a pipe gets 100 columns unless COLUMNS says otherwise
+        wide = sys.stdout.isatty() or "COLUMNS" in os.environ
+        write(analysis, chosen, sys.stdout.buffer, options,
+              console=Console() if wide else Console(width=100))
     else:
-        terminal.render(analysis, Console())
+        write(analysis, chosen, sys.stdout.buffer, options)
+        sys.stdout.buffer.flush()
     if not analysis.readable:
         stderr.print("[bold red]error:[/] no readable .evtx event log in the inputs",
                      soft_wrap=True)

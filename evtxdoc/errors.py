@@ -30,3 +30,7 @@ class StrictModeError(EvtxdocError):
 
 class BackendUnavailableError(EvtxdocError):
     """No EVTX backend could be imported."""
+
+
+class UsageError(EvtxdocError):
+    """An option value evtxdoc cannot use (an unknown time zone, a bad format name)."""

@@ -1,11 +1,8 @@
-"""Join attempts as plain JSON data and as one terminal line each."""
+"""Join attempts as plain JSON data (the `attempts` part of the report document)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from evtxdoc.models import (
     Attempt,
@@ -19,11 +16,6 @@ from evtxdoc.models import (
 from evtxdoc.normalize import format_time_ns
 
 SECOND = 1_000_000_000
-MATCH_WORDS = {"computer_name": "by name", "entdmid": "by EntDMID",
-               "entra_device_id": "by Entra device id", "time_window": "by time",
-               "time_window_assumed": "by time, clocks assumed"}
-OUTCOME_STYLE = {"succeeded": "green", "failed": "bold red", "timed_out": "bold red",
-                 "incomplete": "yellow", "not_hybrid": "cyan", "unknown": "dim"}
 
 
 def _ref(ref: EventRef) -> dict[str, Any]:
@@ -104,52 +96,3 @@ def correlation_dict(correlation: Correlation | None) -> dict[str, Any]:
                       "sources": list(m.sources)} for m in correlation.machines],
         "correlation_notes": list(correlation.notes),
     }
-
-
-def format_offset(offset: ClockOffset | None) -> str:
-    """`+5h00m00s ±4s`, `≥ +12s`, or `?` (no evidence)."""
-    if offset is None or (offset.uncertainty_ns is None and offset.offset_ns == 0):
-        return "?"
-    text = _duration(offset.offset_ns)
-    if offset.uncertainty_ns is None:
-        return f"≥ {text}"
-    return f"{text} ±{_duration(offset.uncertainty_ns, signed=False)}"
-
-
-def _duration(ns: int, signed: bool = True) -> str:
-    sign = "-" if ns < 0 else ("+" if signed else "")
-    seconds = round(abs(ns) / SECOND)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{sign}{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{sign}{minutes}m{secs:02d}s"
-    return f"{sign}{secs}s"
-
-
-def render(correlation: Correlation | None, console: Console, limit: int = 200) -> None:
-    """One line per attempt: device, outcome, failing step, connector matched, offset."""
-    if correlation is None:
-        return
-    if correlation.attempts:
-        table = Table(title="Join attempts")
-        for column in ("device", "outcome", "failed at", "connector", "clock offset"):
-            table.add_column(column, overflow="fold")
-        for attempt in correlation.attempts[:limit]:
-            device = attempt.device
-            name = (device.oobe_names or device.hosts or ("?",))[0]
-            if device.computer_name and device.computer_name.lower() != name.lower():
-                name += f" → {device.computer_name}"
-            style = OUTCOME_STYLE.get(str(attempt.outcome), "")
-            basis = MATCH_WORDS.get(attempt.match_basis or "", attempt.match_basis)
-            connector = (f"{attempt.connector} ({basis})" if attempt.connector
-                         else attempt.connector_evidence.replace("_", " "))
-            table.add_row(name, f"[{style}]{attempt.outcome}[/]", attempt.failed_step or "",
-                          connector, format_offset(attempt.offset))
-        console.print(table)
-        if len(correlation.attempts) > limit:
-            console.print(f"… {len(correlation.attempts) - limit} more attempts: use "
-                          "--format json for all of them")
-    for note in correlation.notes:
-        console.print(f"[yellow]note:[/] {note}")

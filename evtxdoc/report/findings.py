@@ -1,16 +1,11 @@
-"""Findings as JSON data and as a terminal section (verdicts first, then the rest)."""
+"""Findings as JSON data (the `findings` and `rules` parts of the report document)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
 from evtxdoc.models import Evaluation, Finding
 
-SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "dim"}
 SEVERITIES = ("info", "warning", "error", "critical")
 
 
@@ -45,34 +40,3 @@ def at_or_above(evaluation: Evaluation | None, severity: str) -> list[Finding]:
         return []
     floor = SEVERITIES.index(severity)
     return [f for f in evaluation.findings if SEVERITIES.index(f.severity) >= floor]
-
-
-def render(evaluation: Evaluation | None, console: Console) -> None:
-    """Root causes and the other findings, with their fixes."""
-    if evaluation is None:
-        return
-    if not evaluation.findings:
-        console.print(f"[green]No findings[/] from {evaluation.rules} rules "
-                      f"({len(evaluation.gaps)} could not be evaluated: see --format json).")
-        return
-    table = Table(title=f"Findings ({evaluation.rules} rules)")
-    for column in ("severity", "where", "finding", "confidence"):
-        table.add_column(column, overflow="fold")
-    for finding in evaluation.findings:
-        style = SEVERITY_STYLE[finding.severity]
-        mark = " [bold](root cause)[/]" if finding.root_cause else ""
-        table.add_row(f"[{style}]{finding.severity}[/]", escape(finding.attempt or finding.host
-                                                               or "bundle"),
-                      f"{escape(finding.title)}{mark}\n[dim]{finding.rule}[/]",
-                      finding.confidence)
-    console.print(table)
-    for finding in evaluation.findings:
-        if finding.severity not in ("critical", "error") and not finding.root_cause:
-            continue
-        console.print(f"\n[bold]{escape(finding.attempt or finding.host or 'bundle')}[/]: "
-                      f"{escape(finding.title)} [dim]({finding.rule}, {finding.confidence})[/]")
-        console.print(f"  {escape(finding.cause)}", soft_wrap=False)
-        for line in finding.fix.splitlines():
-            console.print(f"  {escape(line)}")
-        if finding.references:
-            console.print(f"  [dim]sources: {escape(' '.join(finding.references[:3]))}[/]")

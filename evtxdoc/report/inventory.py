@@ -7,6 +7,7 @@ from typing import Any
 from evtxdoc.models import Analysis, FileKind
 from evtxdoc.normalize import format_time_ns
 from evtxdoc.report.attempts import correlation_dict
+from evtxdoc.report.document import coverage, verdicts
 from evtxdoc.report.findings import evaluation_dict
 
 SCHEMA_VERSION = "1"  # fields are only ever added within a version
@@ -57,7 +58,9 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
             "findings": len(analysis.evaluation.findings) if analysis.evaluation else 0,
             "seconds": round(analysis.seconds, 3),
         },
+        "verdicts": verdicts(analysis.correlation, analysis.evaluation),
         "hosts": [{"host": h, "channels": c} for h, c in sorted(hosts.items())],
+        "coverage": coverage(analysis),
         "files": files,
         "supporting_files": [{"path": s.display, "subkind": s.subkind, "sha256": s.sha256}
                              for s in analysis.supporting],

@@ -1,52 +1,183 @@
-"""The inventory as rich tables (fits 100 columns)."""
+"""The report document as rich tables that fit 100 columns.
+
+Renders the same JSON document as `--format json` (redacted first when asked), never the
+Analysis objects: one document, several renderers.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from evtxdoc.models import Analysis
-from evtxdoc.report import attempts, findings
-from evtxdoc.report.inventory import inventory
+from evtxdoc.report.clock import SECOND, UTC, DisplayZone, duration
 
-SEVERITY_STYLE = {"info": "dim", "warning": "yellow", "error": "bold red"}
+SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "dim"}
+PROBLEM_STYLE = {"info": "dim", "warning": "yellow", "error": "bold red"}
+OUTCOME_STYLE = {"succeeded": "green", "failed": "bold red", "timed_out": "bold red",
+                 "incomplete": "yellow", "not_hybrid": "cyan", "unknown": "dim",
+                 "no_attempt": "yellow"}
+MATCH_WORDS = {"computer_name": "by name", "entdmid": "by EntDMID",
+               "entra_device_id": "by Entra device id", "time_window": "by time",
+               "time_window_assumed": "by time, clocks assumed"}
+MAX_ROWS = 200
 MAX_PROBLEMS_SHOWN = 40
 
 
-def render(analysis: Analysis, console: Console) -> None:
-    """Print join attempts and findings, then hosts and channels, files and problems."""
-    data = inventory(analysis)
-    summary = data["summary"]
-    console.print(f"[bold]evtxdoc[/] {data['tool']['version']}: {summary['events']} events "
+def format_offset(offset: dict[str, Any] | None) -> str:
+    """`+5h00m00s ±4s`, `≥ +12s`, or `?` (no evidence)."""
+    if offset is None or (offset["uncertainty_s"] is None and offset["offset_s"] == 0):
+        return "?"
+    text = duration(round(offset["offset_s"] * SECOND), signed=True)
+    if offset["uncertainty_s"] is None:
+        return f"≥ {text}"
+    return f"{text} ±{duration(round(offset['uncertainty_s'] * SECOND))}"
+
+
+def _when(iso: str, zone: DisplayZone) -> str:
+    return zone.time(pd.Timestamp(iso).value, precise=False)
+
+
+def render(doc: dict[str, Any], console: Console, zone: DisplayZone = UTC) -> None:
+    """Verdicts, attempts and findings with their fixes, then hosts, files and problems."""
+    summary = doc["summary"]
+    console.print(f"[bold]evtxdoc[/] {doc['tool']['version']}: {summary['events']} events "
                   f"from {summary['evtx_files']} log file(s), {summary['hosts']} host(s), "
-                  f"{summary['problems']} problem(s), {summary['seconds']} s")
-    attempts.render(analysis.correlation, console)
-    findings.render(analysis.evaluation, console)
-    hosts = Table(title="Hosts and channels")
-    for column in ("host", "channel", "events", "first (UTC)", "last (UTC)"):
-        hosts.add_column(column, overflow="fold", justify="right" if column == "events" else "left")
-    for host in data["hosts"]:
+                  f"{summary['problems']} problem(s), {summary['seconds']} s; times in "
+                  f"{zone.describe()}", highlight=False)
+    _verdicts(doc, console)
+    _attempts(doc, console)
+    _findings(doc, console)
+    _hosts(doc, console, zone)
+    _files(doc, console)
+    _problems(doc, console)
+
+
+def _verdicts(doc: dict[str, Any], console: Console) -> None:
+    if not doc["verdicts"]:
+        return
+    table = Table(title="Verdict per device")
+    for column in ("device", "verdict", "most likely root cause"):
+        table.add_column(column, overflow="fold")
+    for verdict in doc["verdicts"][:MAX_ROWS]:
+        style = OUTCOME_STYLE.get(verdict["status"], "")
+        cause = verdict["root_cause"]
+        table.add_row(escape(verdict["name"]), f"[{style}]{escape(verdict['verdict'])}[/]",
+                      escape(f"{cause['title']} ({cause['confidence']})") if cause else "")
+    console.print(table)
+    _more(console, doc["verdicts"], "devices")
+
+
+def _attempts(doc: dict[str, Any], console: Console) -> None:
+    if doc["attempts"]:
+        table = Table(title="Join attempts")
+        for column in ("device", "outcome", "failed at", "connector", "clock offset"):
+            table.add_column(column, overflow="fold")
+        for attempt in doc["attempts"][:MAX_ROWS]:
+            device = attempt["device"]
+            name = (device["oobe_names"] or device["hosts"] or ["?"])[0]
+            if device["computer_name"] and device["computer_name"].lower() != name.lower():
+                name += f" → {device['computer_name']}"
+            style = OUTCOME_STYLE.get(attempt["outcome"], "")
+            basis = MATCH_WORDS.get(attempt["match_basis"] or "", attempt["match_basis"])
+            connector = (f"{attempt['connector']} ({basis})" if attempt["connector"]
+                         else attempt["connector_evidence"].replace("_", " "))
+            table.add_row(escape(name), f"[{style}]{attempt['outcome']}[/]",
+                          attempt["failed_step"] or "", escape(connector),
+                          format_offset(attempt["clock_offset"]))
+        console.print(table)
+        _more(console, doc["attempts"], "attempts")
+    for note in doc["correlation_notes"]:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
+def _findings(doc: dict[str, Any], console: Console) -> None:
+    rules = doc["rules"]
+    if rules is None:
+        return
+    found = doc["findings"]
+    if not found:
+        console.print(f"[green]No findings[/] from {rules['evaluated']} rules "
+                      f"({len(rules['not_evaluated'])} could not be evaluated: see "
+                      "--format json).")
+        return
+    table = Table(title=f"Findings ({rules['evaluated']} rules)")
+    for column in ("severity", "where", "finding", "confidence"):
+        table.add_column(column, overflow="fold")
+    for finding in found[:MAX_ROWS]:
+        style = SEVERITY_STYLE[finding["severity"]]
+        mark = " [bold](root cause)[/]" if finding["root_cause"] else ""
+        table.add_row(f"[{style}]{finding['severity']}[/]",
+                      escape(finding["attempt"] or finding["host"] or "bundle"),
+                      f"{escape(finding['title'])}{mark}\n[dim]{finding['rule']}[/]",
+                      finding["confidence"])
+    console.print(table)
+    _more(console, found, "findings")
+    for finding in found[:MAX_ROWS]:
+        if finding["severity"] not in ("critical", "error") and not finding["root_cause"]:
+            continue
+        console.print(f"\n[bold]{escape(finding['attempt'] or finding['host'] or 'bundle')}[/]: "
+                      f"{escape(finding['title'])} [dim]({finding['rule']}, "
+                      f"{finding['confidence']})[/]")
+        console.print(f"  {escape(finding['cause'])}", soft_wrap=False)
+        for line in finding["fix"].splitlines():
+            console.print(f"  {escape(line)}")
+        if finding["references"]:
+            console.print(f"  [dim]sources: {escape(' '.join(finding['references'][:3]))}[/]")
+
+
+def _hosts(doc: dict[str, Any], console: Console, zone: DisplayZone) -> None:
+    if not doc["hosts"]:
+        console.print("[yellow]No events found in the inputs.[/]")
+        return
+    table = Table(title="Hosts and channels")
+    for column in ("host", "channel", "events", "first", "last"):
+        table.add_column(column, overflow="fold", justify="right" if column == "events"
+                         else "left")
+    for host in doc["hosts"]:
         for channel in host["channels"]:
-            hosts.add_row(host["host"], channel["channel"], str(channel["records"]),
-                          channel["first"][:19], channel["last"][:19])
-    console.print(hosts if data["hosts"] else "[yellow]No events found in the inputs.[/]")
-    files = Table(title="Files")
+            table.add_row(escape(host["host"]), escape(channel["channel"]),
+                          str(channel["records"]), _when(channel["first"], zone),
+                          _when(channel["last"], zone))
+    console.print(table)
+    for entry in doc["coverage"]:
+        for missing in entry["no_events_from"]:
+            console.print(f"[yellow]no events:[/] {escape(', '.join(entry['hosts']))} "
+                          f"({entry['role_words']}) has no {escape(missing['why'])}")
+
+
+def _files(doc: dict[str, Any], console: Console) -> None:
+    table = Table(title="Files")
     for column in ("file", "status", "events", "note"):
-        files.add_column(column, overflow="fold")
-    for entry in data["files"]:
+        table.add_column(column, overflow="fold")
+    for entry in doc["files"]:
         note = (entry.get("reason") or ", ".join(entry.get("backends", []))
                 or entry.get("subkind", ""))
-        files.add_row(entry["path"], entry["status"], str(entry.get("records", "")), note or "")
-    console.print(files)
-    if data["problems"]:
-        problems = Table(title="Problems")
-        for column in ("severity", "source", "where", "what"):
-            problems.add_column(column, overflow="fold")
-        for problem in data["problems"][:MAX_PROBLEMS_SHOWN]:
-            style = SEVERITY_STYLE.get(problem["severity"], "")
-            problems.add_row(f"[{style}]{problem['severity']}[/]", problem["source"],
-                             problem["where"] or "", problem["message"])
-        console.print(problems)
-        if len(data["problems"]) > MAX_PROBLEMS_SHOWN:
-            console.print(f"… {len(data['problems']) - MAX_PROBLEMS_SHOWN} more problems: "
-                          "use --format json for all of them")
+        table.add_row(escape(entry["path"]), entry["status"], str(entry.get("records", "")),
+                      escape(note or ""))
+    console.print(table)
+
+
+def _problems(doc: dict[str, Any], console: Console) -> None:
+    if not doc["problems"]:
+        return
+    table = Table(title="Problems")
+    for column in ("severity", "source", "where", "what"):
+        table.add_column(column, overflow="fold")
+    for problem in doc["problems"][:MAX_PROBLEMS_SHOWN]:
+        style = PROBLEM_STYLE.get(problem["severity"], "")
+        table.add_row(f"[{style}]{problem['severity']}[/]", escape(problem["source"]),
+                      escape(problem["where"] or ""), escape(problem["message"]))
+    console.print(table)
+    if len(doc["problems"]) > MAX_PROBLEMS_SHOWN:
+        console.print(f"… {len(doc['problems']) - MAX_PROBLEMS_SHOWN} more problems: "
+                      "use --format json for all of them")
+
+
+def _more(console: Console, items: list[Any], what: str) -> None:
+    if len(items) > MAX_ROWS:
+        console.print(f"… {len(items) - MAX_ROWS} more {what}: use --format json or html for "
+                      "all of them")

@@ -1,0 +1,89 @@
+"""Times for people: one display zone (`--tz`, UTC by default), always written with it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from evtxdoc.errors import UsageError
+
+SECOND = 1_000_000_000
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class DisplayZone:
+    """Formats UTC nanoseconds in one zone; the zone's abbreviation follows every time."""
+
+    name: str = "UTC"
+
+    @property
+    def zone(self) -> dt.tzinfo:
+        return dt.UTC if self.name == "UTC" else ZoneInfo(self.name)
+
+    def local(self, ns: int) -> dt.datetime:
+        return (_EPOCH + dt.timedelta(microseconds=int(ns) // 1000)).astimezone(self.zone)
+
+    def time(self, ns: int | None, precise: bool = True) -> str:
+        """`2025-09-26 10:04:38.505 CEST` (milliseconds unless `precise` is off)."""
+        if ns is None:
+            return "—"
+        stamp = self.local(ns)
+        text = f"{stamp:%Y-%m-%d %H:%M:%S}"
+        if precise:
+            text += f".{stamp.microsecond // 1000:03d}"
+        return f"{text} {self.abbreviation(stamp)}"
+
+    def clock(self, ns: int) -> str:
+        """`10:04:38` without date or zone, for axis ticks under a stated zone."""
+        return f"{self.local(ns):%H:%M:%S}"
+
+    def abbreviation(self, stamp: dt.datetime) -> str:
+        if self.name == "UTC":
+            return "UTC"
+        abbreviation = stamp.tzname() or ""
+        offset = stamp.strftime("%z")
+        offset = f"UTC{offset[:3]}:{offset[3:]}"
+        # zones without a letter abbreviation print "+03"; say the offset instead
+        return offset if not abbreviation or abbreviation[0] in "+-" else abbreviation
+
+    def describe(self) -> str:
+        """`Europe/Paris (UTC+01:00 / CET)` for the report header."""
+        if self.name == "UTC":
+            return "UTC"
+        now = dt.datetime.now(self.zone)
+        return f"{self.name} (now {self.abbreviation(now)})"
+
+
+UTC = DisplayZone()
+
+
+def display_zone(name: str | None) -> DisplayZone:
+    """Check a `--tz` value (IANA name such as Europe/Paris, or UTC)."""
+    if not name or name.upper() in ("UTC", "Z", "ETC/UTC"):
+        return UTC
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        close = sorted(z for z in available_timezones() if name.lower() in z.lower())[:5]
+        hint = f"did you mean {', '.join(close)}?" if close else "use an IANA name such as " \
+            "Europe/Paris or America/New_York, or UTC"
+        raise UsageError(f"unknown time zone {name!r}", hint=hint) from None
+    return DisplayZone(name)
+
+
+def duration(ns: int, signed: bool = False) -> str:
+    """`1h02m03s`, `4m05s`, `12s`, `0.4s` (sign when `signed`)."""
+    sign = "-" if ns < 0 else ("+" if signed else "")
+    value = abs(ns) / SECOND
+    if value < 10:
+        return f"{sign}{value:.1f}s".replace(".0s", "s")
+    seconds = round(value)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{sign}{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{sign}{minutes}m{secs:02d}s"
+    return f"{sign}{secs}s"

@@ -1,0 +1,90 @@
+"""One place that turns an Analysis into any output format (the CLI and the web use it).
+
+html: the self-contained report; json: the versioned document (docs/report.schema.json);
+terminal: rich tables; csv and jsonl (Timesketch-ready): every normalized event with its join
+attempt. `--redact` and `--tz` apply to all of them (JSON keeps UTC ISO times).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+import orjson
+from rich.console import Console
+
+from evtxdoc.models import Analysis
+from evtxdoc.report import events, html, terminal
+from evtxdoc.report.clock import UTC, DisplayZone
+from evtxdoc.report.inventory import inventory
+from evtxdoc.report.redact import Redactor, for_analysis
+
+
+class Format(StrEnum):
+    terminal = "terminal"
+    html = "html"
+    json = "json"
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+SUFFIXES = {".html": Format.html, ".htm": Format.html, ".json": Format.json,
+            ".csv": Format.csv, ".jsonl": Format.jsonl, ".ndjson": Format.jsonl,
+            ".txt": Format.terminal}
+
+
+def infer(output: Path | None, interactive: bool) -> Format:
+    """The format an output file's suffix asks for; else terminal on a terminal, else json."""
+    if output is not None:
+        return SUFFIXES.get(output.suffix.lower(), Format.json)
+    return Format.terminal if interactive else Format.json
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    zone: DisplayZone = UTC
+    redact: bool = False
+    max_events: int = html.MAX_EVENTS
+    width: int = 100  # terminal columns when writing to a file
+
+
+def document(analysis: Analysis, redactor: Redactor | None = None) -> dict:
+    """The versioned JSON document, redacted when a redactor is given."""
+    data = inventory(analysis)
+    return redactor.data(data) if redactor else data
+
+
+def write(analysis: Analysis, fmt: Format, out: IO[bytes],
+          options: OutputOptions = OutputOptions(), console: Console | None = None) -> None:
+    """Write `analysis` as `fmt` to the binary stream `out` (or to `console` for terminal)."""
+    redactor = for_analysis(analysis) if options.redact else None
+    if fmt is Format.json:
+        out.write(orjson.dumps(document(analysis, redactor), option=orjson.OPT_INDENT_2) + b"\n")
+    elif fmt is Format.html:
+        page = html.render(analysis, html.ReportOptions(zone=options.zone, redactor=redactor,
+                                                        max_events=options.max_events))
+        out.write(page.encode("utf-8"))
+    elif fmt is Format.terminal:
+        if console is None:
+            text = io.StringIO()
+            terminal.render(document(analysis, redactor),
+                            Console(file=text, width=options.width, color_system=None),
+                            options.zone)
+            out.write(text.getvalue().encode("utf-8"))
+        else:
+            terminal.render(document(analysis, redactor), console, options.zone)
+    else:
+        frame = analysis.timeline
+        claimed = events.attempt_ids(frame, analysis.correlation)
+        redact = redactor.data if redactor else None
+        if fmt is Format.jsonl:
+            events.write_timesketch(frame, out, claimed, redact)
+        else:
+            text_out = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+            try:
+                events.write_csv(frame, text_out, claimed, redact)
+            finally:
+                text_out.detach()

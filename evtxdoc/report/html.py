@@ -1,0 +1,313 @@
+"""The self-contained HTML report: one file, no network, readable printed.
+
+`build_view()` turns an Analysis into plain data (the JSON document plus what only the page
+shows: swimlanes, evidence events, the event table); `render()` redacts that data when asked
+and fills the Jinja2 template. Event text is untrusted: autoescape everywhere, StrictUndefined,
+every value bounded, and a Content-Security-Policy that allows only this page's own script and
+style (by hash) and no remote load at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from evtxdoc import catalog
+from evtxdoc.correlate.evidence import category_codes
+from evtxdoc.errors import InputError
+from evtxdoc.models import Analysis, EventRef
+from evtxdoc.report import swimlane
+from evtxdoc.report.clock import UTC, DisplayZone, duration
+from evtxdoc.report.events import attempt_ids
+from evtxdoc.report.inventory import inventory
+from evtxdoc.report.redact import Redactor
+from evtxdoc.rules.model import CONFIDENCE_RANK, SEVERITY_RANK
+from evtxdoc.timeline import to_events
+
+MAX_EVENTS = 5000  # rows in the event table (evidence first, then known events, then the rest)
+MAX_SWIMLANES = 400  # attempts drawn (failing first)
+MAX_FINDINGS = 2000  # findings shown in full; info findings beyond are counted
+MAX_EVIDENCE_SHOWN = 8  # evidence events per finding
+MAX_TEXT = 1200  # characters of one message or field value
+MAX_FIELDS = 60  # fields per event
+LEVELS = {0: "information", 1: "critical", 2: "error", 3: "warning", 4: "information",
+          5: "verbose"}
+STATUS_ORDER = ("failed", "timed_out", "incomplete", "unknown", "no_attempt", "not_hybrid",
+                "succeeded")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    zone: DisplayZone = UTC
+    redactor: Redactor | None = None
+    max_events: int = MAX_EVENTS
+    max_swimlanes: int = MAX_SWIMLANES
+
+
+def bound(value: Any, limit: int = MAX_TEXT) -> str:
+    """Text no longer than `limit` characters, saying how much was cut."""
+    text = "" if value is None else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def clip(value: Any, limit: int) -> str:
+    """Text cut to `limit` characters with an ellipsis (labels in drawings)."""
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# --- events -------------------------------------------------------------------------------
+
+def _positions_of(frame: pd.DataFrame, refs: Iterable[EventRef]) -> dict[EventRef, int]:
+    """Timeline row of each ref (by source file and EventRecordID)."""
+    refs = set(refs)
+    if not refs or frame.empty:
+        return {}
+    wanted = {(r.source_file, r.record_id): r for r in refs}
+    candidates = np.flatnonzero(frame["record_id"].isin({r.record_id for r in refs}).to_numpy())
+    sources = frame["source_file"].to_numpy()
+    records = frame["record_id"].to_numpy()
+    out: dict[EventRef, int] = {}
+    for position in candidates.tolist():
+        ref = wanted.get((str(sources[position]), int(records[position])))
+        if ref is not None and ref not in out:
+            out[ref] = position
+    return out
+
+
+def _known_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose (channel, event id) the catalog knows: the domain's own events."""
+    try:
+        known = catalog.load()
+    except InputError:
+        return np.zeros(len(frame), dtype=bool)
+    ids_by_channel: dict[str, set[int]] = {}
+    for entry in known.events:
+        ids_by_channel.setdefault(entry.channel.lower(), set()).add(entry.id)
+    codes, names = category_codes(frame["channel"])
+    event_ids = frame["event_id"].to_numpy()
+    mask = np.zeros(len(frame), dtype=bool)
+    for code, name in enumerate(names):
+        ids = ids_by_channel.get(name.lower())
+        if ids:
+            mask |= (codes == code) & np.isin(event_ids, list(ids))
+    return mask
+
+
+def _choose_rows(frame: pd.DataFrame, must: Iterable[int], limit: int) -> np.ndarray:
+    """Up to `limit` row positions in time order: `must` rows, known events, errors, the rest."""
+    if len(frame) <= limit:
+        return np.arange(len(frame))
+    score = np.zeros(len(frame), dtype=np.int8)
+    levels = frame["level"].to_numpy()
+    score[(levels >= 1) & (levels <= 3)] = 1
+    score[_known_mask(frame)] = 2
+    score[np.fromiter(must, dtype=np.int64)] = 3
+    chosen = np.argsort(-score, kind="stable")[:limit]
+    return np.sort(chosen)
+
+
+def _event_view(event: Any, position: int, zone: DisplayZone, attempt: str | None
+                ) -> dict[str, Any]:
+    fields = list(event.fields.items())
+    shown = [{"name": bound(k, 120), "value": bound(v, 400)} for k, v in fields[:MAX_FIELDS]]
+    return {
+        "row": position, "time": zone.time(event.ts), "ts": event.ts, "host": event.host,
+        "channel": event.channel, "provider": event.provider, "event_id": event.event_id,
+        "level": LEVELS.get(event.level, str(event.level)), "record_id": event.record_id,
+        "source": event.source_file, "message": bound(event.message or ""),
+        "fields": shown, "more_fields": max(0, len(fields) - MAX_FIELDS),
+        "attempt": attempt, "user_sid": event.user_sid or "",
+        "activity_id": event.activity_id or "",
+    }
+
+
+def _events(frame: pd.DataFrame, positions: np.ndarray, zone: DisplayZone,
+            claimed: np.ndarray) -> list[dict[str, Any]]:
+    if not len(positions):
+        return []
+    subset = frame.iloc[positions]
+    return [_event_view(event, int(p), zone, claimed[p])
+            for event, p in zip(to_events(subset), positions.tolist(), strict=True)]
+
+
+# --- the view ----------------------------------------------------------------------------
+
+def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> dict[str, Any]:
+    """Everything the template shows, as plain data (redacted later if asked)."""
+    zone = options.zone
+    document = inventory(analysis)
+    frame = analysis.timeline
+    correlation, evaluation = analysis.correlation, analysis.evaluation
+    attempts = list(correlation.attempts) if correlation else []
+    findings = list(evaluation.findings) if evaluation else []
+    findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], not f.root_cause,
+                                 CONFIDENCE_RANK[f.confidence]))
+    shown_findings = [f for f in findings if f.severity != "info"][:MAX_FINDINGS]
+    shown_findings += [f for f in findings if f.severity == "info"][
+        :max(0, MAX_FINDINGS - len(shown_findings))]
+    hidden_findings = len(findings) - len(shown_findings)
+
+    order = {s: i for i, s in enumerate(STATUS_ORDER)}
+    drawn = sorted(attempts, key=lambda a: order.get(str(a.outcome), 9))[:options.max_swimlanes]
+    refs: set[EventRef] = set()
+    for finding in shown_findings:
+        refs.update(finding.evidence[:MAX_EVIDENCE_SHOWN])
+    for attempt in drawn:
+        refs.update(s.ref for s in attempt.steps)
+        refs.update(r.ref for r in attempt.requests)
+    located = _positions_of(frame, refs)
+    claimed = attempt_ids(frame, correlation)
+    table_rows = _choose_rows(frame, located.values(), options.max_events)
+    events = _events(frame, table_rows, zone, claimed)
+    in_table = {e["row"] for e in events}
+    extra = np.array(sorted(set(located.values()) - in_table), dtype=np.int64)
+    event_by_row = {e["row"]: e for e in (*events, *_events(frame, extra, zone, claimed))}
+
+    def evidence_of(ref: EventRef) -> dict[str, Any]:
+        position = located.get(ref)
+        if position is not None:
+            return event_by_row[position]
+        return {"row": None, "time": "", "host": ref.host, "channel": ref.channel,
+                "event_id": ref.event_id, "record_id": ref.record_id, "source": ref.source_file,
+                "message": "(event not in the timeline)", "fields": [], "more_fields": 0,
+                "level": "", "provider": "", "attempt": None}
+
+    finding_views = []
+    for index, finding in enumerate(shown_findings):
+        finding_views.append({
+            "anchor": f"finding-{index + 1}", "rule": finding.rule, "title": finding.title,
+            "severity": finding.severity, "confidence": finding.confidence,
+            "scope": finding.scope, "attempt": finding.attempt, "host": finding.host,
+            "root_cause": finding.root_cause, "cause": bound(finding.cause, 4000),
+            "fix_steps": _fix_steps(finding.fix), "references": list(finding.references),
+            "count": finding.count, "superseded": list(finding.superseded),
+            "evidence": [evidence_of(r) for r in finding.evidence[:MAX_EVIDENCE_SHOWN]],
+            "more_evidence": max(0, len(finding.evidence) - MAX_EVIDENCE_SHOWN),
+        })
+    anchor_of = {(f["rule"], f["attempt"], f["host"]): f["anchor"] for f in finding_views}
+
+    lanes = []
+    for attempt in drawn:
+        extra_refs = {}
+        for finding in (evaluation.for_attempt(attempt.id) if evaluation else []):
+            for ref in finding.evidence[:MAX_EVIDENCE_SHOWN]:
+                position = located.get(ref)
+                if position is not None:
+                    view = event_by_row[position]
+                    extra_refs[ref] = (view["ts"], f"{finding.title} ({ref.channel} "
+                                                   f"{ref.event_id})")
+        drawing = swimlane.build(attempt, zone, extra_refs)
+        lanes.append(dataclasses.asdict(drawing))
+    lane_of = {lane["attempt"]: lane for lane in lanes}
+
+    attempt_views = []
+    for attempt, data in sorted(zip(attempts, document["attempts"], strict=True),
+                                key=lambda pair: order.get(str(pair[0].outcome), 9)):
+        cause = evaluation.root_cause(attempt.id) if evaluation else None
+        attempt_views.append({
+            **data, "name": _attempt_name(attempt), "swimlane": lane_of.get(attempt.id),
+            "started_text": zone.time(attempt.started), "ended_text": zone.time(attempt.ended),
+            "total": duration(attempt.ended - attempt.started),
+            "root_cause_anchor": anchor_of.get((cause.rule, cause.attempt, cause.host))
+            if cause else None,
+            "root_cause_title": cause.title if cause else None,
+            "step_rows": [{"name": s.name, "status": s.status, "detail": bound(s.detail, 600),
+                           "time": zone.time(s.ts_corrected),
+                           "raw": zone.time(s.ts) if s.ts != s.ts_corrected else ""}
+                          for s in attempt.steps],
+        })
+    verdicts = []
+    for verdict in document["verdicts"]:
+        cause = verdict["root_cause"]
+        verdicts.append({**verdict, "anchor": anchor_of.get(
+            (cause["rule"], cause["attempt"], None)) if cause else None})
+
+    filters = {
+        "hosts": sorted({e["host"] for e in events}, key=str.lower),
+        "channels": sorted({e["channel"] for e in events}, key=str.lower),
+        "levels": [name for name in ("critical", "error", "warning", "information", "verbose")
+                   if any(e["level"] == name for e in events)],
+    }
+    return {
+        "document": document, "zone": zone.describe(), "generated": zone.time(
+            int(analysis.started * 1_000_000_000), precise=False),
+        "verdicts": verdicts, "attempts": attempt_views, "findings": finding_views,
+        "hidden_findings": hidden_findings, "findings_total": len(findings),
+        "swimlanes_hidden": max(0, len(attempts) - len(drawn)),
+        "events": events, "events_total": len(frame), "filters": filters,
+        "coverage": [{**c, "first_text": zone.time(_ns(c["first"])),
+                      "last_text": zone.time(_ns(c["last"]))} for c in document["coverage"]],
+        "redacted": options.redactor is not None,
+    }
+
+
+def _ns(iso: str) -> int:
+    return pd.Timestamp(iso).value
+
+
+def _attempt_name(attempt: Any) -> str:
+    from evtxdoc.report.document import device_name
+    return f"{device_name(attempt)}, attempt {attempt.number}"
+
+
+def _fix_steps(fix: str) -> list[str]:
+    """`1. Do this\n2. Then that` → the steps without their numbers."""
+    steps = []
+    for line in fix.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        head, dot, rest = line.partition(". ")
+        if dot and head.isdigit():
+            steps.append(bound(rest, 1000))
+        elif steps:
+            steps[-1] += " " + bound(line, 1000)
+        else:
+            steps.append(bound(line, 1000))
+    return steps
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+def _asset(name: str) -> str:
+    return resources.files("evtxdoc.report").joinpath("templates", name).read_text("utf-8")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("evtxdoc.report", "templates"),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True)
+    env.filters["bound"] = bound
+    env.filters["clip"] = clip
+    return env
+
+
+def _sha256(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
+
+
+def render(analysis: Analysis, options: ReportOptions = ReportOptions()) -> str:
+    """The report as one HTML document."""
+    view = build_view(analysis, options)
+    if options.redactor is not None:
+        view = options.redactor.data(view)
+    style, script = _asset("report.css"), _asset("report.js")
+    policy = ("default-src 'none'; img-src data:; "
+              f"style-src 'sha256-{_sha256(style)}'; script-src 'sha256-{_sha256(script)}'; "
+              "base-uri 'none'; form-action 'none'")
+    template = _environment().get_template("report.html.j2")
+    return template.render(view=view, doc=view["document"], style=style, script=script,
+                           policy=policy)

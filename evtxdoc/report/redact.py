@@ -1,0 +1,198 @@
+"""`--redact`: stable pseudonyms for the identifiers in a report, so it can leave the company.
+
+One `Redactor` per analysis. Identifiers the analysis knows (host and computer names, domains,
+serial numbers, device/tenant ids, SIDs) are seeded in a fixed order, so the same input always
+gives the same pseudonyms; patterns then catch the rest wherever they appear in text: SIDs,
+GUIDs, UPNs and e-mail addresses, DOMAIN\\user names, IPv4 and IPv6 addresses. One regular
+expression does one pass, so a pseudonym is never redacted again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from evtxdoc.models import Analysis
+
+SID = r"S-1-5-21(?:-\d+){3,4}|S-1-12-1(?:-\d+){4}"
+GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+EMAIL = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+IPV4 = (r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
+        r"(?![\d.])")
+IPV6 = r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"
+EDGE_BEFORE, EDGE_AFTER = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"
+TEST_NETS = ("192.0.2", "198.51.100", "203.0.113")  # RFC 5737 documentation ranges
+
+
+def trie_pattern(words: Iterable[str]) -> str:
+    """One regular expression matching any of `words` (longest first), built as a trie."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word.lower():
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [re.escape(c) + build(child) for c, child in sorted(node.items()) if c]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if ends else body
+
+    return build(trie)
+
+
+class Redactor:
+    """Replaces identifiers with pseudonyms; `text()` for strings, `data()` for JSON data."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}  # lower-case original → pseudonym, every kind
+        self.counters: dict[str, int] = {}
+        self._pattern: re.Pattern[str] | None = None
+
+    # --- seeding --------------------------------------------------------------------------
+    def _next(self, kind: str) -> int:
+        self.counters[kind] = self.counters.get(kind, 0) + 1
+        return self.counters[kind]
+
+    def name(self, original: str, pseudonym: str) -> None:
+        self.names.setdefault(original.lower(), pseudonym)
+        self._pattern = None
+
+    def host(self, original: str, base: str) -> None:
+        """A computer name (short, or FQDN: its domain is seeded too)."""
+        short, _, domain = original.partition(".")
+        if short:
+            self.name(short, base)
+        if domain:
+            self.domain(domain)
+
+    def domain(self, original: str) -> str:
+        original = original.strip(".").lower()
+        if original not in self.names:
+            number = self._next("domain")
+            self.name(original, f"domain{number:02d}.test")
+            label = original.split(".")[0]
+            if label not in self.names:  # the NetBIOS-like first label: CONTOSO\user
+                self.name(label, f"domain{number:02d}")
+        return self.names[original]
+
+    def _seeded(self, kind: str, original: str) -> str:
+        key = original.lower()
+        if key not in self.names:
+            number = self._next(kind)
+            self.names[key] = {
+                "guid": lambda n: f"00000000-0000-0000-0000-{n:012x}",
+                "sid": lambda n: f"S-1-5-21-0-0-0-{1000 + n}",
+                "user": lambda n: f"user{n:02d}",
+                "ipv4": lambda n: (f"{TEST_NETS[(n - 1) // 254]}.{(n - 1) % 254 + 1}"
+                                   if n <= 3 * 254 else f"ipv4-{n}"),
+                "ipv6": lambda n: f"2001:db8::{n:x}",
+                "serial": lambda n: f"SERIAL{n:04d}",
+            }[kind](number)
+        return self.names[key]
+
+    # --- redaction ------------------------------------------------------------------------
+    def _compiled(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            known = [k for k in self.names if len(k) >= 2]
+            labels = [k for k in known if "." not in k and k in self._labels()]
+            parts = [f"(?P<sid>{SID})", f"(?P<guid>{GUID})", f"(?P<email>{EMAIL})"]
+            if labels:
+                parts.append(rf"(?<![\w\\])(?P<netbios>{trie_pattern(labels)})"
+                             r"\\(?P<account>[A-Za-z0-9._$-]+)")
+            parts += [f"(?P<ipv4>{IPV4})", f"(?P<ipv6>{IPV6})"]
+            if known:
+                parts.append(f"{EDGE_BEFORE}(?P<known>{trie_pattern(known)}){EDGE_AFTER}")
+            self._pattern = re.compile("|".join(parts), re.IGNORECASE)
+        return self._pattern
+
+    def _labels(self) -> set[str]:
+        return {k for k, v in self.names.items() if v.startswith("domain") and "." not in v}
+
+    def _replace(self, match: re.Match[str]) -> str:
+        kind = match.lastgroup
+        value = match.group(0)
+        if kind == "account":  # DOMAIN\user: lastgroup is the inner one
+            return (f"{self.names[match.group('netbios').lower()]}\\"
+                    f"{self._seeded('user', match.group('account'))}")
+        if kind == "email":
+            local, _, domain = value.partition("@")
+            return f"{self._seeded('user', local)}@{self.domain(domain)}"
+        if kind == "guid":
+            pseudonym = self._seeded("guid", value)
+            return pseudonym.upper() if value.isupper() else pseudonym
+        if kind == "ipv6":
+            try:
+                ipaddress.IPv6Address(value)
+            except ValueError:
+                return value
+            if "::" not in value and value.count(":") != 7:
+                return value
+        if kind in ("sid", "ipv4", "ipv6"):
+            return self._seeded(kind, value)
+        return self.names.get(value.lower(), value)
+
+    def text(self, value: str) -> str:
+        return self._compiled().sub(self._replace, value)
+
+    def data(self, value: Any) -> Any:
+        """The same JSON data with every string (keys too) redacted."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(k) if isinstance(k, str) else k: self.data(v)
+                    for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+def for_analysis(analysis: Analysis) -> Redactor:
+    """A Redactor seeded with every identifier the analysis knows, in a fixed order."""
+    redactor = Redactor()
+    correlation = analysis.correlation
+    roles = {"device": "device", "connector": "connector"}
+    counters: dict[str, int] = {}
+    machines = sorted(correlation.machines, key=lambda m: (m.role, m.key)) if correlation else []
+    oobe = {n.lower() for a in (correlation.attempts if correlation else ())
+            for n in a.device.oobe_names}
+    for machine in machines:
+        prefix = roles.get(machine.role, "host")
+        counters[prefix] = counters.get(prefix, 0) + 1
+        base = f"{prefix}-{counters[prefix]:02d}"
+        shorts = sorted({h.split(".")[0].lower() for h in machine.hosts},
+                        key=lambda s: (s in oobe, s))
+        for index, short in enumerate(shorts):
+            redactor.name(short, base if index == 0 else
+                          f"{base}-oobe" if short in oobe else f"{base}-{index + 1}")
+        for host in machine.hosts:
+            redactor.host(host, base)
+    hosts = sorted(map(str, analysis.timeline["host"].cat.categories)) if len(
+        analysis.timeline) else []
+    for host in hosts:
+        if host.split(".")[0].lower() not in redactor.names:
+            counters["host"] = counters.get("host", 0) + 1
+            redactor.host(host, f"host-{counters['host']:02d}")
+        elif "." in host:
+            redactor.domain(host.partition(".")[2])
+    for attempt in correlation.attempts if correlation else ():
+        device = attempt.device
+        if device.domain:
+            redactor.domain(device.domain)
+        if device.serial:
+            redactor._seeded("serial", device.serial)
+        for value in (device.tenant_id, device.ztdid, device.entdmid):
+            if value and re.fullmatch(GUID, value.strip("{}")):
+                redactor._seeded("guid", value.strip("{}"))
+        for request in attempt.requests:
+            if request.domain:
+                redactor.domain(request.domain)
+            if request.device_name and request.device_name.lower() not in redactor.names:
+                counters["device"] = counters.get("device", 0) + 1
+                redactor.name(request.device_name, f"device-{counters['device']:02d}")
+    return redactor

@@ -1,0 +1,216 @@
+"""The swimlane of one join attempt: lanes per host, steps as marks, gaps and timeouts as bands.
+
+Geometry only: `build()` turns an Attempt (and the times of its evidence) into plain numbers and
+words; the HTML template draws them as inline SVG, so the picture exists without JavaScript and
+survives printing. Device times are drawn on the reference clock (the connector's), shifted by
+the estimated offset, and the drawing says so.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from evtxdoc.models import Attempt, EventRef
+from evtxdoc.report.clock import SECOND, DisplayZone, duration
+
+WIDTH = 960
+LEFT = 190  # lane titles
+RIGHT = 24
+LANE_HEIGHT = 64
+TOP = 28
+AXIS = 34
+GAP_FRACTION = 0.18  # a pause longer than this share of the attempt is drawn as a gap
+GAP_MIN_NS = 120 * SECOND
+MAX_LABELS_PER_LANE = 14
+
+
+@dataclass
+class Mark:
+    x: float
+    y: float
+    status: str  # ok | failed | waiting | timed_out | not_configured | info | evidence
+    label: str  # short, drawn
+    tip: str  # long, hover and <title>
+    level: int = 0  # label row, to keep labels apart
+    anchor: str = "middle"  # text-anchor of the label (start/end near the edges)
+
+
+@dataclass
+class Band:
+    x1: float
+    x2: float
+    y: float
+    kind: str  # gap | timeout | wait
+    label: str
+
+
+@dataclass
+class Link:
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    label: str
+
+
+@dataclass
+class Lane:
+    y: float
+    title: str
+    role: str
+
+
+@dataclass
+class Swimlane:
+    attempt: str
+    width: int
+    height: int
+    lanes: list[Lane] = field(default_factory=list)
+    marks: list[Mark] = field(default_factory=list)
+    bands: list[Band] = field(default_factory=list)
+    links: list[Link] = field(default_factory=list)
+    ticks: list[tuple[float, str]] = field(default_factory=list)
+    axis_y: float = 0
+    left: int = LEFT
+    right: int = WIDTH - RIGHT
+    clock_note: str = ""
+    span_note: str = ""
+
+
+def _short(host: str) -> str:
+    return host.split(".")[0]
+
+
+def build(attempt: Attempt, zone: DisplayZone,
+          evidence: dict[EventRef, tuple[int, str]] | None = None) -> Swimlane:
+    """Lay out one attempt. `evidence` maps extra event refs to (raw time, label)."""
+    device_hosts = {h.lower() for h in attempt.device.hosts}
+    connector = attempt.connector or (attempt.requests[0].connector if attempt.requests
+                                      else None)
+    lanes = [("device", attempt.device.computer_name or _short(attempt.device.hosts[0])
+              if attempt.device.hosts else "device")]
+    lanes.append(("connector", _short(connector) if connector else "connector: no logs"))
+    extra_hosts: list[str] = []
+    step_refs = {s.ref for s in attempt.steps} | {r.ref for r in attempt.requests}
+    points: list[tuple[int, int, str, str, str]] = []  # (ts, lane, status, label, tip)
+    for step in attempt.steps:
+        tip = f"{step.name}: {step.status}" + (f" — {step.detail}" if step.detail else "")
+        tip += f"\n{zone.time(step.ts_corrected)}"
+        if step.ts != step.ts_corrected:
+            tip += f" (device clock {zone.time(step.ts)})"
+        points.append((step.ts_corrected, 0, step.status, step.name, tip))
+    for request in attempt.requests:
+        verdict = "blob created" if request.succeeded else "request failed"
+        detail = request.diagnostic_text or request.error_code or ""
+        tip = f"{_short(request.connector)}: {verdict} for {request.device_name or '?'}"
+        tip += (f" — {detail}" if detail else "") + f"\n{zone.time(request.ts)}"
+        points.append((request.ts, 1, "ok" if request.succeeded else "failed", verdict, tip))
+    for ref, (ts, label) in (evidence or {}).items():
+        if ref in step_refs:
+            continue
+        host = ref.host.lower()
+        if host in device_hosts:
+            lane, ts = 0, _on_reference_clock(attempt, ts)
+        elif connector and host == connector.lower():
+            lane = 1
+        else:
+            if ref.host not in extra_hosts:
+                extra_hosts.append(ref.host)
+            lane = 2 + extra_hosts.index(ref.host)
+        points.append((ts, lane, "evidence", f"{ref.event_id}", f"{label}\n{zone.time(ts)}"))
+    for host in extra_hosts:
+        lanes.append(("other", _short(host)))
+    if not points:
+        return Swimlane(attempt.id, WIDTH, TOP + AXIS)
+    start = min(p[0] for p in points)
+    end = max(p[0] for p in points)
+    span = max(end - start, SECOND)
+    start -= span // 20
+    end += span // 20
+    scale = (WIDTH - LEFT - RIGHT) / (end - start)
+
+    def x_of(ts: int) -> float:
+        return round(LEFT + (ts - start) * scale, 1)
+
+    def y_of(lane: int) -> float:
+        return TOP + lane * LANE_HEIGHT + LANE_HEIGHT / 2
+
+    drawing = Swimlane(attempt.id, WIDTH, TOP + len(lanes) * LANE_HEIGHT + AXIS)
+    drawing.lanes = [Lane(y_of(i), title, role) for i, (role, title) in enumerate(lanes)]
+    drawing.axis_y = TOP + len(lanes) * LANE_HEIGHT + 4
+    last_x: dict[tuple[int, int], float] = {}
+    last_label: dict[int, tuple[str, float]] = {}
+    for ts, lane, status, label, tip in sorted(points):
+        x = x_of(ts)
+        previous = last_label.get(lane)
+        if previous and previous[0] == label and x - previous[1] < 120:
+            label = ""  # the same step again close by: the mark and its tooltip say it
+        level = next((lvl for lvl in range(3) if x - last_x.get((lane, lvl), -1e9) > 70), 3)
+        if label and level < 3:
+            last_x[(lane, level)] = x
+            last_label[lane] = (label, x)
+        anchor = "end" if x > WIDTH - RIGHT - 50 else "start" if x < LEFT + 30 else "middle"
+        drawing.marks.append(Mark(x, y_of(lane), status, label if level < 3 else "", tip,
+                                  min(level, 2), anchor))
+    _gaps(attempt, drawing, x_of, y_of(0))
+    _links(attempt, drawing, x_of, y_of(0), y_of(1))
+    drawing.ticks = [(x_of(start + (end - start) * i // 4), zone.clock(start + (end - start)
+                                                                       * i // 4))
+                     for i in range(5)]
+    drawing.span_note = (f"{zone.time(start, precise=False)} → "
+                         f"{zone.time(end, precise=False)}")
+    drawing.clock_note = clock_note(attempt)
+    return drawing
+
+
+def _on_reference_clock(attempt: Attempt, ts: int) -> int:
+    """A device time moved like the nearest step's (the offset may change at a clock jump)."""
+    if not attempt.steps:
+        return ts
+    nearest = min(attempt.steps, key=lambda s: abs(s.ts - ts))
+    return ts + (nearest.ts_corrected - nearest.ts)
+
+
+def _gaps(attempt: Attempt, drawing: Swimlane, x_of: Callable[[int], float], y: float) -> None:
+    steps = sorted(attempt.steps, key=lambda s: s.ts_corrected)
+    total = (steps[-1].ts_corrected - steps[0].ts_corrected) if steps else 0
+    for before, after in itertools.pairwise(steps):
+        pause = after.ts_corrected - before.ts_corrected
+        if pause < GAP_MIN_NS or pause < total * GAP_FRACTION:
+            continue
+        kind = "timeout" if after.status == "timed_out" else (
+            "wait" if before.status == "waiting" else "gap")
+        words = {"timeout": "timed out after", "wait": "waited", "gap": "no event for"}[kind]
+        drawing.bands.append(Band(x_of(before.ts_corrected), x_of(after.ts_corrected), y, kind,
+                                  f"{words} {duration(pause)}"))
+
+
+def _links(attempt: Attempt, drawing: Swimlane, x_of: Callable[[int], float],
+           device_y: float, connector_y: float) -> None:
+    asked = next((s for s in attempt.steps if s.name == "odj_request"), None)
+    blob = next((s for s in attempt.steps if s.name == "odj_blob" and s.status == "ok"), None)
+    for request in attempt.requests:
+        if asked is not None and asked.ts_corrected <= request.ts:
+            drawing.links.append(Link(x_of(asked.ts_corrected), device_y, x_of(request.ts),
+                                      connector_y, duration(request.ts - asked.ts_corrected)))
+        if request.succeeded and blob is not None and blob.ts_corrected >= request.ts:
+            drawing.links.append(Link(x_of(request.ts), connector_y, x_of(blob.ts_corrected),
+                                      device_y, duration(blob.ts_corrected - request.ts)))
+
+
+def clock_note(attempt: Attempt) -> str:
+    """How device times were placed on the connector's clock, in words."""
+    offset = attempt.offset
+    if offset is None:
+        return "Device times as the device wrote them (no clock offset could be estimated)."
+    if offset.uncertainty_ns is None and offset.offset_ns == 0:
+        return ("Device times as the device wrote them: the logs bound its clock offset on "
+                "one side only.")
+    spread = (f" ±{duration(offset.uncertainty_ns)}" if offset.uncertainty_ns is not None
+              else " (a lower bound)")
+    basis = "; ".join(offset.basis)
+    return (f"Device times shifted by {duration(-offset.offset_ns, signed=True)}{spread} onto "
+            f"{_short(offset.reference)}'s clock (device clock "
+            f"{duration(offset.offset_ns, signed=True)}): {basis}.")
