@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from evtxdoc.catalog import RULES_DIR
 from evtxdoc.models import Evaluation, Finding
 
 SEVERITIES = ("info", "warning", "error", "critical")
@@ -27,11 +29,20 @@ def evaluation_dict(evaluation: Evaluation | None) -> dict[str, Any]:
     counts = {s: sum(1 for f in evaluation.findings if f.severity == s) for s in SEVERITIES}
     return {
         "findings": [finding_dict(f) for f in evaluation.findings],
-        "rules": {"evaluated": evaluation.rules, "folders": list(evaluation.rule_folders),
+        "rules": {"evaluated": evaluation.rules,
+                  "folders": [_folder_name(f) for f in evaluation.rule_folders],
                   "not_evaluated": [{"rule": g.rule, "reason": g.reason}
                                     for g in evaluation.gaps],
                   "findings_by_severity": counts},
     }
+
+
+def _folder_name(folder: str) -> str:
+    """`built-in` for the knowledge base shipped with evtxdoc, else the folder as given."""
+    try:
+        return "built-in" if Path(folder).resolve() == RULES_DIR.resolve() else folder
+    except OSError:
+        return folder
 
 
 def at_or_above(evaluation: Evaluation | None, severity: str) -> list[Finding]:

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import Any
 
 import jinja2
+import markupsafe
 import numpy as np
 import pandas as pd
 
@@ -39,6 +40,7 @@ MAX_FINDINGS = 2000  # findings shown in full; info findings beyond are counted
 MAX_EVIDENCE_SHOWN = 8  # evidence events per finding
 MAX_TEXT = 1200  # characters of one message or field value
 MAX_FIELDS = 60  # fields per event
+MAX_PRINTED = 4000  # characters of any value the template prints
 LEVELS = {0: "information", 1: "critical", 2: "error", 3: "warning", 4: "information",
           5: "verbose"}
 STATUS_ORDER = ("failed", "timed_out", "incomplete", "unknown", "no_attempt", "not_hybrid",
@@ -196,7 +198,9 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
             "evidence": [evidence_of(r) for r in finding.evidence[:MAX_EVIDENCE_SHOWN]],
             "more_evidence": max(0, len(finding.evidence) - MAX_EVIDENCE_SHOWN),
         })
-    anchor_of = {(f["rule"], f["attempt"], f["host"]): f["anchor"] for f in finding_views}
+    anchor_of: dict[tuple[str, str | None], str] = {}
+    for view in finding_views:
+        anchor_of.setdefault((view["rule"], view["attempt"]), view["anchor"])
 
     lanes = []
     for attempt in drawn:
@@ -220,7 +224,7 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
             **data, "name": _attempt_name(attempt), "swimlane": lane_of.get(attempt.id),
             "started_text": zone.time(attempt.started), "ended_text": zone.time(attempt.ended),
             "total": duration(attempt.ended - attempt.started),
-            "root_cause_anchor": anchor_of.get((cause.rule, cause.attempt, cause.host))
+            "root_cause_anchor": anchor_of.get((cause.rule, cause.attempt))
             if cause else None,
             "root_cause_title": cause.title if cause else None,
             "step_rows": [{"name": s.name, "status": s.status, "detail": bound(s.detail, 600),
@@ -232,7 +236,7 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     for verdict in document["verdicts"]:
         cause = verdict["root_cause"]
         verdicts.append({**verdict, "anchor": anchor_of.get(
-            (cause["rule"], cause["attempt"], None)) if cause else None})
+            (cause["rule"], cause["attempt"])) if cause else None})
 
     filters = {
         "hosts": sorted({e["host"] for e in events}, key=str.lower),
@@ -285,11 +289,18 @@ def _asset(name: str) -> str:
     return resources.files("evtxdoc.report").joinpath("templates", name).read_text("utf-8")
 
 
+def _bounded(value: Any) -> Any:
+    """Every printed value is bounded, whatever the template forgot (our own assets aside)."""
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup):
+        return bound(value, MAX_PRINTED)
+    return value
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("evtxdoc.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-        lstrip_blocks=True)
+        lstrip_blocks=True, finalize=_bounded)
     env.filters["bound"] = bound
     env.filters["clip"] = clip
     return env

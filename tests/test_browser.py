@@ -1,0 +1,129 @@
+"""The report in a real browser: headless Debian Chromium driven by Playwright.
+
+Skipped where Chromium or Playwright is missing, unless EVTXDOC_REQUIRE_BROWSER=1 (set by
+.ci/run, which installs both): there a missing browser is a failure. The screenshots land in
+test-artifacts/ (or $EVTXDOC_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from evtxdoc import pipeline
+from evtxdoc.report import html
+from tests.hostile import write_hostile_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("EVTXDOC_ARTIFACTS", ROOT / "test-artifacts"))
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _browser_or_skip():
+    required = os.environ.get("EVTXDOC_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if required:
+            raise
+        pytest.skip("playwright is not installed (pip install -e '.[dev]')")
+    if not CHROMIUM.exists():
+        if required:
+            pytest.fail(f"{CHROMIUM} missing: apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_playwright = _browser_or_skip()
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield launched
+        launched.close()
+
+
+def _open(browser, path: Path):  # type: ignore[no-untyped-def]
+    """A page on `path` that records console errors, page errors, requests and dialogs."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    seen: dict[str, list[str]] = {"errors": [], "requests": [], "dialogs": []}
+    page.on("console", lambda m: seen["errors"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: seen["errors"].append(str(e)))
+    page.on("request", lambda r: seen["requests"].append(r.url))
+    page.on("dialog", lambda d: (seen["dialogs"].append(d.message), d.dismiss()))
+    page.goto(path.as_uri())
+    page.wait_for_load_state("load")
+    return page, seen
+
+
+def test_the_report_works_in_a_real_browser(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    analysis = pipeline.analyze([ROOT / "sample_logs/multi-device-two-connectors/bundle"])
+    report = tmp_path / "report.html"
+    report.write_text(html.render(analysis), encoding="utf-8")
+    page, seen = _open(browser, report)
+
+    # the verdict of the failing device, with its root cause linked
+    failing = page.locator("tr.verdict.status-timed_out")
+    assert failing.count() == 1
+    assert "timed out at odj_blob" in failing.inner_text()
+    failing.locator("a.cause-link").click()
+    target = page.locator("details.finding[open]").first
+    assert "managed service account" in target.inner_text()
+
+    # expand a collapsed finding and its evidence
+    anchor = page.locator("details.finding:not([open])").first.get_attribute("id")
+    closed = page.locator(f"details.finding#{anchor}")
+    closed.locator("> summary").click()
+    assert closed.evaluate("node => node.open") is True
+    evidence = closed.locator("details.evidence > summary")
+    if evidence.count():
+        evidence.first.click()
+        assert closed.locator("details.evidence").first.evaluate("n => n.open") is True
+
+    # the event filter: by event id, then free text
+    rows = page.locator("#event-table > tbody > tr")
+    total = rows.count()
+    page.fill("#event-filters input[name=id]", "30130")
+    visible = page.locator("#event-table > tbody > tr:not([hidden])")
+    assert 0 < visible.count() < total
+    assert set(visible.evaluate_all("rows => rows.map(r => r.dataset.id)")) == {"30130"}
+    assert page.inner_text("#event-count").startswith(f"{visible.count()} of {total}")
+    page.fill("#event-filters input[name=id]", "")
+    page.fill("#event-filters input[name=q]", "KSK-8M6N4B2V0C")
+    assert 0 < visible.count() < total
+
+    # swimlanes: one SVG per attempt, marks with hover details
+    assert page.locator("figure.swimlane svg").count() == len(analysis.correlation.attempts)
+    mark = page.locator("figure.swimlane svg g.mark").first
+    mark.hover(force=True)
+    assert page.locator("#tip").is_visible() and page.inner_text("#tip")
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#verdicts").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "report-multi-device.png"), full_page=True)
+    assert seen["errors"] == []  # a CSP violation would be reported here too
+    assert seen["requests"] == [report.as_uri()]  # nothing but the file itself
+    page.close()
+
+
+def test_hostile_event_text_runs_no_script_in_a_browser(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    analysis = pipeline.analyze([write_hostile_bundle(tmp_path / "bundle" if (
+        tmp_path / "bundle").mkdir() is None else tmp_path)])
+    report = tmp_path / "hostile.html"
+    report.write_text(html.render(analysis), encoding="utf-8")
+    page, seen = _open(browser, report)
+    page.locator("#expand-all").click()
+    page.fill("#event-filters input[name=q]", "script")
+    for node in page.locator("figure.swimlane svg g.mark").all():
+        node.hover(force=True)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "report-hostile.png"), full_page=False)
+    assert seen["dialogs"] == []
+    assert seen["errors"] == []
+    assert seen["requests"] == [report.as_uri()]
+    assert page.locator("img").count() == 0
+    page.close()

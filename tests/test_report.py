@@ -1,0 +1,200 @@
+"""The report's promises: hostile event text renders inert and bounded, --redact leaves no
+identifier behind, every JSON document validates against docs/report.schema.json, --tz is
+honoured, and the CSV/Timesketch exports carry attempt ids."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jsonschema
+import pytest
+from typer.testing import CliRunner
+
+from evtxdoc import pipeline
+from evtxdoc.cli import app
+from evtxdoc.models import Analysis
+from evtxdoc.report import html
+from evtxdoc.report.clock import display_zone
+from evtxdoc.report.formats import Format, OutputOptions, document, write
+from evtxdoc.report.redact import EMAIL, GUID, IPV4, SID, for_analysis
+from evtxdoc.report.schema import schema_text
+from tests.hostile import HOSTILE_HOST, IMG, LONG, SCRIPT, write_hostile_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = sorted(p for p in (ROOT / "sample_logs").glob("*/bundle"))
+SCHEMA = json.loads((ROOT / "docs" / "report.schema.json").read_text())
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Analysis:
+    """A failing device and a connector whose event text is an attack, plus a hostile host."""
+    return pipeline.analyze([write_hostile_bundle(tmp_path_factory.mktemp("hostile"))])
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the text of each <script>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.scripts.append(data)
+
+
+def test_hostile_event_text_renders_inert_and_bounded(hostile: Analysis) -> None:
+    page = html.render(hostile)
+    parsed = Elements()
+    parsed.feed(page)
+    tags = [tag for tag, _ in parsed.tags]
+    assert tags.count("script") == 1 and "img" not in tags  # only our own script
+    assert not [tag for tag, attrs in parsed.tags if tag == "svg" and "onload" in attrs]
+    for tag, attrs in parsed.tags:
+        assert not [name for name in attrs if name.startswith("on")], (tag, attrs)
+        for name in ("href", "src", "action", "xlink:href"):
+            assert not (attrs.get(name) or "").lower().startswith("javascript:"), (tag, attrs)
+    assert SCRIPT not in page and IMG not in page and HOSTILE_HOST not in page
+    # the attack is shown as text, escaped, so a reader sees what the log said
+    assert "&lt;script&gt;alert(" in page and "&lt;svg onload=alert(4)&gt;" in page
+    assert LONG not in page and "more characters)" in page
+    assert len(page) < 400_000
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', page)
+    assert policy is not None
+    rules = unescape(policy.group(1))
+    assert "default-src 'none'" in rules and "script-src 'sha256-" in rules
+    assert "unsafe-inline" not in rules and "http" not in rules
+
+
+def test_the_failing_hostile_device_still_gets_a_verdict_and_a_finding(
+        hostile: Analysis) -> None:
+    data = document(hostile)
+    verdict = next(v for v in data["verdicts"] if v["name"].startswith("DESKTOP-H0ST1LE"))
+    assert verdict["status"] in ("failed", "timed_out")
+    assert any(f["attempt"] == verdict["last_attempt"] for f in data["findings"])
+
+
+def _identifiers(analysis: Analysis, text: str) -> set[str]:
+    """Every identifier the report of `analysis` may hold: known names and found patterns."""
+    found: set[str] = set()
+    for host in analysis.timeline["host"].cat.categories:
+        found.add(host)
+        found.update(p for p in re.split(r"[.\s\"<>=()]+", host) if len(p) >= 4
+                     and p.lower() not in ("local", "evil", "onload", "alert"))
+    for attempt in analysis.correlation.attempts:
+        device = attempt.device
+        found.update(v for v in (*device.oobe_names, *device.hosts, device.computer_name,
+                                 device.domain, device.serial, device.ztdid, device.entdmid,
+                                 device.tenant_id) if v)
+        for request in attempt.requests:
+            found.update(v for v in (request.device_name, request.device_id, request.domain,
+                                     request.user_sid) if v)
+    for pattern in (SID, GUID, EMAIL, IPV4):
+        found.update(m.group(0) for m in re.finditer(pattern, text))
+    return {f for f in found if len(f) >= 4}
+
+
+@pytest.mark.parametrize("bundle", SAMPLES, ids=lambda p: p.parent.name)
+def test_redact_leaves_no_identifier_of_any_sample(bundle: Path) -> None:
+    analysis = pipeline.analyze([bundle])
+    plain = unescape(html.render(analysis))
+    redacted_html = html.render(analysis, html.ReportOptions(redactor=for_analysis(analysis)))
+    redacted_json = json.dumps(document(analysis, for_analysis(analysis)))
+    identifiers = _identifiers(analysis, plain)
+    assert len(identifiers) >= 5
+    for text in (unescape(redacted_html).lower(), redacted_json.lower()):
+        assert [i for i in identifiers if i.lower() in text] == []
+    assert "device-01" in redacted_html  # pseudonyms, not blanks
+
+
+def test_redact_covers_upns_ips_and_account_names_consistently(hostile: Analysis) -> None:
+    redactor = for_analysis(hostile)
+    page = unescape(html.render(hostile, html.ReportOptions(redactor=redactor)))
+    for original in ("jane.doe", "fabrikam", "10.20.30.40", "evil.user", "DESKTOP-H0ST1LE",
+                     "CONN01", "contoso"):
+        assert original.lower() not in page.lower(), original
+    assert "user01@domain" in page and "192.0.2." in page
+    again = for_analysis(hostile)
+    assert again.text("DESKTOP-H0ST1LE at CONN01.contoso.local") == redactor.text(
+        "DESKTOP-H0ST1LE at CONN01.contoso.local")
+
+
+def test_shipped_schema_is_the_generated_one() -> None:
+    assert (ROOT / "docs" / "report.schema.json").read_text() == schema_text()
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+
+
+@pytest.mark.parametrize("bundle", SAMPLES, ids=lambda p: p.parent.name)
+def test_every_sample_json_report_validates_against_the_schema(bundle: Path) -> None:
+    analysis = pipeline.analyze([bundle])
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for data in (document(analysis), document(analysis, for_analysis(analysis))):
+        errors = [f"{list(e.path)}: {e.message[:200]}"
+                  for e in validator.iter_errors(json.loads(json.dumps(data)))]
+        assert errors == []
+
+
+def test_the_schema_rejects_a_drifted_document(hostile: Analysis) -> None:
+    data = json.loads(json.dumps(document(hostile)))
+    data["findings"][0]["severity"] = "catastrophic"
+    data["verdicts"][0]["surprise"] = 1
+    errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data))
+    assert len(errors) == 2
+
+
+def test_tz_shows_times_in_the_chosen_zone_with_its_name() -> None:
+    analysis = pipeline.analyze([ROOT / "sample_logs/multi-device-two-connectors/bundle"])
+    paris = html.render(analysis, html.ReportOptions(zone=display_zone("Europe/Paris")))
+    utc = html.render(analysis)
+    # 2025-09-26 is summer time in Paris: UTC+2, written CEST
+    assert "2025-09-26 10:04:38.505 CEST" in paris and "2025-09-26 08:04:38.505 UTC" in utc
+    assert "Europe/Paris" in paris
+    result = runner.invoke(app, ["analyze", "x", "--tz", "Mars/Olympus"])
+    assert result.exit_code == 2 and "unknown time zone" in result.output
+
+
+def test_csv_and_timesketch_exports_carry_attempt_ids() -> None:
+    analysis = pipeline.analyze([ROOT / "sample_logs/multi-device-two-connectors/bundle"])
+    out = io.BytesIO()
+    write(analysis, Format.csv, out)
+    rows = list(csv.DictReader(io.StringIO(out.getvalue().decode())))
+    assert len(rows) == len(analysis.timeline)
+    claimed = {r["attempt"] for r in rows if r["attempt"]}
+    assert claimed == {a.id for a in analysis.correlation.attempts}
+    request = next(r for r in rows if r["event_id"] == "30130" and r["attempt"])
+    assert request["host"].startswith("CONN")  # the connector's request belongs to the attempt
+    out = io.BytesIO()
+    write(analysis, Format.jsonl, out, OutputOptions(redact=True))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == len(analysis.timeline)
+    for line in lines:
+        assert {"message", "datetime", "timestamp_desc", "timestamp"} <= set(line)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", line["datetime"])
+    assert "contoso" not in out.getvalue().decode().lower()
+
+
+def test_output_suffix_picks_the_format(tmp_path: Path) -> None:
+    bundle = str(ROOT / "sample_logs/healthy-hybrid/bundle")
+    for suffix, probe in ((".html", "<!DOCTYPE html>"), (".json", '"schema_version"'),
+                          (".csv", "ts,host,channel"), (".jsonl", '"timestamp_desc"'),
+                          (".txt", "Verdict per device")):
+        target = tmp_path / f"report{suffix}"
+        result = runner.invoke(app, ["analyze", bundle, "-o", str(target)])
+        assert result.exit_code == 0, result.output
+        assert probe in target.read_text(encoding="utf-8")[:3000]
