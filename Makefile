@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SAMPLE ?= sample_logs/multi-device-two-connectors/bundle
 OUT    ?= out
 
-.PHONY: run test lint bench clean setup samples
+.PHONY: run test lint bench clean setup samples docs
 
 $(BIN)/evtxdoc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ run: setup
 samples: setup
 	EVTXDOC=$(CURDIR)/$(BIN)/evtxdoc sample_logs/regenerate.sh
 
+## Regenerate the generated docs (CLI reference, report JSON Schema).
+docs: setup
+	$(BIN)/python -m evtxdoc.cli_docs > docs/cli-reference.md
+	$(BIN)/python -m evtxdoc.report.schema > docs/report.schema.json
+
 ## Set up, lint, and run the whole test suite.
 test: setup
 	$(BIN)/ruff check .
@@ -41,6 +46,7 @@ bench: setup
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/correlate.py
 	$(BIN)/python benchmarks/rules.py
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
