@@ -59,9 +59,11 @@ def attempt_ids(frame: pd.DataFrame, correlation: Correlation | None) -> np.ndar
     exact = {(r.source_file, r.record_id): a.id for a in correlation.attempts
              for r in [*(s.ref for s in a.steps), *(q.ref for q in a.requests)]}
     if exact:
-        wanted = frame["record_id"].isin({record for _, record in exact}).to_numpy()
-        for position in np.flatnonzero(wanted):
-            key = (str(frame["source_file"].iat[position]), int(frame["record_id"].iat[position]))
+        records = frame["record_id"].to_numpy()
+        source_codes, source_names = category_codes(frame["source_file"])
+        for position in np.flatnonzero(np.isin(records, [r for _, r in exact])).tolist():
+            code = source_codes[position]
+            key = (source_names[code] if code >= 0 else "", int(records[position]))
             if key in exact:
                 out[position] = exact[key]
     return out

@@ -10,7 +10,6 @@ style (by hash) and no remote load at all.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from evtxdoc import catalog
 from evtxdoc.correlate.evidence import category_codes
 from evtxdoc.errors import InputError
 from evtxdoc.models import Analysis, EventRef
-from evtxdoc.report import swimlane
+from evtxdoc.report import fragments, swimlane
 from evtxdoc.report.clock import UTC, DisplayZone, duration
 from evtxdoc.report.events import attempt_ids
 from evtxdoc.report.inventory import inventory
@@ -35,7 +34,7 @@ from evtxdoc.rules.model import CONFIDENCE_RANK, SEVERITY_RANK
 from evtxdoc.timeline import to_events
 
 MAX_EVENTS = 5000  # rows in the event table (evidence first, then known events, then the rest)
-MAX_SWIMLANES = 400  # attempts drawn (failing first)
+MAX_SWIMLANES = 250  # attempts drawn in full (failing first); the rest are listed
 MAX_FINDINGS = 2000  # findings shown in full; info findings beyond are counted
 MAX_EVIDENCE_SHOWN = 8  # evidence events per finding
 MAX_TEXT = 1200  # characters of one message or field value
@@ -77,12 +76,12 @@ def _positions_of(frame: pd.DataFrame, refs: Iterable[EventRef]) -> dict[EventRe
     if not refs or frame.empty:
         return {}
     wanted = {(r.source_file, r.record_id): r for r in refs}
-    candidates = np.flatnonzero(frame["record_id"].isin({r.record_id for r in refs}).to_numpy())
-    sources = frame["source_file"].to_numpy()
     records = frame["record_id"].to_numpy()
+    source_codes, source_names = category_codes(frame["source_file"])
     out: dict[EventRef, int] = {}
-    for position in candidates.tolist():
-        ref = wanted.get((str(sources[position]), int(records[position])))
+    for position in np.flatnonzero(np.isin(records, [r.record_id for r in refs])).tolist():
+        code = source_codes[position]
+        ref = wanted.get((source_names[code] if code >= 0 else "", int(records[position])))
         if ref is not None and ref not in out:
             out[ref] = position
     return out
@@ -213,20 +212,27 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
                     extra_refs[ref] = (view["ts"], f"{finding.title} ({ref.channel} "
                                                    f"{ref.event_id})")
         drawing = swimlane.build(attempt, zone, extra_refs)
-        lanes.append(dataclasses.asdict(drawing))
+        lanes.append(drawing.to_dict())
     lane_of = {lane["attempt"]: lane for lane in lanes}
 
-    attempt_views = []
+    drawn_ids = {a.id for a in drawn}
+    attempt_views, other_attempts = [], []
     for attempt, data in sorted(zip(attempts, document["attempts"], strict=True),
                                 key=lambda pair: order.get(str(pair[0].outcome), 9)):
         cause = evaluation.root_cause(attempt.id) if evaluation else None
+        summary = {
+            "id": attempt.id, "name": _attempt_name(attempt), "outcome": data["outcome"],
+            "failed_step": data["failed_step"], "connector": data["connector"],
+            "started_text": zone.time(attempt.started),
+            "root_cause_anchor": anchor_of.get((cause.rule, cause.attempt)) if cause else None,
+            "root_cause_title": cause.title if cause else None}
+        if attempt.id not in drawn_ids:
+            other_attempts.append(summary)
+            continue
         attempt_views.append({
-            **data, "name": _attempt_name(attempt), "swimlane": lane_of.get(attempt.id),
-            "started_text": zone.time(attempt.started), "ended_text": zone.time(attempt.ended),
+            **data, **summary, "swimlane": lane_of.get(attempt.id),
+            "ended_text": zone.time(attempt.ended),
             "total": duration(attempt.ended - attempt.started),
-            "root_cause_anchor": anchor_of.get((cause.rule, cause.attempt))
-            if cause else None,
-            "root_cause_title": cause.title if cause else None,
             "step_rows": [{"name": s.name, "status": s.status, "detail": bound(s.detail, 600),
                            "time": zone.time(s.ts_corrected),
                            "raw": zone.time(s.ts) if s.ts != s.ts_corrected else ""}
@@ -247,9 +253,9 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     return {
         "document": document, "zone": zone.describe(), "generated": zone.time(
             int(analysis.started * 1_000_000_000), precise=False),
-        "verdicts": verdicts, "attempts": attempt_views, "findings": finding_views,
+        "verdicts": verdicts, "attempts": attempt_views, "other_attempts": other_attempts,
+        "findings": finding_views,
         "hidden_findings": hidden_findings, "findings_total": len(findings),
-        "swimlanes_hidden": max(0, len(attempts) - len(drawn)),
         "events": events, "events_total": len(frame), "filters": filters,
         "coverage": [{**c, "first_text": zone.time(_ns(c["first"])),
                       "last_text": zone.time(_ns(c["last"]))} for c in document["coverage"]],
@@ -303,6 +309,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True, finalize=_bounded)
     env.filters["bound"] = bound
     env.filters["clip"] = clip
+    env.globals.update(event_rows=fragments.event_rows, event_detail=fragments.event_detail)
     return env
 
 

@@ -53,6 +53,7 @@ class Redactor:
         self.names: dict[str, str] = {}  # lower-case original → pseudonym, every kind
         self.counters: dict[str, int] = {}
         self._pattern: re.Pattern[str] | None = None
+        self._done: dict[str, str] = {}  # text → redacted text (reports repeat values a lot)
 
     # --- seeding --------------------------------------------------------------------------
     def _next(self, kind: str) -> int:
@@ -62,6 +63,7 @@ class Redactor:
     def name(self, original: str, pseudonym: str) -> None:
         self.names.setdefault(original.lower(), pseudonym)
         self._pattern = None
+        self._done.clear()
 
     def host(self, original: str, base: str) -> None:
         """A computer name (short, or FQDN: its domain is seeded too)."""
@@ -138,7 +140,12 @@ class Redactor:
         return self.names.get(value.lower(), value)
 
     def text(self, value: str) -> str:
-        return self._compiled().sub(self._replace, value)
+        done = self._done.get(value)
+        if done is None:
+            done = self._compiled().sub(self._replace, value)
+            if len(value) < 512:
+                self._done[value] = done
+        return done
 
     def data(self, value: Any) -> Any:
         """The same JSON data with every string (keys too) redacted."""

@@ -137,28 +137,31 @@ def _hosts(doc: dict[str, Any], console: Console, zone: DisplayZone) -> None:
     for column in ("host", "channel", "events", "first", "last"):
         table.add_column(column, overflow="fold", justify="right" if column == "events"
                          else "left")
-    for host in doc["hosts"]:
-        for channel in host["channels"]:
-            table.add_row(escape(host["host"]), escape(channel["channel"]),
-                          str(channel["records"]), _when(channel["first"], zone),
-                          _when(channel["last"], zone))
+    rows = [(host["host"], channel) for host in doc["hosts"] for channel in host["channels"]]
+    for host, channel in rows[:MAX_ROWS]:
+        table.add_row(escape(host), escape(channel["channel"]), str(channel["records"]),
+                      _when(channel["first"], zone), _when(channel["last"], zone))
     console.print(table)
-    for entry in doc["coverage"]:
-        for missing in entry["no_events_from"]:
-            console.print(f"[yellow]no events:[/] {escape(', '.join(entry['hosts']))} "
-                          f"({entry['role_words']}) has no {escape(missing['why'])}")
+    _more(console, rows, "host channels")
+    lacking = [(entry, missing) for entry in doc["coverage"]
+               for missing in entry["no_events_from"]]
+    for entry, missing in lacking[:MAX_ROWS]:
+        console.print(f"[yellow]no events:[/] {escape(', '.join(entry['hosts']))} "
+                      f"({entry['role_words']}) has no {escape(missing['why'])}")
+    _more(console, lacking, "missing channels")
 
 
 def _files(doc: dict[str, Any], console: Console) -> None:
     table = Table(title="Files")
     for column in ("file", "status", "events", "note"):
         table.add_column(column, overflow="fold")
-    for entry in doc["files"]:
+    for entry in doc["files"][:MAX_ROWS]:
         note = (entry.get("reason") or ", ".join(entry.get("backends", []))
                 or entry.get("subkind", ""))
         table.add_row(escape(entry["path"]), entry["status"], str(entry.get("records", "")),
                       escape(note or ""))
     console.print(table)
+    _more(console, doc["files"], "files")
 
 
 def _problems(doc: dict[str, Any], console: Console) -> None:
