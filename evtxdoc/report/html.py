@@ -24,9 +24,10 @@ import pandas as pd
 from evtxdoc import catalog
 from evtxdoc.correlate.evidence import category_codes
 from evtxdoc.errors import InputError
-from evtxdoc.models import Analysis, EventRef
+from evtxdoc.models import Analysis, Attempt, EventRef
 from evtxdoc.report import fragments, swimlane
 from evtxdoc.report.clock import UTC, DisplayZone, duration
+from evtxdoc.report.document import device_name
 from evtxdoc.report.events import attempt_ids
 from evtxdoc.report.inventory import inventory
 from evtxdoc.report.redact import Redactor
@@ -267,8 +268,7 @@ def _ns(iso: str) -> int:
     return pd.Timestamp(iso).value
 
 
-def _attempt_name(attempt: Any) -> str:
-    from evtxdoc.report.document import device_name
+def _attempt_name(attempt: Attempt) -> str:
     return f"{device_name(attempt)}, attempt {attempt.number}"
 
 
