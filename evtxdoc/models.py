@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, NamedTuple
 
 
@@ -335,8 +336,16 @@ class Evaluation:
     rules: int  # rules evaluated
     rule_folders: tuple[str, ...] = ()
 
+    @cached_property
+    def _by_attempt(self) -> dict[str, list[Finding]]:
+        index: dict[str, list[Finding]] = {}
+        for finding in self.findings:
+            if finding.attempt is not None:
+                index.setdefault(finding.attempt, []).append(finding)
+        return index
+
     def for_attempt(self, attempt_id: str) -> list[Finding]:
-        return [f for f in self.findings if f.attempt == attempt_id]
+        return list(self._by_attempt.get(attempt_id, ()))
 
     def root_cause(self, attempt_id: str) -> Finding | None:
-        return next((f for f in self.findings if f.attempt == attempt_id and f.root_cause), None)
+        return next((f for f in self._by_attempt.get(attempt_id, ()) if f.root_cause), None)

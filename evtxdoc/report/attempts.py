@@ -14,8 +14,7 @@ from evtxdoc.models import (
     Step,
 )
 from evtxdoc.normalize import format_time_ns
-
-SECOND = 1_000_000_000
+from evtxdoc.report.clock import SECOND
 
 
 def _ref(ref: EventRef) -> dict[str, Any]:

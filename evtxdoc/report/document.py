@@ -8,6 +8,7 @@ never hides "no data".
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from evtxdoc.correlate import evidence
@@ -47,13 +48,18 @@ VERDICT_WORDS = {"succeeded": "healthy", "failed": "failed", "timed_out": "timed
                  "unknown": "unknown"}
 
 
-def device_name(attempt: Attempt) -> str:
+def display_name(oobe_names: Sequence[str], hosts: Sequence[str],
+                 computer_name: str | None) -> str:
     """`DESKTOP-A1S2D3F → AP-2W4E6R8T0YU`: the OOBE name, then the name the join gave."""
-    device = attempt.device
-    name = (device.oobe_names or device.hosts or ("?",))[0]
-    if device.computer_name and device.computer_name.lower() != name.split(".")[0].lower():
-        name += f" → {device.computer_name}"
+    name = (list(oobe_names) or list(hosts) or ["?"])[0]
+    if computer_name and computer_name.lower() != name.split(".")[0].lower():
+        name += f" → {computer_name}"
     return name
+
+
+def device_name(attempt: Attempt) -> str:
+    device = attempt.device
+    return display_name(device.oobe_names, device.hosts, device.computer_name)
 
 
 def verdicts(correlation: Correlation | None, evaluation: Evaluation | None
@@ -84,8 +90,8 @@ def verdicts(correlation: Correlation | None, evaluation: Evaluation | None
             words += f" after {earlier} failed attempt(s)"
         cause = evaluation.root_cause(last.id) if evaluation else None
         if cause is None and evaluation is not None and status == "succeeded" and earlier:
-            cause = next((evaluation.root_cause(a.id) for a in reversed(attempts[:-1])
-                          if evaluation.root_cause(a.id)), None)
+            earlier_causes = (evaluation.root_cause(a.id) for a in reversed(attempts[:-1]))
+            cause = next((c for c in earlier_causes if c is not None), None)
         out.append({
             "device": machine, "name": device_name(last), "status": status, "verdict": words,
             "reason": last.reason, "attempts": [a.id for a in attempts],

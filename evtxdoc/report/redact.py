@@ -83,7 +83,8 @@ class Redactor:
                 self.name(label, f"domain{number:02d}")
         return self.names[original]
 
-    def _seeded(self, kind: str, original: str) -> str:
+    def seed(self, kind: str, original: str) -> str:
+        """The pseudonym of `original` as a `kind` (guid, sid, user, ipv4, ipv6, serial)."""
         key = original.lower()
         if key not in self.names:
             number = self._next(kind)
@@ -121,12 +122,12 @@ class Redactor:
         value = match.group(0)
         if kind == "account":  # DOMAIN\user: lastgroup is the inner one
             return (f"{self.names[match.group('netbios').lower()]}\\"
-                    f"{self._seeded('user', match.group('account'))}")
+                    f"{self.seed('user', match.group('account'))}")
         if kind == "email":
             local, _, domain = value.partition("@")
-            return f"{self._seeded('user', local)}@{self.domain(domain)}"
+            return f"{self.seed('user', local)}@{self.domain(domain)}"
         if kind == "guid":
-            pseudonym = self._seeded("guid", value)
+            pseudonym = self.seed("guid", value)
             return pseudonym.upper() if value.isupper() else pseudonym
         if kind == "ipv6":
             try:
@@ -136,7 +137,7 @@ class Redactor:
             if "::" not in value and value.count(":") != 7:
                 return value
         if kind in ("sid", "ipv4", "ipv6"):
-            return self._seeded(kind, value)
+            return self.seed(kind, value)
         return self.names.get(value.lower(), value)
 
     def text(self, value: str) -> str:
@@ -192,10 +193,10 @@ def for_analysis(analysis: Analysis) -> Redactor:
         if device.domain:
             redactor.domain(device.domain)
         if device.serial:
-            redactor._seeded("serial", device.serial)
+            redactor.seed("serial", device.serial)
         for value in (device.tenant_id, device.ztdid, device.entdmid):
             if value and re.fullmatch(GUID, value.strip("{}")):
-                redactor._seeded("guid", value.strip("{}"))
+                redactor.seed("guid", value.strip("{}"))
         for request in attempt.requests:
             if request.domain:
                 redactor.domain(request.domain)

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from evtxdoc.report.clock import SECOND, UTC, DisplayZone, duration
+from evtxdoc.report.document import display_name
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "dim"}
 PROBLEM_STYLE = {"info": "dim", "warning": "yellow", "error": "bold red"}
@@ -78,9 +79,7 @@ def _attempts(doc: dict[str, Any], console: Console) -> None:
             table.add_column(column, overflow="fold")
         for attempt in doc["attempts"][:MAX_ROWS]:
             device = attempt["device"]
-            name = (device["oobe_names"] or device["hosts"] or ["?"])[0]
-            if device["computer_name"] and device["computer_name"].lower() != name.lower():
-                name += f" → {device['computer_name']}"
+            name = display_name(device["oobe_names"], device["hosts"], device["computer_name"])
             style = OUTCOME_STYLE.get(attempt["outcome"], "")
             basis = MATCH_WORDS.get(attempt["match_basis"] or "", attempt["match_basis"])
             connector = (f"{attempt['connector']} ({basis})" if attempt["connector"]
