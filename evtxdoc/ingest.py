@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from evtxdoc.models import DiscoveredFile, FileReport, Problem, Severity
-from evtxdoc.normalize import row
+from evtxdoc.normalize import Row, row
 from evtxdoc.parse import (
     RawRecord,
     Structure,
@@ -27,7 +27,7 @@ from evtxdoc.parse import (
     scan,
 )
 from evtxdoc.parse.structure import AMBIGUOUS, filetime_to_ns, record_times
-from evtxdoc.timeline import ColumnBatch
+from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
 MAX_ERRORS_LISTED = 20
@@ -64,15 +64,29 @@ class _Reader:
     def on_error(self, where: str, message: str) -> None:
         self.errors.append((where, message))
 
-    def add(self, raw: RawRecord) -> None:
-        values = row(raw)
-        record_id = values[6]
-        if record_id in self.record_ids:
-            return
-        self.record_ids.add(record_id)
-        if not values[14]:  # exact_time
-            self.inexact.append((len(self.batch), raw[0]))
-        self.batch.append_row(values)
+    def consume(self, records: Iterator[RawRecord], header_ids: set[int] | None = None) -> None:
+        """Append every record not seen before (by EventRecordID); the hottest loop of ingest,
+        so its lookups are bound to locals and rows go to the batch a block at a time."""
+        to_row, seen, inexact, batch = row, self.record_ids, self.inexact, self.batch
+        add_header = header_ids.add if header_ids is not None else None
+        block: list[Row] = []
+        append = block.append
+        for raw in records:
+            if add_header is not None:
+                add_header(raw[0])
+            values = to_row(raw)
+            record_id = values[6]
+            if record_id in seen:
+                continue
+            seen.add(record_id)
+            if not values[14]:  # exact_time: False when only µs were known
+                inexact.append((len(batch) + len(block), raw[0]))
+            append(values)
+            if len(block) >= BLOCK_ROWS:
+                batch.append_rows(block)
+                block = []
+                append = block.append
+        batch.append_rows(block)
 
     def read(self) -> FileResult:
         structure = scan(self.file.path, self.file.display)
@@ -111,10 +125,8 @@ class _Reader:
         header_ids: set[int] = set()
         if rs_available():
             self.backends.append("evtx")
-            add, add_header = self.add, header_ids.add
-            for raw in rs_records(self.file.path, self.on_error, strict=self.strict):
-                add_header(raw[0])
-                add(raw)
+            self.consume(rs_records(self.file.path, self.on_error, strict=self.strict),
+                         header_ids)
         self._report_errors("undecodable_record", "evtx")
         missing = not rs_available() or len(header_ids) < structure.records
         if missing and self.use_fallback and fallback_available():
@@ -127,8 +139,7 @@ class _Reader:
     def _fallback(self, header_ids: set[int]) -> None:
         before = len(self.batch)
         self.backends.append("python-evtx")
-        for raw in python_evtx_records(self.file.path, header_ids, self.on_error):
-            self.add(raw)
+        self.consume(python_evtx_records(self.file.path, header_ids, self.on_error))
         recovered = len(self.batch) - before
         failed = len(self.errors)
         self.errors.clear()

@@ -18,6 +18,7 @@ import datetime as dt
 import marshal
 import re
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -39,6 +40,7 @@ _GUID = re.compile(
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*:\s?(.*?)\s*$")
 _MACHINE_NAME = re.compile(r"machineName=([^\s,;'\"\])]+)")
 EMPTY_PAYLOAD = marshal.dumps({})
+_dumps = marshal.dumps  # encode_payload, bound once for row()
 
 
 def encode_payload(parts: dict[str, Any]) -> bytes:
@@ -127,12 +129,18 @@ def event_time(time_text: str | None, header_time: str | None) -> tuple[int, boo
     usable TimeCreated, the header time stands in.
     """
     if (time_text and len(time_text) == 27 and time_text[19] == "." and time_text[26] == "Z"
-            and header_time and header_time.startswith(time_text[:26])):
-        # the common case, rs's own formats: '…:51.681640Z' and '…:51.6816408Z UTC'
+            and header_time):
+        # the common case, rs's own formats: '…:51.681640Z' and '…:51.6816408Z UTC'; rs drops
+        # the header's trailing zero digits ('…:31.245Z UTC' for '…:31.245000Z')
         try:
-            digit = header_time[26]
-            return (_second_ns(time_text[:19]) + int(time_text[20:26]) * 1000
-                    + (int(digit) * 100 if digit != "Z" else 0)), True
+            if header_time.startswith(time_text[:26]):
+                digit = header_time[26]
+                return (_second_ns(time_text[:19]) + int(time_text[20:26]) * 1000
+                        + (int(digit) * 100 if digit != "Z" else 0)), True
+            zone = header_time.find("Z", 19)
+            if (19 <= zone < 26 and header_time.startswith(time_text[:zone])
+                    and time_text[zone:26].strip(".0") == ""):
+                return _second_ns(time_text[:19]) + int(time_text[20:26]) * 1000, True
         except ValueError:
             pass
     ns = parse_time_ns(time_text)
@@ -182,48 +190,75 @@ def row(raw: RawRecord) -> Row:
     """The timeline row of one raw record (called once per record: keep it lean).
 
     Consumes the raw event: System and the root attributes are popped, the rest is payload.
+    The usual System shape is read with one C-level lookup; anything else (an EventID with
+    Qualifiers, a provider known by EventSourceName, missing or odd values in a damaged or
+    crafted record) takes `_system_values`.
     """
     header_id, header_time, event = raw
-    system = event.pop("System", None) or {}
-    event.pop("#attributes", None)
-    get = system.get
-    provider = get("Provider")
-    provider = provider.get("#attributes") or {} if isinstance(provider, dict) else {}
-    event_id = get("EventID")
-    if isinstance(event_id, dict):
-        qualifiers = _int((event_id.get("#attributes") or {}).get("Qualifiers"))
-        event_id = _int(event_id.get("#text"))
-    else:
-        qualifiers, event_id = 0, _int(event_id)
-    created = get("TimeCreated")
-    time_text = (created.get("#attributes") or {}).get("SystemTime") if created else None
+    pop = event.pop
+    system = pop("System", None)
+    pop("#attributes", None)
+    try:
+        (event_id, level, task, opcode, record_id, computer, channel, provider, created,
+         correlation, security) = _SYSTEM(system)
+        provider = provider["#attributes"]["Name"]
+        time_text = created["#attributes"]["SystemTime"]
+        qualifiers = 0
+        if not (type(event_id) is type(level) is type(task) is type(opcode) is type(record_id)
+                is int and type(computer) is type(channel) is type(provider) is str):
+            raise TypeError
+    except (KeyError, TypeError):
+        (event_id, qualifiers, level, task, opcode, record_id, computer, channel, provider,
+         time_text, correlation, security) = _system_values(system)
     ts, exact = event_time(time_text, header_time)
-    record_id = _int(get("EventRecordID"))
-    correlation = get("Correlation")
-    activity = (correlation.get("#attributes") or {}).get("ActivityID") if correlation else None
-    security = get("Security")
-    user_sid = (security.get("#attributes") or {}).get("UserID") if security else None
+    activity = _attrs(correlation).get("ActivityID") if correlation else None
+    user_sid = _attrs(security).get("UserID") if security else None
     message = None
     if "RenderingInfo" in event:
         rendering = event["RenderingInfo"]
         message = rendering.get("Message") if isinstance(rendering, dict) else None
+        if not isinstance(message, str):
+            message = None
     if record_id == 0 and parse_time_ns(time_text) is None:
         # A torn record: its substitution values were never flushed (all zero). Only the
         # record header survived; keep the event so the gap is visible, and say so.
         record_id, message, exact = header_id, PARTIAL_MESSAGE, True
-    level, task, opcode = get("Level"), get("Task"), get("Opcode")
     return (
-        ts, event_id, qualifiers,
-        level if type(level) is int else _int(level),
-        task if type(task) is int else _int(task),
-        opcode if type(opcode) is int else _int(opcode),
-        record_id, get("Computer") or "", get("Channel") or "",
-        provider.get("Name") or provider.get("EventSourceName") or "",
-        guid(activity) if activity else None, user_sid or None,
-        message if isinstance(message, str) else None,
-        encode_payload(event) if event else EMPTY_PAYLOAD,
+        ts, event_id, qualifiers, level, task, opcode, record_id, computer, channel, provider,
+        guid(activity) if activity else None,
+        user_sid if user_sid and isinstance(user_sid, str) else None,
+        message,
+        _dumps(event) if event else EMPTY_PAYLOAD,
         exact,
     )
+
+
+_SYSTEM = itemgetter("EventID", "Level", "Task", "Opcode", "EventRecordID", "Computer", "Channel",
+                     "Provider", "TimeCreated", "Correlation", "Security")
+
+
+def _system_values(system: Any) -> tuple[Any, ...]:
+    """System values of any shape, typed as `row` needs them (the slow, careful path)."""
+    get = system.get if isinstance(system, dict) else {}.get
+    provider = _attrs(get("Provider"))
+    event_id = get("EventID")
+    if isinstance(event_id, dict):
+        qualifiers = _int(_attrs(event_id).get("Qualifiers"))
+        event_id = _int(event_id.get("#text"))
+    else:
+        qualifiers, event_id = 0, _int(event_id)
+    time_text = _attrs(get("TimeCreated")).get("SystemTime")
+    return (
+        event_id, qualifiers, _int(get("Level")), _int(get("Task")), _int(get("Opcode")),
+        _int(get("EventRecordID")), _text_value(get("Computer")), _text_value(get("Channel")),
+        _text_value(provider.get("Name") or provider.get("EventSourceName")),
+        time_text if isinstance(time_text, str) else None,
+        get("Correlation"), get("Security"),
+    )
+
+
+def _text_value(value: Any) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
 
 
 # --- fields, on demand -----------------------------------------------------------------------
@@ -345,7 +380,9 @@ def decode_fields(payload: bytes | dict[str, Any], channel: str = "",
 
 def normalize(raw: RawRecord, source_file: str) -> Event:
     """Turn one raw record into an Event (design.md §3), fields decoded."""
-    time_text = _attrs(raw[2].get("System", {}).get("TimeCreated")).get("SystemTime")
+    system = raw[2].get("System")
+    time_text = _attrs(system.get("TimeCreated") if isinstance(system, dict) else None).get(
+        "SystemTime")
     values = dict(zip(ROW_FIELDS, row(raw), strict=True))
     payload = values.pop("payload")
     del values["exact_time"]

@@ -42,7 +42,7 @@ DTYPES = {
     **{name: "category" for name in CATEGORICAL},
     **{name: dtype for name, (_, dtype) in NUMERIC.items() if name != "ts"},
     "message": "object",
-    "payload": "object",  # bytes: EventData/UserData as read (marshal); see fields_of()
+    "payload": "object",  # bytes: EventData/UserData … as JSON, as read; see fields_of()
 }
 DEDUP_KEY = ["host", "channel", "record_id", "ts", "event_id"]
 
@@ -80,6 +80,12 @@ class ColumnBatch:
         if len(pending) >= BLOCK_ROWS:
             self.flush()
 
+    def append_rows(self, rows: list[Row]) -> None:
+        """Append a block of rows at once (ingest's way: no call per row)."""
+        self._pending.extend(rows)
+        if len(self._pending) >= BLOCK_ROWS:
+            self.flush()
+
     def flush(self) -> None:
         """Turn the buffered rows into columns (done before anyone reads the columns)."""
         rows = self._pending
@@ -100,8 +106,8 @@ class ColumnBatch:
             for value in set(values).difference(index):
                 if value is not None:
                     index[value] = len(index)
-            get = index.get
-            self.codes[name].extend([-1 if value is None else get(value) for value in values])
+            lookup = {**index, None: -1} if None in values else index  # None: missing
+            self.codes[name].extend(map(lookup.__getitem__, values))
         self.message.extend(columns[12])
         self.payload.extend(columns[13])
 

@@ -9,12 +9,14 @@ import pytest
 
 from evtxdoc import pipeline
 from evtxdoc.normalize import (
+    ROW_FIELDS,
     decode_fields,
     encode_payload,
     event_time,
     format_time_ns,
     normalize,
     parse_time_ns,
+    row,
 )
 from evtxdoc.parse import fallback_available, python_evtx_records, rs_records
 from evtxdoc.timeline import fields_of, select
@@ -194,3 +196,21 @@ def test_decode_fields_takes_stored_payload_bytes():
     payload = encode_payload({"EventData": {"A": 1, "Data": {"#text": ["x", "y"]}}})
     assert isinstance(payload, bytes)
     assert decode_fields(payload) == {"A": 1, "Data0": "x", "Data1": "y"}
+
+
+def test_odd_system_values_of_a_damaged_record_do_not_stop_the_file():
+    event = {"System": {"TimeCreated": "garbage", "Correlation": "x", "Security": 5,
+                        "EventID": "12", "Provider": "p", "Computer": 7, "Level": "4",
+                        "EventRecordID": "99"}, "EventData": None}
+    values = dict(zip(ROW_FIELDS, row((3, "2025-02-18T10:00:00.1234567Z UTC", event)),
+                      strict=True))
+    assert (values["event_id"], values["level"], values["record_id"]) == (12, 4, 99)
+    assert (values["host"], values["provider"], values["activity_id"]) == ("7", "", None)
+    assert values["ts"] == parse_time_ns("2025-02-18T10:00:00.1234567Z")  # the header's time
+
+
+def test_trailing_zeros_dropped_from_the_header_time_still_agree():
+    assert event_time("2016-07-08T22:16:31.245000Z", "2016-07-08T22:16:31.245Z UTC") == (
+        parse_time_ns("2016-07-08T22:16:31.245Z"), True)
+    assert event_time("2016-07-08T22:16:31.000000Z", "2016-07-08T22:16:31Z UTC")[1]
+    assert not event_time("2016-07-08T22:16:31.245100Z", "2016-07-08T22:16:31.245Z UTC")[1]

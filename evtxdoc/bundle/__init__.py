@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,21 @@ def _sha256(path: Path) -> str:
         while block := handle.read(1024 * 1024):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return _sha256(path)
+    except OSError:
+        return None  # add_path reads it again and reports the error
+
+
+def _hash_all(paths: list[Path]) -> list[str | None]:
+    """SHA-256 of each file, on every core: hashlib releases the GIL while it hashes."""
+    if len(paths) < 2:
+        return [_sha256_or_none(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1, 8)) as pool:
+        return list(pool.map(_sha256_or_none, paths))
 
 
 def _walk_folder(folder: Path) -> Iterator[Path]:
@@ -132,21 +148,23 @@ class _Discovery:
 def discover(inputs: Iterable[Path | str], workdir: Path, options: AnalyzeOptions) -> Bundle:
     """Find every file in `inputs`, unpacking archives under `workdir` (owned by the caller)."""
     run = _Discovery(Path(workdir), options)
+    found: list[tuple[Path, str]] = []
     for raw in inputs:
         path = Path(raw)
         if not path.exists():
             raise InputError("no such file or folder", where=str(raw),
                              hint="check the path; pass folders, .evtx, .zip or .cab files")
         if path.is_dir():
-            found = False
-            for file in _walk_folder(path):
-                found = True
-                run.add_path(file, str(file), depth=0)
-            if not found:
+            files = [(file, str(file)) for file in _walk_folder(path)]
+            if not files:
                 run.bundle.problems.append(
                     Problem(str(raw), "empty_folder", "folder holds no files", Severity.WARNING)
                 )
+            found.extend(files)
         else:
-            run.add_path(path, str(raw), depth=0)
+            found.append((path, str(raw)))
+    digests = _hash_all([path for path, _ in found])
+    for (path, display), digest in zip(found, digests, strict=True):
+        run.add_path(path, display, depth=0, sha256=digest)
     run.bundle.problems[:0] = run.budget.problems
     return run.bundle
