@@ -31,8 +31,9 @@ EVENT_KEYS = {"channel", "provider", "id", "meaning", "fields", "template", "sou
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 CODE_KEYS = {"code", "win32", "name", "also", "meaning", "context", "fix", "sources",
              "confidence", "scope"}
-_HEX8 = re.compile(r"^[0-9a-fA-F]{8}$")
-_SIGNED = re.compile(r"^[+-]?\d+$")
+_HEX8 = re.compile(r"^[0-9a-fA-F]{8}\Z")
+_HEX_PREFIXED = re.compile(r"^0[xX][0-9a-fA-F]+\Z")
+_SIGNED = re.compile(r"^[+-]?[0-9]+\Z")
 
 
 @dataclass(frozen=True)
@@ -64,23 +65,23 @@ class ErrorCode:
 
 
 def parse_code(text: str | int) -> int | None:
-    """A code in any numeric form → its unsigned 32-bit value (None: not a number).
+    """A code in any numeric form → its unsigned 32-bit value (None: not a 32-bit number).
 
     8 hex digits without `0x` (as ESP shows `80070774`) are hex; other digit strings are
-    decimal (signed HRESULTs such as `-2147022988` included).
+    decimal (signed HRESULTs such as `-2147022988` included). `0x` forms keep their low 32
+    bits (a sign-extended `0xFFFFFFFF80070774` is 0x80070774); decimal numbers and integers
+    must fit 32 bits, signed or unsigned. Digits are ASCII only.
     """
     if isinstance(text, int):
-        return text & 0xFFFFFFFF
+        return text & 0xFFFFFFFF if -(1 << 31) <= text < (1 << 32) else None
     value = str(text).strip()
-    try:
-        if value.lower().startswith("0x"):
-            return int(value, 16) & 0xFFFFFFFF
-        if _HEX8.match(value) and (not value.isdigit() or value[0] in "89"):
-            return int(value, 16)
-        if _SIGNED.match(value):
-            return int(value) & 0xFFFFFFFF
-    except ValueError:
-        return None
+    if _HEX_PREFIXED.match(value):
+        return int(value, 16) & 0xFFFFFFFF
+    if _HEX8.match(value) and (not value.isdigit() or value[0] in "89"):
+        return int(value, 16)
+    if _SIGNED.match(value):
+        number = int(value)
+        return number & 0xFFFFFFFF if -(1 << 31) <= number < (1 << 32) else None
     return None
 
 

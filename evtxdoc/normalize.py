@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import marshal
 import re
+import struct
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -51,6 +52,29 @@ def encode_payload(parts: dict[str, Any]) -> bytes:
 
 def decode_payload(payload: bytes) -> dict[str, Any]:
     return marshal.loads(payload)
+
+
+@lru_cache(maxsize=256)
+def code_pattern(codes: frozenset[int]) -> re.Pattern[bytes]:
+    """A pattern every stored payload holding one of these 32-bit codes matches, in any form
+    `catalog.parse_code` reads, as text or as an integer (so a miss needs no decoding).
+
+    Text forms all contain the hex digits without leading zeros (`0x00000774`, `80070774`,
+    `0xFFFFFFFF80070774`) or the decimal digits (`1908`, `-2147022988` holds 2147022988), and
+    marshal keeps text as UTF-8 bytes; connector bodies decoded from text hold the same text
+    (a `\\u` escape in a body is let through). An integer is marshal's 4 little-endian bytes,
+    or for 2**31 and above its three 15-bit digits.
+    """
+    needles: set[bytes] = {rb"\\u"}
+    for code in codes:
+        needles.update(re.escape(text.encode()) for text in (f"{code:x}", str(code)))
+        needles.add(re.escape(struct.pack("<I", code)))
+        if code >= 1 << 31:
+            needles.add(re.escape(str((1 << 32) - code).encode()))
+            digits = (code & 0x7FFF, (code >> 15) & 0x7FFF, code >> 30)
+            needles.add(re.escape(struct.pack("<i3H", 3, *digits)))
+    return re.compile(b"|".join(sorted(needles, key=len, reverse=True)), re.IGNORECASE)
+
 
 # Updated connector (Microsoft-Intune-ODJConnectorService/Operational 30130/30140) body keys,
 # as parsed by PS365 Get-IntuneODJConnectorServiceEventLog (domain.md S30).

@@ -145,7 +145,7 @@ def _compile(data: dict[str, Any], check: _Checker) -> Rule | None:
 
 def _matcher(spec: Any, key_path: tuple[str | int, ...], check: _Checker) -> Matcher | None:
     try:
-        return compile_matcher(spec)
+        return compile_matcher(spec, bare_codes=key_path[-1] != "any_field")
     except MatcherError as exc:
         check.add((*key_path, exc.key) if exc.key and isinstance(spec, dict) else key_path,
                   str(exc))

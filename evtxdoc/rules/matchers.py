@@ -29,6 +29,9 @@ class Matcher:
 
     spec: Any
     test: Test
+    # The only 32-bit values a match can hold when the matcher requires a `code` (None: it
+    # can match anything); the engine skips decoding events whose payload cannot hold one.
+    codes: frozenset[int] | None = None
 
     def __call__(self, value: Any) -> bool:
         return self.test(value)
@@ -128,19 +131,24 @@ def code_values(spec: Any) -> tuple[set[int], set[int]]:
     return values, win32
 
 
-def _code(spec: Any) -> Test:
+def accepted_codes(spec: Any, bare: bool = True) -> frozenset[int]:
+    """Every unsigned 32-bit value a `code` test accepts: the codes themselves, for each Win32
+    number w the HRESULT 0x8007xxxx that carries it, and (`bare`) w itself."""
     values, win32 = code_values(spec)
+    small = {w for w in win32 if w < 0x10000}
+    accepted = values | {0x80070000 | w for w in small} | (small if bare else set())
+    return frozenset(v for v in accepted if bare or v >= 0x10000)
+
+
+def _code(spec: Any, bare: bool = True) -> Test:
+    """`bare=False` (any_field): only HRESULT-sized values count; a field that merely holds 13
+    is not ERROR_INVALID_DATA when nothing says the field is a code."""
+    accepted = accepted_codes(spec, bare)
 
     def test(value: Any) -> bool:
         if value is None or isinstance(value, bool):
             return False
-        parsed = catalog.parse_code(value if isinstance(value, int) else str(value))
-        if parsed is None:
-            return False
-        if parsed in values:
-            return True
-        inner = catalog.win32_of(parsed)
-        return inner is not None and inner in win32
+        return catalog.parse_code(value if isinstance(value, int) else str(value)) in accepted
     return test
 
 
@@ -156,7 +164,7 @@ def _compare(op: str, bound: float) -> Test:
     return test
 
 
-def _operator(op: str, arg: Any) -> Test:
+def _operator(op: str, arg: Any, bare: bool = True) -> Test:
     if op == "equals":
         return _equals(arg)
     if op == "in":
@@ -177,20 +185,22 @@ def _operator(op: str, arg: Any) -> Test:
         wanted = bool(arg)
         return lambda value: (value is not None and value != "") is wanted
     if op == "code":
-        return _code(arg)
+        return _code(arg, bare)
     if op == "not":
-        inner = compile_matcher(arg)
+        inner = compile_matcher(arg, bare_codes=bare)
         return lambda value: not inner.test(value)
     raise MatcherError(f"unknown operator {op!r}", op)
 
 
-def compile_matcher(spec: Any) -> Matcher:
-    """A spec as rules write it → a Matcher (raises MatcherError)."""
+def compile_matcher(spec: Any, bare_codes: bool = True) -> Matcher:
+    """A spec as rules write it → a Matcher (raises MatcherError). `bare_codes=False` (for
+    any_field) makes `code` ignore bare Win32 numbers, which any counter or id could equal."""
     if isinstance(spec, dict):
-        tests = [_operator(op, arg) for op, arg in spec.items()]
+        tests = [_operator(op, arg, bare_codes) for op, arg in spec.items()]
+        codes = accepted_codes(spec["code"], bare_codes) if "code" in spec else None
         if len(tests) == 1:
-            return Matcher(spec, tests[0])
-        return Matcher(spec, lambda value: all(t(value) for t in tests))
+            return Matcher(spec, tests[0], codes)
+        return Matcher(spec, lambda value: all(t(value) for t in tests), codes)
     if isinstance(spec, list):
         return Matcher(spec, _operator("in", spec))
     return Matcher(spec, _equals(spec))

@@ -50,6 +50,12 @@ class Selector:
                 _spec(self.any_field))
 
 
+    @property
+    def needs_fields(self) -> bool:
+        """Whether matching decodes event fields (the costly part)."""
+        return bool(self.fields) or self.any_field is not None
+
+
 def _spec(matcher: Matcher | None) -> str | None:
     return None if matcher is None else repr(matcher.spec)
 
