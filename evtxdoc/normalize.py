@@ -132,8 +132,12 @@ def parse_time_ns(text: str | None) -> int | None:
 def format_time_ns(ns: int) -> str:
     """UTC ns → `YYYY-MM-DDTHH:MM:SS.fffffffZ` (100 ns, as Windows writes it)."""
     seconds, rest = divmod(int(ns), 1_000_000_000)
-    stamp = _EPOCH + dt.timedelta(seconds=seconds)
-    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{rest // 100:07d}Z"
+    return f"{_second_text(seconds)}.{rest // 100:07d}Z"
+
+
+@lru_cache(maxsize=65536)
+def _second_text(seconds: int) -> str:
+    return f"{_EPOCH + dt.timedelta(seconds=seconds):%Y-%m-%dT%H:%M:%S}"
 
 
 def _fraction_digits(text: str) -> int:

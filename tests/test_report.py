@@ -198,3 +198,15 @@ def test_output_suffix_picks_the_format(tmp_path: Path) -> None:
         result = runner.invoke(app, ["analyze", bundle, "-o", str(target)])
         assert result.exit_code == 0, result.output
         assert probe in target.read_text(encoding="utf-8")[:3000]
+
+
+def test_every_evidence_event_of_every_sample_is_shown_with_its_fields() -> None:
+    """Refs to one event may differ in spelling (a host's case): each still finds its row."""
+    analysis = pipeline.analyze(SAMPLES)
+    page = html.render(analysis)
+    assert "(event not in the timeline)" not in page
+    frame = analysis.timeline
+    some = next(f.evidence[0] for f in analysis.evaluation.findings if f.evidence)
+    respelled = some._replace(host=some.host.swapcase(), channel=some.channel.upper())
+    located = html._positions_of(frame, [some, respelled])
+    assert located[some] == located[respelled]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from evtxdoc.errors import UsageError
@@ -29,11 +30,9 @@ class DisplayZone:
         """`2025-09-26 10:04:38.505 CEST` (milliseconds unless `precise` is off)."""
         if ns is None:
             return "—"
-        stamp = self.local(ns)
-        text = f"{stamp:%Y-%m-%d %H:%M:%S}"
-        if precise:
-            text += f".{stamp.microsecond // 1000:03d}"
-        return f"{text} {self.abbreviation(stamp)}"
+        seconds, rest = divmod(int(ns), SECOND)
+        text, zone = _second_text(self, seconds)
+        return f"{text}.{rest // 1_000_000:03d} {zone}" if precise else f"{text} {zone}"
 
     def clock(self, ns: int) -> str:
         """`10:04:38` without date or zone, for axis ticks under a stated zone."""
@@ -57,6 +56,13 @@ class DisplayZone:
 
 
 UTC = DisplayZone()
+
+
+@lru_cache(maxsize=65536)
+def _second_text(zone: DisplayZone, seconds: int) -> tuple[str, str]:
+    """(`2025-09-26 10:04:38`, `CEST`) of one whole second: reports repeat seconds a lot."""
+    stamp = zone.local(seconds * SECOND)
+    return f"{stamp:%Y-%m-%d %H:%M:%S}", zone.abbreviation(stamp)
 
 
 def display_zone(name: str | None) -> DisplayZone:

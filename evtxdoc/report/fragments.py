@@ -8,6 +8,7 @@ and browser tests cover them like the template.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -15,11 +16,18 @@ from markupsafe import Markup, escape
 MAX_VALUE = 4000  # the template's bound on any printed value
 
 
-def _text(value: Any, limit: int = MAX_VALUE) -> Markup:
+def _text(value: Any, limit: int = MAX_VALUE) -> str:
+    """The value as escaped, bounded text (callers join parts and wrap them in Markup)."""
     text = "" if value is None else str(value)
     if len(text) > limit:
         text = f"{text[:limit]}… ({len(text) - limit:,} more characters)"
-    return escape(text)
+    return _escaped(text)
+
+
+@lru_cache(maxsize=65536)
+def _escaped(text: str) -> str:
+    """Reports repeat the same hosts, channels, levels and times: escape each once."""
+    return str(escape(text))
 
 
 def field_table(event: dict[str, Any]) -> Markup:
@@ -64,4 +72,128 @@ def event_rows(events: list[dict[str, Any]]) -> Markup:
                 parts += [" · ", _text(event["attempt"])]
             parts += ["</summary>", field_table(event), "</details>"]
         parts.append("</td></tr>\n")
+    return Markup("".join(parts))
+
+
+def _status_badge(outcome: str, failed_step: str | None) -> str:
+    words = _text(outcome.replace("_", " "))
+    at = f" at {_text(failed_step)}" if failed_step else ""
+    return f'<span class="badge status-{_text(outcome)}">{words}{at}</span>'
+
+
+def _cause_link(anchor: str | None, title: Any, css: str = "") -> str:
+    if anchor:
+        return f'<a{css} href="#{_text(anchor)}">{_text(title)}</a>'
+    return str(_text(title or ""))
+
+
+def verdict_rows(verdicts: list[dict[str, Any]]) -> Markup:
+    """One row per device: verdict, reason, root cause (linked to its finding), counts."""
+    parts = []
+    for v in verdicts:
+        status = _text(v["status"])
+        cause = v["root_cause"]
+        if cause:
+            cell = (_cause_link(v["anchor"], cause["title"], ' class="cause-link"')
+                    + f'\n      <span class="confidence">{_text(cause["confidence"])}</span>')
+        elif v["status"] in ("succeeded", "not_hybrid"):
+            cell = "—"
+        else:
+            cell = ('<span class="muted">no rule explains it: see the attempt and the '
+                    "coverage</span>")
+        counts = "".join(f'<span class="count sev-{_text(sev)}">{_text(n)} {_text(sev)}</span> '
+                         for sev, n in sorted(v["findings"].items()))
+        parts.append(
+            f'<tr class="verdict status-{status}">\n    <td class="device">{_text(v["name"])}'
+            f'</td>\n    <td><span class="badge status-{status}">{_text(v["verdict"])}</span>'
+            f'<div class="reason">{_text(v["reason"], 400)}</div></td>\n    <td>{cell}</td>\n'
+            f'    <td>{_text(v["connector"] or "—")}</td>\n    <td>{len(v["attempts"])}</td>\n'
+            f"    <td>{counts}</td>\n  </tr>\n")
+    return Markup("".join(parts))
+
+
+def finding_blocks(findings: list[dict[str, Any]]) -> Markup:
+    """Each finding: severity, title, cause, numbered fix, rule, sources, evidence events."""
+    parts = []
+    for f in findings:
+        severity = _text(f["severity"])
+        is_open = " open" if f["root_cause"] or f["severity"] in ("critical", "error") else ""
+        parts += [
+            f'<details class="finding sev-{severity}" id="{_text(f["anchor"])}"{is_open}>\n'
+            f'  <summary><span class="badge sev-{severity}">{severity}</span>\n    ',
+            '<span class="badge root">root cause</span>' if f["root_cause"] else "",
+            f'\n    <span class="title">{_text(f["title"])}</span>\n'
+            f'    <span class="where">{_text(f["attempt"] or f["host"] or "bundle")}</span>\n'
+            f'    <span class="confidence conf-{_text(f["confidence"])}" title="confidence">'
+            f'{_text(f["confidence"])}</span></summary>\n  <div class="body">\n'
+            f'    <p class="cause">{_text(f["cause"])}</p>\n']
+        if f["fix_steps"]:
+            steps = "".join(f"<li>{_text(step)}</li>" for step in f["fix_steps"])
+            parts.append(f'    <h4>What to do</h4><ol class="fix">{steps}</ol>\n')
+        count = f", {_text(f['count'])} matching event(s)" if f["count"] else ""
+        replaces = (f"; replaces {_text(', '.join(f['superseded']))}" if f["superseded"]
+                    else "")
+        parts.append(f'    <p class="rule">Rule <code>{_text(f["rule"])}</code> '
+                     f'({_text(f["scope"])} scope{count}){replaces}.</p>\n')
+        if f["references"]:
+            refs = " · ".join(f'<span class="ref">{_text(r)}</span>' for r in f["references"])
+            parts.append(f'    <p class="refs">Sources: {refs}</p>\n')
+        if f["evidence"]:
+            more = f" (and {_text(f['more_evidence'])} more)" if f["more_evidence"] else ""
+            parts += [f'    <details class="evidence"><summary>Evidence: {len(f["evidence"])} '
+                      f"event(s){more}</summary>\n      ",
+                      *(event_detail(e) for e in f["evidence"]), "\n    </details>\n"]
+        parts.append("  </div>\n</details>\n")
+    return Markup("".join(parts))
+
+
+def step_rows(attempt: dict[str, Any]) -> Markup:
+    """An attempt's steps (device clock noted when corrected) and connector requests."""
+    parts = []
+    for s in attempt["step_rows"]:
+        raw = f'<div class="muted">device clock {_text(s["raw"])}</div>' if s["raw"] else ""
+        parts.append(f'<tr class="step-{_text(s["status"])}"><td class="time">{_text(s["time"])}'
+                     f'{raw}</td><td>{_text(s["name"])}</td><td>{_text(s["status"])}</td>'
+                     f'<td>{_text(s["detail"])}</td></tr>')
+    for r in attempt["requests"]:
+        detail = [f'{_text(r["connector"])}: {_text(r["device_name"] or "?")}']
+        if r["diagnostic_code"]:
+            detail.append(f', DiagnosticCode {_text(r["diagnostic_code"])}')
+        if r["error_code"]:
+            detail.append(f', ErrorCode {_text(r["error_code"])}')
+        if r["diagnostic_text"]:
+            detail.append(f': {_text(r["diagnostic_text"], 600)}')
+        ok = "ok" if r["succeeded"] else "failed"
+        parts.append(f'<tr class="step-{ok}"><td class="time">{_text(r["time"])}</td>'
+                     f'<td>connector {_text(r["kind"])}</td>'
+                     f'<td>{"blob created" if r["succeeded"] else "failed"}</td>'
+                     f'<td>{"".join(detail)}</td></tr>')
+    return Markup("\n".join(parts))
+
+
+def other_attempt_rows(attempts: list[dict[str, Any]]) -> Markup:
+    """Attempts listed without a swimlane."""
+    return Markup("".join(
+        f'<tr><td>{_text(a["name"])}</td><td>{_status_badge(a["outcome"], a["failed_step"])}'
+        f'</td><td class="time">{_text(a["started_text"])}</td>'
+        f'<td>{_text(a["connector"] or "—")}</td>'
+        f'<td>{_cause_link(a["root_cause_anchor"], a["root_cause_title"])}</td></tr>'
+        for a in attempts))
+
+
+def coverage_rows(coverage: list[dict[str, Any]]) -> Markup:
+    """One row per machine: role, events, span, channels, channels its role lacks."""
+    parts = []
+    for c in coverage:
+        channels = "".join(f'<li>{_text(ch["channel"])} <span class="muted">({_text(ch["host"])}'
+                           f': {_text(ch["records"])})</span></li>' for ch in c["channels"])
+        missing = "".join(f'<div class="missing">{_text(m["why"])}</div>'
+                          for m in c["no_events_from"]) or '<span class="muted">—</span>'
+        parts.append(
+            f'<tr><td>{_text(", ".join(c["hosts"]))}</td><td>{_text(c["role_words"])}</td>'
+            f'<td class="num">{_text(c["records"])}</td>\n'
+            f'    <td class="time">{_text(c["first_text"])}</td><td class="time">'
+            f'{_text(c["last_text"])}</td>\n    <td><details><summary>{len(c["channels"])} '
+            f'channel(s)</summary><ul class="channels">{channels}</ul></details></td>\n'
+            f"    <td>{missing}</td></tr>\n")
     return Markup("".join(parts))

@@ -13,6 +13,7 @@ import base64
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -76,15 +77,17 @@ def _positions_of(frame: pd.DataFrame, refs: Iterable[EventRef]) -> dict[EventRe
     refs = set(refs)
     if not refs or frame.empty:
         return {}
-    wanted = {(r.source_file, r.record_id): r for r in refs}
+    wanted: dict[tuple[str, int], list[EventRef]] = {}
+    for ref in refs:  # refs to one event may differ in other parts (a host's spelling)
+        wanted.setdefault((ref.source_file, ref.record_id), []).append(ref)
     records = frame["record_id"].to_numpy()
     source_codes, source_names = category_codes(frame["source_file"])
     out: dict[EventRef, int] = {}
     for position in np.flatnonzero(np.isin(records, [r.record_id for r in refs])).tolist():
         code = source_codes[position]
-        ref = wanted.get((source_names[code] if code >= 0 else "", int(records[position])))
-        if ref is not None and ref not in out:
-            out[ref] = position
+        for ref in wanted.get((source_names[code] if code >= 0 else "", int(records[position])),
+                              ()):
+            out.setdefault(ref, position)
     return out
 
 
@@ -302,14 +305,18 @@ def _bounded(value: Any) -> Any:
     return value
 
 
+@lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
+    """The one template environment (templates compile once per process)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("evtxdoc.report", "templates"),
         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
         lstrip_blocks=True, finalize=_bounded)
     env.filters["bound"] = bound
     env.filters["clip"] = clip
-    env.globals.update(event_rows=fragments.event_rows, event_detail=fragments.event_detail)
+    env.globals.update({name: getattr(fragments, name) for name in (
+        "event_rows", "event_detail", "verdict_rows", "finding_blocks", "step_rows",
+        "other_attempt_rows", "coverage_rows")})
     return env
 
 
