@@ -266,6 +266,7 @@ class _Hits:
     by_attempt: dict[int, np.ndarray] = field(default_factory=dict)  # attempt → window indexes
 
     def positions(self, attempt: int) -> np.ndarray:
+        """The attempt's hits in time order (read-only: may be a view of `order`)."""
         windows = self.by_attempt.get(attempt)
         if windows is None or not len(windows):
             return np.empty(0, dtype=np.int64)

@@ -21,12 +21,15 @@ def _text(value: Any, limit: int = MAX_VALUE) -> str:
     text = "" if value is None else str(value)
     if len(text) > limit:
         text = f"{text[:limit]}… ({len(text) - limit:,} more characters)"
-    return _escaped(text)
+    return _escaped_short(text) if len(text) <= SHORT else str(escape(text))
 
 
-@lru_cache(maxsize=65536)
-def _escaped(text: str) -> str:
-    """Reports repeat the same hosts, channels, levels and times: escape each once."""
+SHORT = 80  # hosts, channels, levels, times, names: the values a report repeats
+
+
+@lru_cache(maxsize=16384)
+def _escaped_short(text: str) -> str:
+    """Reports repeat the same short values thousands of times: escape each once."""
     return str(escape(text))
 
 
