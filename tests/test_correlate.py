@@ -16,6 +16,7 @@ from evtxdoc.correlate import attempts_frame
 from evtxdoc.models import Outcome
 from evtxdoc.pipeline import analyze
 from evtxdoc.synth import layout
+from evtxdoc.synth.scale import write_scaled
 from evtxdoc.synth.scenario import build, parse
 from evtxdoc.synth.writer import EvtxWriter
 from tests.conftest import REAL, ROOT
@@ -270,3 +271,21 @@ def test_the_attempts_table_is_a_dataframe_for_the_rules_engine() -> None:
     assert table.loc[table["outcome"] == Outcome.TIMED_OUT, "diagnostic_code"].tolist() == ["5"]
     assert str(table["started"].dtype) == "datetime64[ns, UTC]"
     assert attempts_frame(None).empty
+
+
+def test_a_retried_device_gets_its_failed_request_by_the_connectors_device_id(
+        tmp_path: Path) -> None:
+    """Device 4 is denied, then retries under a new name: the denied request names a computer
+    the device never became, so only the DeviceId the connector logged for both requests ties
+    it to the first attempt, whose root cause is then the access denied."""
+    write_scaled(tmp_path, 400, seed=3, devices=10, retry_every=5)
+    expected = yaml.safe_load((tmp_path / "expected.yaml").read_text())["attempts"]
+    analysis = analyze([tmp_path / "bundle"])
+    denied = [a for a in analysis.correlation.attempts
+              if a.device.oobe_names == ("DESKTOP-0000004",)]
+    assert [a.outcome for a in denied] == [Outcome.TIMED_OUT, Outcome.SUCCEEDED]
+    first = denied[0]
+    assert [r.succeeded for r in first.requests] == [False]
+    assert first.match_basis == "connector_device_id"
+    wanted = next(e for e in expected if e["device"] == "DESKTOP-0000004")["top_finding"]
+    assert analysis.evaluation.root_cause(first.id).rule == wanted

@@ -231,8 +231,7 @@ def _match_by_identity(devices: dict[str, _Device], requests: list[ConnectorRequ
         if request.device_id:
             by_id[request.device_id].append(request)
     for device in devices.values():
-        asked = [i for i, d in enumerate(device.drafts) if d.asked]
-        for index in asked:
+        for index in (i for i, d in enumerate(device.drafts) if d.asked):
             name, domain = _computer_name(device.drafts[index])
             if name:
                 found = [r for r in by_name.get(name.lower(), ())
@@ -240,9 +239,14 @@ def _match_by_identity(devices: dict[str, _Device], requests: list[ConnectorRequ
                 if found:
                     device.pairs[index] = found
                     device.basis[index] = "computer_name"
+    learned = _connector_ids(devices)
+    for device in devices.values():
+        asked = [i for i, d in enumerate(device.drafts) if d.asked]
         ids = [(i, label) for i, label in ((device.facts.entdmid, "entdmid"),
                                            (device.facts.entra_device_id, "entra_device_id"))
                if i]
+        ids += [(i, "connector_device_id") for i in sorted(learned.get(device.key, ()))
+                if i not in {known for known, _ in ids}]
         for device_id, label in ids:
             found = [r for r in by_id.get(device_id, ())
                      if not any(r in pair for pair in device.pairs.values())]
@@ -255,6 +259,20 @@ def _match_by_identity(devices: dict[str, _Device], requests: list[ConnectorRequ
                 index = _nearest_draft(device, open_drafts, request)
                 device.pairs.setdefault(index, []).append(request)
                 device.basis[index] = label
+
+
+def _connector_ids(devices: dict[str, _Device]) -> dict[str, set[str]]:
+    """Per device, the DeviceIds the connector logged in requests matched to it by name, kept
+    only where no other device's requests carry the same id. Whatever id the connector logs
+    (domain.md (d) leaves it open), its other requests for that device carry it too: a retry's
+    failed request names a computer the device never became, but not another device."""
+    found = {key: {r.device_id for pair in device.pairs.values() for r in pair if r.device_id}
+             for key, device in devices.items()}
+    owners: dict[str, int] = defaultdict(int)
+    for ids in found.values():
+        for device_id in ids:
+            owners[device_id] += 1
+    return {key: {i for i in ids if owners[i] == 1} for key, ids in found.items()}
 
 
 def _nearest_draft(device: _Device, candidates: list[int], request: ConnectorRequest) -> int:

@@ -23,7 +23,8 @@ OUTCOME_STYLE = {"succeeded": "green", "failed": "bold red", "timed_out": "bold 
                  "no_attempt": "yellow"}
 MATCH_WORDS = {"computer_name": "by name", "entdmid": "by EntDMID",
                "entra_device_id": "by Entra device id", "time_window": "by time",
-               "time_window_assumed": "by time, clocks assumed"}
+               "time_window_assumed": "by time, clocks assumed",
+               "connector_device_id": "by the connector's DeviceId"}
 MAX_ROWS = 200
 MAX_PROBLEMS_SHOWN = 40
 
