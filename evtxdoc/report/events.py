@@ -38,7 +38,10 @@ def attempt_ids(frame: pd.DataFrame, correlation: Correlation | None) -> np.ndar
     host_codes, host_names = category_codes(frame["host"])
     code_of = {name.lower(): i for i, name in enumerate(host_names)}
     ts = frame["ts"].array.asi8
-    order = np.lexsort((ts, host_codes))
+    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):  # the timeline is sorted by time
+        order = np.argsort(host_codes, kind="stable")
+    else:
+        order = np.lexsort((ts, host_codes))
     keys_host, keys_ts = host_codes[order], ts[order]
     for attempt in correlation.attempts:
         if not attempt.steps:

@@ -139,7 +139,7 @@ def _event_view(event: Any, position: int, zone: DisplayZone, attempt: str | Non
 
 
 def _events(frame: pd.DataFrame, positions: np.ndarray, zone: DisplayZone,
-            claimed: np.ndarray) -> list[dict[str, Any]]:
+            claimed: dict[int, str | None]) -> list[dict[str, Any]]:
     if not len(positions):
         return []
     subset = frame.iloc[positions]
@@ -173,11 +173,12 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         refs.update(s.ref for s in attempt.steps)
         refs.update(r.ref for r in attempt.requests)
     located = _positions_of(frame, refs)
-    claimed = attempt_ids(frame, correlation)
     table_rows = _choose_rows(frame, located.values(), options.max_events)
+    extra = np.array(sorted(set(located.values()) - set(table_rows.tolist())), dtype=np.int64)
+    shown = np.concatenate([table_rows, extra]).astype(np.int64)
+    # which attempt claims each shown row (a row's claim does not depend on the other rows)
+    claimed = dict(zip(shown.tolist(), attempt_ids(frame.iloc[shown], correlation), strict=True))
     events = _events(frame, table_rows, zone, claimed)
-    in_table = {e["row"] for e in events}
-    extra = np.array(sorted(set(located.values()) - in_table), dtype=np.int64)
     event_by_row = {e["row"]: e for e in (*events, *_events(frame, extra, zone, claimed))}
 
     def evidence_of(ref: EventRef) -> dict[str, Any]:
