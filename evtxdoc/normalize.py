@@ -233,7 +233,8 @@ def row(raw: RawRecord) -> Row:
         time_text = created["#attributes"]["SystemTime"]
         qualifiers = 0
         if not (type(event_id) is type(level) is type(task) is type(opcode) is type(record_id)
-                is int and type(computer) is type(channel) is type(provider) is str):
+                is int and type(computer) is type(channel) is type(provider) is type(time_text)
+                is str):
             raise TypeError
     except (KeyError, TypeError):
         (event_id, qualifiers, level, task, opcode, record_id, computer, channel, provider,

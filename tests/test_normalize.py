@@ -207,6 +207,12 @@ def test_odd_system_values_of_a_damaged_record_do_not_stop_the_file():
     assert (values["event_id"], values["level"], values["record_id"]) == (12, 4, 99)
     assert (values["host"], values["provider"], values["activity_id"]) == ("7", "", None)
     assert values["ts"] == parse_time_ns("2025-02-18T10:00:00.1234567Z")  # the header's time
+    created = {"#attributes": {"SystemTime": 1234}}  # a number where the time belongs
+    event = {"System": {"TimeCreated": created, "EventID": 1, "Level": 4, "Task": 0,
+                        "Opcode": 0, "EventRecordID": 5, "Computer": "H", "Channel": "C",
+                        "Provider": {"#attributes": {"Name": "P"}}, "Correlation": None,
+                        "Security": None}}
+    assert row((5, "2025-02-18T10:00:00.1234567Z UTC", event))[6] == 5
 
 
 def test_trailing_zeros_dropped_from_the_header_time_still_agree():
