@@ -49,6 +49,7 @@ from evtxdoc.rules.model import (
     Rule,
     Selector,
 )
+from evtxdoc.timeline import time_sorted
 
 SECOND = 1_000_000_000
 PAD_BEFORE_NS = 15 * 60 * SECOND  # device events this long before an attempt's first step count
@@ -88,7 +89,7 @@ class _Timeline:
     def _time_order(self) -> tuple[np.ndarray, np.ndarray]:
         """(each row's rank in time order, the times sorted); the timeline comes sorted by
         time, so the rank is the row itself unless somebody built the frame unsorted."""
-        if self.size < 2 or bool(np.all(self.ts[1:] >= self.ts[:-1])):
+        if time_sorted(self.ts):
             return np.arange(self.size, dtype=np.int64), self.ts
         order = np.argsort(self.ts, kind="stable")
         rank = np.empty(self.size, dtype=np.int64)

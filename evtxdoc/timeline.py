@@ -75,10 +75,7 @@ class ColumnBatch:
 
     def append_row(self, row: Row) -> None:
         """Append one normalize row: 7 numeric values, 5 categorical, message, payload."""
-        pending = self._pending
-        pending.append(row)
-        if len(pending) >= BLOCK_ROWS:
-            self.flush()
+        self.append_rows([row])
 
     def append_rows(self, rows: list[Row]) -> None:
         """Append a block of rows at once (ingest's way: no call per row)."""
@@ -110,6 +107,11 @@ class ColumnBatch:
             self.codes[name].extend(map(lookup.__getitem__, values))
         self.message.extend(columns[12])
         self.payload.extend(columns[13])
+
+
+def time_sorted(ts: np.ndarray) -> bool:
+    """Whether these ns times never decrease (a timeline from `finish` always holds)."""
+    return len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1]))
 
 
 def _clamp(value: int, typecode: str) -> int:

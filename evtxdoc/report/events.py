@@ -18,7 +18,7 @@ import pandas as pd
 from evtxdoc.correlate.evidence import category_codes
 from evtxdoc.models import Correlation
 from evtxdoc.normalize import NO_TIME, format_time_ns
-from evtxdoc.timeline import to_events
+from evtxdoc.timeline import time_sorted, to_events
 
 EXPORT_COLUMNS = ("ts", "host", "channel", "provider", "event_id", "level", "record_id",
                   "activity_id", "user_sid", "source_file", "attempt", "message", "fields")
@@ -38,7 +38,7 @@ def attempt_ids(frame: pd.DataFrame, correlation: Correlation | None) -> np.ndar
     host_codes, host_names = category_codes(frame["host"])
     code_of = {name.lower(): i for i, name in enumerate(host_names)}
     ts = frame["ts"].array.asi8
-    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):  # the timeline is sorted by time
+    if time_sorted(ts):  # a timeline is; a subset of its rows need not be
         order = np.argsort(host_codes, kind="stable")
     else:
         order = np.lexsort((ts, host_codes))
