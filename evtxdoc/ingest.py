@@ -75,6 +75,9 @@ class _Reader:
             if add_header is not None:
                 add_header(raw[0])
             values = to_row(raw)
+            if values is None:
+                self.on_error(f"record {raw[0]}", "no <Event> in the rendered record")
+                continue
             record_id = values[6]
             if record_id in seen:
                 continue
@@ -113,7 +116,7 @@ class _Reader:
             return
         exact = record_times(self.file.path)
         self.batch.flush()
-        column = self.batch.numeric["ts"]
+        column = self.batch.numeric("ts")
         for index, header_id in self.inexact:
             filetime = exact.get(header_id)
             if filetime is not None and filetime != AMBIGUOUS:

@@ -15,9 +15,7 @@ Two halves, so that ingest stays fast (see docs/internals.md, "Normalization"):
 from __future__ import annotations
 
 import datetime as dt
-import marshal
 import re
-import struct
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -40,18 +38,27 @@ _GUID = re.compile(
 )
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*:\s?(.*?)\s*$")
 _MACHINE_NAME = re.compile(r"machineName=([^\s,;'\"\])]+)")
-EMPTY_PAYLOAD = marshal.dumps({})
-_dumps = marshal.dumps  # encode_payload, bound once for row()
+EMPTY_PAYLOAD = b"{}"
+# Where System ends in pyevtx-rs's compact JSON text, and the next member (the payload) begins.
+# A `},"` cannot occur inside a JSON string (its quote would be escaped), so a hit is structural.
+_SYSTEM_ENDS = ('},"EventData":', '},"UserData":')
 
 
 def encode_payload(parts: dict[str, Any]) -> bytes:
-    """Store a record's non-System parts compactly. marshal: 3x cheaper than JSON here, and the
-    bytes never leave the process that made them (or its worker pool, same interpreter)."""
-    return marshal.dumps(parts)
+    """Store a record's non-System parts as compact JSON bytes: the same bytes pyevtx-rs wrote,
+    which `row` cuts out of its text without parsing them."""
+    try:
+        return orjson.dumps(parts)
+    except TypeError:  # an integer beyond 64 bits or an odd key from a damaged record
+        return orjson.dumps(parts, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:
-    return marshal.loads(payload)
+    try:
+        parts = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return {}
+    return parts if isinstance(parts, dict) else {}
 
 
 @lru_cache(maxsize=256)
@@ -60,19 +67,16 @@ def code_pattern(codes: frozenset[int]) -> re.Pattern[bytes]:
     `catalog.parse_code` reads, as text or as an integer (so a miss needs no decoding).
 
     Text forms all contain the hex digits without leading zeros (`0x00000774`, `80070774`,
-    `0xFFFFFFFF80070774`) or the decimal digits (`1908`, `-2147022988` holds 2147022988), and
-    marshal keeps text as UTF-8 bytes; connector bodies decoded from text hold the same text
-    (a `\\u` escape in a body is let through). An integer is marshal's 4 little-endian bytes,
-    or for 2**31 and above its three 15-bit digits.
+    `0xFFFFFFFF80070774`) or the decimal digits (`1908`, `-2147022988` holds 2147022988); the
+    payload is JSON, so an integer is its decimal digits too, and text is kept as UTF-8 with
+    only quotes, backslashes and control characters escaped. Connector bodies decoded from
+    text hold the same text; a `\\u` escape anywhere lets the payload through.
     """
     needles: set[bytes] = {rb"\\u"}
     for code in codes:
         needles.update(re.escape(text.encode()) for text in (f"{code:x}", str(code)))
-        needles.add(re.escape(struct.pack("<I", code)))
         if code >= 1 << 31:
             needles.add(re.escape(str((1 << 32) - code).encode()))
-            digits = (code & 0x7FFF, (code >> 15) & 0x7FFF, code >> 30)
-            needles.add(re.escape(struct.pack("<i3H", 3, *digits)))
     return re.compile(b"|".join(sorted(needles, key=len, reverse=True)), re.IGNORECASE)
 
 
@@ -98,12 +102,31 @@ Row = tuple[int, int, int, int, int, int, int, str, str, str, str | None, str | 
 
 # --- times -------------------------------------------------------------------------------
 
-@lru_cache(maxsize=65536)
+_SECONDS: dict[str, int] = {}  # `_second_ns` results; cleared when full
+_SECONDS_KEPT = 65536
+_SECOND_NS = 1_000_000_000
+
+
 def _second_ns(text: str) -> int:
-    """`YYYY-MM-DDTHH:MM:SS` (or with a space) → ns since the epoch; cached per second."""
-    stamp = dt.datetime(int(text[0:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]),
-                        int(text[14:16]), int(text[17:19]))
-    return (stamp - _EPOCH) // dt.timedelta(microseconds=1) * 1000
+    """`YYYY-MM-DDTHH:MM:SS` (or with a space) → ns since the epoch; cached per second (a
+    plain dict: cheaper than `lru_cache` on this path). ValueError if it is not a time."""
+    ns = _SECONDS.get(text)
+    if ns is None:
+        hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+        if not (0 <= hour < 24 and 0 <= minute < 60 and 0 <= second < 60):
+            raise ValueError(f"not a time of day: {text!r}")
+        ns = _day_ns(text[:10]) + ((hour * 60 + minute) * 60 + second) * _SECOND_NS
+        if len(_SECONDS) >= _SECONDS_KEPT:
+            _SECONDS.clear()
+        _SECONDS[text] = ns
+    return ns
+
+
+@lru_cache(maxsize=4096)
+def _day_ns(text: str) -> int:
+    """`YYYY-MM-DD` → ns since the epoch at its midnight (UTC)."""
+    day = dt.date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+    return (day - _EPOCH.date()).days * 86400 * _SECOND_NS
 
 
 def parse_time_ns(text: str | None) -> int | None:
@@ -159,12 +182,14 @@ def event_time(time_text: str | None, header_time: str | None) -> tuple[int, boo
     if (time_text and len(time_text) == 27 and time_text[19] == "." and time_text[26] == "Z"
             and header_time):
         # the common case, rs's own formats: '…:51.681640Z' and '…:51.6816408Z UTC'; rs drops
-        # the header's trailing zero digits ('…:31.245Z UTC' for '…:31.245000Z')
+        # the header's trailing zero digits ('…:31.245Z UTC' for '…:31.245000Z'). Slices, not
+        # `startswith`/`find`, whose argument parsing costs more than the comparison.
         try:
-            if header_time.startswith(time_text[:26]):
-                digit = header_time[26]
-                return (_second_ns(time_text[:19]) + int(time_text[20:26]) * 1000
-                        + (int(digit) * 100 if digit != "Z" else 0)), True
+            if header_time[:26] == time_text[:26]:
+                if header_time[27:28] == "Z":
+                    return _second_ns(header_time[:19]) + int(header_time[20:27]) * 100, True
+                if header_time[26:27] == "Z":
+                    return _second_ns(header_time[:19]) + int(header_time[20:26]) * 1000, True
             zone = header_time.find("Z", 19)
             if (19 <= zone < 26 and header_time.startswith(time_text[:zone])
                     and time_text[zone:26].strip(".0") == ""):
@@ -214,18 +239,33 @@ def guid(value: Any) -> str | None:
     return "{" + text.strip("{}").upper() + "}" if _GUID.fullmatch(text) else text
 
 
-def row(raw: RawRecord) -> Row:
-    """The timeline row of one raw record (called once per record: keep it lean).
+def row(raw: RawRecord) -> Row | None:
+    """The timeline row of one raw record (called once per record: keep it lean); None when
+    the record holds no `Event` object.
 
-    Consumes the raw event: System and the root attributes are popped, the rest is payload.
+    pyevtx-rs's JSON text is cut where System ends: only System is parsed, and the rest is
+    kept as the payload bytes just as rs wrote them. A record the cut does not fit (no
+    EventData or UserData, a RenderingInfo to read, an odd layout) and a backend's dict take
+    the whole-event path: System and the root attributes are popped, the rest is encoded.
     The usual System shape is read with one C-level lookup; anything else (an EventID with
     Qualifiers, a provider known by EventSourceName, missing or odd values in a damaged or
     crafted record) takes `_system_values`.
     """
     header_id, header_time, event = raw
-    pop = event.pop
-    system = pop("System", None)
-    pop("#attributes", None)
+    payload = system = None
+    if type(event) is str:
+        payload, system = _split_text(event)
+        if system is None:
+            try:
+                event = _loads(event).get("Event")
+            except (orjson.JSONDecodeError, AttributeError):
+                return None
+    if system is None:
+        if type(event) is not dict:
+            return None
+        pop = event.pop
+        system = pop("System", None)
+        pop("#attributes", None)
     try:
         (event_id, level, task, opcode, record_id, computer, channel, provider, created,
          correlation, security) = _SYSTEM(system)
@@ -243,11 +283,13 @@ def row(raw: RawRecord) -> Row:
     activity = _attrs(correlation).get("ActivityID") if correlation else None
     user_sid = _attrs(security).get("UserID") if security else None
     message = None
-    if "RenderingInfo" in event:
-        rendering = event["RenderingInfo"]
-        message = rendering.get("Message") if isinstance(rendering, dict) else None
-        if not isinstance(message, str):
-            message = None
+    if payload is None:
+        if "RenderingInfo" in event:
+            rendering = event["RenderingInfo"]
+            message = rendering.get("Message") if isinstance(rendering, dict) else None
+            if not isinstance(message, str):
+                message = None
+        payload = encode_payload(event) if event else EMPTY_PAYLOAD
     if record_id == 0 and parse_time_ns(time_text) is None:
         # A torn record: its substitution values were never flushed (all zero). Only the
         # record header survived; keep the event so the gap is visible, and say so.
@@ -257,9 +299,39 @@ def row(raw: RawRecord) -> Row:
         guid(activity) if activity else None,
         user_sid if user_sid and isinstance(user_sid, str) else None,
         message,
-        _dumps(event) if event else EMPTY_PAYLOAD,
+        payload,
         exact,
     )
+
+
+_loads = orjson.loads
+
+
+def _split_text(text: str) -> tuple[bytes | None, Any]:
+    """rs's text → (payload bytes, System) by parsing System alone; (None, None) when the text
+    is not laid out as `{"Event":{["#attributes":…,]"System":{…},"EventData"|"UserData":…}}`
+    with nothing to read after the payload (RenderingInfo: it holds the message).
+
+    (`partition`, `in` and slices, not `find(sub, start)`: those parse their arguments the slow
+    way, which costs more here than the search.)"""
+    head, cut, tail = text.partition(_SYSTEM_ENDS[0])
+    if not cut:
+        head, cut, tail = text.partition(_SYSTEM_ENDS[1])
+        if not cut:
+            return None, None
+    if tail[-2:] != "}}" or '"RenderingInfo":' in tail:
+        return None, None
+    try:
+        event = _loads(head + "}}}")["Event"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None, None
+    # The cut is System's end only if what it closed holds System and nothing after it.
+    if type(event) is not dict or len(event) - ("#attributes" in event) != 1:
+        return None, None
+    system = event.get("System")
+    if type(system) is not dict:
+        return None, None
+    return ("{" + cut[2:] + tail[:-1]).encode(), system
 
 
 _SYSTEM = itemgetter("EventID", "Level", "Task", "Opcode", "EventRecordID", "Computer", "Channel",
@@ -408,11 +480,17 @@ def decode_fields(payload: bytes | dict[str, Any], channel: str = "",
 
 
 def normalize(raw: RawRecord, source_file: str) -> Event:
-    """Turn one raw record into an Event (design.md §3), fields decoded."""
-    system = raw[2].get("System")
+    """Turn one raw record into an Event (design.md §3), fields decoded; ValueError when the
+    record holds no `Event` object."""
+    header_id, header_time, event = raw
+    if isinstance(event, str):
+        event = _loads(event).get("Event")
+    if not isinstance(event, dict):
+        raise ValueError(f"record {header_id}: no <Event> in the rendered record")
+    system = event.get("System")
     time_text = _attrs(system.get("TimeCreated") if isinstance(system, dict) else None).get(
         "SystemTime")
-    values = dict(zip(ROW_FIELDS, row(raw), strict=True))
+    values = dict(zip(ROW_FIELDS, row((header_id, header_time, event)), strict=True))
     payload = values.pop("payload")
     del values["exact_time"]
     return Event(ts_raw=time_text or "", source_file=source_file,

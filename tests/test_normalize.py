@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 
 import evtx
+import orjson
 import pytest
 
 from evtxdoc import pipeline
 from evtxdoc.normalize import (
     ROW_FIELDS,
+    _split_text,
     decode_fields,
     encode_payload,
     event_time,
@@ -21,7 +24,7 @@ from evtxdoc.normalize import (
 from evtxdoc.parse import fallback_available, python_evtx_records, rs_records
 from evtxdoc.timeline import fields_of, select
 
-from .conftest import real
+from .conftest import real, real_files
 
 LEGACY_BODY = (
     '{"Metric":{"Dimensions":{"RequestId":"5f8c7e3a-1111-4a4a-9b9b-000000000001",'
@@ -220,3 +223,75 @@ def test_trailing_zeros_dropped_from_the_header_time_still_agree():
         parse_time_ns("2016-07-08T22:16:31.245Z"), True)
     assert event_time("2016-07-08T22:16:31.000000Z", "2016-07-08T22:16:31Z UTC")[1]
     assert not event_time("2016-07-08T22:16:31.245100Z", "2016-07-08T22:16:31.245Z UTC")[1]
+
+
+def _whole_event_row(record):
+    """The row by the careful path: the whole text parsed, System popped, the rest encoded."""
+    header_id, header_time, text = record
+    return row((header_id, header_time, orjson.loads(text)["Event"]))
+
+
+@pytest.mark.parametrize("path", real_files(), ids=lambda p: p.name)
+def test_cutting_rs_text_at_system_gives_the_row_of_the_whole_event(path):
+    """The fast path (System parsed alone, the payload kept as rs's bytes) and the careful path
+    agree on every column and on every decoded field, record by record, on every real file."""
+    fast_rows = 0
+    for record in rs_records(str(path), lambda *_: None):
+        assert isinstance(record[2], str)
+        fast = row(record)
+        careful = _whole_event_row(record)
+        assert fast[:13] + fast[14:] == careful[:13] + careful[14:]
+        assert orjson.loads(fast[13]) == orjson.loads(careful[13])
+        assert decode_fields(fast[13], fast[8]) == decode_fields(careful[13], careful[8])
+        fast_rows += _split_text(record[2])[1] is not None
+    assert fast_rows or path.stat().st_size < 100_000  # the big real files take the cut
+
+
+@pytest.mark.parametrize("text", [
+    # RenderingInfo (a forwarded event) holds the message: the whole event is read
+    '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
+    '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
+    '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
+    '"Security":null},"EventData":{"A":"x"},"RenderingInfo":{"Message":"hello"}}}',
+    # UserData before System: the cut would close UserData, which is not System
+    '{"Event":{"UserData":{"U":{"V":"1"}},"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,'
+    '"EventRecordID":2,"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},'
+    '"TimeCreated":{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},'
+    '"Correlation":null,"Security":null},"EventData":{"A":"x"}}}',
+    # a value that spells the cut inside a string (its quote is escaped, so it is no cut)
+    '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
+    '"Channel":"C","Computer":"H\\"},\\"EventData\\":","Provider":{"#attributes":{"Name":"P"}},'
+    '"TimeCreated":{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},'
+    '"Correlation":null,"Security":null},"EventData":{"A":"x"}}}',
+    # no payload at all
+    '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
+    '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
+    '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
+    '"Security":null}}}',
+])
+def test_rs_text_of_any_layout_gives_the_row_of_the_whole_event(text):
+    record = (2, "2025-02-18T10:00:00.1234567Z UTC", text)
+    fast, careful = row(record), _whole_event_row(record)
+    assert fast[:13] + fast[14:] == careful[:13] + careful[14:]
+    assert decode_fields(fast[13], fast[8]) == decode_fields(careful[13], careful[8])
+    event = orjson.loads(text)["Event"]
+    assert fast[12] == (event.get("RenderingInfo") or {}).get("Message")
+    assert fast[7] == event["System"]["Computer"]
+
+
+def test_text_without_an_event_object_gives_no_row():
+    assert row((1, None, "[1, 2]")) is None
+    assert row((1, None, '{"Event": 5}')) is None
+    assert row((1, None, "{not json")) is None
+
+
+def test_seconds_are_counted_like_datetime_and_bad_times_refused():
+    for text in ("1677-09-22T00:00:00", "1970-01-01T00:00:00", "2016-02-29T23:59:59",
+                 "2025-12-31T12:34:56", "2262-04-11T23:47:16"):
+        stamp = dt.datetime.fromisoformat(text)
+        assert parse_time_ns(text) == (stamp - dt.datetime(1970, 1, 1)) // dt.timedelta(
+            microseconds=1) * 1000
+    for text in ("2016-13-08T18:12:51", "2015-02-29T00:00:00", "2016-07-08T24:00:00",
+                 "2016-07-08T18:60:00", "2016-07-08T18:00:61",
+                 "1601-01-01T00:00:00"):  # a FILETIME of 0: before datetime64[ns] begins
+        assert parse_time_ns(text) is None

@@ -1,8 +1,10 @@
 """The EVTX backends. This is the only module that imports an EVTX library.
 
 Both backends yield `RawRecord`s: the record-header id, the header timestamp as text, and the
-event as a dict in pyevtx-rs's JSON shape (`{"System": …, "EventData": …}` with `#attributes`
-and `#text` keys), so normalization has one input shape whichever backend read the record.
+event in pyevtx-rs's JSON shape (`{"System": …, "EventData": …}` with `#attributes` and
+`#text` keys), so normalization has one input shape whichever backend read the record. rs
+hands over its JSON text unparsed (normalize parses only what it needs); python-evtx's XML is
+converted to the same shape as a dict.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from typing import Any
-
-import orjson
 
 try:  # On Windows `evtx` refuses to import beside python-evtx (`Evtx`): fall back, don't die.
     from evtx import PyEvtxParser
@@ -33,8 +33,9 @@ _HEX = re.compile(r"0x[0-9A-Fa-f]+")
 # once per record on the hottest path.
 # - header id: the record-header id (exports renumber it; EventRecordID is inside the event);
 # - header time: the record-header written time as rs renders it (100 ns), or None;
-# - event: the <Event> in rs's JSON shape.
-RawRecord = tuple[int, str | None, dict[str, Any]]
+# - event: rs's JSON text of the whole record (`{"Event": {…}}`), or the <Event> element as a
+#   dict in that shape (python-evtx, tests).
+RawRecord = tuple[int, str | None, str | dict[str, Any]]
 
 
 ErrorSink = Callable[[str, str], None]  # (where, message)
@@ -61,14 +62,11 @@ def rs_records(path: str, on_error: ErrorSink, *, strict: bool = False,
     parser = PyEvtxParser(path, number_of_threads=threads, validate_checksums=strict)
     records = parser.records_json()
     consecutive = 0
-    loads = orjson.loads
     while True:
         try:
             for record in records:  # the fast loop; an exception drops to the handler below
                 consecutive = 0
-                event = loads(record["data"]).get("Event")
-                if type(event) is dict:
-                    yield (record["event_record_id"], record.get("timestamp"), event)
+                yield (record["event_record_id"], record.get("timestamp"), record["data"])
             return
         except (RuntimeError, OSError, ValueError) as exc:
             consecutive += 1

@@ -1,0 +1,53 @@
+"""ColumnBatch: rows → typed columns, a block at a time, without losing or bending values."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+
+from evtxdoc.normalize import EMPTY_PAYLOAD
+from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch, build_frame
+
+
+def _row(ts=0, event_id=1, level=4, record_id=1, host="H", channel="C", activity=None):
+    return (ts, event_id, 0, level, 0, 0, record_id, host, channel, "P", activity, None, None,
+            EMPTY_PAYLOAD, True)
+
+
+def test_values_out_of_range_are_clamped_not_fatal():
+    batch = ColumnBatch("f")
+    batch.append_rows([_row(ts=2**70, event_id=2**40, level=300, record_id=-(2**80)),
+                       _row(event_id=-(2**40), level=-300)])
+    batch.flush()
+    assert batch.numeric("ts").tolist() == [2**63 - 1, 0]
+    assert batch.numeric("event_id").tolist() == [2**31 - 1, -(2**31)]
+    assert batch.numeric("level").tolist() == [127, -128]
+    assert batch.numeric("record_id").tolist() == [-(2**63), 1]
+
+
+def test_blocks_of_one_value_and_of_many_give_the_same_columns():
+    """A block whose host is one value takes a shortcut; mixed blocks and missing values do
+    not. Both must give each row its own value back."""
+    rng = random.Random(5)
+    rows = []
+    for index in range(3 * BLOCK_ROWS + 17):
+        block = index // BLOCK_ROWS
+        host = "H1" if block != 1 else rng.choice(["H1", "H2", "H3"])
+        activity = None if block == 0 else rng.choice([None, "{A}", "{B}"])
+        rows.append(_row(ts=index, record_id=index, host=host, activity=activity))
+    batch = ColumnBatch("f")
+    for start in range(0, len(rows), 1000):
+        batch.append_rows(rows[start:start + 1000])
+    frame = build_frame([batch])
+    assert frame["host"].astype(str).tolist() == [r[7] for r in rows]
+    assert [None if pd.isna(v) else v for v in frame["activity_id"]] == [r[10] for r in rows]
+    assert frame["record_id"].tolist() == list(range(len(rows)))
+
+
+def test_a_written_time_is_kept_in_the_column():
+    batch = ColumnBatch("f")
+    batch.append_rows([_row(ts=5), _row(ts=6)])
+    batch.flush()
+    batch.numeric("ts")[1] = 60
+    assert build_frame([batch])["ts"].array.asi8.tolist() == [5, 60]
