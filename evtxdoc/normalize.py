@@ -39,9 +39,11 @@ _GUID = re.compile(
 _KEY_VALUE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*:\s?(.*?)\s*$")
 _MACHINE_NAME = re.compile(r"machineName=([^\s,;'\"\])]+)")
 EMPTY_PAYLOAD = b"{}"
-# Where System ends in pyevtx-rs's compact JSON text, and the next member (the payload) begins.
-# A `},"` cannot occur inside a JSON string (its quote would be escaped), so a hit is structural.
-_SYSTEM_ENDS = ('},"EventData":', '},"UserData":')
+# Where System ends in pyevtx-rs's compact JSON text, and the payload begins. A `},"` cannot
+# occur inside a JSON string (its quote would be escaped), so a hit is structural; a hit that is
+# not System's end is refused by `_split_text`.
+_EVENT_DATA, _EVENT_DATA_OPEN = '},"EventData":', '{"EventData":'
+_USER_DATA, _USER_DATA_OPEN = '},"UserData":', '{"UserData":'
 
 
 def encode_payload(parts: dict[str, Any]) -> bytes:
@@ -279,7 +281,18 @@ def row(raw: RawRecord) -> Row | None:
     except (KeyError, TypeError):
         (event_id, qualifiers, level, task, opcode, record_id, computer, channel, provider,
          time_text, correlation, security) = _system_values(system)
-    ts, exact = event_time(time_text, header_time)
+    # event_time's common case inline: rs's µs TimeCreated agrees with the 100 ns header time
+    if (header_time and time_text and time_text[26:] == "Z" and header_time[27:28] == "Z"
+            and header_time[:26] == time_text[:26]):
+        second = _SECONDS.get(header_time[:19])
+        try:
+            if second is None:
+                second = _second_ns(header_time[:19])
+            ts, exact = second + int(header_time[20:27]) * 100, True
+        except ValueError:
+            ts, exact = event_time(time_text, header_time)
+    else:
+        ts, exact = event_time(time_text, header_time)
     activity = _attrs(correlation).get("ActivityID") if correlation else None
     user_sid = _attrs(security).get("UserID") if security else None
     message = None
@@ -314,9 +327,11 @@ def _split_text(text: str) -> tuple[bytes | None, Any]:
 
     (`partition`, `in` and slices, not `find(sub, start)`: those parse their arguments the slow
     way, which costs more here than the search.)"""
-    head, cut, tail = text.partition(_SYSTEM_ENDS[0])
+    head, cut, tail = text.rpartition(_EVENT_DATA)  # EventData is near the end: search back
+    opening = _EVENT_DATA_OPEN
     if not cut:
-        head, cut, tail = text.partition(_SYSTEM_ENDS[1])
+        head, cut, tail = text.rpartition(_USER_DATA)
+        opening = _USER_DATA_OPEN
         if not cut:
             return None, None
     if tail[-2:] != "}}" or '"RenderingInfo":' in tail:
@@ -331,7 +346,7 @@ def _split_text(text: str) -> tuple[bytes | None, Any]:
     system = event.get("System")
     if type(system) is not dict:
         return None, None
-    return ("{" + cut[2:] + tail[:-1]).encode(), system
+    return (opening + tail[:-1]).encode(), system
 
 
 _SYSTEM = itemgetter("EventID", "Level", "Task", "Opcode", "EventRecordID", "Computer", "Channel",

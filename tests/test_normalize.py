@@ -295,3 +295,13 @@ def test_seconds_are_counted_like_datetime_and_bad_times_refused():
                  "2016-07-08T18:60:00", "2016-07-08T18:00:61",
                  "1601-01-01T00:00:00"):  # a FILETIME of 0: before datetime64[ns] begins
         assert parse_time_ns(text) is None
+
+
+def test_a_nested_key_named_like_the_payload_does_not_move_the_cut():
+    text = ('{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
+            '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
+            '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
+            '"Security":null},"EventData":{"X":{"Y":1},"EventData":"inner"}}}')
+    record = (2, "2025-02-18T10:00:00.1234567Z UTC", text)
+    assert decode_fields(row(record)[13]) == {"X.Y": 1, "EventData": "inner"}
+    assert row(record) == _whole_event_row(record)
