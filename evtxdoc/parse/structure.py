@@ -147,7 +147,7 @@ class _Walker:
             self.problem("bad_free_space", f"chunk claims {free} bytes of records; only "
                          f"{len(chunk)} are present", where)
             free, intact = len(chunk), False
-        elif check and zlib.crc32(chunk[CHUNK_HEADER_SIZE:free]) != data_crc:
+        elif check and zlib.crc32(memoryview(chunk)[CHUNK_HEADER_SIZE:free]) != data_crc:
             self.problem("bad_chunk_data_crc", "record data checksum does not match: a record "
                          "was changed or torn after the chunk was written", where)
             intact = False
