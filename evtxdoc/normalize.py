@@ -51,8 +51,19 @@ def encode_payload(parts: dict[str, Any]) -> bytes:
     which `row` cuts out of its text without parsing them."""
     try:
         return orjson.dumps(parts)
-    except TypeError:  # an integer beyond 64 bits or an odd key from a damaged record
-        return orjson.dumps(parts, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # an integer beyond 64 bits, an odd key or value of a crafted record
+        return orjson.dumps(_jsonable(parts), default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` with integers orjson cannot write (beyond 64 bits) turned into text."""
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return str(value)
+    return value
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:

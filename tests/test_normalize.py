@@ -201,6 +201,15 @@ def test_decode_fields_takes_stored_payload_bytes():
     assert decode_fields(payload) == {"A": 1, "Data0": "x", "Data1": "y"}
 
 
+def test_any_value_a_backend_gives_can_be_stored():
+    payload = encode_payload({"EventData": {"Big": 2**70, "Low": -(2**70), "List": [2**65],
+                                            "Bytes": b"\x01", 5: "numeric key"}})
+    assert decode_fields(payload) == {"Big": str(2**70), "Low": str(-(2**70)),
+                                      "List": [str(2**65)], "Bytes": "b'\\x01'",
+                                      "5": "numeric key"}
+    assert decode_fields(b"{not json") == {}
+
+
 def test_odd_system_values_of_a_damaged_record_do_not_stop_the_file():
     event = {"System": {"TimeCreated": "garbage", "Correlation": "x", "Security": 5,
                         "EventID": "12", "Provider": "p", "Computer": 7, "Level": "4",
