@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from evtxdoc import __version__, pipeline, timeline
 from evtxdoc.cli_rules import rules_app
-from evtxdoc.errors import EvtxdocError
+from evtxdoc.errors import EvtxdocError, InputError
 from evtxdoc.models import Analysis, AnalyzeOptions
 from evtxdoc.report import events as events_export
 from evtxdoc.report import findings
@@ -279,6 +279,53 @@ def catalog_show(
         typer.echo(f"  fix:     {entry.fix}")
         for source in entry.sources:
             typer.echo(f"  source:  {source.id} {source.url or source.title}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(
+        help="Address to listen on; 127.0.0.1 keeps it on this machine (put a TLS reverse "
+        "proxy in front to share it).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Folder for the job database, uploads and reports "
+        "(default: ~/.evtxdoc).", show_default=False)] = None,
+    token: Annotated[str | None, typer.Option(
+        help="Access token (default: $EVTXDOC_TOKEN, else the one kept in the data folder, "
+        "else a new one).", show_default=False)] = None,
+    max_upload_mb: Annotated[int, typer.Option(
+        "--max-upload-mb", min=1, help="Largest upload, all files together.")] = 2048,
+    max_files: Annotated[int, typer.Option(min=1, help="Most files in one upload.")] = 500,
+    jobs: Annotated[int, typer.Option(min=1, help="Analyses run at the same time.")] = 1,
+    workers: Workers = None,
+    secure_cookie: Annotated[bool, typer.Option(
+        "--secure-cookie", help="Mark the sign-in cookie Secure (when served over HTTPS).")]
+        = False,
+) -> None:
+    """Run the web page where support engineers upload logs and get the report."""
+    import uvicorn
+
+    from evtxdoc.web import WebSettings, create_app, load_token
+    from evtxdoc.web.app import data_folder_default
+
+    folder = (data or data_folder_default()).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _fail(InputError(f"cannot create the data folder: {error.strerror}", where=str(folder),
+                         hint="pass --data with a folder you can write to"))
+    access, generated = load_token(folder, token)
+    settings = WebSettings(folder, access, max_upload_bytes=max_upload_mb * 2**20,
+                           max_files=max_files, concurrent_jobs=jobs, read_workers=workers,
+                           secure_cookie=secure_cookie)
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    stderr.print(f"evtxdoc {__version__} serving on http://{shown}:{port}/  (data: {folder})",
+                 highlight=False)
+    stderr.print(f"sign in: http://{shown}:{port}/login?token={access}"
+                 + ("  (new token, kept in the data folder)" if generated else ""),
+                 highlight=False, soft_wrap=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info",
+                proxy_headers=True)
 
 
 @app.command()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 COMMANDS = (
     ("analyze",), ("events",), ("catalog", "show"), ("rules", "new"), ("rules", "lint"),
     ("rules", "test"), ("rules", "list"), ("rules", "show"), ("rules", "schema"), ("synth",),
-    ("version",),
+    ("serve",), ("version",),
 )
 ENV = {"COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1", "_TYPER_FORCE_DISABLE_TERMINAL": "1"}
 

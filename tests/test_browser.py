@@ -127,3 +127,64 @@ def test_hostile_event_text_runs_no_script_in_a_browser(browser, tmp_path: Path)
     assert seen["requests"] == [report.as_uri()]
     assert page.locator("img").count() == 0
     page.close()
+
+
+@pytest.fixture
+def live_service(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """`evtxdoc serve`'s app under uvicorn on a free localhost port, in a thread."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from evtxdoc.web import WebSettings, create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(WebSettings(tmp_path / "data", "browser-token"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+
+
+def test_a_support_engineer_uploads_logs_and_reads_the_report(browser, live_service):  # type: ignore[no-untyped-def]
+    """Sign in by the link serve prints, upload a device cab and a connector log, wait on the
+    job page, open the report: it renders under the service's sandbox CSP with no errors and
+    loads nothing from elsewhere."""
+    sample = ROOT / "sample_logs" / "access-denied-legacy" / "bundle"
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(f"{live_service}/login?token=browser-token")
+    assert page.locator("h1").inner_text() == "Analyze logs"
+    page.set_input_files("#files", [str(sample / "DESKTOP-Q8RT2ZB-mdmdiag.cab"),
+                                    str(sample / "ODJSRV.fabrikam.local" /
+                                        "ODJ Connector Service.evtx")])
+    page.click("#upload button[type=submit]")
+    page.wait_for_selector("text=Open the report", timeout=120_000)  # the page refreshes itself
+    assert "timed out at odj_blob" in page.content()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-job.png"), full_page=True)
+    page.click("text=Open the report")
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/report.html")
+    assert page.get_by_text("connector-access-denied-legacy").first.is_visible()
+    page.screenshot(path=str(ARTIFACTS / "web-report.png"), full_page=False)
+    page.go_back()
+    page.goto(live_service + "/")
+    assert page.locator("table tbody tr").count() == 1  # the past analyses list
+    assert errors == [], requests
+    assert all(url.startswith(live_service) for url in requests)

@@ -1,0 +1,190 @@
+"""The job store: one SQLite table of analyses, their files on disk beside it.
+
+    <data>/evtxdoc.sqlite3          jobs: status, progress, files, summary, error
+    <data>/jobs/<id>/upload/…       the uploaded files, as uploaded (names made safe)
+    <data>/jobs/<id>/report.html …  the reports (plain and redacted, HTML and JSON)
+
+Every process (the web server and each analysis process) opens its own connection; SQLite in
+WAL mode lets the analysis write progress while the server reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    status TEXT NOT NULL,
+    stage TEXT NOT NULL DEFAULT '',
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT '',
+    files TEXT NOT NULL DEFAULT '[]',
+    bytes INTEGER NOT NULL DEFAULT 0,
+    started REAL,
+    finished REAL,
+    error TEXT,
+    summary TEXT
+)
+"""
+REPORTS = {  # name in URLs -> file in the job folder, media type
+    "report.html": ("report.html", "text/html; charset=utf-8"),
+    "report.json": ("report.json", "application/json"),
+    "report-redacted.html": ("report-redacted.html", "text/html; charset=utf-8"),
+    "report-redacted.json": ("report-redacted.json", "application/json"),
+}
+
+
+class Status(StrEnum):
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One analysis as the store knows it."""
+
+    id: str
+    created: float
+    status: Status
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    detail: str = ""
+    files: list[dict[str, Any]] = field(default_factory=list)  # [{name, size}]
+    bytes: int = 0
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    summary: dict[str, Any] | None = None
+
+    @property
+    def finished_ok(self) -> bool:
+        return self.status is Status.done
+
+    def public(self) -> dict[str, Any]:
+        """The job as the status API shows it."""
+        return {
+            "id": self.id, "status": str(self.status), "created": self.created,
+            "started": self.started, "finished": self.finished,
+            "progress": {"stage": self.stage, "done": self.done, "total": self.total,
+                         "detail": self.detail},
+            "files": self.files, "bytes": self.bytes, "error": self.error,
+            "summary": self.summary,
+            "reports": [name for name in REPORTS] if self.finished_ok else [],
+        }
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobStore:
+    """Jobs in SQLite under `data_dir`; each method opens a short transaction."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "jobs").mkdir(exist_ok=True)
+        self.path = self.data_dir / "evtxdoc.sqlite3"
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def folder(self, job_id: str) -> Path:
+        if not job_id.isalnum():  # ids are uuid hex; anything else never names a folder
+            raise KeyError(job_id)
+        return self.data_dir / "jobs" / job_id
+
+    def upload_folder(self, job_id: str) -> Path:
+        return self.folder(job_id) / "upload"
+
+    def create(self, job_id: str, files: list[dict[str, Any]]) -> Job:
+        total = sum(int(f["size"]) for f in files)
+        with self._connect() as db:
+            db.execute("INSERT INTO jobs (id, created, status, files, bytes) VALUES (?,?,?,?,?)",
+                       (job_id, time.time(), Status.queued, json.dumps(files), total))
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> Job:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise KeyError(job_id)
+        return _job(row)
+
+    def list(self, limit: int = 200) -> list[Job]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?",
+                              (limit,)).fetchall()
+        return [_job(row) for row in rows]
+
+    def unfinished(self) -> list[Job]:
+        with self._connect() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created",
+                              (Status.queued, Status.running)).fetchall()
+        return [_job(row) for row in rows]
+
+    def start(self, job_id: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET status=?, started=?, stage='', done=0, total=0, "
+                       "detail='', error=NULL WHERE id=?", (Status.running, time.time(), job_id))
+
+    def progress(self, job_id: str, stage: str, done: int, total: int, detail: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET stage=?, done=?, total=?, detail=? WHERE id=?",
+                       (stage, done, total, detail[-200:], job_id))
+
+    def finish(self, job_id: str, summary: dict[str, Any]) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET status=?, finished=?, summary=? WHERE id=?",
+                       (Status.done, time.time(), json.dumps(summary), job_id))
+
+    def fail(self, job_id: str, error: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET status=?, finished=?, error=? WHERE id=?",
+                       (Status.failed, time.time(), error[:4000], job_id))
+
+    def requeue(self, job_id: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE jobs SET status=? WHERE id=?", (Status.queued, job_id))
+
+    def delete(self, job_id: str) -> None:
+        folder = self.folder(job_id)
+        with self._connect() as db:
+            db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"], created=row["created"], status=Status(row["status"]), stage=row["stage"],
+        done=row["done"], total=row["total"], detail=row["detail"],
+        files=json.loads(row["files"]), bytes=row["bytes"], started=row["started"],
+        finished=row["finished"], error=row["error"],
+        summary=json.loads(row["summary"]) if row["summary"] else None,
+    )

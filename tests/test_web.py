@@ -1,0 +1,230 @@
+"""The web service: access, uploads and their limits, analyses in their own process, reports
+served sandboxed, restart, delete. Starlette's TestClient drives the real app; analyses run in
+real spawned processes on the bundled sample logs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from evtxdoc import pipeline
+from evtxdoc.report.formats import document
+from evtxdoc.web import WebSettings, create_app, load_token
+from evtxdoc.web.store import JobStore, Status, new_job_id
+from evtxdoc.web.uploads import safe_relative_name
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "sample_logs" / "access-denied-legacy" / "bundle"
+CAB = SAMPLE / "DESKTOP-Q8RT2ZB-mdmdiag.cab"
+CONNECTOR = SAMPLE / "ODJSRV.fabrikam.local" / "ODJ Connector Service.evtx"
+TOKEN = "test-token-0123456789"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+ORIGIN = {"Origin": "http://testserver"}
+
+
+def _settings(tmp_path: Path, **limits) -> WebSettings:
+    return WebSettings(tmp_path / "data", TOKEN, **limits)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    app = create_app(_settings(tmp_path_factory.mktemp("web")))
+    with TestClient(app, base_url="http://testserver") as test_client:
+        yield test_client
+
+
+def _files(*paths: Path, names: list[str] | None = None):
+    names = names or [p.name for p in paths]
+    return [("files", (name, p.read_bytes(), "application/octet-stream"))
+            for name, p in zip(names, paths, strict=True)]
+
+
+def _wait(client: TestClient, job_id: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = client.get(f"/analyses/{job_id}/status", headers=BEARER).json()
+        if status["status"] in ("done", "failed"):
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s: {status}")
+
+
+def test_nothing_is_shown_without_the_token(client):
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+    api = client.get("/analyses", headers={"Accept": "application/json"})
+    assert api.status_code == 401 and api.headers["www-authenticate"] == "Bearer"
+    assert client.get("/analyses", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    post = client.post("/analyses", files=_files(CONNECTOR), follow_redirects=False)
+    assert (post.status_code, post.headers["location"]) == (303, "/login")
+    assert client.get("/healthz").json()["ok"] is True
+
+
+def test_signing_in_with_the_token_opens_the_pages(tmp_path):
+    with TestClient(create_app(_settings(tmp_path)), base_url="http://testserver") as browser:
+        refused = browser.post("/login", data={"token": "nope"}, headers=ORIGIN)
+        assert refused.status_code == 401 and "not the access token of this service" in refused.text
+        signed = browser.post("/login", data={"token": TOKEN}, headers=ORIGIN,
+                              follow_redirects=False)
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=strict" in cookie and TOKEN not in cookie
+        page = browser.get("/")
+        assert page.status_code == 200 and "Analyze logs" in page.text
+        assert "script-src 'nonce-" in page.headers["content-security-policy"]
+        browser.post("/logout", headers=ORIGIN)
+        assert browser.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_link_with_the_token_signs_in(tmp_path):
+    with TestClient(create_app(_settings(tmp_path)), base_url="http://testserver") as browser:
+        assert browser.get(f"/login?token={TOKEN}").url.path == "/"
+
+
+def test_a_cross_site_form_post_is_refused(tmp_path):
+    with TestClient(create_app(_settings(tmp_path)), base_url="http://testserver") as browser:
+        browser.get(f"/login?token={TOKEN}")
+        foreign = browser.post("/analyses", files=_files(CONNECTOR),
+                               headers={"Origin": "http://evil.example"})
+        assert foreign.status_code == 403
+        assert browser.post("/analyses", files=_files(CONNECTOR)).status_code == 403  # no origin
+        assert JobStore(tmp_path / "data").list() == []
+
+
+def test_an_upload_is_analyzed_in_its_own_process_like_the_cli_does(client):
+    created = client.post("/analyses", files=_files(CAB, CONNECTOR), headers=BEARER)
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert [f["name"] for f in job["files"]] == [CAB.name, CONNECTOR.name]
+    status = _wait(client, job["id"])
+    assert status["status"] == "done", status["error"]
+    assert set(status["reports"]) == {"report.html", "report.json", "report-redacted.html",
+                                      "report-redacted.json"}
+    served = client.get(f"/analyses/{job['id']}/report.json", headers=BEARER).json()
+    local = document(pipeline.analyze([CAB, CONNECTOR]))
+    assert served["verdicts"] == local["verdicts"]
+    assert served["verdicts"][0]["root_cause"]["rule"] == "connector-access-denied-legacy"
+    assert [f["path"] for f in served["files"]][:1] == [CAB.name]  # upload names, no server path
+    assert str(client.app.state.service.store.data_dir) not in json.dumps(served)
+    assert status["summary"]["verdicts"][0]["status"] == "timed_out"
+
+
+def test_reports_are_served_sandboxed_and_redacted_on_request(client):
+    job = client.post("/analyses", files=_files(CAB, CONNECTOR), headers=BEARER).json()
+    _wait(client, job["id"])
+    report = client.get(f"/analyses/{job['id']}/report.html", headers=BEARER)
+    assert report.status_code == 200 and "DESKTOP-Q8RT2ZB" in report.text
+    policy = report.headers["content-security-policy"]
+    assert policy.startswith("sandbox allow-scripts") and "default-src 'none'" in policy
+    assert "allow-same-origin" not in policy
+    redacted = client.get(f"/analyses/{job['id']}/report-redacted.html", headers=BEARER)
+    assert "DESKTOP-Q8RT2ZB" not in redacted.text and "FAB-7TQ2XK9M3A" not in redacted.text
+    download = client.get(f"/analyses/{job['id']}/report.json?download=1", headers=BEARER)
+    assert download.headers["content-disposition"].startswith("attachment; filename=\"evtxdoc-")
+    assert client.get(f"/analyses/{job['id']}/other.html", headers=BEARER).status_code == 404
+    page = client.get(f"/analyses/{job['id']}", headers=BEARER)
+    assert "Open the report" in page.text
+    assert "FAB-7TQ2XK9M3A" not in page.text  # the verdict table is redacted (file names are not)
+    assert "timed out at odj_blob" in page.text
+
+
+@pytest.mark.parametrize(("limits", "files", "status", "says"), [
+    ({"max_files": 1}, [CAB, CONNECTOR], 400, "too many files in one upload (at most 1)"),
+    ({"max_upload_bytes": 20_000}, [CONNECTOR], 413, "larger than this service accepts"),
+])
+def test_uploads_over_the_limits_are_refused_with_the_reason(tmp_path, limits, files, status,
+                                                             says):
+    with TestClient(create_app(_settings(tmp_path, **limits))) as api:
+        refused = api.post("/analyses", files=_files(*files), headers=BEARER)
+        assert refused.status_code == status and says in refused.json()["error"]
+        assert JobStore(tmp_path / "data").list() == []
+        assert not any((tmp_path / "data" / "jobs").iterdir())
+
+
+def test_an_upload_without_files_is_refused(client):
+    empty = client.post("/analyses", data={"note": "x"}, files=[("x", ("", b"", "text/plain"))],
+                        headers=BEARER)
+    assert empty.status_code == 400
+    plain = client.post("/analyses", content=b"{}", headers={**BEARER,
+                                                             "Content-Type": "application/json"})
+    assert plain.status_code == 415
+
+
+def test_hostile_file_names_stay_inside_the_upload_and_are_escaped(client):
+    names = ["../../../etc/passwd.evtx", "..\\..\\win.evtx", "<script>alert(1)</script>.evtx"]
+    job = client.post("/analyses", files=_files(CONNECTOR, CONNECTOR, CONNECTOR, names=names),
+                      headers=BEARER).json()
+    stored = [f["name"] for f in job["files"]]
+    assert stored == ["etc/passwd.evtx", "win.evtx", "_script_alert(1)_/script_.evtx"]
+    upload = client.app.state.service.store.upload_folder(job["id"])
+    assert all((upload / name).resolve().is_relative_to(upload.resolve()) for name in stored)
+    _wait(client, job["id"])
+    page = client.get(f"/analyses/{job['id']}", headers=BEARER).text
+    assert "<script>alert" not in page
+
+
+@pytest.mark.parametrize(("name", "safe"), [
+    ("System.evtx", "System.evtx"),
+    ("bundle/ODJSRV/ODJ Connector Service.evtx", "bundle/ODJSRV/ODJ Connector Service.evtx"),
+    ("Microsoft-Windows-AAD%4Operational.evtx", "Microsoft-Windows-AAD%4Operational.evtx"),
+    ("/abs/../x.evtx", "abs/x.evtx"),
+    ("C:\\Users\\me\\x.evtx", "C_/Users/me/x.evtx"),
+    ("a\x00b\x1b[31m.evtx", "ab_31m.evtx"),
+    ("..", "upload"),
+    ("", "upload"),
+])
+def test_file_names_are_made_safe(name, safe):
+    assert safe_relative_name(name).as_posix() == safe
+
+
+def test_two_files_of_one_name_are_both_kept(client):
+    job = client.post("/analyses", files=_files(CONNECTOR, CAB, names=["System.evtx"] * 2),
+                      headers=BEARER).json()
+    assert [f["name"] for f in job["files"]] == ["System.evtx", "System (2).evtx"]
+    _wait(client, job["id"])
+
+
+def test_jobs_left_unfinished_run_again_when_the_service_restarts(tmp_path):
+    settings = _settings(tmp_path)
+    store = JobStore(settings.data_dir)
+    ids = []
+    for status in (Status.queued, Status.running):
+        job_id = new_job_id()
+        upload = store.upload_folder(job_id)
+        upload.mkdir(parents=True)
+        shutil.copyfile(CONNECTOR, upload / CONNECTOR.name)
+        store.create(job_id, [{"name": CONNECTOR.name, "size": CONNECTOR.stat().st_size}])
+        if status is Status.running:
+            store.start(job_id)  # the service stopped in the middle of this one
+        ids.append(job_id)
+    with TestClient(create_app(settings)) as api:
+        for job_id in ids:
+            assert _wait(api, job_id)["status"] == "done"
+        assert api.get(f"/analyses/{ids[1]}/report.json", headers=BEARER).json()["summary"][
+            "events"] > 0
+
+
+def test_delete_removes_the_job_and_its_files(client):
+    job = client.post("/analyses", files=_files(CONNECTOR), headers=BEARER).json()
+    _wait(client, job["id"])
+    folder = client.app.state.service.store.folder(job["id"])
+    assert folder.exists()
+    assert client.post(f"/analyses/{job['id']}/delete", headers=BEARER).status_code == 200
+    assert not folder.exists()
+    assert client.get(f"/analyses/{job['id']}/status", headers=BEARER).status_code == 404
+    assert job["id"] not in [j["id"] for j in client.get("/analyses", headers=BEARER).json()]
+
+
+def test_the_token_is_kept_in_the_data_folder_across_restarts(tmp_path, monkeypatch):
+    monkeypatch.delenv("EVTXDOC_TOKEN", raising=False)
+    first, generated = load_token(tmp_path)
+    assert generated and len(first) >= 30
+    assert (tmp_path / "token").stat().st_mode & 0o077 == 0
+    assert load_token(tmp_path) == (first, False)
+    monkeypatch.setenv("EVTXDOC_TOKEN", "from-env")
+    assert load_token(tmp_path) == ("from-env", False)
+    assert load_token(tmp_path, "given") == ("given", False)
