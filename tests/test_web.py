@@ -228,3 +228,18 @@ def test_the_token_is_kept_in_the_data_folder_across_restarts(tmp_path, monkeypa
     monkeypatch.setenv("EVTXDOC_TOKEN", "from-env")
     assert load_token(tmp_path) == ("from-env", False)
     assert load_token(tmp_path, "given") == ("given", False)
+
+
+def test_a_hostile_archive_is_a_problem_in_the_report_not_a_failed_job(client, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "collected.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("../../escape.evtx", CONNECTOR.read_bytes())
+        zipped.write(CONNECTOR, "logs/ODJ Connector Service.evtx")
+    job = client.post("/analyses", files=_files(archive), headers=BEARER).json()
+    assert _wait(client, job["id"])["status"] == "done"
+    served = client.get(f"/analyses/{job['id']}/report.json", headers=BEARER).json()
+    assert [p["kind"] for p in served["problems"]] == ["zip_slip"]
+    assert served["summary"]["events"] > 0
+    assert not (client.app.state.service.store.folder(job["id"]) / "escape.evtx").exists()

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     FileResponse,
     HTMLResponse,
@@ -201,6 +201,9 @@ def create_app(settings: WebSettings) -> Starlette:
         except UploadError as rejected:
             await run_in_threadpool(service.store.delete, job_id)
             return _error(request, service, str(rejected), rejected.status)
+        except ClientDisconnect:  # the browser went away mid-upload: keep nothing of it
+            await run_in_threadpool(service.store.delete, job_id)
+            return PlainTextResponse("upload interrupted", 400, headers=_COMMON_HEADERS)
         job = await run_in_threadpool(service.store.create, job_id, files)
         service.runner.submit(job_id)
         if _wants_json(request) or request.headers.get("authorization"):
