@@ -210,3 +210,22 @@ def test_every_evidence_event_of_every_sample_is_shown_with_its_fields() -> None
     respelled = some._replace(host=some.host.swapcase(), channel=some.channel.upper())
     located = html._positions_of(frame, [some, respelled])
     assert located[some] == located[respelled]
+
+
+def test_inline_markup_of_causes_and_fixes_becomes_three_tags_and_nothing_else():
+    from evtxdoc.report.fragments import finding_blocks
+
+    finding = {
+        "severity": "error", "root_cause": True, "anchor": "f1", "title": "T", "attempt": "A#1",
+        "host": None, "confidence": "documented", "rule": "r", "scope": "attempt", "count": 1,
+        "superseded": [], "references": [], "evidence": [], "more_evidence": 0,
+        "cause": "The account *svc* failed: <img src=x onerror=alert(1)> **denied**",
+        "fix_steps": ["Grant **Log on as a service**.", "Run `wevtutil epl System C:\\t\\*.evtx`.",
+                      "Keep `**literal**` and 2*3*4 as written."],
+    }
+    html = str(finding_blocks([finding]))
+    assert "<em>svc</em>" in html and "<strong>denied</strong>" in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "<img" not in html
+    assert "<li>Grant <strong>Log on as a service</strong>.</li>" in html
+    assert "<code>wevtutil epl System C:\\t\\*.evtx</code>" in html
+    assert "<code>**literal**</code> and 2*3*4 as written." in html

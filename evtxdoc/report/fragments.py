@@ -8,6 +8,7 @@ and browser tests cover them like the template.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -25,6 +26,26 @@ def _text(value: Any, limit: int = MAX_VALUE) -> str:
 
 
 SHORT = 80  # hosts, channels, levels, times, names: the values a report repeats
+
+# The inline markup rule authors write in causes and fixes (rule-authoring.md): `code`,
+# **strong**, *emphasis*. Applied to the text after it is escaped, so it can add these three
+# tags and nothing else.
+_CODE = re.compile(r"`([^`\n]+)`")
+_STRONG = re.compile(r"\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*")
+_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+
+
+def _marked(value: Any, limit: int = MAX_VALUE) -> str:
+    """Escaped, bounded text with the authors' inline markup turned into <code>, <strong>
+    and <em> (never inside a code span)."""
+    pieces = _CODE.split(_text(value, limit))
+    for index, piece in enumerate(pieces):
+        if index % 2:
+            pieces[index] = f"<code>{piece}</code>"
+        else:
+            pieces[index] = _EMPHASIS.sub(r"<em>\1</em>",
+                                          _STRONG.sub(r"<strong>\1</strong>", piece))
+    return "".join(pieces)
 
 
 @lru_cache(maxsize=16384)
@@ -129,9 +150,9 @@ def finding_blocks(findings: list[dict[str, Any]]) -> Markup:
             f'    <span class="where">{_text(f["attempt"] or f["host"] or "bundle")}</span>\n'
             f'    <span class="confidence conf-{_text(f["confidence"])}" title="confidence">'
             f'{_text(f["confidence"])}</span></summary>\n  <div class="body">\n'
-            f'    <p class="cause">{_text(f["cause"])}</p>\n']
+            f'    <p class="cause">{_marked(f["cause"])}</p>\n']
         if f["fix_steps"]:
-            steps = "".join(f"<li>{_text(step)}</li>" for step in f["fix_steps"])
+            steps = "".join(f"<li>{_marked(step)}</li>" for step in f["fix_steps"])
             parts.append(f'    <h4>What to do</h4><ol class="fix">{steps}</ol>\n')
         count = f", {_text(f['count'])} matching event(s)" if f["count"] else ""
         replaces = (f"; replaces {_text(', '.join(f['superseded']))}" if f["superseded"]
