@@ -50,7 +50,8 @@ from evtxdoc.web.uploads import UploadError, receive
 
 COOKIE = "evtxdoc_session"
 PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; script-src 'nonce-{}'")
+            "form-action 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+            "script-src 'nonce-{}'")
 # A report holds attacker-written event text: it runs sandboxed, in an origin of its own, with
 # no access to the service's cookie, and may load nothing from anywhere.
 REPORT_CSP = ("sandbox allow-scripts allow-popups allow-downloads; default-src 'none'; "
