@@ -103,7 +103,8 @@ class Redactor:
     def _compiled(self) -> re.Pattern[str]:
         if self._pattern is None:
             known = [k for k in self.names if len(k) >= 2]
-            labels = [k for k in known if "." not in k and k in self._labels()]
+            domain_labels = self._labels()
+            labels = [k for k in known if "." not in k and k in domain_labels]
             parts = [f"(?P<sid>{SID})", f"(?P<guid>{GUID})", f"(?P<email>{EMAIL})"]
             if labels:
                 parts.append(rf"(?<![\w\\])(?P<netbios>{trie_pattern(labels)})"
@@ -150,14 +151,27 @@ class Redactor:
 
     def data(self, value: Any) -> Any:
         """The same JSON data with every string (keys too) redacted."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {self.text(k) if isinstance(k, str) else k: self.data(v)
-                    for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return [self.data(v) for v in value]
-        return value
+        done, text = self._done, self.text  # a report's view data is ~1M values: keep it tight
+
+        def walk(item: Any) -> Any:
+            kind = type(item)
+            if kind is str:
+                found = done.get(item)
+                return found if found is not None else text(item)
+            if kind is dict:
+                return {(text(key) if type(key) is str or isinstance(key, str) else key):
+                        walk(child) for key, child in item.items()}
+            if kind is list or kind is tuple:
+                return [walk(child) for child in item]
+            if isinstance(item, str):
+                return text(item)
+            if isinstance(item, dict):
+                return walk(dict(item))
+            if isinstance(item, list | tuple):
+                return [walk(child) for child in item]
+            return item
+
+        return walk(value)
 
 
 def for_analysis(analysis: Analysis) -> Redactor:
