@@ -13,6 +13,7 @@ import multiprocessing
 import os
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -48,8 +49,8 @@ def run_job(data_dir: str, job_id: str, read_workers: int | None) -> None:
         os.chdir(upload)  # inputs by relative name: the report shows upload names, not paths
         inputs = sorted(entry.name for entry in upload.iterdir())
         analysis = pipeline.analyze(inputs, AnalyzeOptions(workers=read_workers), progress)
-        store.progress(job_id, "report", 0, 4, "")
-        _write_reports(analysis, store.folder(job_id))
+        _write_reports(analysis, store.folder(job_id),
+                       lambda done, name: store.progress(job_id, "report", done, 4, name))
         store.finish(job_id, summary(analysis))
     except EvtxdocError as error:
         where = f"{error.where}: " if error.where else ""
@@ -64,15 +65,18 @@ def _shown_name(detail: str, upload: Path) -> str:
     return detail.replace(str(upload) + os.sep, "")
 
 
-def _write_reports(analysis: Analysis, folder: Path) -> None:
-    for name, fmt, redact in (("report.html", Format.html, False),
-                              ("report.json", Format.json, False),
-                              ("report-redacted.html", Format.html, True),
-                              ("report-redacted.json", Format.json, True)):
+def _write_reports(analysis: Analysis, folder: Path,
+                   progress: Callable[[int, str], None]) -> None:
+    for done, (name, fmt, redact) in enumerate((("report.html", Format.html, False),
+                                                ("report.json", Format.json, False),
+                                                ("report-redacted.html", Format.html, True),
+                                                ("report-redacted.json", Format.json, True))):
+        progress(done, name)
         partial = folder / f".{name}.part"
         with partial.open("wb") as out:
             write(analysis, fmt, out, OutputOptions(redact=redact))
         partial.replace(folder / name)
+    progress(4, "")
 
 
 def summary(analysis: Analysis) -> dict[str, Any]:
@@ -103,8 +107,10 @@ class JobRunner:
 
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            # a fresh process per job: an analysis's memory goes back to the system with it
             self._pool = ProcessPoolExecutor(max_workers=self.concurrent,
-                                             mp_context=multiprocessing.get_context("spawn"))
+                                             mp_context=multiprocessing.get_context("spawn"),
+                                             max_tasks_per_child=1)
         return self._pool
 
     def submit(self, job_id: str) -> None:
