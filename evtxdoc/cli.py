@@ -310,7 +310,7 @@ def serve(
 
     folder = (data or data_folder_default()).expanduser()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as error:
         _fail(InputError(f"cannot create the data folder: {error.strerror}", where=str(folder),
                          hint="pass --data with a folder you can write to"))

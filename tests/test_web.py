@@ -230,6 +230,12 @@ def test_the_token_is_kept_in_the_data_folder_across_restarts(tmp_path, monkeypa
     assert load_token(tmp_path, "given") == ("given", False)
 
 
+def test_the_data_folder_is_the_owners_alone(tmp_path):
+    store = JobStore(tmp_path / "new" / "data")
+    assert store.data_dir.stat().st_mode & 0o077 == 0
+    assert (store.data_dir / "jobs").stat().st_mode & 0o077 == 0
+
+
 def test_a_hostile_archive_is_a_problem_in_the_report_not_a_failed_job(client, tmp_path):
     import zipfile
 

@@ -36,7 +36,7 @@ def load_token(data_dir: Path, given: str | None = None) -> tuple[str, bool]:
         if kept:
             return kept, False
     token = secrets.token_urlsafe(24)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.touch(mode=0o600)
     path.write_text(token + "\n", encoding="utf-8")
     return token, True

@@ -98,8 +98,8 @@ class JobStore:
 
     def __init__(self, data_dir: Path):
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "jobs").mkdir(exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # customer data: owner only
+        (self.data_dir / "jobs").mkdir(exist_ok=True, mode=0o700)
         self.path = self.data_dir / "evtxdoc.sqlite3"
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
