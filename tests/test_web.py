@@ -208,6 +208,14 @@ def test_jobs_left_unfinished_run_again_when_the_service_restarts(tmp_path):
             "events"] > 0
 
 
+def test_a_report_file_gone_from_disk_is_a_clear_404(client):
+    job = client.post("/analyses", files=_files(CONNECTOR), headers=BEARER).json()
+    _wait(client, job["id"])
+    (client.app.state.service.store.folder(job["id"]) / "report.html").unlink()
+    missing = client.get(f"/analyses/{job['id']}/report.html", headers=BEARER)
+    assert missing.status_code == 404 and "missing from the data folder" in missing.text
+
+
 def test_delete_removes_the_job_and_its_files(client):
     job = client.post("/analyses", files=_files(CONNECTOR), headers=BEARER).json()
     _wait(client, job["id"])

@@ -238,6 +238,10 @@ def create_app(settings: WebSettings) -> Starlette:
                                      headers=_COMMON_HEADERS)
         file_name, media_type = REPORTS[name]
         path = service.store.folder(job.id) / file_name
+        if not path.is_file():
+            return PlainTextResponse("the report file is missing from the data folder; delete "
+                                     "this analysis and upload the logs again", 404,
+                                     headers=_COMMON_HEADERS)
         headers = {"Content-Security-Policy": REPORT_CSP, **_COMMON_HEADERS}
         if request.query_params.get("download"):
             stamp = dt.datetime.fromtimestamp(job.created, dt.UTC).strftime("%Y%m%d-%H%M%S")
