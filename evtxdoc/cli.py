@@ -301,6 +301,10 @@ def serve(
     secure_cookie: Annotated[bool, typer.Option(
         "--secure-cookie", help="Mark the sign-in cookie Secure (when served over HTTPS).")]
         = False,
+    keep_days: Annotated[float | None, typer.Option(
+        "--keep-days", min=0.01, help="Delete finished analyses (uploads and reports) this "
+        "many days old, at start and every hour (default: keep them).", show_default=False)]
+        = None,
 ) -> None:
     """Run the web page where support engineers upload logs and get the report."""
     import uvicorn
@@ -317,7 +321,7 @@ def serve(
     access, generated = load_token(folder, token)
     settings = WebSettings(folder, access, max_upload_bytes=max_upload_mb * 2**20,
                            max_files=max_files, concurrent_jobs=jobs, read_workers=workers,
-                           secure_cookie=secure_cookie)
+                           secure_cookie=secure_cookie, keep_days=keep_days)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     stderr.print(f"evtxdoc {__version__} serving on http://{shown}:{port}/  (data: {folder})",
                  highlight=False)

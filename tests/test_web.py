@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -257,3 +258,25 @@ def test_a_hostile_archive_is_a_problem_in_the_report_not_a_failed_job(client, t
     assert [p["kind"] for p in served["problems"]] == ["zip_slip"]
     assert served["summary"]["events"] > 0
     assert not (client.app.state.service.store.folder(job["id"]) / "escape.evtx").exists()
+
+
+def test_analyses_past_keep_days_are_deleted_at_start(tmp_path):
+    settings = _settings(tmp_path, keep_days=7)
+    store = JobStore(settings.data_dir)
+    ids = {}
+    for age_days, status in ((30, Status.done), (30, Status.failed), (1, Status.done),
+                             (30, Status.queued)):
+        job_id = new_job_id()
+        store.upload_folder(job_id).mkdir(parents=True)
+        (store.upload_folder(job_id) / "x.evtx").write_bytes(CONNECTOR.read_bytes())
+        store.create(job_id, [{"name": "x.evtx", "size": CONNECTOR.stat().st_size}])
+        with sqlite3.connect(store.path) as db:
+            db.execute("UPDATE jobs SET created = ?, status = ? WHERE id = ?",
+                       (time.time() - age_days * 86400, status, job_id))
+        ids[(age_days, status)] = job_id
+    with TestClient(create_app(settings)) as api:
+        listed = {job["id"] for job in api.get("/analyses", headers=BEARER).json()}
+        _wait(api, ids[(30, Status.queued)])  # unfinished work is never pruned: it runs
+    assert listed == {ids[(1, Status.done)], ids[(30, Status.queued)]}
+    assert not store.folder(ids[(30, Status.done)]).exists()
+    assert store.folder(ids[(1, Status.done)]).exists()

@@ -18,10 +18,12 @@ Routes (browsers use the pages; scripts send `Authorization: Bearer <token>` and
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -49,6 +51,7 @@ from evtxdoc.web.store import REPORTS, Job, JobStore, Status, new_job_id
 from evtxdoc.web.uploads import UploadError, receive
 
 COOKIE = "evtxdoc_session"
+PRUNE_EVERY_S = 3600  # how often analyses past --keep-days are deleted
 PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
             "form-action 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
             "script-src 'nonce-{}'")
@@ -113,6 +116,15 @@ class Service:
             signed_in=self.signed_in(request), nonce=nonce, **values)
         return HTMLResponse(html, status, headers={"Content-Security-Policy": PAGE_CSP.format(
             nonce), **_COMMON_HEADERS})
+
+    def prune(self) -> list[str]:
+        """Delete finished analyses older than --keep-days, with their files."""
+        if not self.settings.keep_days:
+            return []
+        expired = self.store.expired(time.time() - self.settings.keep_days * 86400)
+        for job_id in expired:
+            self.store.delete(job_id)
+        return expired
 
     def job_or_404(self, job_id: str) -> Job | None:
         try:
@@ -266,10 +278,19 @@ def create_app(settings: WebSettings) -> Starlette:
     async def favicon(request: Request) -> Response:  # browsers ask for it on every page
         return Response(status_code=204, headers={"Cache-Control": "max-age=86400"})
 
+    async def prune_hourly() -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY_S)
+            await run_in_threadpool(service.prune)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(service.prune)  # before the first page is served
         service.runner.resume()
+        pruning = asyncio.create_task(prune_hourly()) if settings.keep_days else None
         yield
+        if pruning is not None:
+            pruning.cancel()
         service.runner.shutdown()
 
     routes = [

@@ -22,6 +22,7 @@ class WebSettings:
     concurrent_jobs: int = 1  # analyses at a time (each reads several files on every core)
     read_workers: int | None = None  # processes per analysis for reading (None: one per core)
     secure_cookie: bool = False  # set behind HTTPS (a reverse proxy): the cookie is Secure
+    keep_days: float | None = None  # delete finished analyses older than this (None: keep)
 
 
 def load_token(data_dir: Path, given: str | None = None) -> tuple[str, bool]:

@@ -173,6 +173,13 @@ class JobStore:
         with self._connect() as db:
             db.execute("UPDATE jobs SET status=? WHERE id=?", (Status.queued, job_id))
 
+    def expired(self, before: float) -> list[str]:
+        """Finished (done or failed) jobs created before `before` (Unix seconds)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT id FROM jobs WHERE created < ? AND status IN (?, ?)",
+                              (before, Status.done, Status.failed)).fetchall()
+        return [row["id"] for row in rows]
+
     def delete(self, job_id: str) -> None:
         folder = self.folder(job_id)
         with self._connect() as db:
