@@ -10,6 +10,7 @@ with their categories unified.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -80,10 +81,12 @@ class ColumnBatch:
 
     def numeric(self, name: str) -> np.ndarray:
         """A numeric column (see NUMERIC) as one array; writes to it are kept."""
+        self.flush()
         return _joined(self._numeric[name], NUMERIC[name])
 
     def codes(self, name: str) -> np.ndarray:
         """A categorical column's codes into `categories[name]` (-1: missing)."""
+        self.flush()
         return _joined(self._codes[name], "int32")
 
     def append_row(self, row: Row) -> None:
@@ -167,12 +170,10 @@ def build_frame(batches: Sequence[ColumnBatch]) -> pd.DataFrame:
     data["ts"] = pd.to_datetime(data["ts"], unit="ns", utc=True)
     for name in CATEGORICAL:
         data[name] = _merge_categorical(batches, name)
-    for name in OBJECT:
-        values: list[Any] = []
-        for batch in batches:
-            values.extend(getattr(batch, name))
-        column = np.empty(len(values), dtype=object)
-        column[:] = values
+    rows = sum(len(batch) for batch in batches)
+    for name in OBJECT:  # fromiter: no sequence probing of each value, no intermediate list
+        column = np.fromiter(chain.from_iterable(getattr(b, name) for b in batches),
+                             dtype=object, count=rows)
         data[name] = pd.Series(column, dtype=object, copy=False)  # pandas 3 would infer `str`
     return pd.DataFrame(data, columns=list(COLUMNS))
 

@@ -51,3 +51,11 @@ def test_a_written_time_is_kept_in_the_column():
     batch.flush()
     batch.numeric("ts")[1] = 60
     assert build_frame([batch])["ts"].array.asi8.tolist() == [5, 60]
+
+
+def test_columns_read_before_a_flush_hold_every_row():
+    batch = ColumnBatch("f")
+    batch.append_rows([_row(ts=1), _row(ts=2)])  # fewer than a block: still buffered
+    assert batch.numeric("ts").tolist() == [1, 2]
+    assert batch.codes("host").tolist() == [0, 0]
+    assert len(batch.payload) == 2
