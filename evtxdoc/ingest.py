@@ -11,9 +11,8 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from evtxdoc.models import DiscoveredFile, FileReport, Problem, Severity
@@ -27,13 +26,7 @@ from evtxdoc.parse import (
     rs_records,
     scan,
 )
-from evtxdoc.parse.structure import (
-    AMBIGUOUS,
-    FILE_HEADER_SIZE,
-    filetime_to_ns,
-    header_usable,
-    record_times,
-)
+from evtxdoc.parse.structure import AMBIGUOUS, filetime_to_ns, record_times
 from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
@@ -99,21 +92,16 @@ class _Reader:
         batch.append_rows(block)
 
     def read(self) -> FileResult:
-        # The structural scan spends its time in zlib.crc32, which releases the GIL: it runs in
-        # a thread beside the parse (on the other core), and is waited for before its counts
-        # decide whether python-evtx must recover records.
-        header_ids: set[int] = set()
-        with ThreadPoolExecutor(1, thread_name_prefix="evtxdoc-scan") as pool:
-            scanning = pool.submit(scan, self.file.path, self.file.display)
-            if _starts_like_evtx(self.file.path):
-                with _collector_paused():
-                    self._read_rs(header_ids)
-            structure = scanning.result()
+        structure = scan(self.file.path, self.file.display)
         self.problems.extend(structure.problems)
         if structure.usable:
-            self._report_errors("undecodable_record", "evtx")
-            with _collector_paused():
-                self._recover(structure, header_ids)
+            collecting = gc.isenabled()
+            gc.disable()  # rows create no reference cycles; the collector only costs time here
+            try:
+                self._read_records(structure)
+            finally:
+                if collecting:
+                    gc.enable()
             self._refine_times()
         return FileResult(
             FileReport(self.file.display, self.file.sha256, self.file.size, len(self.batch),
@@ -136,14 +124,13 @@ class _Reader:
                 if abs(ns - column[index]) < REFINE_TOLERANCE_NS:
                     column[index] = ns
 
-    def _read_rs(self, header_ids: set[int]) -> None:
+    def _read_records(self, structure: Structure) -> None:
+        header_ids: set[int] = set()
         if rs_available():
             self.backends.append("evtx")
             self.consume(rs_records(self.file.path, self.on_error, strict=self.strict),
                          header_ids)
-
-    def _recover(self, structure: Structure, header_ids: set[int]) -> None:
-        """python-evtx for what rs missed (fewer header ids than the scan counted)."""
+        self._report_errors("undecodable_record", "evtx")
         missing = not rs_available() or len(header_ids) < structure.records
         if missing and self.use_fallback and fallback_available():
             self._fallback(header_ids)
@@ -176,26 +163,6 @@ class _Reader:
                 f"{len(self.errors) - MAX_ERRORS_LISTED} more records could not be decoded",
                 Severity.WARNING))
         self.errors.clear()
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Rows create no reference cycles; the cyclic collector only costs time while reading."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def _starts_like_evtx(path: str) -> bool:
-    try:
-        with open(path, "rb") as handle:  # noqa: PTH123 - a str path from discovery
-            return header_usable(handle.read(FILE_HEADER_SIZE))
-    except OSError:
-        return False  # the scan reports why
 
 
 def read_file(file: DiscoveredFile, strict: bool = False, use_fallback: bool = True) -> FileResult:

@@ -103,7 +103,7 @@ class _Walker:
         self.out.problems.append(Problem(self.display, kind, message, severity, where, hint))
 
     def file_header(self, head: bytes, size: int) -> bool:
-        if not header_usable(head):
+        if len(head) < FILE_HEADER_SIZE or not head.startswith(FILE_MAGIC):
             self.problem("truncated_header", f"file is {size} bytes, shorter than the 4096-byte "
                          "EVTX header", severity=Severity.ERROR,
                          hint="the file was cut off while copying; export or collect it again")
@@ -190,11 +190,6 @@ class _Walker:
             span = f"chunk {first}" if first == last else f"chunks {first}-{last}"
             self.problem("bad_chunk", f"{span}: not a valid chunk (no ElfChnk signature); "
                          "skipped", span)
-
-
-def header_usable(head: bytes) -> bool:
-    """Whether a file starting with `head` has a whole EVTX file header (`Structure.usable`)."""
-    return len(head) >= FILE_HEADER_SIZE and head.startswith(FILE_MAGIC)
 
 
 def scan(path: Path | str, display: str | None = None) -> Structure:
