@@ -103,6 +103,7 @@ class _Reader:
                 if collecting:
                     gc.enable()
             self._refine_times()
+        self.batch.close()
         return FileResult(
             FileReport(self.file.display, self.file.sha256, self.file.size, len(self.batch),
                        tuple(self.backends), structure.format_version, structure.dirty,

@@ -59,3 +59,15 @@ def test_columns_read_before_a_flush_hold_every_row():
     assert batch.numeric("ts").tolist() == [1, 2]
     assert batch.codes("host").tolist() == [0, 0]
     assert len(batch.payload) == 2
+
+
+def test_equal_payloads_are_kept_as_one_object():
+    batch = ColumnBatch("f")
+    text = '{"EventData":{"A":"1"}}'
+    first, second = text.encode(), text.encode()  # equal, but two objects (as rows bring them)
+    assert first is not second
+    batch.append_rows([(*_row()[:13], first, True), (*_row()[:13], second, True),
+                       (*_row()[:13], b'{"EventData":{"A":"2"}}', True)])
+    batch.close()
+    assert batch.payload[0] is batch.payload[1]
+    assert batch.payload[1:] == [second, b'{"EventData":{"A":"2"}}']
