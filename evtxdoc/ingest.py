@@ -116,8 +116,7 @@ class _Reader:
         if not self.inexact:
             return
         exact = record_times(self.file.path)
-        self.batch.flush()
-        column = self.batch.numeric("ts")
+        column = self.batch.numeric("ts")  # flushes the buffered rows first
         for index, header_id in self.inexact:
             filetime = exact.get(header_id)
             if filetime is not None and filetime != AMBIGUOUS:

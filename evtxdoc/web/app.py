@@ -126,7 +126,7 @@ class Service:
             self.store.delete(job_id)
         return expired
 
-    def job_or_404(self, job_id: str) -> Job | None:
+    def find_job(self, job_id: str) -> Job | None:
         try:
             return self.store.get(job_id)
         except KeyError:
@@ -229,19 +229,19 @@ def create_app(settings: WebSettings) -> Starlette:
         return JSONResponse([job.public() for job in found], headers=_COMMON_HEADERS)
 
     async def job_page(request: Request) -> Response:
-        job = service.job_or_404(request.path_params["job_id"])
+        job = service.find_job(request.path_params["job_id"])
         if job is None:
             return _error(request, service, "no such analysis (deleted?)", 404)
         return service.page(request, "job.html.j2", job=job)
 
     async def job_status(request: Request) -> Response:
-        job = service.job_or_404(request.path_params["job_id"])
+        job = service.find_job(request.path_params["job_id"])
         if job is None:
             return JSONResponse({"error": "no such analysis"}, 404, headers=_COMMON_HEADERS)
         return JSONResponse(job.public(), headers=_COMMON_HEADERS)
 
     async def report(request: Request) -> Response:
-        job = service.job_or_404(request.path_params["job_id"])
+        job = service.find_job(request.path_params["job_id"])
         name = request.path_params["report"]
         if job is None or name not in REPORTS:
             return PlainTextResponse("no such report", 404, headers=_COMMON_HEADERS)
@@ -261,7 +261,7 @@ def create_app(settings: WebSettings) -> Starlette:
         return FileResponse(path, media_type=media_type, headers=headers)
 
     async def delete(request: Request) -> Response:
-        job = service.job_or_404(request.path_params["job_id"])
+        job = service.find_job(request.path_params["job_id"])
         if job is None:
             return _error(request, service, "no such analysis (deleted already?)", 404)
         if job.status in (Status.queued, Status.running) and job.id in service.runner.running:

@@ -43,7 +43,7 @@ def run_job(data_dir: str, job_id: str, read_workers: int | None) -> None:
         now = time.monotonic()
         if now - last >= PROGRESS_EVERY_S or done >= total:
             last = now
-            store.progress(job_id, stage, done, total, _shown_name(detail, upload))
+            store.progress(job_id, stage, done, total, detail)  # upload-relative names
 
     try:
         os.chdir(upload)  # inputs by relative name: the report shows upload names, not paths
@@ -59,10 +59,6 @@ def run_job(data_dir: str, job_id: str, read_workers: int | None) -> None:
     except Exception as error:  # anything else is a bug: keep the trace for the maintainers
         store.fail(job_id, f"internal error: {type(error).__name__}: {error}\n"
                            + traceback.format_exc(limit=8))
-
-
-def _shown_name(detail: str, upload: Path) -> str:
-    return detail.replace(str(upload) + os.sep, "")
 
 
 def _write_reports(analysis: Analysis, folder: Path,
