@@ -746,6 +746,9 @@ def _finding(rule: Rule, context: _Context, evidence: dict[str, np.ndarray],
              values: dict[str, Any], host: str | None) -> Finding:
     """A host, event or bundle finding, its texts rendered with the evidence values."""
     refs, count = _refs(rule, context, evidence, values)
+    if host is not None and refs:  # name the host that wrote the evidence, not a sibling name
+        host = refs[0].host
+        values["host"] = host
     return Finding(rule=rule.id, title=rule.title, severity=rule.severity,
                    confidence=rule.confidence, scope=rule.scope,
                    cause=templates.render(rule.cause, values),
@@ -849,8 +852,9 @@ def _finish(findings: list[Finding], rules: dict[str, Rule],
             if replaced.get(finding.rule):
                 finding = _replace(finding, superseded=tuple(replaced[finding.rule]))
             kept.append(finding)
-    kept.sort(key=lambda f: _order(f, rules))
     outcome = {a.id: a.outcome for a in correlation.attempts} if correlation else {}
+    kept = [_by_outcome(f, outcome.get(f.attempt)) if f.attempt else f for f in kept]
+    kept.sort(key=lambda f: _order(f, rules))
     named: set[str] = set()
     out = []
     for finding in kept:
@@ -860,6 +864,19 @@ def _finish(findings: list[Finding], rules: dict[str, Rule],
             finding = _replace(finding, root_cause=True)
         out.append(finding)
     return out
+
+
+HEALTHY = (Outcome.SUCCEEDED, Outcome.NOT_HYBRID)
+HEALTHY_NOTE = ("Logged during an attempt that went on to succeed, so it did not decide the "
+                "outcome (shown for context): ")
+
+
+def _by_outcome(finding: Finding, outcome: Outcome | None) -> Finding:
+    """A finding explains an outcome and never invents one: an error or critical rule that
+    matched an attempt which succeeded (or was an Entra join) is context, shown as info."""
+    if outcome not in HEALTHY or finding.severity not in ("error", "critical"):
+        return finding
+    return _replace(finding, severity="info", cause=HEALTHY_NOTE + finding.cause)
 
 
 def _order(finding: Finding, rules: dict[str, Rule]) -> tuple[Any, ...]:

@@ -154,7 +154,8 @@ def _devices(frame: pd.DataFrame, records: list[evidence.Record],
             rows = frame.loc[frame["host"].astype(str).str.lower().isin(
                 {h.lower() for h in hosts_of[machine]}).to_numpy()]
         local_clock = LocalClock(machine_jumps, rows)
-        device = _Device(machine, sorted(hosts_of[machine]), facts.get(machine, NO_FACTS),
+        device = _Device(machine, sorted(hosts_of[machine]),
+                         _with_profile_facts(facts.get(machine, NO_FACTS), events),
                          local_clock, channels_of.get(machine, set()))
         if machine_jumps:
             timed = [(local_clock.local(e.record), e) for e in events]
@@ -162,7 +163,8 @@ def _devices(frame: pd.DataFrame, records: list[evidence.Record],
             timed = [(e.record.ts, e) for e in events]
         timed.sort(key=lambda item: (item[0], item[1].record.record_id))
         drafts = split(timed)
-        device.drafts = [d for d in drafts if d.anchored]
+        hybrid = device.facts.join_method == "hybrid"
+        device.drafts = [d for d in drafts if d.anchored or (hybrid and d.has("profile"))]
         device.orphan_steps = sum(1 for d in drafts if not d.anchored for _, e in d.events
                                   if e.step in ("esp", "hybrid_registration"))
         for draft in device.drafts:
@@ -170,6 +172,39 @@ def _devices(frame: pd.DataFrame, records: list[evidence.Record],
         if device.drafts or device.orphan_steps:
             devices[machine] = device
     return devices
+
+
+def _with_profile_facts(facts: DeviceFacts, events: list[evidence.DeviceEvent]) -> DeviceFacts:
+    """The device's facts with what its profile events say where no file said it: the join
+    method and the skip-DC setting (Autopilot 101), the ZTD id and tenant (103)."""
+    found: dict[str, object] = {}
+    for event in events:
+        setting = evidence.profile_setting(event.record)
+        if setting:
+            found.setdefault(setting[0], setting[1])
+        elif event.record.channel == evidence.AUTOPILOT and event.record.event_id == 103:
+            name = str(event.record.fields.get("Message1") or "")
+            found.setdefault(name, event.record.fields.get("Message2"))
+    method = found.get("CloudAssignedDomainJoinMethod")
+    skip = found.get("HybridJoinSkipDCConnectivityCheck")
+    learned = DeviceFacts(
+        join_method=None if method is None else ("hybrid" if method == 1 else "entra"),
+        skip_dc_check=None if skip is None else skip == 1,
+        ztdid=_guid_text(found.get("ZtdRegistrationId")),
+        tenant_domain=str(found["CloudAssignedTenantDomain"])
+        if found.get("CloudAssignedTenantDomain") else None)
+    if learned == DeviceFacts():
+        return facts
+    learned.sources.append("Autopilot profile events (101/103)")
+    merged = DeviceFacts()
+    merged.merge(facts)
+    merged.merge(learned)
+    return merged
+
+
+def _guid_text(value: object) -> str | None:
+    text = str(value or "").strip().strip("{}").lower()
+    return text if len(text) == 36 and text.count("-") == 4 else None
 
 
 def _distinct_jumps(jumps: list[evidence.ClockJump]) -> list[evidence.ClockJump]:

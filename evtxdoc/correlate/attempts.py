@@ -1,10 +1,14 @@
 """A device's step events → its join attempts, and how each attempt ended.
 
-Segmentation follows the sequence of domain.md (d): an attempt runs from the profile download
-(or enrollment, or the ODJ request) to the hybrid registration. A new attempt starts when
+Segmentation follows the real story (reference/real-logs/hybrid-deployment-sequence.md,
+domain.md (d)): profile → enrollment → ODJ request → blob → reboot → ESP → registration. The
+profile checks (Autopilot 153/103/100/101) repeat all through one deployment (25 times in the
+real one, one of them 3 ms after the ODJ request), as do MDM syncs and ESP polling, so none of
+them starts an attempt. A new attempt needs evidence of a new deployment:
 - the device starts waiting for a blob again after the previous wait ended (a retry), or
-- a profile download or an enrollment follows an attempt that already asked for a blob or
-  finished its ESP (a reset or a re-image).
+- an enrollment follows an attempt that already asked for a blob or finished its ESP (a reset
+  or a re-image).
+Profile checks alone make no attempt; a profile failure (807/809/815/908, TPM 171/172) does.
 The outcome is judged from the device's own events only, so that missing connector logs can
 never turn a success into a failure; the connector adds the explanation.
 """
@@ -51,8 +55,10 @@ class Draft:
 
     @property
     def anchored(self) -> bool:
-        """Holds a step that starts or carries a join (not only ESP/registration/DC noise)."""
-        return any(e.step in ANCHOR_STEPS for _, e in self.events)
+        """Holds a step that starts or carries a join (not only profile checks, ESP,
+        registration or DC noise): an enrollment, an ODJ step or a profile failure."""
+        return any(e.step in ANCHOR_STEPS and (e.step != "profile" or e.status == "failed")
+                   for _, e in self.events)
 
     @property
     def wait_ended(self) -> bool:
@@ -98,8 +104,10 @@ def split(events: list[tuple[int, DeviceEvent]]) -> list[Draft]:
 def _starts_new(current: Draft, event: DeviceEvent) -> bool:
     if event.step == "odj_request" and event.status == "waiting":
         return current.wait_ended
-    if event.step in ("profile", "enrollment"):
+    if event.step == "enrollment":
         return current.asked or current.has("esp")
+    if event.step == "profile" and event.status == "failed":  # a new deployment's profile
+        return current.asked
     return False
 
 

@@ -2,11 +2,16 @@
 
 Selection is vectorized (channel codes and event ids), so a fleet timeline of millions of
 events costs one pass of numpy masks; only the selected rows (about ten per attempt) have their
-fields decoded. What each event means comes from reference/domain.md: (a.2) DMEDP 72, 100,
-107, 109/110 with the state in `HexInt1`, 111; (a.3) Autopilot profile events; (a.4) UDR
-304/305/306/307; (a.6) Shell-Core 62407; (a.8) System 4098/4099, NETLOGON 5719, GroupPolicy
-1129, Time-Service 14; (a.9) Time-Service 261 and Kernel-General 1 (clock set); (a.1) the
-connectors' request events.
+fields decoded. What each event means comes from reference/real-logs/ (what a real hybrid
+deployment wrote; it wins over the documentation) and reference/domain.md: (a.2) DMEDP 72,
+100, 107, 109/110 with the state in `HexInt1`, 111; (a.3) Autopilot: 153/103/100/101 are
+profile *checks* that repeat all through a healthy deployment (100 is "policy [Message1] not
+found", one per optional setting the profile lacks; 101 carries a DWORD setting in
+Message1/Int1; 153 numeric InitialState/UpdateState), only 171/172/807/809/815/908 are
+failures; (a.4) UDR 304/305/307 (ExitCode) failures, 306 success, 360 "Device is AAD joined
+(AADJ or DJ++): Yes" confirms the registration; (a.6) Shell-Core 62407; (a.8) System
+4098/4099, NETLOGON 5719, GroupPolicy 1129, Time-Service 14; (a.9) Time-Service 261 and
+Kernel-General 1 (clock set); (a.1) the connectors' request events.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ TIME_SERVICE = "microsoft-windows-time-service"
 DEVICE_EVENTS: dict[tuple[str, int], str | None] = {
     **{(DMEDP, i): None for i in (72, 100, 107, 109, 110, 111)},
     **{(AUTOPILOT, i): None for i in (100, 101, 103, 153, 171, 172, 807, 809, 815, 908)},
-    **{(UDR, i): None for i in (304, 305, 306, 307)},
+    **{(UDR, i): None for i in (304, 305, 306, 307, 360)},
     (SHELL, 62407): None,
     (SYSTEM, 4098): JOIN_PROVIDER,
     (SYSTEM, 4099): JOIN_PROVIDER,
@@ -67,9 +72,7 @@ DMEDP_STEPS = {  # domain.md a.2
     107: ("blob_applied", "ok", "offline domain join blob applied"),
     100: ("dc_connectivity", "failed", "could not establish connectivity (DMEDP 100)"),
 }
-AUTOPILOT_MILESTONES = {153: "Autopilot profile state change (153)"}
-AUTOPILOT_FAILURES = {
-    100: "Autopilot profile not found",
+AUTOPILOT_FAILURES = {  # domain.md a.3 (S6); the only Autopilot events that mean a failure
     171: "TPM problem (identity / attestation)",
     172: "TPM problem (identity / attestation)",
     807: "ZtdDeviceIsNotRegistered: the hardware hash is not imported in this tenant",
@@ -155,7 +158,9 @@ def select(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 NO_FIELDS = {(DMEDP, 72), (DMEDP, 107), (DMEDP, 111), (DMEDP, 100), (UDR, 306),
-             *((AUTOPILOT, i) for i in (100, 101, 103, 153, 171, 172, 807, 809, 815, 908))}
+             *((AUTOPILOT, i) for i in (171, 172, 807, 809, 815, 908))}
+# Profile settings (Autopilot 101 Message1 → Int1) that are device facts (real-logs/shapes.md)
+PROFILE_SETTINGS = ("CloudAssignedDomainJoinMethod", "HybridJoinSkipDCConnectivityCheck")
 
 
 def _strings(column: pd.Series) -> list[str]:
@@ -226,12 +231,16 @@ def device_event(record: Record) -> DeviceEvent | None:
     if channel == AUTOPILOT:
         if event_id in AUTOPILOT_FAILURES:
             return DeviceEvent(record, "profile", "failed", AUTOPILOT_FAILURES[event_id])
-        return DeviceEvent(record, "profile", "ok", AUTOPILOT_MILESTONES.get(
-            event_id, "Autopilot profile download / processing milestone"))
+        return DeviceEvent(record, "profile", *_profile_check(event_id, fields))
     if channel == UDR:
         if event_id == 306:
             return DeviceEvent(record, "hybrid_registration", "ok", "hybrid join registered")
-        code = fields.get("ErrorCode")
+        if event_id == 360:  # WHfB prerequisites; "No" is written long before a registration
+            if str(fields.get("DeviceIsJoined", "")).strip().lower() != "yes":
+                return None
+            return DeviceEvent(record, "hybrid_registration", "ok",
+                               "UDR 360: Device is AAD joined (AADJ or DJ++): Yes")
+        code = fields.get("ExitCode", fields.get("ErrorCode"))
         text = " ".join(str(v) for v in (code and _code(code), fields.get("Format")) if v)
         return DeviceEvent(record, "hybrid_registration", "failed",
                            f"UDR {event_id}" + (f": {text}" if text else ""))
@@ -256,6 +265,32 @@ def device_event(record: Record) -> DeviceEvent | None:
                     14: "no domain controller as time source (Time-Service 14)"}[event_id]
             return DeviceEvent(record, "dc_connectivity", "failed", what)
     return None
+
+
+def _profile_check(event_id: int, fields: dict[str, Any]) -> tuple[str, str]:
+    """(status, detail) of a repeated profile check: context, never a failure."""
+    name = str(fields.get("Message1") or "")[:80]
+    if event_id == 100:
+        return "info", f"Autopilot policy {name or '?'} not found (a setting the profile lacks)"
+    if event_id == 101:
+        return "info", f"profile setting {name or '?'} = {fields.get('Int1')}"
+    if event_id == 103:
+        value = str(fields.get("Message2") or "")[:80]
+        return "info", f"profile value {name or '?'}: {value}"
+    if event_id == 153:
+        return "ok", (f"Autopilot profile check (InitialState {fields.get('InitialState')}, "
+                      f"UpdateState {fields.get('UpdateState')})")
+    return "info", f"Autopilot {event_id}"
+
+
+def profile_setting(record: Record) -> tuple[str, Any] | None:
+    """(name, value) of a profile DWORD setting that is a device fact (Autopilot 101)."""
+    if record.channel != AUTOPILOT or record.event_id != 101:
+        return None
+    name = str(record.fields.get("Message1") or "")
+    if name not in PROFILE_SETTINGS:
+        return None
+    return name, _int(record.fields.get("Int1"))
 
 
 def clock_jump(record: Record) -> ClockJump | None:
