@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT.parent / "shared" / "real-evtx"
+SHARED = ROOT.parent / "shared"
+REAL = SHARED / "real-evtx"
 
 
 def real(name: str) -> Path:
