@@ -154,8 +154,10 @@ class Analysis:
 
     @property
     def readable(self) -> bool:
-        """At least one EVTX file was read (even if it held no events)."""
-        return any(r.format_version for r in self.file_reports)
+        """At least one EVTX file was read (even if it held no events), or a supporting file
+        stated something (its facts are events of the timeline)."""
+        return any(r.format_version for r in self.file_reports) or bool(
+            len(self.timeline) and self.timeline["provider"].astype(str).eq("evtxdoc").any())
 
 
 # --- correlation (evtxdoc/correlate/) -------------------------------------------------------

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from evtxdoc import __version__, engine, timeline
+from evtxdoc import __version__, engine, supporting, timeline
 from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
 from evtxdoc.errors import InputError, StrictModeError
@@ -47,6 +47,7 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
     problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
     coverage = tuple(timeline.coverage(frame))
     correlation = correlate(frame, bundle.supporting, coverage)
+    frame, coverage = supporting.add_events(frame, coverage, bundle.supporting, correlation)
     if progress:
         progress("correlate", len(correlation.attempts), len(correlation.attempts), "")
     evaluation = None

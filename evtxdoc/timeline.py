@@ -217,6 +217,25 @@ def finish(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     return frame.reset_index(drop=True), dropped
 
 
+def append(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with the (few) rows of `extra`, categories united, still sorted by time."""
+    if not len(extra):
+        return frame
+    if not len(frame):
+        return extra.reset_index(drop=True)
+    parts = {}
+    for name in COLUMNS:
+        left, right = frame[name], extra[name]
+        if isinstance(left.dtype, pd.CategoricalDtype):
+            united = pd.api.types.union_categoricals([left.array, right.array])
+            parts[name] = pd.Series(united, name=name)
+        else:
+            parts[name] = pd.concat([left, right], ignore_index=True)
+    joined = pd.DataFrame(parts, columns=list(COLUMNS))
+    order = np.argsort(joined["ts"].array.asi8, kind="stable")
+    return joined.take(order).reset_index(drop=True)
+
+
 def fields_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Decode the fields of every row (do this on a filtered view, not the whole timeline)."""
     return [decode_fields(payload, str(channel))

@@ -59,7 +59,11 @@ def test_intune_collect_diagnostics_zip_with_nested_mdm_cab(tmp_path):
     assert [f.display for f in evtx] == [
         f"{outer}!/(80) mdmlogs-2025-02-18-10-00-00.cab!/"
         "microsoft-windows-user device registration-admin.evtx"]
-    assert len(analysis.timeline) == 4
+    channels = analysis.timeline["channel"].astype(str)
+    assert (~channels.str.startswith("Supporting/")).sum() == 4
+    # the profile file and the dsregcmd output state facts: one event each (the .reg is empty)
+    assert sorted(channels[channels.str.startswith("Supporting/")]) == [
+        "Supporting/AutopilotDDSZTDFile.json", "Supporting/dsregcmd-status"]
     assert {s.subkind for s in analysis.supporting} == {
         "autopilot_ztd_json", "registry_dump", "dsregcmd_status"}
     skipped = [f for f in analysis.files if f.kind is FileKind.SKIPPED]

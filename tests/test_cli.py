@@ -107,3 +107,21 @@ def test_analyze_terminal_shows_the_root_cause_and_its_fix() -> None:
     assert "(root cause)" in findings and "connector-access-denied-msa" in findings
     assert "OrganizationalUnitsUsedForOfflineDomainJoin" in findings
     assert max(len(line) for line in result.output.splitlines()) <= 100
+
+
+ZTD_908 = (b'{"CloudAssignedTenantDomain": "contoso.onmicrosoft.com", "ErrorCode": 908, '
+           b'"ErrorReason": "HardwareMarkerMismatch, SerialNumberMismatch, ProductKeyIdMismatch,'
+           b' TPMEkPubHashMismatch", "PolicyDownloadDate": "2025-02-18T09:00:00Z"}')
+
+
+def test_a_lone_profile_file_with_error_908_is_diagnosed_not_refused(tmp_path):
+    ztd = tmp_path / "AutopilotDDSZTDFile.json"
+    ztd.write_bytes(ZTD_908)
+    out = tmp_path / "report.json"
+    result = runner.invoke(app, ["analyze", str(ztd), "-o", str(out), "--fail-on", "error"])
+    assert result.exit_code == 1, result.output  # findings at --fail-on, not "no input" (2)
+    data = json.loads(out.read_text())
+    [finding] = [f for f in data["findings"] if f["rule"] == "autopilot-hardware-mismatch"]
+    assert finding["severity"] == "error"
+    assert "TPMEkPubHashMismatch" in finding["cause"]
+    assert runner.invoke(app, ["analyze", str(ztd), "-o", str(out)]).exit_code == 0

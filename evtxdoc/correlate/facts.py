@@ -1,11 +1,15 @@
 """Device facts from the supporting files a device bundle carries (domain.md a.3, a.2, (e)).
 
 - `AutopilotDDSZTDFile.json`: CloudAssignedDomainJoinMethod (1 = hybrid),
-  HybridJoinSkipDCConnectivityCheck, tenant, ZTD registration id, PolicyDownloadDate.
+  HybridJoinSkipDCConnectivityCheck, tenant, ZTD registration id, PolicyDownloadDate,
+  DeploymentProfileName, and the `ErrorCode` / `ErrorReason` Windows writes there when the
+  profile could not be applied (908: the hardware no longer matches the registered device).
 - `MdmDiagReport_RegistryDump.reg` (UTF-16 regedit export): EstablishedCorrelations
   ZTDRegistrationID / EntDMID, CloudAssignedTenantId, ODJApplied, TimeZoneKeyName.
 - `dsregcmd /status` output: `Key : Value` lines (DeviceName, DomainName, DeviceId, TenantId,
   AzureAdJoined, DomainJoined).
+
+The facts also become events of the timeline (evtxdoc/supporting.py), for rules and the report.
 
 Each reader takes bytes and returns plain values; unreadable content gives an empty result
 (the file is still listed in the inventory; correlation just has fewer keys).
@@ -42,6 +46,11 @@ class DeviceFacts:
     domain: str | None = None  # dsregcmd DomainName
     entra_device_id: str | None = None  # dsregcmd DeviceId
     policy_downloaded: str | None = None
+    profile_name: str | None = None
+    error_code: int | str | None = None  # ZTD JSON ErrorCode
+    error_reason: str | None = None  # ZTD JSON ErrorReason
+    azure_ad_joined: str | None = None  # dsregcmd AzureAdJoined (YES / NO)
+    domain_joined: str | None = None  # dsregcmd DomainJoined
     sources: list[str] = field(default_factory=list)
 
     def merge(self, other: DeviceFacts) -> None:
@@ -76,8 +85,22 @@ def read_ztd_json(content: bytes) -> DeviceFacts:
         join_method=None if method is None else ("hybrid" if str(method) == "1" else "entra"),
         skip_dc_check=None if skip is None else str(skip) == "1",
         serial=lower.get("serialnumber") or None,
-        policy_downloaded=lower.get("policydownloaddate") or None,
+        policy_downloaded=_text(lower.get("policydownloaddate")),
+        profile_name=_text(lower.get("deploymentprofilename")),
+        error_code=_scalar(lower.get("errorcode")),
+        error_reason=_text(lower.get("errorreason")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return str(value)[:1000] if value not in (None, "") and not isinstance(
+        value, dict | list) else None
+
+
+def _scalar(value: Any) -> int | str | None:
+    if isinstance(value, bool) or value is None or isinstance(value, dict | list):
+        return None
+    return value if isinstance(value, int) else _text(value)
 
 
 def read_registry_dump(content: bytes) -> DeviceFacts:
@@ -123,6 +146,8 @@ def read_dsregcmd(content: bytes) -> DeviceFacts:
         domain=values.get("domainname") or None,
         entra_device_id=_guid(values.get("deviceid")),
         tenant_id=_guid(values.get("tenantid")),
+        azure_ad_joined=values.get("azureadjoined") or None,
+        domain_joined=values.get("domainjoined") or None,
     )
 
 

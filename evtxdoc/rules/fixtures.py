@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evtxdoc import engine, timeline
+from evtxdoc import engine, supporting, timeline
 from evtxdoc.correlate import correlate
 from evtxdoc.models import Evaluation, Finding, SupportingFile
 from evtxdoc.normalize import encode_payload, parse_time_ns
@@ -144,8 +144,9 @@ def _check_case(case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines,
     if case.get("name") in (None, ""):
         add(place, "a case needs a name")
     events = case.get("events")
-    if not isinstance(events, list) or not events:
-        add(place, "a case needs events: a list of compact events")
+    if not isinstance(events, list) or not (events or case.get("ztd") or case.get("dsregcmd")):
+        add(place, "a case needs events: a list of compact events (empty only beside a `ztd` "
+            "or `dsregcmd` supporting file)")
         return out
     for index, event in enumerate(events):
         where = (*place, "events", index)
@@ -224,10 +225,11 @@ def _event_data(event: dict[str, Any], channel: str) -> dict[str, Any]:
 
 def evaluate_case(rules: Sequence[Rule], case: dict[str, Any], name: str = "case"
                   ) -> Evaluation:
-    frame, supporting = build_case(case, name)
+    frame, files = build_case(case, name)
     coverage = timeline.coverage(frame)
-    correlation = correlate(frame, supporting, coverage)
-    return engine.evaluate(rules, frame, correlation, coverage)
+    correlation = correlate(frame, files, coverage)
+    frame, with_files = supporting.add_events(frame, coverage, files, correlation)
+    return engine.evaluate(rules, frame, correlation, with_files)
 
 
 def _run_case(rule: Rule, case: dict[str, Any], file: str, line: int) -> CaseResult:

@@ -1,0 +1,109 @@
+"""Supporting files as evidence: each file's facts become one event of the timeline.
+
+A bundle of only supporting files (a lone `AutopilotDDSZTDFile.json`, a dsregcmd output) is
+analyzed, not refused. Every supporting file whose reader found facts gives one event on the
+channel `Supporting/<kind>` (event id 0, level 4, or 2 when the file states an error), with the
+facts as its fields, so that:
+- rules match them like any event (`channel: Supporting/AutopilotDDSZTDFile.json`);
+- the report shows them as evidence, in coverage and in the event table, named by file.
+
+The event's host is the device whose logs lie beside the file (one device in the same folder or
+archive), else the device name the file states (dsregcmd), else the file's name. Its time is
+the time the file states (`PolicyDownloadDate`), else the last event of its host, else the
+newest event of the bundle; a bundle with no time at all gets the Unix epoch and the event says
+`time: unknown`. The events are added after correlation (which reads the files itself), so
+the host is the machine correlation grouped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import pandas as pd
+
+from evtxdoc import timeline
+from evtxdoc.correlate.facts import DeviceFacts, read
+from evtxdoc.correlate.machines import container
+from evtxdoc.models import ChannelCoverage, Correlation, Machine, SupportingFile
+from evtxdoc.normalize import encode_payload, parse_time_ns
+
+CHANNELS = {  # supporting-file kind → the channel its event is on
+    "autopilot_ztd_json": "Supporting/AutopilotDDSZTDFile.json",
+    "registry_dump": "Supporting/MdmDiagReport_RegistryDump.reg",
+    "dsregcmd_status": "Supporting/dsregcmd-status",
+}
+PROVIDER = "evtxdoc"
+ERROR_LEVEL, INFO_LEVEL = 2, 4
+
+
+def add_events(frame: pd.DataFrame, coverage: Sequence[ChannelCoverage],
+               files: Sequence[SupportingFile], correlation: Correlation
+               ) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...]]:
+    """The timeline and coverage with one event per supporting file that states something."""
+    batches = events(files, frame, correlation.machines)
+    if not batches:
+        return frame, tuple(coverage)
+    extra = timeline.build_frame(batches)
+    return timeline.append(frame, extra), (*coverage, *timeline.coverage(extra))
+
+
+def events(supporting: Sequence[SupportingFile], frame: pd.DataFrame,
+           machines: Sequence[Machine] = ()) -> list[timeline.ColumnBatch]:
+    """One batch per supporting file that states something (see the module docstring)."""
+    owners = _owners(machines)
+    newest = int(frame["ts"].array.asi8.max()) if len(frame) else None
+    batches = []
+    for item in supporting:
+        channel = CHANNELS.get(item.subkind)
+        if channel is None:
+            continue
+        facts = read(item.subkind, item.content, item.display)
+        fields = _fields(facts)
+        if not fields:
+            continue
+        host = owners.get(container(item.display)) or facts.device_name or item.display
+        ts = parse_time_ns(facts.policy_downloaded or "") if facts.policy_downloaded else None
+        if ts is None:
+            ts = _last_of(frame, host) or newest
+        if ts is None:
+            fields["time"] = "unknown (the bundle states no time)"
+        level = ERROR_LEVEL if facts.error_code not in (None, 0, "0") else INFO_LEVEL
+        batch = timeline.ColumnBatch(item.display)
+        batch.append_row((ts or 0, 0, 0, level, 0, 0, 1, host, channel, PROVIDER, None, None,
+                          None, encode_payload({"EventData": fields}), True))
+        batch.flush()
+        batches.append(batch)
+    return batches
+
+
+def _fields(facts: DeviceFacts) -> dict[str, Any]:
+    names = {"error_code": "ErrorCode", "error_reason": "ErrorReason",
+             "join_method": "JoinMethod", "skip_dc_check": "HybridJoinSkipDCConnectivityCheck",
+             "profile_name": "DeploymentProfileName", "tenant_domain": "TenantDomain",
+             "tenant_id": "TenantId", "ztdid": "ZtdRegistrationId", "entdmid": "EntDMID",
+             "serial": "SerialNumber", "odj_applied": "ODJApplied", "time_zone": "TimeZone",
+             "device_name": "DeviceName", "domain": "DomainName",
+             "entra_device_id": "DeviceId", "policy_downloaded": "PolicyDownloadDate",
+             "azure_ad_joined": "AzureAdJoined", "domain_joined": "DomainJoined"}
+    values = asdict(facts)
+    return {names[k]: v for k, v in values.items() if k in names and v is not None}
+
+
+def _owners(machines: Sequence[Machine]) -> dict[str, str]:
+    """Folder/archive → the name of the one machine whose logs lie there (several: none)."""
+    found: dict[str, set[str]] = {}
+    for machine in machines:
+        name = max(machine.hosts or (machine.key,), key=lambda h: ("." in h, len(h), h))
+        for source in machine.sources:
+            found.setdefault(container(source), set()).add(name)
+    return {place: next(iter(names)) for place, names in found.items() if len(names) == 1}
+
+
+def _last_of(frame: pd.DataFrame, host: str) -> int | None:
+    if not len(frame):
+        return None
+    mine = frame["ts"].array.asi8[(frame["host"].astype(str) == host).to_numpy()]
+    return int(mine.max()) if len(mine) else None
+
