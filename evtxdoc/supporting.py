@@ -63,7 +63,7 @@ def events(supporting: Sequence[SupportingFile], frame: pd.DataFrame,
         fields = _fields(facts)
         if not fields:
             continue
-        host = owners.get(container(item.display)) or facts.device_name or item.display
+        host = _owner(owners, container(item.display)) or facts.device_name or item.display
         ts = parse_time_ns(facts.policy_downloaded or "") if facts.policy_downloaded else None
         if ts is None:
             ts = _last_of(frame, host) or newest
@@ -91,14 +91,23 @@ def _fields(facts: DeviceFacts) -> dict[str, Any]:
     return {names[k]: v for k, v in values.items() if k in names and v is not None}
 
 
-def _owners(machines: Sequence[Machine]) -> dict[str, str]:
-    """Folder/archive → the name of the one machine whose logs lie there (several: none)."""
+def _owners(machines: Sequence[Machine]) -> dict[str, set[str]]:
+    """Folder/archive → the names of the machines whose logs lie there."""
     found: dict[str, set[str]] = {}
     for machine in machines:
         name = max(machine.hosts or (machine.key,), key=lambda h: ("." in h, len(h), h))
         for source in machine.sources:
             found.setdefault(container(source), set()).add(name)
-    return {place: next(iter(names)) for place, names in found.items() if len(names) == 1}
+    return found
+
+
+def _owner(owners: dict[str, set[str]], place: str) -> str | None:
+    """The one machine whose logs lie in `place`, else in the folders/archives below it (a
+    live copy's `winevt/Logs`, the nested cab of a Collect-diagnostics zip)."""
+    found = owners.get(place) or {name for other, names in owners.items()
+                                  if other.startswith((place + "/", place + "!/"))
+                                  for name in names}
+    return next(iter(found)) if len(found) == 1 else None
 
 
 def _last_of(frame: pd.DataFrame, host: str) -> int | None:

@@ -57,8 +57,10 @@ def test_a_failed_request_explains_the_timeout_with_its_codes() -> None:
         "legacy", False, "5", "0x00000800")
     assert attempt.match_basis == "entdmid"
     assert "ODJSRV.fabrikam.local failed the request" in attempt.reason
-    assert [s.name for s in attempt.steps][:4] == ["profile", "profile", "enrollment",
-                                                  "odj_request"]
+    names = [s.name for s in attempt.steps]
+    story = [n for i, n in enumerate(names) if i == 0 or n != names[i - 1]]  # runs folded
+    assert story[:3] == ["profile", "enrollment", "odj_request"]
+    assert names.count("profile") >= 10  # the real rhythm: profile checks repeat
     assert attempt.steps[-1].status == "timed_out"
     assert attempt.durations["odj_request→timed_out"] == pytest.approx(3600, abs=1)
 

@@ -13,6 +13,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import jsonschema
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -162,8 +163,15 @@ def test_tz_shows_times_in_the_chosen_zone_with_its_name() -> None:
     analysis = pipeline.analyze([ROOT / "sample_logs/multi-device-two-connectors/bundle"])
     paris = html.render(analysis, html.ReportOptions(zone=display_zone("Europe/Paris")))
     utc = html.render(analysis)
-    # 2025-09-26 is summer time in Paris: UTC+2, written CEST
-    assert "2025-09-26 10:04:38.505 CEST" in paris and "2025-09-26 08:04:38.505 UTC" in utc
+    # 2025-09-26 is summer time in Paris: UTC+2, written CEST. A connector request's time is
+    # shown as logged (no device clock offset applies to it).
+    request = next(r for a in analysis.correlation.attempts for r in a.requests)
+    stamp = pd.Timestamp(request.ts, unit="ns", tz="UTC")
+    assert stamp.month == 9 and stamp.day == 26
+    shown = f"{stamp:%Y-%m-%d %H:%M:%S}.{stamp.microsecond // 1000:03d}"
+    local = stamp.tz_convert("Europe/Paris")
+    shown_local = f"{local:%Y-%m-%d %H:%M:%S}.{local.microsecond // 1000:03d}"
+    assert f"{shown_local} CEST" in paris and f"{shown} UTC" in utc
     assert "Europe/Paris" in paris
     result = runner.invoke(app, ["analyze", "x", "--tz", "Mars/Olympus"])
     assert result.exit_code == 2 and "unknown time zone" in result.output

@@ -17,7 +17,7 @@ from evtxdoc.synth.layout import CONNECTOR_EXPORT_NAMES, live_name
 from evtxdoc.synth.scenario import build, expected, parse
 from evtxdoc.synth.writer import EvtxWriter
 
-EVENTS_PER_DEVICE = 32  # about what one device attempt plus its noise writes (measured)
+EVENTS_PER_DEVICE = 55  # about what one device attempt plus its noise writes (measured)
 FAULT_CYCLE = ("none", "none", "none", "none", "access_denied", "none", "no_connector",
                "none", "blob_rejected", "none")
 

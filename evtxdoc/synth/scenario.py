@@ -124,7 +124,7 @@ class Scenario:
     tenant_domain: str
     connectors: list[Connector]
     devices: list[Device]
-    noise: int
+    noise: int  # background events per device; -1 (`noise: real`): the real rate over its span
     damage: list[dict[str, Any]]
     source: str = ""
 
@@ -206,7 +206,8 @@ def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
         start_ns=int(start.timestamp()) * SECOND,
         tenant_id=str(raw.get("tenant_id", uuid.UUID(int=rng.getrandbits(128)))),
         tenant_domain=str(raw.get("tenant_domain", "contoso.onmicrosoft.com")),
-        connectors=connectors, devices=devices, noise=int(raw.get("noise", 25)),
+        connectors=connectors, devices=devices,
+        noise=-1 if raw.get("noise") == "real" else int(raw.get("noise", 25)),
         damage=list(raw.get("damage") or []), source=where)
 
 
@@ -407,10 +408,7 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
     t = scenario.start_ns + int(attempt.at * SECOND)
     oobe, fqdn = device.oobe_name, f"{attempt.computer_name}.{device.domain}"
     emit = writer.emit
-    emit("autopilot_profile_state", t, oobe,
-         {"InitialState": "ProfileState_Unknown", "UpdateState": "ProfileState_Available"})
-    emit("autopilot_message", t + 2 * SECOND, oobe,
-         {"Message1": "Autopilot profile downloaded", "Message2": f"{scenario.tenant_domain}"})
+    _profile(scenario, device, writer, t, oobe)
     t += 120 * SECOND
     emit("mdm_enrolled", t, oobe, {"Message1": "MDM enrollment completed"})
     if attempt.fault == "entra_join" or device.join == "entra":
@@ -419,6 +417,7 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
         return t + 600 * SECOND
     t += 60 * SECOND
     emit("odj_state", t, oobe, {"HexInt1": 1})  # waiting for the ODJ blob
+    _profile_check(writer, t + 3_000_000, oobe)  # real: a profile check 3 ms after the request
     emit("odj_wait_start", t + 34_000_000, oobe, {"Boolean1": False})
     connector = scenario.connector(attempt.connector)
     device_id = device.entdmid
@@ -490,47 +489,147 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
     t += 420 * SECOND
     if fault == "sync_pending":
         for index in range(int(attempt.options.get("retries", 3))):
-            emit("hybrid_join_failed_304", t + index * 3600 * SECOND, fqdn,
-                 {"ErrorCode": 0x801C03F2, "Format": "DSREG_E_DIRECTORY_FAILURE"})
+            _registration_failed(writer, t + index * 3600 * SECOND, fqdn, -2145647630,
+                                 "error_fail", "The device object could not be found in the "
+                                 "directory (not synchronized yet).")
+            emit("udr_noise_360", t + index * 3600 * SECOND + 60 * SECOND, fqdn,
+                 _whfb_check("No"))
         return t + 2 * 3600 * SECOND
-    emit("hybrid_join_succeeded_306", t + 60 * SECOND, fqdn)
-    return t + 60 * SECOND
+    # As the real deployment: the first sync-join attempt finds no device object yet (204/304
+    # 0x801C03F3), a later one registers; 360 then says DeviceIsJoined Yes.
+    _registration_failed(writer, t, fqdn, -2145647629, "error_missing_device",
+                         "The device object by the given id is not found.")
+    emit("hybrid_join_succeeded_306", t + 1800 * SECOND, fqdn)
+    emit("udr_noise_360", t + 1860 * SECOND, fqdn, _whfb_check("Yes"))
+    return t + 1860 * SECOND
+
+
+MISSING_SETTINGS = ("CloudAssignedLanguage", "CloudAssignedRegion", "CloudAssignedTenantUpn",
+                    "DisableEnrollmentStatusPageForceSyncing")  # real-logs/shapes.md (100)
+
+
+def _profile(scenario: Scenario, device: Device, writer: _Writer, t: int, oobe: str) -> None:
+    """The profile phase as the real deployment writes it: a check (153 + 103) every half
+    minute or so, 100 for each optional setting the profile lacks, 101 for its DWORD
+    settings, 103 for its values."""
+    rng, emit = writer.rng, writer.emit
+    for index, name in enumerate(MISSING_SETTINGS):
+        emit("autopilot_policy_not_found", t + index * 20 * SECOND, oobe, {"Message1": name})
+    for index in range(4):
+        _profile_check(writer, t + (index * 25 + rng.randrange(0, 10)) * SECOND, oobe)
+    settings = [("CloudAssignedAutopilotUpdateDisabled", 1), ("CloudAssignedForcedEnrollment", 1)]
+    if device.join == "hybrid":
+        settings.insert(0, ("CloudAssignedDomainJoinMethod", 1))
+        if device.skip_dc_check:
+            settings.append(("HybridJoinSkipDCConnectivityCheck", 1))
+    for index, (name, value) in enumerate(settings):
+        emit("autopilot_setting", t + (30 + index) * SECOND, oobe,
+             {"Message1": name, "Int1": value})
+    for index, (name, value) in enumerate((
+            ("ZtdRegistrationId", device.ztdid),
+            ("DeploymentProfileName", "Hybrid Autopilot" if device.join == "hybrid"
+             else "Entra join"),
+            ("CloudAssignedTenantDomain", scenario.tenant_domain))):
+        emit("autopilot_message", t + (40 + index) * SECOND, oobe,
+             {"Message1": name, "Message2": value})
+
+
+def _profile_check(writer: _Writer, t: int, computer: str) -> None:
+    writer.emit("autopilot_profile_state", t, computer, {"InitialState": 0, "UpdateState": 3})
+    writer.emit("autopilot_message", t + 1_000_000, computer,
+                {"Message1": "AutopilotServiceCorrelationId",
+                 "Message2": str(uuid.UUID(int=writer.rng.getrandbits(128)))})
+
+
+def _registration_failed(writer: _Writer, t: int, computer: str, exit_code: int,
+                         subcode: str, message: str) -> None:
+    """UDR 204 (the DRS answer) and 304 (the join phase failed), as real logs write them."""
+    writer.emit("hybrid_join_request_failed_204", t, computer, {
+        "ExitCode": exit_code, "ActivityId": str(uuid.UUID(int=writer.rng.getrandbits(128))),
+        "HttpStatus": 400, "ServerResponse": json.dumps(
+            {"code": "invalid_request", "subcode": subcode, "message": message})})
+    writer.emit("hybrid_join_failed_304", t + 500_000_000, computer, {
+        "ExitCode": exit_code, "ServerErrorMessage": message, "TenantType": "Managed",
+        "JoinType": "sync", "DebugOutput": "joinMode: Join\ndrsInstance: azure\n"
+        "registrationType: sync\ntenantType: Managed\nerrorPhase: join"})
+
+
+def _whfb_check(joined: str) -> dict[str, str]:
+    """UDR 360's fields (values as real logs write them: Yes / No / Not Tested)."""
+    return {"Message": "Windows Hello for Business provisioning will not be launched.",
+            "DeviceIsJoined": joined, "AADPrt": joined, "NgcPolicyEnabled": "No",
+            "NgcPostLogonProvisioningEnabled": "Yes", "NgcHardwarePolicyMet": "Yes",
+            "UserIsRemote": "Yes", "LogonCertRequired": "No", "MachinePolicySource": "none",
+            "UseCloudTrust": "No", "CloudTgt": "Not Tested"}
+
+
+# Real counts per event over one ~3 h deployment (real-logs/shapes.md): the noise mix.
+REAL_NOISE = (("diagnostics_1508", 396), ("esp_progress", 374),
+              ("management_service_1005", 342), ("shell_noise_62171", 338),
+              ("shell_noise_62170", 337), ("dmedp_noise_200", 257), ("dmedp_noise_202", 257),
+              ("aad_noise_1098", 212), ("dmedp_noise_814", 155), ("aad_noise_1097", 139),
+              ("dmedp_noise_813", 123), ("udr_noise_220", 80), ("dmedp_noise_2750", 61),
+              ("udr_noise_360", 58), ("autopilot_noise_170", 25), ("provisioning_noise_20", 44),
+              ("scm_state_change", 20))
+REAL_NOISE_PER_HOUR = sum(n for _, n in REAL_NOISE) / 3.0
 
 
 def _device_noise(scenario: Scenario, device: Device, writer: _Writer, start: int, end: int,
                   rng: random.Random) -> None:
-    """Background events with the shapes of real MDM/Autopilot logs (parsers.md §7)."""
+    """Background events with the shapes, levels, values and mix of a real deployment
+    (real-logs/shapes.md): level-2 ManagementService 1005 and AAD 1098, level-3 AAD 1097,
+    Diagnostics 1508 and UDR 360 are all written by healthy devices."""
     span = max(end - start, 60 * SECOND)
     oobe = device.oobe_name
-    makers = [
-        ("dmedp_noise_814", lambda: {"HexInt1": rng.randrange(0, 8), "HexInt2": 0,
-                                     "Message1": "./Device/Vendor/MSFT/Policy/Config",
-                                     "Message2": rng.choice(["Update", "Browser", "Defender"]),
-                                     "Message3": str(rng.randrange(1, 9)), "Message4": "",
-                                     "Message5": "int"}),
-        ("dmedp_noise_2750", lambda: {"HRESULT": rng.choice([0, 0, -2147024894]),
-                                      "HexInt1": 1, "Message1": "./Vendor/MSFT/DMClient"}),
-        ("dmedp_noise_200", dict),
-        ("autopilot_noise_170", dict),
-        ("management_service_1005", lambda: {"File": "autopilotmanager.cpp",
-                                             "HRESULT": rng.choice([0, -2147024891]),
-                                             "Line": rng.randrange(100, 3000),
-                                             "Message": "Autopilot task step"}),
-        ("udr_noise_360", lambda: {"AADPrt": "NO", "CloudTgt": "NO", "DeviceIsJoined": "NO",
-                                   "NgcPolicyEnabled": "NO"}),
-        ("udr_noise_220", lambda: {"ErrorCode": 0, "Format": "Automatic registration task"}),
-        ("aad_noise_1098", lambda: {"Error": 0xCAA2000C, "ErrorMessage": "interaction_required",
-                                    "AdditionalInformation": "Token broker operation"}),
-        ("shell_noise_62171", lambda: {"LogonType": 2, "TaskName": "CloudExperienceHost"}),
-        ("provisioning_noise_20", lambda: {"Message1": "Provisioning package step",
-                                           "Message2": "Completed"}),
-        ("scm_state_change", lambda: {"param1": rng.choice(["Windows Update",
-                                                            "dmwappushsvc"]),
-                                      "param2": rng.choice(["running", "stopped"])}),
-    ]
-    for _ in range(scenario.noise):
-        key, values = rng.choice(makers)
-        writer.emit(key, start + rng.randrange(0, span // SECOND) * SECOND, oobe, values())
+    guid = str(uuid.UUID(int=rng.getrandbits(128)))
+    makers: dict[str, Any] = {
+        "diagnostics_1508": lambda: {"Message1": rng.choice(["Done", "Visible",
+                                                             "NavigationStarted"])},
+        "esp_progress": lambda: {"Name": rng.choice(["Done", "Visible", "NavigationStarted"]),
+                                    "Value": rng.choice(["true", "success", "3"])},
+        "management_service_1005": lambda: {
+            "HRESULT": 0x8007000D, "File": rng.choice([
+                "onecoreuap\\admin\\moderndeployment\\autopilot\\commonutils\\jsonhelpers.cpp",
+                "onecoreuap\\admin\\moderndeployment\\autopilot\\commonutils\\jsonreader.cpp"]),
+            "Line": rng.choice([127, 172]), "Message": "NULL"},
+        "shell_noise_62171": lambda: {"LogonType": rng.choice([131072, 132096]),
+                                      "TaskName": rng.choice(["PreShellTasks", "ShellInitTasks"])},
+        "shell_noise_62170": lambda: {"LogonType": rng.choice([131072, 132096]),
+                                      "TaskName": rng.choice(["PreShellTasks", "ShellInitTasks"])},
+        "dmedp_noise_200": dict, "dmedp_noise_202": dict, "autopilot_noise_170": dict,
+        "aad_noise_1098": lambda: rng.choice([
+            {"Error": 3400073222, "ErrorMessage": "It failed to get token by WS-Trust flow.",
+             "AdditionalInformation": "Server response:\r\nHTTP: 401 [Unauthorized]"},
+            {"Error": 3399614476, "ErrorMessage": "The request requires user interaction.",
+             "AdditionalInformation": "Code: interaction_required"}]),
+        "aad_noise_1097": lambda: {"Error": 3400073302, "ErrorMessage":
+                                   "Renew token by the primary refresh token failed.",
+                                   "AdditionalInformation": "Logged at RefreshTokenRequest.cpp"},
+        "dmedp_noise_814": lambda: {"Message1": rng.choice(["AllowTelemetry",
+                                                            "L_DefaultCustomTab"]),
+                                    "Message2": rng.choice(["System", "ADMX_StartMenu"]),
+                                    "Message3": guid, "Message4": "Device",
+                                    "Message5": "<enabled/>", "HexInt1": 6, "HexInt2": 0},
+        "dmedp_noise_813": lambda: {"Message1": rng.choice(["RequireDeviceEncryption",
+                                                            "AllowTelemetry"]),
+                                    "Message2": rng.choice(["BitLocker", "Defender", "System"]),
+                                    "Message3": guid, "Message4": "Device",
+                                    "HexInt1": rng.randrange(0, 4), "HexInt2": 6, "HexInt3": 0},
+        "udr_noise_220": lambda: {"Format": "NameFullyQualifiedDN", "ErrorCode": 1355},
+        "dmedp_noise_2750": lambda: {"Message1": "WSC_SECURITY_PROVIDER_FIREWALL",
+                                     "HexInt1": 2, "HRESULT": rng.choice([0, 1])},
+        "udr_noise_360": lambda: _whfb_check("No"),
+        "provisioning_noise_20": lambda: {"Message1": "Power.EnergyEstimationEngine.CPU.ppkg",
+                                          "Message2": guid},
+        "scm_state_change": lambda: {"param1": rng.choice(["Windows Update", "dmwappushsvc"]),
+                                     "param2": rng.choice(["running", "stopped"])},
+    }
+    keys = [key for key, _ in REAL_NOISE]
+    weights = [count for _, count in REAL_NOISE]
+    count = scenario.noise if scenario.noise >= 0 else int(
+        REAL_NOISE_PER_HOUR * span / (3600 * SECOND))
+    for key in rng.choices(keys, weights, k=count):
+        writer.emit(key, start + rng.randrange(0, span // SECOND) * SECOND, oobe, makers[key]())
 
 
 def _device_files(scenario: Scenario, device: Device, last_ns: int) -> dict[str, bytes]:
