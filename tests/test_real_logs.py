@@ -180,3 +180,41 @@ def test_replay_names_channels_in_full() -> None:
     assert replay.full_channel("DMEDP/Admin").endswith(
         "DeviceManagement-Enterprise-Diagnostics-Provider/Admin")
     assert Path(replay.full_channel("User Device Registration/Admin")).name == "Admin"
+
+
+SAMPLES = sorted((Path(__file__).resolve().parent.parent / "sample_logs").glob("*/bundle"))
+
+
+@pytest.mark.parametrize("bundle", SAMPLES, ids=lambda p: p.parent.name)
+def test_no_sample_has_an_error_on_a_healthy_attempt_or_evidence_outside_its_attempt(
+        bundle: Path) -> None:
+    analysis = analyze([bundle])
+    attempts = {a.id: a for a in analysis.correlation.attempts}
+    frame = analysis.timeline
+    keys = zip(frame["source_file"].astype(str), frame["record_id"].tolist(), strict=True)
+    times = dict(zip(keys, frame["ts"].array.asi8.tolist(), strict=True))
+    for finding in analysis.evaluation.findings:
+        attempt = attempts.get(finding.attempt)
+        if attempt is None:
+            continue
+        if attempt.outcome in (Outcome.SUCCEEDED, Outcome.NOT_HYBRID):
+            assert finding.severity not in ("error", "critical"), finding.rule
+        device_hosts = {h.lower() for h in attempt.device.hosts}
+        for ref in finding.evidence:
+            if ref.host.lower() not in device_hosts:
+                continue  # connector evidence: matched to the attempt by the correlation
+            ts = times[(ref.source_file, ref.record_id)]
+            assert attempt.started - 15 * 60 * 10**9 - abs(attempt.offset.offset_ns if
+                                                          attempt.offset else 0) <= ts
+            assert ts <= attempt.ended + 30 * 60 * 10**9 + abs(
+                attempt.offset.offset_ns if attempt.offset else 0), (finding.rule, ref)
+
+
+def test_the_real_shaped_sample_is_one_success_with_its_blob_processed() -> None:
+    analysis = analyze([SAMPLES[0].parent.parent / "real-shaped-hybrid-success" / "bundle"])
+    [attempt] = analysis.correlation.attempts
+    assert attempt.outcome is Outcome.SUCCEEDED
+    assert ("odj_blob", "ok") in [(s.name, s.status) for s in attempt.steps]
+    assert not [f for f in analysis.evaluation.findings if f.severity in ("error", "critical")]
+    levels = analysis.timeline["level"].value_counts()
+    assert levels.get(2, 0) > 50 and levels.get(3, 0) > 50  # the noise of a healthy device

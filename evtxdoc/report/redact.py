@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from evtxdoc.correlate import facts
 from evtxdoc.models import Analysis
 
 SID = r"S-1-5-21(?:-\d+){3,4}|S-1-12-1(?:-\d+){4}"
@@ -44,6 +45,9 @@ def trie_pattern(words: Iterable[str]) -> str:
         return f"(?:{body})?" if ends else body
 
     return build(trie)
+
+
+PUBLIC_LABELS = {"onmicrosoft", "local", "corp", "internal", "windows", "microsoft"}
 
 
 class Redactor:
@@ -78,9 +82,12 @@ class Redactor:
         if original not in self.names:
             number = self._next("domain")
             self.name(original, f"domain{number:02d}.test")
-            label = original.split(".")[0]
-            if label not in self.names:  # the NetBIOS-like first label: CONTOSO\user
-                self.name(label, f"domain{number:02d}")
+            labels = original.split(".")
+            if labels[0] not in self.names:  # the NetBIOS-like first label: CONTOSO\user
+                self.name(labels[0], f"domain{number:02d}")
+            for index, label in enumerate(labels[1:-1], start=1):  # corp.CONTOSO.local
+                if len(label) > 3 and label not in PUBLIC_LABELS and label not in self.names:
+                    self.name(label, f"domain{number:02d}-{index}")
         return self.names[original]
 
     def seed(self, kind: str, original: str) -> str:
@@ -202,6 +209,10 @@ def for_analysis(analysis: Analysis) -> Redactor:
             redactor.host(host, f"host-{counters['host']:02d}")
         elif "." in host:
             redactor.domain(host.partition(".")[2])
+    for item in analysis.supporting:  # the Entra tenant's domain (contoso.onmicrosoft.com)
+        tenant = facts.read(item.subkind, item.content, item.display).tenant_domain
+        if tenant and "." in tenant:
+            redactor.domain(tenant)
     for attempt in correlation.attempts if correlation else ():
         device = attempt.device
         if device.domain:

@@ -160,5 +160,6 @@ def write_bundle(scenario: Scenario, logs: list[HostLog], out: Path) -> list[Pat
     """Write every host's bundle under `out`."""
     written: list[Path] = []
     for log in logs:
-        written += write_host(scenario, log, out)
+        if log.layout != "not_collected":  # a server whose logs the bundle lacks
+            written += write_host(scenario, log, out)
     return written

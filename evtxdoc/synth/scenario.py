@@ -84,7 +84,7 @@ class Connector:
     clock_offset: float = 0.0
     msa_sid: str = ""
     served_before: int = 0  # successful requests for devices outside the bundle
-    layout: str = "export"
+    layout: str = "export"  # "not_collected": the server's logs are not in the bundle
 
 
 @dataclass
@@ -134,6 +134,16 @@ class Scenario:
 
 # --- loading -------------------------------------------------------------------------------
 
+CONNECTOR_LAYOUTS = ("export", "not_collected")
+
+
+def _connector_layout(layout: Any, where: str) -> str:
+    if layout not in CONNECTOR_LAYOUTS:
+        raise InputError(f"connector layout {layout!r}", where=where,
+                         hint=f"one of {', '.join(CONNECTOR_LAYOUTS)}")
+    return str(layout)
+
+
 def load(path: Path) -> Scenario:
     """Read and check a scenario file; errors name the file and the key."""
     where = str(path)
@@ -165,7 +175,8 @@ def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
             clock_offset=seconds(item.get("clock_offset", 0), f"{where}: connectors[{number}]"),
             msa_sid=f"{MSA_SID_BASE}-{4101 + number}",
             served_before=int(item.get("served_before", 0)),
-            layout=item.get("layout", "export")))
+            layout=_connector_layout(item.get("layout", "export"),
+                                     f"{where}: connectors[{number}]")))
     devices = []
     for number, item in enumerate(raw.get("devices") or []):
         place = f"{where}: devices[{number}]"
@@ -681,12 +692,17 @@ def expected(scenario: Scenario) -> dict[str, Any]:
                 "computer_name": None if unnamed else attempt.computer_name,
                 "domain": None if unnamed else device.domain,
                 "connector": None if outcome == "not_hybrid" or fault in UNSERVED
-                else attempt.connector,
+                or _not_collected(scenario, attempt.connector) else attempt.connector,
                 "outcome": outcome, "failed_step": step, "fault": fault,
                 "top_finding": _finding(scenario, attempt, fault),
             })
     return {"scenario": scenario.name, "summary": scenario.summary,
             "root_cause": scenario.root_cause, "attempts": attempts}
+
+
+def _not_collected(scenario: Scenario, name: str | None) -> bool:
+    connector = scenario.connector(name)
+    return connector is not None and connector.layout == "not_collected"
 
 
 def _finding(scenario: Scenario, attempt: Attempt, fault: str) -> str | None:
