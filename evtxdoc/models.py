@@ -156,8 +156,9 @@ class Analysis:
     def readable(self) -> bool:
         """At least one EVTX file was read (even if it held no events), or a supporting file
         stated something (its facts are events of the timeline)."""
-        return any(r.format_version for r in self.file_reports) or bool(
-            len(self.timeline) and self.timeline["provider"].astype(str).eq("evtxdoc").any())
+        providers = self.timeline["provider"]  # categorical: a look at its categories
+        return any(r.format_version for r in self.file_reports) or (
+            len(providers) > 0 and "evtxdoc" in providers.cat.categories)
 
 
 # --- correlation (evtxdoc/correlate/) -------------------------------------------------------

@@ -54,6 +54,7 @@ def events(supporting: Sequence[SupportingFile], frame: pd.DataFrame,
     """One batch per supporting file that states something (see the module docstring)."""
     owners = _owners(machines)
     newest = int(frame["ts"].array.asi8.max()) if len(frame) else None
+    last_of: dict[str, int] | None = None  # host → its last event, computed once if needed
     batches = []
     for item in supporting:
         channel = CHANNELS.get(item.subkind)
@@ -66,7 +67,8 @@ def events(supporting: Sequence[SupportingFile], frame: pd.DataFrame,
         host = _owner(owners, container(item.display)) or facts.device_name or item.display
         ts = parse_time_ns(facts.policy_downloaded or "") if facts.policy_downloaded else None
         if ts is None:
-            ts = _last_of(frame, host) or newest
+            last_of = _last_by_host(frame) if last_of is None else last_of
+            ts = last_of.get(host, newest)
         if ts is None:
             fields["time"] = "unknown (the bundle states no time)"
         level = ERROR_LEVEL if facts.error_code not in (None, 0, "0") else INFO_LEVEL
@@ -110,9 +112,10 @@ def _owner(owners: dict[str, set[str]], place: str) -> str | None:
     return next(iter(found)) if len(found) == 1 else None
 
 
-def _last_of(frame: pd.DataFrame, host: str) -> int | None:
+def _last_by_host(frame: pd.DataFrame) -> dict[str, int]:
+    """Each host's last event time (one groupby over the timeline)."""
     if not len(frame):
-        return None
-    mine = frame["ts"].array.asi8[(frame["host"].astype(str) == host).to_numpy()]
-    return int(mine.max()) if len(mine) else None
+        return {}
+    last = frame.groupby("host", observed=True)["ts"].max()
+    return {str(host): stamp.value for host, stamp in last.items()}
 

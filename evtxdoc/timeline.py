@@ -232,7 +232,10 @@ def append(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
         else:
             parts[name] = pd.concat([left, right], ignore_index=True)
     joined = pd.DataFrame(parts, columns=list(COLUMNS))
-    order = np.argsort(joined["ts"].array.asi8, kind="stable")
+    extra_ts = extra["ts"].array.asi8
+    extra_order = np.argsort(extra_ts, kind="stable")
+    at = np.searchsorted(frame["ts"].array.asi8, extra_ts[extra_order], side="right")
+    order = np.insert(np.arange(len(frame)), at, len(frame) + extra_order)
     return joined.take(order).reset_index(drop=True)
 
 

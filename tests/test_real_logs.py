@@ -85,7 +85,13 @@ def _attempts(events: list[dict[str, Any]]) -> list[Any]:
     return list(correlate(frame, supporting, timeline.coverage(frame)).attempts)
 
 
-def _profile_checks(t: int) -> list[dict[str, Any]]:
+def _odj_state(t: float, state: int) -> dict[str, Any]:
+    """DMEDP 109 with its state in HexInt1, as the real deployment wrote it."""
+    return {"t": t, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
+            "data": {"HexInt1": f"0x{state}"}}
+
+
+def _profile_checks(t: float) -> list[dict[str, Any]]:
     """One real profile check: 153 with numbers, 103 with the correlation id (shapes.md)."""
     return [{"t": t, "host": "DESKTOP-1", "channel": AUTOPILOT, "id": 153,
              "data": {"InitialState": 0, "UpdateState": 3}},
@@ -105,13 +111,11 @@ def test_autopilot_100_is_a_missing_optional_setting_not_a_missing_profile() -> 
 
 def test_a_profile_check_right_after_the_odj_request_stays_in_the_attempt() -> None:
     events = [*_profile_checks(0),
-              {"t": 60, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
-               "data": {"HexInt1": "0x1"}},
+              _odj_state(60, 1),
               *_profile_checks(60.003),  # 3 ms later, as the real deployment wrote it
               {"t": 60.034, "host": "DESKTOP-1", "channel": "dmedp", "id": 111,
                "data": {"Boolean1": False}},
-              {"t": 60.035, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
-               "data": {"HexInt1": "0x2"}},
+              _odj_state(60.035, 2),
               *_profile_checks(900)]
     attempts = _attempts(events)
     assert len(attempts) == 1
@@ -124,17 +128,14 @@ def test_autopilot_101_carries_the_join_method_and_the_skip_dc_setting() -> None
                "data": {"Message1": "CloudAssignedDomainJoinMethod", "Int1": 1}},
               {"t": 1, "host": "DESKTOP-1", "channel": AUTOPILOT, "id": 101,
                "data": {"Message1": "HybridJoinSkipDCConnectivityCheck", "Int1": 1}},
-              {"t": 60, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
-               "data": {"HexInt1": "0x1"}}]
+              _odj_state(60, 1)]
     [attempt] = _attempts(events)
     assert (attempt.device.join_method, attempt.device.skip_dc_check) == ("hybrid", True)
 
 
 def test_udr_360_device_is_joined_yes_confirms_the_registration() -> None:
-    base = [{"t": 0, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
-             "data": {"HexInt1": "0x1"}},
-            {"t": 60, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
-             "data": {"HexInt1": "0x2"}},
+    base = [_odj_state(0, 1),
+            _odj_state(60, 2),
             {"t": 70, "host": "DESKTOP-1", "channel": "udr", "id": 360, "level": 3,
              "data": {"DeviceIsJoined": "No", "AADPrt": "No"}}]
     [pending] = _attempts(base)
@@ -146,10 +147,8 @@ def test_udr_360_device_is_joined_yes_confirms_the_registration() -> None:
 
 
 def test_udr_304_reads_its_exit_code() -> None:
-    events = [{"t": 0, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
-               "data": {"HexInt1": "0x1"}},
-              {"t": 60, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
-               "data": {"HexInt1": "0x2"}},
+    events = [_odj_state(0, 1),
+              _odj_state(60, 2),
               {"t": 600, "host": "DESKTOP-1", "channel": "udr", "id": 304, "level": 2,
                "data": {"ExitCode": -2145647630, "JoinType": "sync"}}]
     [attempt] = _attempts(events)

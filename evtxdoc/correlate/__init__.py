@@ -24,7 +24,7 @@ from evtxdoc.correlate import clock as clocks
 from evtxdoc.correlate import evidence, machines
 from evtxdoc.correlate.attempts import Draft, Verdict, judge, split
 from evtxdoc.correlate.clock import Interval, LocalClock
-from evtxdoc.correlate.facts import DeviceFacts
+from evtxdoc.correlate.facts import DeviceFacts, guid_in, join_method_of
 from evtxdoc.models import (
     Attempt,
     ChannelCoverage,
@@ -185,12 +185,11 @@ def _with_profile_facts(facts: DeviceFacts, events: list[evidence.DeviceEvent]) 
         elif event.record.channel == evidence.AUTOPILOT and event.record.event_id == 103:
             name = str(event.record.fields.get("Message1") or "")
             found.setdefault(name, event.record.fields.get("Message2"))
-    method = found.get("CloudAssignedDomainJoinMethod")
     skip = found.get("HybridJoinSkipDCConnectivityCheck")
     learned = DeviceFacts(
-        join_method=None if method is None else ("hybrid" if method == 1 else "entra"),
+        join_method=join_method_of(found.get("CloudAssignedDomainJoinMethod")),
         skip_dc_check=None if skip is None else skip == 1,
-        ztdid=_guid_text(found.get("ZtdRegistrationId")),
+        ztdid=guid_in(found.get("ZtdRegistrationId")),
         tenant_domain=str(found["CloudAssignedTenantDomain"])
         if found.get("CloudAssignedTenantDomain") else None)
     if learned == DeviceFacts():
@@ -200,11 +199,6 @@ def _with_profile_facts(facts: DeviceFacts, events: list[evidence.DeviceEvent]) 
     merged.merge(facts)
     merged.merge(learned)
     return merged
-
-
-def _guid_text(value: object) -> str | None:
-    text = str(value or "").strip().strip("{}").lower()
-    return text if len(text) == 36 and text.count("-") == 4 else None
 
 
 def _distinct_jumps(jumps: list[evidence.ClockJump]) -> list[evidence.ClockJump]:

@@ -62,9 +62,15 @@ class DeviceFacts:
                 setattr(self, name, getattr(other, name))
 
 
-def _guid(value: Any) -> str | None:
+def guid_in(value: Any) -> str | None:
+    """The first GUID in `value`, lower case without braces (None: there is none)."""
     match = _GUID.search(str(value or ""))
     return match.group(0).lower() if match else None
+
+
+def join_method_of(value: Any) -> str | None:
+    """CloudAssignedDomainJoinMethod (profile file or Autopilot 101) → hybrid (1) | entra."""
+    return None if value is None else ("hybrid" if str(value) == "1" else "entra")
 
 
 def read_ztd_json(content: bytes) -> DeviceFacts:
@@ -79,10 +85,10 @@ def read_ztd_json(content: bytes) -> DeviceFacts:
     method = lower.get("cloudassigneddomainjoinmethod")
     skip = lower.get("hybridjoinskipdcconnectivitycheck")
     return DeviceFacts(
-        ztdid=_guid(lower.get("ztdregistrationid")),
-        tenant_id=_guid(lower.get("cloudassignedtenantid")),
+        ztdid=guid_in(lower.get("ztdregistrationid")),
+        tenant_id=guid_in(lower.get("cloudassignedtenantid")),
         tenant_domain=lower.get("cloudassignedtenantdomain") or None,
-        join_method=None if method is None else ("hybrid" if str(method) == "1" else "entra"),
+        join_method=join_method_of(method),
         skip_dc_check=None if skip is None else str(skip) == "1",
         serial=lower.get("serialnumber") or None,
         policy_downloaded=_text(lower.get("policydownloaddate")),
@@ -118,11 +124,11 @@ def read_registry_dump(content: bytes) -> DeviceFacts:
         name, raw = match.group("name").lower(), match.group("value")
         value = raw[1:-1] if raw.startswith('"') and raw.endswith('"') else raw
         if name == "ztdregistrationid":
-            facts.ztdid = facts.ztdid or _guid(value)
+            facts.ztdid = facts.ztdid or guid_in(value)
         elif name == "entdmid":
-            facts.entdmid = facts.entdmid or _guid(value)
+            facts.entdmid = facts.entdmid or guid_in(value)
         elif name == "cloudassignedtenantid":
-            facts.tenant_id = facts.tenant_id or _guid(value)
+            facts.tenant_id = facts.tenant_id or guid_in(value)
         elif name == "cloudassignedtenantdomain":
             facts.tenant_domain = facts.tenant_domain or value
         elif name == "odjapplied" and key.endswith(r"omadm\syncml"):
@@ -144,8 +150,8 @@ def read_dsregcmd(content: bytes) -> DeviceFacts:
     return DeviceFacts(
         device_name=values.get("devicename") or None,
         domain=values.get("domainname") or None,
-        entra_device_id=_guid(values.get("deviceid")),
-        tenant_id=_guid(values.get("tenantid")),
+        entra_device_id=guid_in(values.get("deviceid")),
+        tenant_id=guid_in(values.get("tenantid")),
         azure_ad_joined=values.get("azureadjoined") or None,
         domain_joined=values.get("domainjoined") or None,
     )

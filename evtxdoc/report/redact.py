@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from evtxdoc.correlate import facts
+from evtxdoc import supporting, timeline
 from evtxdoc.models import Analysis
 
 SID = r"S-1-5-21(?:-\d+){3,4}|S-1-12-1(?:-\d+){4}"
@@ -209,10 +209,13 @@ def for_analysis(analysis: Analysis) -> Redactor:
             redactor.host(host, f"host-{counters['host']:02d}")
         elif "." in host:
             redactor.domain(host.partition(".")[2])
-    for item in analysis.supporting:  # the Entra tenant's domain (contoso.onmicrosoft.com)
-        tenant = facts.read(item.subkind, item.content, item.display).tenant_domain
-        if tenant and "." in tenant:
-            redactor.domain(tenant)
+    frame = analysis.timeline  # the Entra tenant's domain (contoso.onmicrosoft.com), as the
+    if len(frame):              # supporting-file events state it
+        stated = frame.loc[(frame["provider"] == supporting.PROVIDER).to_numpy()]
+        for fields in timeline.fields_of(stated):
+            tenant = str(fields.get("TenantDomain") or "")
+            if "." in tenant:
+                redactor.domain(tenant)
     for attempt in correlation.attempts if correlation else ():
         device = attempt.device
         if device.domain:

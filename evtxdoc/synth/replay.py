@@ -11,7 +11,8 @@ ModernDeployment-Diagnostics-Provider).
 This rebuilds what a real deployment wrote without shipping the deployment: the table is read
 from where it lives, and the bytes are ours (the writer of `evtxdoc.synth.writer`). Value types
 follow the rendered values: integers as Int32/Int64 (UInt64 beyond), booleans as Boolean,
-`"0x…"` text as HexInt32/HexInt64, everything else as a string.
+`"0x…"` text as HexInt32/HexInt64, everything else as a string. Provider GUIDs come from the
+synth catalog (events.yaml).
 """
 
 from __future__ import annotations
@@ -24,24 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from evtxdoc.synth import catalog
 from evtxdoc.synth.binxml import TYPE_NAMES
 from evtxdoc.synth.writer import EvtxWriter, Field, SynthEvent
 
 SECOND = 1_000_000_000
 DMEDP = "DeviceManagement-Enterprise-Diagnostics-Provider"
-PROVIDER_GUIDS = {  # domain.md a.2-a.4, a.7
-    "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider":
-        "{3DA494E4-0FE2-415C-B895-FB5265C5C83B}",
-    "Microsoft-Windows-ModernDeployment-Diagnostics-Provider":
-        "{BAB3AD92-FB96-5902-450B-B8421BDEC7BD}",
-    "Microsoft-Windows-User Device Registration": "{23B8D46B-67DD-40A3-B636-D43E50552C6D}",
-    "Microsoft-Windows-Provisioning-Diagnostics-Provider":
-        "{ED8B9BD3-F66E-4FF2-B86B-75C7925F72A9}",
-}
 _ROW = re.compile(r"^\| (?P<t>[0-9.]+) \| (?P<channel>[^|]+?) \| (?P<id>\d+) \| (?P<level>\d) \| "
                   r"(?P<fields>.*?) \|(?: \(×(?P<times>\d+)\))?\s*$")
 _NOISE = re.compile(r"(?P<channel>[A-Za-z][^,×]*?/[A-Za-z]+) (?P<id>\d+) ×(?P<times>\d+)")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
+_KEY = re.compile(r'\s*,?\s*"((?:[^"\\]|\\.)*)"\s*:\s*')  # `"key": ` of a cut JSON object
 
 
 @dataclass(frozen=True)
@@ -83,7 +77,7 @@ def parse_fields(text: str) -> tuple[tuple[str, Any], ...]:
     pairs: list[tuple[str, Any]] = []
     position = text.find("{") + 1
     while position > 0:
-        match = re.compile(r'\s*,?\s*"((?:[^"\\]|\\.)*)"\s*:\s*').match(text, position)
+        match = _KEY.match(text, position)
         if not match:
             break
         key, position = json.loads(f'"{match.group(1)}"'), match.end()
@@ -138,12 +132,13 @@ def _field(name: str, value: Any) -> Field:
 
 def events(rows: Iterable[Row], start_ns: int, computer: str) -> dict[str, list[SynthEvent]]:
     """Rows → SynthEvents per channel, at `start_ns` + their seconds."""
+    guids = {s.provider: s.provider_guid for s in catalog.load().values() if s.provider_guid}
     out: dict[str, list[SynthEvent]] = defaultdict(list)
     for row in rows:
         provider = provider_of(row.channel, row.event_id)
         out[row.channel].append(SynthEvent(
             time_ns=start_ns + round(row.seconds * SECOND), provider=provider,
-            provider_guid=PROVIDER_GUIDS.get(provider), event_id=row.event_id,
+            provider_guid=guids.get(provider), event_id=row.event_id,
             channel=row.channel, computer=computer, level=row.level,
             data=tuple(_field(k, v) for k, v in row.fields)))
     return out
