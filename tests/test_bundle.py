@@ -162,3 +162,23 @@ def test_broken_zip_is_a_problem_not_a_crash(tmp_path, copy_real):
     analysis = pipeline.analyze([broken, good])
     assert len(analysis.timeline) == 4
     assert {p.kind for p in analysis.problems} & {"bad_archive", "bad_entry"}
+
+
+def test_a_supporting_file_without_a_time_takes_its_machines_last_event(tmp_path):
+    """The registry dump states no time: its event lands on the last event of the machine
+    whose logs lie beside it, named as that machine."""
+    log = real(SMALL).read_bytes()
+    registry = ("Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\"
+                "Microsoft\\Provisioning\\Diagnostics\\Autopilot\\EstablishedCorrelations]\r\n"
+                '"EntDMID"="{0A1B2C3D-0000-4000-8000-000000000001}"\r\n').encode("utf-16")
+    folder = tmp_path / "device"
+    folder.mkdir()
+    (folder / "udr.evtx").write_bytes(log)
+    (folder / "MdmDiagReport_RegistryDump.reg").write_bytes(registry)
+    analysis = pipeline.analyze([folder])
+    frame = analysis.timeline
+    stated = frame[frame["channel"].astype(str) == "Supporting/MdmDiagReport_RegistryDump.reg"]
+    assert len(stated) == 1
+    logs = frame[frame["provider"].astype(str) != "evtxdoc"]
+    assert stated["ts"].iloc[0] == logs["ts"].max()
+    assert stated["host"].iloc[0] in set(logs["host"].astype(str))

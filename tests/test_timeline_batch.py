@@ -7,7 +7,7 @@ import random
 import pandas as pd
 
 from evtxdoc.normalize import EMPTY_PAYLOAD
-from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch, build_frame
+from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch, append, build_frame
 
 
 def _row(ts=0, event_id=1, level=4, record_id=1, host="H", channel="C", activity=None):
@@ -71,3 +71,18 @@ def test_equal_payloads_are_kept_as_one_object():
     batch.close()
     assert batch.payload[0] is batch.payload[1]
     assert batch.payload[1:] == [second, b'{"EventData":{"A":"2"}}']
+
+
+def test_append_inserts_rows_in_time_order_and_unites_categories():
+    base = ColumnBatch("logs.evtx")
+    base.append_rows([_row(ts=t, record_id=i, host="DEV") for i, t in enumerate((10, 20, 20, 40))])
+    extra = ColumnBatch("AutopilotDDSZTDFile.json")
+    extra.append_rows([_row(ts=45, host="DEV", channel="Supporting/x"),
+                       _row(ts=5, host="OTHER", channel="Supporting/y"),
+                       _row(ts=20, host="DEV", channel="Supporting/z")])
+    joined = append(build_frame([base]), build_frame([extra]))
+    assert joined["ts"].array.asi8.tolist() == [5, 10, 20, 20, 20, 40, 45]
+    assert joined["channel"].astype(str).tolist() == [
+        "Supporting/y", "C", "C", "C", "Supporting/z", "C", "Supporting/x"]  # equal: after
+    assert set(joined["host"].cat.categories) == {"DEV", "OTHER"}
+    assert joined["source_file"].astype(str).tolist().count("AutopilotDDSZTDFile.json") == 3
