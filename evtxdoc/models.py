@@ -232,10 +232,17 @@ class ClockOffset:
 
     host: str
     reference: str  # a connector server, or "time source" (the domain time it synced to)
-    offset_ns: int
-    uncertainty_ns: int | None  # half-width of the interval; None: bounded on one side only
+    offset_ns: int  # the shift applied to the host's times in this analysis
+    uncertainty_ns: int | None  # half-width of a tight estimate; None: the offset is unknown
     basis: tuple[str, ...]  # how it was estimated, in words
     until_ns: int | None = None  # applies to the host's events before this raw time (a jump)
+    low_ns: int | None = None  # what the evidence bounds the offset to (even when too loose
+    high_ns: int | None = None  # to apply); None: unbounded on that side
+
+    @property
+    def known(self) -> bool:
+        """A tight estimate (see correlate.clock.TIGHT_NS), applied to the host's times."""
+        return self.uncertainty_ns is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,8 +97,8 @@ def test_analyze_reports_attempts_in_json_and_terminal(tmp_path):
     assert len(lines) == 1 and "timed_out" in lines[0] and "odj_blob" in lines[0]
     assert "CONN02.contoso.local" in lines[0]
     [attempt] = [a for a in failed if a["device"]["computer_name"] == "KSK-8M6N4B2V0C"]
-    offset = attempt["clock_offset"]["offset_s"]
-    assert f"{'+' if offset >= 0 else '-'}{int(abs(offset)) // 60}m" in lines[0]
+    assert attempt["clock_offset"]["known"] is False  # a timed-out wait bounds it too loosely
+    assert lines[0].rstrip(" │").endswith("?")
     assert max(len(line) for line in result.output.splitlines()) <= 100
 
 

@@ -416,7 +416,7 @@ def _estimate(device: _Device) -> None:
 
 def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool,
               connector_cover: list[ChannelCoverage]) -> list[Attempt]:
-    residual = device.residual.estimate[0] if device.residual else 0
+    residual = clocks.applied_shift(device.residual)  # 0 unless tight and needed
     out = []
     for index, draft in enumerate(device.drafts):
         verdict = judge(draft, device.facts.join_method, device.channels)

@@ -13,6 +13,18 @@ Two kinds of evidence (design.md §3, issue 4):
   the offset to an interval; the intervals of a host are intersected.
 Offsets are host clock − reference clock, reference being the connector the device talked to
 (connector servers are domain members on domain time; that is the stated assumption).
+
+**Latency model.** The connector polls Intune outbound for requests (domain.md (d) step 5), so
+it acts some time after the device asks; no figure is documented. The real deployment
+(real-logs/hybrid-deployment-sequence.md) had its blob 34 ms after asking (109 `0x1` → `0x2`),
+the generator's connectors answer within 90 s; we assume **at most 10 minutes**
+(`CONNECTOR_LATENCY_NS`, an inferred bound, stated in every basis it tightens). Without it a
+device that timed out is bounded only by "between the request and the give-up" — ±30 minutes.
+
+**Applying an estimate.** Device times are shifted only when the estimate is *tight* (half
+width ≤ `TIGHT_NS`, 5 minutes, Kerberos' tolerance) and *needed* (its interval excludes zero);
+otherwise the host's times stay as logged and the offset is unknown (or "agrees within ±x").
+Clock sets on the host itself are exact to the second and always applied.
 """
 
 from __future__ import annotations
@@ -29,6 +41,10 @@ from evtxdoc.models import ClockOffset
 SECOND = 1_000_000_000
 JUMP_PRECISION_NS = 2 * SECOND  # OldTime/NewTime are logged to the second or better
 PRE_JUMP_CHANNELS = {DMEDP, AUTOPILOT}
+CONNECTOR_LATENCY_NS = 10 * 60 * SECOND  # assumed: the connector acts this soon after a request
+TIGHT_NS = 5 * 60 * SECOND  # an estimate this tight (half width) or better is applied
+LATENCY_BASIS = ("the connector acts within 10 min of the request (assumed: it polls Intune; "
+                 "the real deployment took 34 ms)")
 
 
 @dataclass
@@ -125,13 +141,31 @@ def causal_interval(wait_start: int, request_ts: int, blob_at: int | None,
                     gave_up_at: int | None) -> Interval:
     """Offset bounds (device final clock − connector clock) from one matched pair."""
     low = wait_start - request_ts
-    if blob_at is not None:
+    latest = low + CONNECTOR_LATENCY_NS
+    if blob_at is not None and blob_at - request_ts <= latest:
         return Interval(low, blob_at - request_ts, ["device waited before the connector acted, "
                                                     "blob processed after it"])
-    if gave_up_at is not None:
+    if gave_up_at is not None and gave_up_at - request_ts <= latest:
         return Interval(low, gave_up_at - request_ts, ["device waited before the connector "
                                                        "acted and gave up after it"])
-    return Interval(low, None, ["device waited before the connector acted"])
+    return Interval(low, latest, ["device waited before the connector acted", LATENCY_BASIS])
+
+
+def tight(interval: Interval | None) -> bool:
+    """Bounded on both sides, with a half width of at most TIGHT_NS."""
+    if interval is None or interval.low is None or interval.high is None:
+        return False
+    return interval.high - interval.low <= 2 * TIGHT_NS
+
+
+def applied_shift(interval: Interval | None) -> int:
+    """The offset to correct a host's times by: the estimate when tight and excluding zero."""
+    if not tight(interval):
+        return 0
+    assert interval is not None and interval.low is not None and interval.high is not None
+    if interval.low <= 0 <= interval.high:
+        return 0
+    return interval.estimate[0]
 
 
 def combine(intervals: list[Interval]) -> tuple[Interval | None, bool]:
@@ -153,13 +187,13 @@ def combine(intervals: list[Interval]) -> tuple[Interval | None, bool]:
 def offsets_for(host: str, reference: str, residual: Interval | None, clock: LocalClock,
                 synced_basis: str | None) -> list[ClockOffset]:
     """One ClockOffset per clock segment of a machine (before each set, then after the last)."""
-    if residual is None:
-        residual = Interval(basis=["no evidence: clocks assumed to agree"])
-    value, half = residual.estimate
+    value, half, basis_base = _residual_terms(residual)
+    low = residual.low if residual is not None else None
+    high = residual.high if residual is not None else None
     out = []
     for index in range(len(clock.jumps) + 1):
         drift = clock.drift(index)
-        basis = list(dict.fromkeys(residual.basis))
+        basis = list(basis_base)
         if index < len(clock.jumps):
             jump = clock.jumps[index]
             basis.append(f"clock set by {drift / SECOND:+.0f} s "
@@ -171,9 +205,42 @@ def offsets_for(host: str, reference: str, residual: Interval | None, clock: Loc
                 basis.append(synced_basis)
         width = None if half is None else half + (JUMP_PRECISION_NS if index < len(clock.jumps)
                                                   else 0)
-        out.append(ClockOffset(host=host, reference=reference, offset_ns=value + drift,
-                               uncertainty_ns=width, basis=tuple(basis), until_ns=until))
+        out.append(ClockOffset(
+            host=host, reference=reference, offset_ns=value + drift, uncertainty_ns=width,
+            basis=tuple(basis), until_ns=until,
+            low_ns=None if low is None else low + drift,
+            high_ns=None if high is None else high + drift))
     return out
+
+
+def _residual_terms(residual: Interval | None) -> tuple[int, int | None, list[str]]:
+    """(applied offset, its half width or None when unknown, basis) of the residual."""
+    if residual is None:
+        return 0, None, ["no evidence bounds the offset: times as logged"]
+    basis = list(dict.fromkeys(residual.basis))
+    value = applied_shift(residual)
+    if value:
+        return value, residual.estimate[1], basis
+    if residual.low is not None and residual.high is not None:
+        agree = max(abs(residual.low), abs(residual.high))
+        if residual.low <= 0 <= residual.high and agree <= TIGHT_NS:
+            return 0, agree, [*basis, f"the offset lies within {_bounds_text(residual)}: the "
+                              "clocks agree within that, times as logged"]
+    return 0, None, [*basis, f"the evidence bounds the offset only to {_bounds_text(residual)}: "
+                     "too loose to correct times by (needs ±5 min or better), times as logged"]
+
+
+def _bounds_text(interval: Interval) -> str:
+    def text(ns: int | None) -> str:
+        if ns is None:
+            return "unbounded"
+        sign = "-" if ns < 0 else "+"
+        seconds = abs(ns) // SECOND
+        hours, rest = divmod(seconds, 3600)
+        minutes, secs = divmod(rest, 60)
+        return sign + (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+                       if minutes else f"{secs}s")
+    return f"{text(interval.low)} … {text(interval.high)}"
 
 
 def jumps_by_machine(jumps: list[ClockJump], machine_of: dict[str, str]

@@ -32,6 +32,9 @@ def offset_dict(offset: ClockOffset | None) -> dict[str, Any] | None:
         else offset.uncertainty_ns / SECOND,
         "basis": list(offset.basis),
         "until": None if offset.until_ns is None else format_time_ns(offset.until_ns),
+        "known": offset.known,
+        "low_s": None if offset.low_ns is None else offset.low_ns / SECOND,
+        "high_s": None if offset.high_ns is None else offset.high_ns / SECOND,
     }
 
 

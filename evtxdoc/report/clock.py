@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from evtxdoc.errors import UsageError
+from evtxdoc.models import Attempt
 
 SECOND = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -93,3 +96,31 @@ def duration(ns: int, signed: bool = False) -> str:
     if minutes:
         return f"{sign}{minutes}m{secs:02d}s"
     return f"{sign}{secs}s"
+
+
+class DeviceShifts:
+    """The shift each event is shown with, so that one event has one time in every section:
+    a device event moves like its host's nearest attempt step (the offset changes only at a
+    clock set, and steps are placed on both sides of one); other hosts' events do not move."""
+
+    def __init__(self, attempts: Iterable[Attempt]) -> None:
+        found: dict[str, dict[int, int]] = {}
+        for attempt in attempts:
+            for step in attempt.steps:
+                found.setdefault(step.ref.host.lower(), {})[step.ts] = step.ts - step.ts_corrected
+        self._hosts = {host: (sorted(steps), [steps[t] for t in sorted(steps)])
+                       for host, steps in found.items() if any(steps.values())}
+
+    def __bool__(self) -> bool:
+        return bool(self._hosts)
+
+    def shift(self, host: str, ts: int) -> int:
+        """ns to subtract from a raw time of `host` (0 for hosts whose times were not moved)."""
+        entry = self._hosts.get(host.lower())
+        if entry is None:
+            return 0
+        times, shifts = entry
+        index = bisect_left(times, ts)
+        if index == len(times) or (index and ts - times[index - 1] <= times[index] - ts):
+            index -= 1
+        return shifts[index]

@@ -71,10 +71,17 @@ def field_table(event: dict[str, Any]) -> Markup:
 def event_detail(event: dict[str, Any]) -> Markup:
     """One evidence event: a summary line that expands to its fields."""
     return Markup("".join([
-        '<details class="event"><summary><span class="time">', _text(event["time"]),
-        "</span> ", _text(event["host"]), " · ", _text(event["channel"]), " ",
+        '<details class="event"><summary><span class="time"', _shifted(event), ">",
+        _text(event["time"]), "</span> ", _text(event["host"]), " · ", _text(event["channel"]), " ",
         _text(event["event_id"]), " · ", _text(event["message"], 300), "</summary>",
         field_table(event), "</details>"]))
+
+
+def _shifted(event: dict[str, Any]) -> str:
+    """A time moved onto the reference clock says so, with the time as logged."""
+    raw = event.get("raw_time")
+    return f' title="device clock: {_text(raw)} (shifted, see the attempt\'s clock note)"' if (
+        raw) else ""
 
 
 def event_rows(events: list[dict[str, Any]]) -> Markup:
@@ -85,8 +92,8 @@ def event_rows(events: list[dict[str, Any]]) -> Markup:
         parts += [
             '<tr data-host="', _text(event["host"]), '" data-channel="',
             _text(event["channel"]), '" data-id="', _text(event["event_id"]),
-            '" data-level="', level, '" class="lvl-', level, '"><td class="time">',
-            _text(event["time"]), "</td><td>", _text(event["host"]),
+            '" data-level="', level, '" class="lvl-', level, '"><td class="time"',
+            _shifted(event), ">", _text(event["time"]), "</td><td>", _text(event["host"]),
             '</td><td class="channel">', _text(event["channel"]), '</td><td class="num">',
             _text(event["event_id"]), "</td><td>", level, "</td><td>",
             _text(event["message"] or event["provider"])]

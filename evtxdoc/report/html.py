@@ -27,7 +27,7 @@ from evtxdoc.correlate.evidence import category_codes
 from evtxdoc.errors import InputError
 from evtxdoc.models import Analysis, Attempt, EventRef
 from evtxdoc.report import fragments, swimlane
-from evtxdoc.report.clock import UTC, DisplayZone, duration
+from evtxdoc.report.clock import UTC, DeviceShifts, DisplayZone, duration
 from evtxdoc.report.document import device_name
 from evtxdoc.report.events import attempt_ids
 from evtxdoc.report.inventory import inventory
@@ -123,12 +123,14 @@ def _choose_rows(frame: pd.DataFrame, must: Iterable[int], limit: int) -> np.nda
     return np.sort(chosen)
 
 
-def _event_view(event: Any, position: int, zone: DisplayZone, attempt: str | None
-                ) -> dict[str, Any]:
+def _event_view(event: Any, position: int, zone: DisplayZone, attempt: str | None,
+                shifts: DeviceShifts) -> dict[str, Any]:
     fields = list(event.fields.items())
     shown = [{"name": bound(k, 120), "value": bound(v, 400)} for k, v in fields[:MAX_FIELDS]]
+    shift = shifts.shift(event.host, event.ts) if shifts else 0
     return {
-        "row": position, "time": zone.time(event.ts), "ts": event.ts, "host": event.host,
+        "row": position, "time": zone.time(event.ts - shift), "ts": event.ts,
+        "raw_time": zone.time(event.ts) if shift else "", "host": event.host,
         "channel": event.channel, "provider": event.provider, "event_id": event.event_id,
         "level": LEVELS.get(event.level, str(event.level)), "record_id": event.record_id,
         "source": event.source_file, "message": bound(event.message or ""),
@@ -139,11 +141,11 @@ def _event_view(event: Any, position: int, zone: DisplayZone, attempt: str | Non
 
 
 def _events(frame: pd.DataFrame, positions: np.ndarray, zone: DisplayZone,
-            claimed: dict[int, str | None]) -> list[dict[str, Any]]:
+            claimed: dict[int, str | None], shifts: DeviceShifts) -> list[dict[str, Any]]:
     if not len(positions):
         return []
     subset = frame.iloc[positions]
-    return [_event_view(event, int(p), zone, claimed[p])
+    return [_event_view(event, int(p), zone, claimed[p], shifts)
             for event, p in zip(to_events(subset), positions.tolist(), strict=True)]
 
 
@@ -178,8 +180,10 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     shown = np.concatenate([table_rows, extra]).astype(np.int64)
     # which attempt claims each shown row (a row's claim does not depend on the other rows)
     claimed = dict(zip(shown.tolist(), attempt_ids(frame.iloc[shown], correlation), strict=True))
-    events = _events(frame, table_rows, zone, claimed)
-    event_by_row = {e["row"]: e for e in (*events, *_events(frame, extra, zone, claimed))}
+    shifts = DeviceShifts(attempts)
+    events = _events(frame, table_rows, zone, claimed, shifts)
+    event_by_row = {e["row"]: e for e in (*events, *_events(frame, extra, zone, claimed,
+                                                            shifts))}
 
     def evidence_of(ref: EventRef) -> dict[str, Any]:
         position = located.get(ref)

@@ -45,7 +45,8 @@ EVENT_REF = obj({"host": STR, "channel": STR, "event_id": INT, "record_id": INT,
 FINDING_REF = obj({"host": STR, "channel": STR, "event_id": INT, "record_id": INT,
                    "source_file": STR})
 OFFSET = obj({"host": STR, "reference": STR, "offset_s": NUM, "uncertainty_s": nullable(NUM),
-              "basis": array(STR), "until": nullable(TIME)})
+              "basis": array(STR), "until": nullable(TIME), "known": BOOL,
+              "low_s": nullable(NUM), "high_s": nullable(NUM)})
 REQUEST = obj({"connector": STR, "kind": enum("updated", "legacy"), "time": TIME,
                "device_name": nullable(STR), "device_id": nullable(STR),
                "domain": nullable(STR), "succeeded": BOOL, "error_code": nullable(STR),

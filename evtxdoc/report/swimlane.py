@@ -218,12 +218,15 @@ def clock_note(attempt: Attempt) -> str:
     offset = attempt.offset
     if offset is None:
         return "Device times as the device wrote them (no clock offset could be estimated)."
-    if offset.uncertainty_ns is None and offset.offset_ns == 0:
-        return ("Device times as the device wrote them: the logs bound its clock offset on "
-                "one side only.")
-    spread = (f" ±{duration(offset.uncertainty_ns)}" if offset.uncertainty_ns is not None
-              else " (a lower bound)")
     basis = "; ".join(offset.basis)
+    if offset.offset_ns == 0:
+        if offset.uncertainty_ns is None:
+            return f"Device times as the device wrote them: its clock offset is unknown ({basis})."
+        return (f"Device times as the device wrote them: its clock agrees with "
+                f"{_short(offset.reference)}'s within ±{duration(offset.uncertainty_ns)} "
+                f"({basis}).")
+    spread = (f" ±{duration(offset.uncertainty_ns)}" if offset.uncertainty_ns is not None
+              else "")
     return (f"Device times shifted by {duration(-offset.offset_ns, signed=True)}{spread} onto "
             f"{_short(offset.reference)}'s clock (device clock "
             f"{duration(offset.offset_ns, signed=True)}): {basis}.")

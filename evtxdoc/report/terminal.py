@@ -30,12 +30,10 @@ MAX_PROBLEMS_SHOWN = 40
 
 
 def format_offset(offset: dict[str, Any] | None) -> str:
-    """`+5h00m00s ±4s`, `≥ +12s`, or `?` (no evidence)."""
-    if offset is None or (offset["uncertainty_s"] is None and offset["offset_s"] == 0):
+    """`+5h00m00s ±4s`, or `?` (unknown: no evidence, or too loose to apply)."""
+    if offset is None or offset["uncertainty_s"] is None:
         return "?"
     text = duration(round(offset["offset_s"] * SECOND), signed=True)
-    if offset["uncertainty_s"] is None:
-        return f"≥ {text}"
     return f"{text} ±{duration(round(offset['uncertainty_s'] * SECOND))}"
 
 
