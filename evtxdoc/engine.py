@@ -595,7 +595,7 @@ def _match_mask(match: Match, context: _Context, table: _AttemptTable) -> np.nda
             keep &= condition.status.column(steps["status"].astype(object))
         if condition.detail is not None:
             keep &= condition.detail.column(steps["detail"].astype(object))
-        has[steps["attempt"].to_numpy()[keep]] = True
+        has[steps["attempt"].to_numpy(dtype=np.int64)[keep]] = True
         mask &= has if condition.present is not False else ~has
     if match.clock_offset is not None:  # judged on the whole uncertainty interval
         over, under = match.clock_offset
@@ -681,7 +681,8 @@ def _attempt_finding(rule: Rule, context: _Context, index: int,
         scope=rule.scope, cause=templates.render(rule.cause, values),
         fix=templates.render(rule.fix, values), references=rule.references,
         evidence=tuple(dict.fromkeys(refs + step_refs)), attempt=attempt.id,
-        host=context.display(attempt.device.machine), count=count)
+        host=context.display(attempt.device.machine) if attempt.steps else (
+            attempt.device.computer_name or attempt.device.hosts[0]), count=count)
 
 
 def _attempt_values(attempt: Attempt, kinds: frozenset[str]) -> dict[str, Any]:
@@ -698,6 +699,7 @@ def _attempt_values(attempt: Attempt, kinds: frozenset[str]) -> dict[str, Any]:
         "offset": templates.duration(offset.offset_ns / SECOND) if offset else None,
         "offset_s": offset.offset_ns / SECOND if offset else None, "ou": ou,
         "reason": attempt.reason, "connector_evidence": attempt.connector_evidence,
+        "missing": "; ".join(attempt.missing) or None,
     }
 
 
@@ -852,18 +854,51 @@ def _finish(findings: list[Finding], rules: dict[str, Rule],
             if replaced.get(finding.rule):
                 finding = _replace(finding, superseded=tuple(replaced[finding.rule]))
             kept.append(finding)
-    outcome = {a.id: a.outcome for a in correlation.attempts} if correlation else {}
+    attempts = {a.id: a for a in correlation.attempts} if correlation else {}
+    outcome = {key: a.outcome for key, a in attempts.items()}
     kept = [_by_outcome(f, outcome.get(f.attempt)) if f.attempt else f for f in kept]
     kept.sort(key=lambda f: _order(f, rules))
-    named: set[str] = set()
-    out = []
-    for finding in kept:
-        if (finding.attempt and finding.attempt not in named and outcome.get(finding.attempt)
-                in FAILED and finding.severity != "info"):
-            named.add(finding.attempt)
-            finding = _replace(finding, root_cause=True)
-        out.append(finding)
+    causes: dict[str, Finding] = {}
+    for finding in kept:  # supported causes first; a missing-evidence finding only if alone
+        if (finding.attempt and outcome.get(finding.attempt) in FAILED
+                and finding.severity != "info"):
+            held = causes.get(finding.attempt)
+            if held is None or (_coverage(held, rules) and not _coverage(finding, rules)):
+                causes[finding.attempt] = finding
+    root = {id(f): _as_root_cause(f, attempts[key], rules[f.rule])
+            for key, f in causes.items()}
+    out = [root.get(id(f), f) for f in kept]
+    out.sort(key=lambda f: _order(f, rules))
     return out
+
+
+UNKNOWN_CONNECTOR = ("no_connector_logs", "not_covered", "damaged", "ambiguous")
+CONFIDENCE_DOWN = {"documented": "community", "community": "inferred", "inferred": "inferred"}
+
+
+def _coverage(finding: Finding, rules: dict[str, Rule]) -> bool:
+    """A finding about missing or damaged evidence, not about a cause."""
+    return "coverage" in rules[finding.rule].tags
+
+
+def _as_root_cause(finding: Finding, attempt: Attempt, rule: Rule) -> Finding:
+    """The attempt's root cause: at least error-level when the attempt failed outright, and
+    with its confidence lowered and the missing evidence named when the connector side that
+    would confirm it is unknown (no logs, not covered, damaged, ambiguous)."""
+    changes: dict[str, Any] = {"root_cause": True}
+    if attempt.outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and SEVERITY_RANK[
+            finding.severity] > SEVERITY_RANK["error"]:
+        changes["severity"] = "error"
+    reads_connector = any(s.side in ("connector", "request") for s in _selectors(rule.match))
+    if (attempt.connector_evidence in UNKNOWN_CONNECTOR and not reads_connector
+            and "coverage" not in rule.tags):
+        changes["confidence"] = CONFIDENCE_DOWN[finding.confidence]
+        changes["unconfirmed"] = attempt.missing
+    return _replace(finding, **changes)
+
+
+def _selectors(match: Match) -> list[Selector]:
+    return [*match.events, *match.absent, *(s for b in match.any for s in _selectors(b))]
 
 
 HEALTHY = (Outcome.SUCCEEDED, Outcome.NOT_HYBRID)
@@ -882,7 +917,8 @@ def _by_outcome(finding: Finding, outcome: Outcome | None) -> Finding:
 def _order(finding: Finding, rules: dict[str, Rule]) -> tuple[Any, ...]:
     rule = rules[finding.rule]
     specificity = _conditions(rule.match)
-    return (SEVERITY_RANK[finding.severity], CONFIDENCE_RANK[finding.confidence],
+    return (SEVERITY_RANK[finding.severity], not finding.root_cause, _coverage(finding, rules),
+            CONFIDENCE_RANK[finding.confidence],
             -len(finding.superseded), -specificity, finding.attempt or "", finding.host or "",
             finding.rule)
 

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
-from evtxdoc.models import DiscoveredFile, FileReport, Problem, Severity
+import numpy as np
+
+from evtxdoc.models import DamageSpan, DiscoveredFile, FileReport, Problem, Severity
 from evtxdoc.normalize import Row, row
 from evtxdoc.parse import (
     RawRecord,
@@ -26,7 +30,14 @@ from evtxdoc.parse import (
     rs_records,
     scan,
 )
-from evtxdoc.parse.structure import AMBIGUOUS, filetime_to_ns, record_times
+from evtxdoc.parse.structure import (
+    AMBIGUOUS,
+    CHUNK_SIZE,
+    FILE_HEADER_SIZE,
+    DamageMark,
+    filetime_to_ns,
+    record_times,
+)
 from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
@@ -103,13 +114,55 @@ class _Reader:
                 if collecting:
                     gc.enable()
             self._refine_times()
+            self._inherit_channel()
         self.batch.close()
         return FileResult(
             FileReport(self.file.display, self.file.sha256, self.file.size, len(self.batch),
                        tuple(self.backends), structure.format_version, structure.dirty,
-                       tuple(self.problems)),
+                       tuple(self.problems), damage=self._damage(structure.damage)),
             self.batch,
         )
+
+    def _inherit_channel(self) -> None:
+        """A torn record can lose its channel name; a log file holds one channel, so a record
+        without one is put in the channel of the file's other records."""
+        codes = self.batch.codes("channel")  # flushes the rows; writes land in the batch
+        names = self.batch.categories["channel"]
+        named = [name for name in names if name]
+        if len(named) != 1:
+            return
+        lost = (codes == -1) | np.isin(codes, [code for name, code in names.items() if not name])
+        if lost.any():
+            codes[lost] = names[named[0]]
+            self.problems.append(Problem(
+                self.file.display, "channel_inferred",
+                f"{int(lost.sum())} damaged record(s) without a channel name put in "
+                f"{named[0]}, the file's channel", Severity.INFO))
+
+    def _damage(self, marks: list[DamageMark]) -> tuple[DamageSpan, ...]:
+        """The damage marks of the scan as time spans, from the records that were read."""
+        if not marks:
+            return ()
+        ids = self.batch.numeric("record_id")
+        times = self.batch.numeric("ts")
+        order = ids.argsort(kind="stable")
+        ids, times = ids[order], times[order]
+        spans = []
+        for mark in marks:
+            if mark.after_id is None:
+                after = None if not mark.open_end or not len(ids) else int(times[-1])
+                position = 0
+            else:
+                position = int(ids.searchsorted(mark.after_id, "right"))
+                after = int(times[:position].max()) if position else None
+            if mark.open_end:
+                before = None
+            else:
+                start = position if mark.before_id is None else int(
+                    ids.searchsorted(mark.before_id, "left"))
+                before = int(times[start:].min()) if start < len(ids) else None
+            spans.append(DamageSpan(mark.kind, after, before))
+        return tuple(dict.fromkeys(spans))
 
     def _refine_times(self) -> None:
         """Give µs-only times their 100 ns digit from the records' own FILETIMEs."""
@@ -131,6 +184,8 @@ class _Reader:
             self.consume(rs_records(self.file.path, self.on_error, strict=self.strict),
                          header_ids)
         self._report_errors("undecodable_record", "evtx")
+        if structure.truncated and rs_available() and len(header_ids) < structure.records:
+            self._read_padded(header_ids)
         missing = not rs_available() or len(header_ids) < structure.records
         if missing and self.use_fallback and fallback_available():
             self._fallback(header_ids)
@@ -138,6 +193,27 @@ class _Reader:
             self.problems.append(Problem(
                 self.file.display, "no_backend", "no EVTX backend is installed", Severity.ERROR,
                 hint="pip install evtx (or, on Windows beside python-evtx, evtxdoc[python-evtx])"))
+
+    def _read_padded(self, header_ids: set[int]) -> None:
+        """A cut-off last chunk: rs skips it whole; a copy padded with zeros to a full chunk
+        gives its intact records (the zeros read as the end of the chunk's records)."""
+        before = len(self.batch)
+        size = self.file.size
+        tail = (size - FILE_HEADER_SIZE) % CHUNK_SIZE
+        with tempfile.NamedTemporaryFile(suffix=".evtx") as padded:
+            with open(self.file.path, "rb") as source:
+                shutil.copyfileobj(source, padded)
+            padded.write(bytes(CHUNK_SIZE - tail))
+            padded.flush()
+            self.consume(rs_records(padded.name, self.on_error, strict=self.strict),
+                         header_ids)
+        self.errors.clear()  # the padding's zeros are not records: their errors say nothing
+        recovered = len(self.batch) - before
+        if recovered:
+            self.problems.append(Problem(
+                self.file.display, "truncated_records_recovered",
+                f"{recovered} intact record(s) read from the cut-off last chunk",
+                Severity.INFO))
 
     def _fallback(self, header_ids: set[int]) -> None:
         before = len(self.batch)

@@ -94,6 +94,20 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class DamageSpan:
+    """A time span of one file whose records may be lost or corrupt (from its damage)."""
+
+    kind: str  # the problem kind: torn_record, truncated_file, bad_chunk, …
+    after_ns: int | None  # the last intact record before the damage (None: the file's start)
+    before_ns: int | None  # the first intact record after it (None: to the end, open)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Could records written in [start, end] be inside the damage?"""
+        return ((self.after_ns is None or self.after_ns <= end)
+                and (self.before_ns is None or self.before_ns >= start))
+
+
+@dataclass(frozen=True, slots=True)
 class FileReport:
     """What reading one EVTX file gave: counts, backends used, problems."""
 
@@ -106,6 +120,7 @@ class FileReport:
     dirty: bool
     problems: tuple[Problem, ...]
     duplicate_events: int = 0  # events also present in an earlier file (dropped)
+    damage: tuple[DamageSpan, ...] = ()  # where its records may be lost, in time
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +133,7 @@ class ChannelCoverage:
     first: int  # ns UTC
     last: int  # ns UTC
     sources: tuple[str, ...]
+    damaged: tuple[DamageSpan, ...] = ()  # spans of its files where records may be lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +299,7 @@ class Attempt:
     ended: int  # ns, corrected
     durations: dict[str, float] = field(default_factory=dict)  # seconds between steps
     missing: tuple[str, ...] = ()  # what the bundle lacks to conclude
+    missing_logs: tuple[str, ...] = ()  # device logs it lacks: system, user_device_registration
 
 
 @dataclass(frozen=True, slots=True)
@@ -327,6 +344,7 @@ class Finding:
     count: int = 0  # matching events
     root_cause: bool = False  # the most likely cause of its failed attempt
     superseded: tuple[str, ...] = ()  # rules this finding replaced (less specific)
+    unconfirmed: tuple[str, ...] = ()  # evidence the bundle lacks to confirm this cause
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,14 @@ from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
 from evtxdoc.errors import InputError, StrictModeError
 from evtxdoc.ingest import Progress, read_files
-from evtxdoc.models import Analysis, AnalyzeOptions, Problem, Severity
+from evtxdoc.models import (
+    Analysis,
+    AnalyzeOptions,
+    ChannelCoverage,
+    FileReport,
+    Problem,
+    Severity,
+)
 from evtxdoc.rules import RuleSet, default_folders, load_rules
 
 
@@ -45,7 +52,7 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
         for r in results
     )
     problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
-    coverage = tuple(timeline.coverage(frame))
+    coverage = with_damage(timeline.coverage(frame), reports)
     correlation = correlate(frame, bundle.supporting, coverage)
     frame, coverage = supporting.add_events(frame, coverage, bundle.supporting, correlation)
     if progress:
@@ -73,6 +80,16 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
     if options.strict:
         _enforce_strict(problems)
     return analysis
+
+
+def with_damage(coverage: Sequence[ChannelCoverage], reports: Sequence[FileReport]
+                ) -> tuple[ChannelCoverage, ...]:
+    """Each channel's coverage with the damaged spans of the files it was read from."""
+    damage = {r.display: r.damage for r in reports if r.damage}
+    if not damage:
+        return tuple(coverage)
+    return tuple(replace(c, damaged=tuple(s for source in c.sources for s in damage.get(
+        source, ()))) if any(source in damage for source in c.sources) else c for c in coverage)
 
 
 def load_ruleset(extra: Sequence[str] = ()) -> RuleSet:

@@ -217,16 +217,34 @@ def test_without_the_connector_logs_matched_attempts_lose_only_the_connector(
     assert any("no Intune Connector for AD logs" in n for n in analysis.correlation.notes)
 
 
-def test_connector_logs_alone_list_the_requests_as_unmatched() -> None:
+def test_connector_logs_alone_judge_the_failed_request_from_the_connector_side() -> None:
+    """Issue 16: a connector-only bundle with an access denied used to give only
+    device-logs-missing (info); the failure is now an attempt seen from the connector side,
+    and the access-denied rule names it with its fix."""
     bundle = SAMPLES / "msa-ou-not-configured" / "bundle"
     connector = [p for p in bundle.iterdir() if p.name.startswith("CONN")]
     analysis = analyze(connector)
     correlation = analysis.correlation
-    assert correlation.attempts == ()
-    failed = [r for r in correlation.unmatched_requests if not r.succeeded]
-    assert [(r.device_name, r.diagnostic_code) for r in failed] == [("KSK-4N7P2Q8R1T", "5")]
+    (attempt,) = correlation.attempts
+    assert (attempt.device.computer_name, attempt.match_basis, str(attempt.outcome)) == (
+        "KSK-4N7P2Q8R1T", "connector_only", "unknown")
+    assert [r.diagnostic_code for r in attempt.requests] == ["5"]
+    assert not [r for r in correlation.unmatched_requests if not r.succeeded]
     assert any(n.startswith("only connector logs") for n in correlation.notes)
-    assert any("1 failed connector request" in n for n in correlation.notes)
+    cause = analysis.evaluation.root_cause(attempt.id)
+    assert cause.rule == "connector-access-denied-msa" and cause.severity == "error"
+    assert "KSK-4N7P2Q8R1T" in cause.cause and "OrganizationalUnitsUsedForOfflineDomainJoin" in (
+        cause.fix)
+    assert cause.host == "KSK-4N7P2Q8R1T"
+
+
+def test_old_connector_failures_beside_a_device_stay_unmatched_requests() -> None:
+    """Failures a month before the bundle's device attempt are another deployment's."""
+    analysis = analyze([SAMPLES / "legacy-connector-after-msa" / "bundle"])
+    assert [a.match_basis for a in analysis.correlation.attempts] != ["connector_only"] * len(
+        analysis.correlation.attempts)
+    assert not [a for a in analysis.correlation.attempts if a.match_basis == "connector_only"]
+    assert len([r for r in analysis.correlation.unmatched_requests if not r.succeeded]) == 3
 
 
 def test_a_retry_is_a_second_attempt_with_its_own_request(tmp_path: Path) -> None:

@@ -32,18 +32,21 @@ from evtxdoc.models import (
     ConnectorNotice,
     ConnectorRequest,
     Correlation,
+    DamageSpan,
     DeviceIdentity,
     EventRef,
     Outcome,
     Step,
     SupportingFile,
 )
+from evtxdoc.normalize import format_time_ns
 
 SECOND = 1_000_000_000
 ASSUMED_SKEW_NS = 5 * 60 * SECOND  # time-window matching without any offset evidence
 WINDOW_SLACK_NS = 2 * 60 * SECOND
 OPEN_WAIT_NS = 2 * 3600 * SECOND  # a wait with no end logged is searched this far
 CONNECTOR_CHANNEL = "Microsoft-Intune-ODJConnectorService/Operational"
+CONNECTOR_LOGS = set(evidence.CONNECTOR_UPDATED + evidence.CONNECTOR_LEGACY)
 NO_FACTS = DeviceFacts()  # shared by devices without supporting files; never modified
 
 
@@ -62,6 +65,7 @@ class _Device:
     residual: Interval | None = None
     reference: str | None = None
     ambiguous: set[int] = field(default_factory=set)  # drafts with several candidates
+    candidates: set[int] = field(default_factory=set)  # id() of the requests they could be
     orphan_steps: int = 0  # ESP / registration events outside any attempt
 
 
@@ -118,6 +122,15 @@ def _correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile],
             "synchronized with its time source, assumed to be the connector's domain time")
         offsets.extend(device_offsets)
         attempts.extend(_attempts(device, device_offsets, bool(connectors), connector_cover))
+    claimed = {id(r) for a in attempts for r in a.requests}
+    claimed |= {c for d in devices.values() for c in d.candidates}
+    known = {n.lower() for a in attempts for n in (a.device.computer_name, *a.device.hosts) if n}
+    known |= {i for d in devices.values() for i in (d.facts.entdmid, d.facts.entra_device_id)
+              if i}
+    span = ((min(a.started for a in attempts) - CONTEXT_NS, max(a.ended for a in attempts)
+             + CONTEXT_NS) if attempts else None)
+    attempts.extend(connector_only_attempts(
+        [r for r in requests if id(r) not in claimed], known, span))
     claimed = {id(r) for a in attempts for r in a.requests}
     unmatched = tuple(sorted((r for r in requests if id(r) not in claimed), key=lambda r: r.ts))
     return Correlation(
@@ -357,13 +370,8 @@ def _match_by_time(devices: dict[str, _Device],
             start = draft.wait_start - shift - width - WINDOW_SLACK_NS
             end = (draft.blob_at or draft.gave_up_at or draft.wait_start + OPEN_WAIT_NS)
             end = end - shift + width + WINDOW_SLACK_NS
-            found = []
-            for position in range(bisect_left(times, start), bisect_right(times, end)):
-                request = free[position]
-                if id(request) not in taken and _compatible(request, own_ids, name, domain):
-                    found.append(request)
-                    if len(found) > 1:
-                        break  # two candidates are enough to refuse to guess
+            found = [free[p] for p in range(bisect_left(times, start), bisect_right(times, end))
+                     if id(free[p]) not in taken and _compatible(free[p], own_ids, name, domain)]
             if len(found) == 1:
                 device.pairs[index] = found
                 device.basis[index] = ("time_window" if device.residual is not None
@@ -371,8 +379,9 @@ def _match_by_time(devices: dict[str, _Device],
                 taken.add(id(found[0]))
                 if not changed or changed[-1] is not device:
                     changed.append(device)
-            elif found:
+            elif found:  # two or more candidates: no guess, and none is another device's
                 device.ambiguous.add(index)
+                device.candidates.update(id(r) for r in found)
     return changed
 
 
@@ -445,6 +454,7 @@ def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool
         segment = min(device.clock.segment(anchor.record), len(offsets) - 1)
         evidence_state, missing = _connector_evidence(
             verdict, found, have_connectors, connector_cover, steps, device)
+        absent_logs = missing_logs(device.channels, verdict)
         if evidence_state == "no_request" and index in device.ambiguous:
             evidence_state = "ambiguous"
             missing = (*missing, "an identity to choose between the several connector "
@@ -458,8 +468,64 @@ def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool
             outcome=verdict.outcome, failed_step=verdict.failed_step,
             reason=_reason(verdict, found), offset=offsets[segment],
             started=steps[0].ts_corrected, ended=steps[-1].ts_corrected,
-            durations=_durations(steps, found), missing=missing))
+            durations=_durations(steps, found), missing=missing, missing_logs=absent_logs))
     return out
+
+
+RETRY_GAP_NS = 2 * 3600 * SECOND  # requests for one name this close are one deployment's
+CONTEXT_NS = 24 * 3600 * SECOND  # connector-only failures this close to a device's attempt
+
+
+def connector_only_attempts(requests: list[ConnectorRequest], known: set[str],
+                            span: tuple[int, int] | None = None) -> list[Attempt]:
+    """Failed connector requests for devices the bundle has no logs of, as attempts seen from
+    the connector side only, so that the rules name the cause and its fix (access denied on
+    the OU for computer X…). Requests for one computer name (or device id) close in time are
+    one attempt; an attempt whose last request succeeded is a served device, not a finding.
+    Outcome unknown: the device's side is not in the bundle. When the bundle has device
+    attempts, only failures within a day of them (`span`) are judged: older ones are another
+    deployment's (listed as unmatched requests)."""
+    groups: dict[str, list[ConnectorRequest]] = defaultdict(list)
+    for request in sorted(requests, key=lambda r: r.ts):
+        key = (request.device_name or request.device_id or "").lower()
+        if not key or key in known or (request.device_id or "").lower() in known:
+            continue
+        groups[key].append(request)
+    out = []
+    for found in groups.values():
+        runs: list[list[ConnectorRequest]] = []
+        for request in found:
+            if runs and request.ts - runs[-1][-1].ts <= RETRY_GAP_NS:
+                runs[-1].append(request)
+            else:
+                runs.append([request])
+        for number, run in enumerate(runs, start=1):
+            if run[-1].succeeded or (span and not span[0] <= run[-1].ts <= span[1]):
+                continue
+            out.append(_connector_only(tuple(run), number))
+    return sorted(out, key=lambda a: a.started)
+
+
+def _connector_only(found: tuple[ConnectorRequest, ...], number: int) -> Attempt:
+    last = found[-1]
+    name = next((r.device_name for r in found if r.device_name), None)
+    label = name or (last.device_id or "device")
+    code = last.diagnostic_code or last.error_code
+    reason = (f"only the connector side is in the bundle: {last.connector} failed the "
+              f"request for {label}" + (f" (DiagnosticCode {code})" if code else "")
+              + (f": {last.diagnostic_text[:200]}" if last.diagnostic_text else "")
+              + "; the device's own logs are not in the bundle")
+    identity = DeviceIdentity(machine=f"connector-only:{label.lower()}", oobe_names=(),
+                              hosts=(label,), computer_name=name,
+                              domain=next((r.domain for r in found if r.domain), None))
+    return Attempt(
+        id=f"{label}#{number}", device=identity, number=number, steps=(), requests=found,
+        connector=last.connector, match_basis="connector_only", connector_evidence="matched",
+        outcome=Outcome.UNKNOWN, failed_step=None, reason=reason, offset=None,
+        started=found[0].ts, ended=last.ts,
+        durations={"total": round((last.ts - found[0].ts) / SECOND, 3)},
+        missing=(f"the logs of the device {label} (its MdmDiagnosticsTool or Collect "
+                 "diagnostics bundle), to see how the attempt ended on the device",))
 
 
 def _reason(verdict: Verdict, found: tuple[ConnectorRequest, ...]) -> str:
@@ -473,15 +539,28 @@ def _reason(verdict: Verdict, found: tuple[ConnectorRequest, ...]) -> str:
     return verdict.reason
 
 
+def missing_logs(device_channels: set[str], verdict: Verdict) -> tuple[str, ...]:
+    """The device logs this attempt would need and the bundle lacks (short names)."""
+    out = []
+    if "system" not in device_channels and verdict.hybrid:
+        out.append("system")
+    if (evidence.UDR not in device_channels and verdict.hybrid
+            and verdict.outcome in (Outcome.SUCCEEDED, Outcome.INCOMPLETE)):
+        out.append("user_device_registration")
+    return tuple(out)
+
+
+MISSING_WORDS = {
+    "system": "the device's System log (offline join 4098/4099, NETLOGON 5719)",
+    "user_device_registration": "the device's Microsoft-Windows-User Device Registration/Admin"
+                                " log",
+}
+
+
 def _connector_evidence(verdict: Verdict, found: tuple[ConnectorRequest, ...],
                         have_connectors: bool, connector_cover: list[ChannelCoverage],
                         steps: tuple[Step, ...], device: _Device) -> tuple[str, tuple[str, ...]]:
-    missing: list[str] = []
-    if "system" not in device.channels and verdict.hybrid:
-        missing.append("the device's System log (offline join 4098/4099, NETLOGON 5719)")
-    if (evidence.UDR not in device.channels and verdict.hybrid
-            and verdict.outcome in (Outcome.SUCCEEDED, Outcome.INCOMPLETE)):
-        missing.append("the device's Microsoft-Windows-User Device Registration/Admin log")
+    missing = [MISSING_WORDS[name] for name in missing_logs(device.channels, verdict)]
     if not any(s.name == "odj_request" for s in steps):
         return "not_applicable", tuple(missing)
     if found:
@@ -492,10 +571,32 @@ def _connector_evidence(verdict: Verdict, found: tuple[ConnectorRequest, ...],
         return "no_connector_logs", (*missing, wanted)
     start = min(s.ts_corrected for s in steps if s.name == "odj_request")
     end = max(s.ts_corrected for s in steps)
+    logs = [c for c in connector_cover if c.channel.lower() in CONNECTOR_LOGS]
+    damaged = [(c, span) for c in logs for span in c.damaged
+               if span.overlaps(start - WINDOW_SLACK_NS, end + WINDOW_SLACK_NS)]
+    if damaged:  # a claim of absence on destroyed evidence is no claim: say what is unknown
+        return "damaged", (*missing, *(
+            f"an intact {c.channel} log of {c.host}: it is damaged ({span.kind}) "
+            f"{damage_text(span)}, inside the attempt's wait; export it again"
+            for c, span in damaged[:3]))
+    # any log of the connector server running past the window shows it was exported after it
     covered = any(c.first <= end and c.last >= start for c in connector_cover)
     if not covered:
         return "not_covered", (*missing, wanted)
     return "no_request", tuple(missing)
+
+
+def damage_text(span: DamageSpan) -> str:
+    """`between 08:10:00Z and 10:14:06Z`, `after …`, `before …` (UTC, to the second)."""
+    def at(ns: int) -> str:
+        return format_time_ns(ns)[:19] + "Z"
+    if span.after_ns is not None and span.before_ns is not None:
+        return f"between {at(span.after_ns)} and {at(span.before_ns)}"
+    if span.after_ns is not None:
+        return f"after {at(span.after_ns)}"
+    if span.before_ns is not None:
+        return f"before {at(span.before_ns)}"
+    return "throughout"
 
 
 DURATIONS = (("profile", "enrollment"), ("enrollment", "odj_request"),
@@ -547,8 +648,9 @@ def _notes(attempts: list[Attempt], role_of: dict[str, str],
         notes.append("no join attempt found: no Autopilot / MDM device step events in the "
                      f"bundle ({len(hosts)} host(s) read; see coverage)")
     if not devices and connectors:
-        notes.append("only connector logs: their requests cannot be lined up with a device; "
-                     "add the device's MdmDiagnosticsTool or Collect-diagnostics bundle")
+        notes.append("only connector logs: their requests cannot be lined up with a device's "
+                     "own story; add the device's MdmDiagnosticsTool or Collect-diagnostics "
+                     "bundle")
     if devices and not connectors and any(a.connector_evidence == "no_connector_logs"
                                           for a in attempts):
         notes.append("no Intune Connector for AD logs in the bundle: connector-side causes "
@@ -563,6 +665,10 @@ def _notes(attempts: list[Attempt], role_of: dict[str, str],
     if failed:
         notes.append(f"{len(failed)} failed connector request(s) match no device in the "
                      "bundle")
+    alone = [a for a in attempts if a.match_basis == "connector_only"]
+    if alone:
+        notes.append(f"{len(alone)} device(s) known only from failed connector requests (their "
+                     "own logs are not in the bundle): judged from the connector side")
     return notes
 
 
@@ -571,7 +677,7 @@ def attempts_frame(correlation: Correlation | None) -> pd.DataFrame:
     columns = ["attempt", "device", "computer_name", "domain", "outcome", "failed_step",
                "connector", "match_basis", "connector_evidence", "offset_s", "offset_error_s",
                "started", "ended", "requests", "failed_requests", "diagnostic_code",
-               "join_method", "skip_dc_check", "entdmid", "steps"]
+               "join_method", "skip_dc_check", "entdmid", "steps", "missing_logs", "missing"]
     rows = []
     for attempt in correlation.attempts if correlation else ():
         offset = attempt.offset
@@ -593,5 +699,7 @@ def attempts_frame(correlation: Correlation | None) -> pd.DataFrame:
             "join_method": attempt.device.join_method,
             "skip_dc_check": attempt.device.skip_dc_check, "entdmid": attempt.device.entdmid,
             "steps": ",".join(f"{s.name}:{s.status}" for s in attempt.steps),
+            "missing_logs": ",".join(attempt.missing_logs),
+            "missing": "; ".join(attempt.missing),
         })
     return pd.DataFrame(rows, columns=columns)

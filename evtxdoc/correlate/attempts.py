@@ -150,6 +150,12 @@ def judge(draft: Draft, join_method: str | None, channels: set[str]) -> Verdict:
                        True)
     dmedp_dc = [e for _, e in draft.events if e.step == "dc_connectivity"
                 and e.record.channel == DMEDP]
+    if not dmedp_dc and _gave_up_after_join(draft) and "system" not in channels:
+        return Verdict(Outcome.FAILED, "offline_join",
+                       "the blob arrived and the device gave up waiting afterwards; whether "
+                       "the offline join failed (4099) or no domain controller answered is in "
+                       "the device's System log, which the bundle lacks: cannot tell which",
+                       True)
     if dmedp_dc or _gave_up_after_join(draft):
         return Verdict(Outcome.FAILED, "dc_connectivity",
                        (dmedp_dc[0].detail if dmedp_dc else "timed out after the join")

@@ -39,6 +39,18 @@ _RECORD_HEAD = struct.Struct("<4sIQQ")  # magic, size, header record id, written
 _DESCRIPTOR = struct.Struct("<HBx")
 
 
+@dataclass(frozen=True)
+class DamageMark:
+    """Where records may be lost or corrupt, by the header record ids around the damage:
+    after `after_id` (None: from the start) and before `before_id` (None: before the next
+    record read); `open_end`: nothing after it can be trusted to be complete (truncation)."""
+
+    kind: str
+    after_id: int | None
+    before_id: int | None = None
+    open_end: bool = False
+
+
 @dataclass
 class Structure:
     """What the walk found in one file."""
@@ -50,6 +62,8 @@ class Structure:
     records: int = 0  # records the chunk headers vouch for, or that the walk found
     problems: list[Problem] = field(default_factory=list)
     bad_chunks: set[int] = field(default_factory=set)  # slots whose content is not a chunk
+    damage: list[DamageMark] = field(default_factory=list)
+    truncated: bool = False  # the last chunk is cut off: read a zero-padded copy too
 
     @property
     def usable(self) -> bool:
@@ -97,6 +111,8 @@ class _Walker:
         self.display = display
         self.out = Structure()
         self.no_crc = False
+        self.last_id: int | None = None  # the last record id seen so far (write order)
+        self.last_before_chunk: dict[int, int | None] = {}  # chunk slot → last id before it
 
     def problem(self, kind: str, message: str, where: str | None = None,
                 severity: Severity = Severity.WARNING, hint: str | None = None) -> None:
@@ -127,10 +143,12 @@ class _Walker:
                          "chunk is incomplete and its records may be lost",
                          f"offset {size - tail:#x}", Severity.WARNING,
                          "the copy was cut off; collect the log again if events are missing")
+            out.truncated = True
         return True
 
     def chunk(self, index: int, chunk: bytes) -> None:
         where = f"chunk {index}"
+        self.last_before_chunk[index] = self.last_id
         if len(chunk) < CHUNK_HEADER_SIZE or not chunk.startswith(CHUNK_MAGIC):
             self.out.bad_chunks.add(index)
             return
@@ -151,11 +169,20 @@ class _Walker:
             self.problem("bad_chunk_data_crc", "record data checksum does not match: a record "
                          "was changed or torn after the chunk was written", where)
             intact = False
+        first_id, last_id = struct.unpack_from("<QQ", chunk, 24)
         if intact:  # the CRC vouches for every record: count them from the header
             first, last = struct.unpack_from("<QQ", chunk, 8)
             self.out.records += max(0, last - first + 1) if free > CHUNK_HEADER_SIZE else 0
+            if free > CHUNK_HEADER_SIZE and last_id >= first_id:
+                self.last_id = last_id
         else:
+            marks = len(self.out.damage)
             self.records(index, chunk, free)
+            if len(self.out.damage) == marks and free > CHUNK_HEADER_SIZE:
+                # a changed record the walk cannot point at: the whole chunk is suspect
+                self.out.damage.append(DamageMark(
+                    "bad_chunk_data_crc", max(0, first_id - 1) if first_id < 2**63 else None,
+                    last_id + 1 if last_id < 2**63 else None))
 
     def records(self, index: int, chunk: bytes, free: int) -> None:
         offset = CHUNK_HEADER_SIZE
@@ -168,15 +195,19 @@ class _Walker:
                     self.problem("unflushed_tail", f"the last {rest} bytes the chunk header "
                                  "claims are zeros: the end of the log was never flushed to disk "
                                  "before the copy", where)
+                    self.out.damage.append(DamageMark("unflushed_tail", self.last_id))
                 else:
                     self.problem("bad_record", f"no valid record header (size {size}); the rest "
                                  f"of the chunk ({rest} bytes) cannot be walked", where)
+                    self.out.damage.append(DamageMark("bad_record", self.last_id))
                 return
             if _U32.unpack_from(chunk, offset + size - 4)[0] != size:
                 self.problem("torn_record", f"record {record_id} is torn (its trailing size "
                              "copy does not match): the file was copied while being written",
                              where)
+                self.out.damage.append(DamageMark("torn_record", record_id - 1, record_id + 1))
             self.out.records += 1
+            self.last_id = record_id
             offset += size
 
     def bad_chunk_ranges(self) -> None:
@@ -190,6 +221,7 @@ class _Walker:
             span = f"chunk {first}" if first == last else f"chunks {first}-{last}"
             self.problem("bad_chunk", f"{span}: not a valid chunk (no ElfChnk signature); "
                          "skipped", span)
+            self.out.damage.append(DamageMark("bad_chunk", self.last_before_chunk.get(first)))
 
 
 def scan(path: Path | str, display: str | None = None) -> Structure:
@@ -207,6 +239,8 @@ def scan(path: Path | str, display: str | None = None) -> Structure:
             index += 1
     walker.bad_chunk_ranges()
     out = walker.out
+    if out.truncated:
+        out.damage.append(DamageMark("truncated_file", None, None, open_end=True))
     if out.valid_chunks > out.header_chunks:
         walker.problem("stale_chunk_count", f"header declares {out.header_chunks} chunks but "
                        f"{out.valid_chunks} are present; all are read", "file header",

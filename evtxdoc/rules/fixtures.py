@@ -15,20 +15,22 @@ then through the engine with the one rule under test. Compact event keys:
     user_sid, file (which .evtx the event was read from; default one per role)
 
 Supporting files beside the device logs: `ztd:` (AutopilotDDSZTDFile.json values) and
-`dsregcmd:` (text). `expect: match | no_match`; `cause_contains:` checks the rendered cause.
+`dsregcmd:` (text). Damage the ingest would have found: `damaged:` a list of `{host, channel,
+kind, after, before}` (times as `t`; `before` omitted: to the end of the log).
+`expect: match | no_match`; `cause_contains:` checks the rendered cause.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from evtxdoc import engine, supporting, timeline
 from evtxdoc.correlate import correlate
-from evtxdoc.models import Evaluation, Finding, SupportingFile
+from evtxdoc.models import ChannelCoverage, DamageSpan, Evaluation, Finding, SupportingFile
 from evtxdoc.normalize import encode_payload, parse_time_ns
 from evtxdoc.rules import yamlpos
 from evtxdoc.rules.loader import TEST_SUFFIX, RuleProblem, read_yaml
@@ -71,7 +73,8 @@ SYSTEM_PROVIDERS = {  # System event id → provider (reference/domain.md a.8, a
 }
 EVENT_KEYS = ("t", "host", "channel", "id", "provider", "level", "data", "body", "user_sid",
               "file")
-CASE_KEYS = ("name", "expect", "events", "ztd", "dsregcmd", "cause_contains", "start")
+CASE_KEYS = ("name", "expect", "events", "ztd", "dsregcmd", "cause_contains", "start",
+             "damaged")
 CONNECTOR_ALIASES = ("odj", "odj-admin", "odj-legacy")
 
 
@@ -226,10 +229,27 @@ def _event_data(event: dict[str, Any], channel: str) -> dict[str, Any]:
 def evaluate_case(rules: Sequence[Rule], case: dict[str, Any], name: str = "case"
                   ) -> Evaluation:
     frame, files = build_case(case, name)
-    coverage = timeline.coverage(frame)
+    coverage = _damaged(timeline.coverage(frame), case)
     correlation = correlate(frame, files, coverage)
     frame, with_files = supporting.add_events(frame, coverage, files, correlation)
     return engine.evaluate(rules, frame, correlation, with_files)
+
+
+def _damaged(coverage: list[ChannelCoverage], case: dict[str, Any]) -> list[ChannelCoverage]:
+    """The case's `damaged:` spans put on the coverage of their host and channel."""
+    if not case.get("damaged"):
+        return coverage
+    start = parse_time_ns(str(case.get("start", DEFAULT_START)))
+    out = []
+    for item in coverage:
+        spans = tuple(DamageSpan(
+            str(d.get("kind", "torn_record")),
+            start + int(seconds(d["after"]) * SECOND) if d.get("after") is not None else None,
+            start + int(seconds(d["before"]) * SECOND) if d.get("before") is not None else None)
+            for d in case["damaged"] if str(d.get("host", "")).lower() == item.host.lower()
+            and CHANNELS.get(d.get("channel"), (d.get("channel"),))[0] == item.channel)
+        out.append(replace(item, damaged=spans) if spans else item)
+    return out
 
 
 def _run_case(rule: Rule, case: dict[str, Any], file: str, line: int) -> CaseResult:

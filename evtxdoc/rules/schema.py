@@ -21,7 +21,7 @@ STEP_NAMES = ("profile", "enrollment", "odj_request", "odj_blob", "blob_applied"
 ATTEMPT_ATTRIBUTES = ("outcome", "failed_step", "connector_evidence", "match_basis",
                       "join_method", "skip_dc_check", "computer_name", "domain", "connector",
                       "connector_kind", "requests", "failed_requests", "diagnostic_code",
-                      "offset_s", "device")
+                      "offset_s", "device", "missing_logs")
 DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d)?$"
 
 _STRINGS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},

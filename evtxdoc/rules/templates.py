@@ -22,7 +22,7 @@ EVENT_ATTRIBUTES = ("host", "time", "channel", "event_id", "count", "message")
 CONTEXT: dict[str, tuple[str, ...]] = {
     "attempt": ("attempt", "device", "host", "computer_name", "domain", "connector",
                 "connector_kind", "outcome", "failed_step", "offset", "offset_s", "ou",
-                "reason", "connector_evidence"),
+                "reason", "connector_evidence", "missing"),
     "host": ("host", "connector_kind"),
     "event": ("host",),
     "bundle": ("hosts", "missing_channels"),
