@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -201,7 +202,7 @@ class _Reader:
         size = self.file.size
         tail = (size - FILE_HEADER_SIZE) % CHUNK_SIZE
         with tempfile.NamedTemporaryFile(suffix=".evtx") as padded:
-            with open(self.file.path, "rb") as source:
+            with Path(self.file.path).open("rb") as source:
                 shutil.copyfileobj(source, padded)
             padded.write(bytes(CHUNK_SIZE - tail))
             padded.flush()
