@@ -348,6 +348,7 @@ class _Context:
                  coverage: Sequence[ChannelCoverage]) -> None:
         self.line = _Timeline(frame)
         self.correlation = correlation
+        coverage = [c for c in coverage if c.host]  # a log damaged to nothing has no host
         self.coverage = coverage
         self.machine_of: dict[str, str] = {}
         self.machine_hosts: dict[str, tuple[str, ...]] = {}

@@ -300,6 +300,7 @@ class Attempt:
     durations: dict[str, float] = field(default_factory=dict)  # seconds between steps
     missing: tuple[str, ...] = ()  # what the bundle lacks to conclude
     missing_logs: tuple[str, ...] = ()  # device logs it lacks: system, user_device_registration
+    conflicts: tuple[ConnectorRequest, ...] = ()  # requests for its name/id its story refutes
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ inputs → bundle.discover → ingest.read_files (scan + parse + normalize) → 
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -88,8 +89,28 @@ def with_damage(coverage: Sequence[ChannelCoverage], reports: Sequence[FileRepor
     damage = {r.display: r.damage for r in reports if r.damage}
     if not damage:
         return tuple(coverage)
-    return tuple(replace(c, damaged=tuple(s for source in c.sources for s in damage.get(
-        source, ()))) if any(source in damage for source in c.sources) else c for c in coverage)
+    out = [replace(c, damaged=tuple(s for source in c.sources for s in damage.get(
+        source, ()))) if any(source in damage for source in c.sources) else c for c in coverage]
+    for report in reports:  # a connector log damaged before its first record still counts
+        channel = connector_channel_of(report.display)
+        if report.damage and not report.records and channel:
+            out.append(ChannelCoverage("", channel, 0, 0, 0, (report.display,), report.damage))
+    return tuple(out)
+
+
+_CONNECTOR_FILE = re.compile(r"odj ?connector ?service", re.IGNORECASE)
+
+
+def connector_channel_of(display: str) -> str | None:
+    """The connector channel a file's name says it holds (export and live names), else None."""
+    name = display.replace("\\", "/").rsplit("/", 1)[-1]
+    if not _CONNECTOR_FILE.search(name):
+        return None
+    if name.lower().startswith("odj connector service"):
+        return "ODJ Connector Service"
+    if "admin" in name.lower():
+        return "Microsoft-Intune-ODJConnectorService/Admin"
+    return "Microsoft-Intune-ODJConnectorService/Operational"
 
 
 def load_ruleset(extra: Sequence[str] = ()) -> RuleSet:

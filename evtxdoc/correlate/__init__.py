@@ -66,6 +66,7 @@ class _Device:
     reference: str | None = None
     ambiguous: set[int] = field(default_factory=set)  # drafts with several candidates
     candidates: set[int] = field(default_factory=set)  # id() of the requests they could be
+    conflicts: dict[int, list[ConnectorRequest]] = field(default_factory=dict)  # set aside
     orphan_steps: int = 0  # ESP / registration events outside any attempt
 
 
@@ -93,6 +94,8 @@ def _correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile],
     machine_of, sources = machines.group_hosts(frame, joins)
     names = {str(h).lower(): str(h) for h in frame["host"].unique()} if len(frame) else {}
     role_of = machines.roles(frame, machine_of)
+    for machine in machines.beside_unreadable_connector_logs(coverage, sources):
+        role_of[machine] = "connector"  # its connector log is there, damaged to nothing
     facts = machines.attach_facts(supporting, sources)
     requests, notices = [], []
     for record in connector_records:
@@ -113,7 +116,8 @@ def _correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile],
         _estimate(device)
     connectors = {m for m, role in role_of.items() if role == "connector"}
     connector_hosts = {names.get(h, h) for h, m in machine_of.items() if m in connectors}
-    connector_cover = [c for c in coverage if c.host in connector_hosts]
+    connector_cover = [c for c in coverage if c.host in connector_hosts
+                       or (not c.records and c.channel.lower() in CONNECTOR_LOGS)]
     attempts, offsets = [], []
     for device in sorted(devices.values(), key=lambda d: d.key):
         device_offsets = clocks.offsets_for(
@@ -124,6 +128,7 @@ def _correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile],
         attempts.extend(_attempts(device, device_offsets, bool(connectors), connector_cover))
     claimed = {id(r) for a in attempts for r in a.requests}
     claimed |= {c for d in devices.values() for c in d.candidates}
+    claimed |= {id(r) for a in attempts for r in a.conflicts}
     known = {n.lower() for a in attempts for n in (a.device.computer_name, *a.device.hosts) if n}
     known |= {i for d in devices.values() for i in (d.facts.entdmid, d.facts.entra_device_id)
               if i}
@@ -131,7 +136,7 @@ def _correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile],
              + CONTEXT_NS) if attempts else None)
     attempts.extend(connector_only_attempts(
         [r for r in requests if id(r) not in claimed], known, span))
-    claimed = {id(r) for a in attempts for r in a.requests}
+    claimed = {id(r) for a in attempts for r in (*a.requests, *a.conflicts)}
     unmatched = tuple(sorted((r for r in requests if id(r) not in claimed), key=lambda r: r.ts))
     return Correlation(
         attempts=tuple(attempts),
@@ -282,11 +287,12 @@ def _match_by_identity(devices: dict[str, _Device], requests: list[ConnectorRequ
                     device.pairs[index] = found
                     device.basis[index] = "computer_name"
     learned = _connector_ids(devices)
+    shared = _shared_ids(devices)
     for device in devices.values():
         asked = [i for i, d in enumerate(device.drafts) if d.asked]
         ids = [(i, label) for i, label in ((device.facts.entdmid, "entdmid"),
                                            (device.facts.entra_device_id, "entra_device_id"))
-               if i]
+               if i and i not in shared]
         ids += [(i, "connector_device_id") for i in sorted(learned.get(device.key, ()))
                 if i not in {known for known, _ in ids}]
         for device_id, label in ids:
@@ -301,6 +307,42 @@ def _match_by_identity(devices: dict[str, _Device], requests: list[ConnectorRequ
                 index = _nearest_draft(device, open_drafts, request)
                 device.pairs.setdefault(index, []).append(request)
                 device.basis[index] = label
+    for device in devices.values():
+        _set_aside_contradictions(device)
+
+
+def _shared_ids(devices: dict[str, _Device]) -> set[str]:
+    """Device ids (EntDMID, Entra device id) that more than one machine holds: a cloned image
+    or a reused registry dump. They cannot tell the machines apart, so no match uses them."""
+    owners: dict[str, int] = defaultdict(int)
+    for device in devices.values():
+        for device_id in {device.facts.entdmid, device.facts.entra_device_id} - {None}:
+            owners[device_id] += 1
+    return {device_id for device_id, count in owners.items() if count > 1}
+
+
+CONTRADICTION_NS = ASSUMED_SKEW_NS + WINDOW_SLACK_NS
+
+
+def _set_aside_contradictions(device: _Device) -> None:
+    """A blob created (success) well before the device began waiting cannot be the blob of an
+    attempt that then timed out without one: it is another deployment's (the same name or
+    id) or the device clock was far off. Such requests are not matched silently: they are set
+    aside on the attempt and said so (connector_evidence `contradictory`)."""
+    for index, found in list(device.pairs.items()):
+        draft = device.drafts[index]
+        if draft.blob_at is not None or draft.gave_up_at is None or draft.wait_start is None:
+            continue
+        odd = [r for r in found if r.succeeded and r.ts < draft.wait_start - CONTRADICTION_NS]
+        if not odd:
+            continue
+        device.conflicts[index] = odd
+        kept = [r for r in found if r not in odd]
+        if kept:
+            device.pairs[index] = kept
+        else:
+            del device.pairs[index]
+            device.basis.pop(index, None)
 
 
 def _connector_ids(devices: dict[str, _Device]) -> dict[str, set[str]]:
@@ -349,6 +391,7 @@ def _match_by_time(devices: dict[str, _Device],
             if name:
                 known_names.add(name.lower())
         known_ids.update(i for i in (device.facts.entdmid, device.facts.entra_device_id) if i)
+    known_ids -= _shared_ids(devices)  # an id two machines hold names neither
     free = sorted((r for r in requests if id(r) not in claimed
                    and not (r.device_name and r.device_name.lower() in known_names)
                    and not (r.device_id and r.device_id in known_ids)), key=lambda r: r.ts)
@@ -455,6 +498,16 @@ def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool
         evidence_state, missing = _connector_evidence(
             verdict, found, have_connectors, connector_cover, steps, device)
         absent_logs = missing_logs(device.channels, verdict)
+        conflicts = tuple(device.conflicts.get(index, ()))
+        reason = _reason(verdict, found)
+        if conflicts and not found:
+            evidence_state = "contradictory"
+            first = conflicts[0]
+            ahead = duration_text(steps_wait_start(draft) - first.ts)
+            reason += (f"; {first.connector} logged a success for {first.device_name or '?'} "
+                       f"at {format_time_ns(first.ts)[:19]}Z, {ahead} before the device began "
+                       "waiting: not this attempt's blob (another deployment of that name or "
+                       "id, or a device clock off by that much), so it is not matched")
         if evidence_state == "no_request" and index in device.ambiguous:
             evidence_state = "ambiguous"
             missing = (*missing, "an identity to choose between the several connector "
@@ -466,7 +519,7 @@ def _attempts(device: _Device, offsets: list[ClockOffset], have_connectors: bool
             connector=found[-1].connector if found else None,
             match_basis=device.basis.get(index), connector_evidence=evidence_state,
             outcome=verdict.outcome, failed_step=verdict.failed_step,
-            reason=_reason(verdict, found), offset=offsets[segment],
+            reason=reason, offset=offsets[segment], conflicts=conflicts,
             started=steps[0].ts_corrected, ended=steps[-1].ts_corrected,
             durations=_durations(steps, found), missing=missing, missing_logs=absent_logs))
     return out
@@ -528,6 +581,15 @@ def _connector_only(found: tuple[ConnectorRequest, ...], number: int) -> Attempt
                  "diagnostics bundle), to see how the attempt ended on the device",))
 
 
+def steps_wait_start(draft: Draft) -> int:
+    return draft.wait_start if draft.wait_start is not None else draft.events[0][0]
+
+
+def duration_text(ns: int) -> str:
+    minutes = abs(ns) // (60 * SECOND)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
 def _reason(verdict: Verdict, found: tuple[ConnectorRequest, ...]) -> str:
     failures = [r for r in found if not r.succeeded]
     if failures and verdict.outcome in (Outcome.TIMED_OUT, Outcome.INCOMPLETE):
@@ -567,18 +629,21 @@ def _connector_evidence(verdict: Verdict, found: tuple[ConnectorRequest, ...],
         return "matched", tuple(missing)
     wanted = (f"the Intune Connector for AD logs ({CONNECTOR_CHANNEL}) of the connector "
               "serving the device's domain, covering the attempt")
-    if not have_connectors:
+    logs = [c for c in connector_cover if c.channel.lower() in CONNECTOR_LOGS]
+    unreadable = [c for c in logs if not c.records and c.damaged]
+    if not have_connectors and not unreadable:
         return "no_connector_logs", (*missing, wanted)
     start = min(s.ts_corrected for s in steps if s.name == "odj_request")
     end = max(s.ts_corrected for s in steps)
-    logs = [c for c in connector_cover if c.channel.lower() in CONNECTOR_LOGS]
     damaged = [(c, span) for c in logs for span in c.damaged
                if span.overlaps(start - WINDOW_SLACK_NS, end + WINDOW_SLACK_NS)]
     if damaged:  # a claim of absence on destroyed evidence is no claim: say what is unknown
         return "damaged", (*missing, *(
-            f"an intact {c.channel} log of {c.host}: it is damaged ({span.kind}) "
-            f"{damage_text(span)}, inside the attempt's wait; export it again"
+            f"an intact {c.channel} log of {c.host or c.sources[0]}: it is damaged "
+            f"({span.kind}) {damage_text(span)}, inside the attempt's wait; export it again"
             for c, span in damaged[:3]))
+    if not have_connectors:
+        return "no_connector_logs", (*missing, wanted)
     # any log of the connector server running past the window shows it was exported after it
     covered = any(c.first <= end and c.last >= start for c in connector_cover)
     if not covered:
@@ -636,6 +701,12 @@ def _notes(attempts: list[Attempt], role_of: dict[str, str],
            unmatched: tuple[ConnectorRequest, ...], notices: list[ConnectorNotice],
            frame: pd.DataFrame, devices: dict[str, _Device]) -> list[str]:
     notes = []
+    for device_id in sorted(_shared_ids(devices)):
+        holders = sorted(", ".join(d.hosts) for d in devices.values()
+                         if device_id in (d.facts.entdmid, d.facts.entra_device_id))
+        notes.append(f"device id {device_id} is held by {len(holders)} machines "
+                     f"({'; '.join(holders)}): not used to match connector requests (a cloned "
+                     "image or a reused registry dump?)")
     for device in devices.values():
         if device.orphan_steps:
             notes.append(f"{', '.join(device.hosts)}: {device.orphan_steps} ESP / hybrid "

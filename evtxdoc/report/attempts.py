@@ -81,6 +81,8 @@ def attempt_dict(attempt: Attempt) -> dict[str, Any]:
         "steps": [_step(s) for s in attempt.steps],
         "requests": [request_dict(r) for r in attempt.requests],
         "missing": list(attempt.missing),
+        "missing_logs": list(attempt.missing_logs),
+        "conflicting_requests": [request_dict(r) for r in attempt.conflicts],
     }
 
 

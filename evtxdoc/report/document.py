@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evtxdoc.correlate import evidence
-from evtxdoc.models import Analysis, Attempt, Correlation, Evaluation, Machine
+from evtxdoc.models import Analysis, Attempt, Correlation, DamageSpan, Evaluation, Machine
 from evtxdoc.normalize import format_time_ns
 
 # Channels each role's logs should hold to judge a hybrid join (domain.md a.1–a.9, (e)).
@@ -132,6 +132,8 @@ def coverage(analysis: Analysis) -> list[dict[str, Any]]:
     providers = _providers_by_host(analysis)
     groups: dict[str, list[Any]] = defaultdict(list)
     for cover in analysis.coverage:
+        if not cover.host:  # a log damaged before its first record: in files and problems
+            continue
         machine = machines.get(cover.host.lower())
         groups[machine.key if machine else cover.host.lower()].append(cover)
     out = []
@@ -149,11 +151,18 @@ def coverage(analysis: Analysis) -> list[dict[str, Any]]:
             "last": format_time_ns(max(c.last for c in covers)),
             "channels": [{"host": c.host, "channel": c.channel, "records": c.records,
                           "first": format_time_ns(c.first), "last": format_time_ns(c.last),
-                          "sources": list(c.sources)} for c in covers],
+                          "sources": list(c.sources),
+                          "damaged": [damage_dict(d) for d in c.damaged]} for c in covers],
             "no_events_from": [{"channel": name, "why": why}
                                for name, why in expected.items() if name not in channels],
         })
     return out
+
+
+def damage_dict(span: DamageSpan) -> dict[str, Any]:
+    return {"kind": span.kind,
+            "after": None if span.after_ns is None else format_time_ns(span.after_ns),
+            "before": None if span.before_ns is None else format_time_ns(span.before_ns)}
 
 
 def _providers_by_host(analysis: Analysis) -> dict[str, set[str]]:

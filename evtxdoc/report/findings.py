@@ -19,6 +19,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         "fix": finding.fix, "references": list(finding.references), "count": finding.count,
         "evidence": [ref._asdict() for ref in finding.evidence],
         "superseded": list(finding.superseded),
+        "unconfirmed": list(finding.unconfirmed),
     }
 
 

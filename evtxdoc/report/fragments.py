@@ -158,6 +158,10 @@ def finding_blocks(findings: list[dict[str, Any]]) -> Markup:
             f'    <span class="confidence conf-{_text(f["confidence"])}" title="confidence">'
             f'{_text(f["confidence"])}</span></summary>\n  <div class="body">\n'
             f'    <p class="cause">{_marked(f["cause"])}</p>\n']
+        if f.get("unconfirmed"):
+            lacks = "; ".join(_text(item, 400) for item in f["unconfirmed"])
+            parts.append(f'    <p class="unconfirmed">Not confirmed: the bundle lacks {lacks}.'
+                         "</p>\n")
         if f["fix_steps"]:
             steps = "".join(f"<li>{_marked(step)}</li>" for step in f["fix_steps"])
             parts.append(f'    <h4>What to do</h4><ol class="fix">{steps}</ol>\n')
@@ -212,12 +216,24 @@ def other_attempt_rows(attempts: list[dict[str, Any]]) -> Markup:
         for a in attempts))
 
 
+def _damage(channel: dict[str, Any]) -> str:
+    """`damaged (torn_record) after …`: where the channel's records may be lost."""
+    spans = []
+    for d in channel.get("damaged") or ():
+        where = " and ".join(part for part in (
+            f"after {d['after']}" if d["after"] else "", f"before {d['before']}"
+            if d["before"] else "") if part) or "throughout"
+        spans.append(f'<div class="missing">damaged ({_text(d["kind"])}) {_text(where)}</div>')
+    return "".join(spans)
+
+
 def coverage_rows(coverage: list[dict[str, Any]]) -> Markup:
     """One row per machine: role, events, span, channels, channels its role lacks."""
     parts = []
     for c in coverage:
         channels = "".join(f'<li>{_text(ch["channel"])} <span class="muted">({_text(ch["host"])}'
-                           f': {_text(ch["records"])})</span></li>' for ch in c["channels"])
+                           f': {_text(ch["records"])})</span>{_damage(ch)}</li>'
+                           for ch in c["channels"])
         missing = "".join(f'<div class="missing">{_text(m["why"])}</div>'
                           for m in c["no_events_from"]) or '<span class="muted">—</span>'
         parts.append(

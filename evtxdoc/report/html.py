@@ -203,6 +203,7 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
             "root_cause": finding.root_cause, "cause": bound(finding.cause, 4000),
             "fix_steps": _fix_steps(finding.fix), "references": list(finding.references),
             "count": finding.count, "superseded": list(finding.superseded),
+            "unconfirmed": list(finding.unconfirmed),
             "evidence": [evidence_of(r) for r in finding.evidence[:MAX_EVIDENCE_SHOWN]],
             "more_evidence": max(0, len(finding.evidence) - MAX_EVIDENCE_SHOWN),
         })

@@ -121,6 +121,9 @@ def _findings(doc: dict[str, Any], console: Console) -> None:
                       f"{escape(finding['title'])} [dim]({finding['rule']}, "
                       f"{finding['confidence']})[/]")
         console.print(f"  {escape(finding['cause'])}", soft_wrap=False)
+        if finding.get("unconfirmed"):
+            console.print(f"  [yellow]Not confirmed: the bundle lacks "
+                          f"{escape('; '.join(finding['unconfirmed']))}[/]", soft_wrap=False)
         for line in finding["fix"].splitlines():
             console.print(f"  {escape(line)}")
         if finding["references"]:

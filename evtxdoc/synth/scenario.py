@@ -36,6 +36,7 @@ FAULTS = {  # fault → (outcome, failing step), the expectation a scenario stat
     "dc_unreachable": ("failed", "dc_connectivity"),
     "vpn_not_connected": ("failed", "dc_connectivity"),
     "clock_skew": ("succeeded", None),
+    "clock_skew_unsynced": ("incomplete", "hybrid_registration"),
     "sync_pending": ("incomplete", "hybrid_registration"),
     "entra_join": ("not_hybrid", None),
 }
@@ -51,11 +52,12 @@ FINDINGS = {  # fault → the rule (rules/) that must be the attempt's top findi
     "dc_unreachable": "dc-unreachable-no-skip",
     "vpn_not_connected": "vpn-not-connected",
     "clock_skew": "clock-skew-kerberos",
+    "clock_skew_unsynced": "clock-skew-kerberos",
     "sync_pending": "hybrid-registration-sync-pending",
     "entra_join": "not-hybrid-join",
 }
 UNSERVED = ("no_connector", "connector_proxy", "legacy_connector")  # no connector event for it
-LAYOUTS = ("cab", "zip", "intune", "live")
+LAYOUTS = ("cab", "zip", "intune", "live", "not_collected")  # not_collected: no device logs
 CONNECTOR_KINDS = ("updated", "legacy")
 MSA_SID_BASE = "S-1-5-21-3623811015-3361044348-30300820"
 _DURATION = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
@@ -85,6 +87,8 @@ class Connector:
     msa_sid: str = ""
     served_before: int = 0  # successful requests for devices outside the bundle
     layout: str = "export"  # "not_collected": the server's logs are not in the bundle
+    legacy_history: int = 0  # an updated server that ran the legacy connector: its old log
+    # still holds this many legacy failures from a month before (both logs on one host)
 
 
 @dataclass
@@ -111,6 +115,8 @@ class Device:
     ztdid: str = ""
     entdmid: str = ""
     time_zone: str = "UTC"  # Windows time zone name; event logs store UTC whatever it is
+    earlier_success: dict[str, Any] = field(default_factory=dict)  # {before, computer_name}:
+    # a connector success for this device's EntDMID from a deployment before the bundle's
 
 
 @dataclass
@@ -175,6 +181,7 @@ def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
             clock_offset=seconds(item.get("clock_offset", 0), f"{where}: connectors[{number}]"),
             msa_sid=f"{MSA_SID_BASE}-{4101 + number}",
             served_before=int(item.get("served_before", 0)),
+            legacy_history=int(item.get("legacy_history", 0)),
             layout=_connector_layout(item.get("layout", "export"),
                                      f"{where}: connectors[{number}]")))
     devices = []
@@ -190,6 +197,12 @@ def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
             if fault not in FAULTS:
                 raise InputError(f"unknown fault {fault!r}", where=f"{place}.attempts[{index}]",
                                  hint=f"one of {', '.join(FAULTS)}")
+            if fault == "dc_unreachable" and profile.get("skip_dc_check"):
+                raise InputError("fault dc_unreachable with skip_dc_check: true would be a "
+                                 "success (the device skips the check)",
+                                 where=f"{place}.attempts[{index}]",
+                                 hint="use fault vpn_not_connected for a device that skips the "
+                                 "check and then finds no DC, or drop skip_dc_check")
             prefix = profile.get("name_prefix", "AP-")
             name = entry.get("computer_name") or prefix + "".join(
                 rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(15 - len(prefix)))
@@ -210,7 +223,8 @@ def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
             ou=profile.get("ou", "OU=Autopilot,OU=Workstations,DC=contoso,DC=local"),
             name_prefix=profile.get("name_prefix", "AP-"), attempts=attempts,
             ztdid=str(uuid.UUID(int=rng.getrandbits(128))),
-            entdmid=str(uuid.UUID(int=rng.getrandbits(128)))))
+            entdmid=_given(item.get("entdmid"), str(uuid.UUID(int=rng.getrandbits(128)))),
+            earlier_success=dict(item.get("earlier_success") or {})))
     return Scenario(
         name=str(raw.get("name", "scenario")), summary=str(raw.get("summary", "")),
         root_cause=str(raw.get("root_cause", "")), seed=int(raw.get("seed", 1)),
@@ -220,6 +234,11 @@ def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
         connectors=connectors, devices=devices,
         noise=-1 if raw.get("noise") == "real" else int(raw.get("noise", 25)),
         damage=list(raw.get("damage") or []), source=where)
+
+
+def _given(value: Any, drawn: str) -> str:
+    """A value the scenario fixes, else the drawn one (drawn anyway: the stream stays put)."""
+    return str(value) if value else drawn
 
 
 # --- the story ---------------------------------------------------------------------------------
@@ -271,8 +290,9 @@ class _Writer:
 
 
 def build(scenario: Scenario) -> list[HostLog]:
-    """Every host's log, ready for the writer and the bundle layouts."""
-    rng = random.Random(scenario.seed)
+    """Every host's log, ready for the writer and the bundle layouts. Its random stream is not
+    parse()'s (same seed, other stream), so no id drawn here repeats a device's EntDMID."""
+    rng = random.Random(f"build:{scenario.seed}")
     connectors = {c.name: _connector_log(c) for c in scenario.connectors}
     writers = {name: _Writer(log, _Clock(scenario.connector(name).clock_offset), rng)
                for name, log in connectors.items()}
@@ -281,11 +301,25 @@ def build(scenario: Scenario) -> list[HostLog]:
     logs = list(connectors.values())
     for device in scenario.devices:
         logs.append(_device(scenario, device, writers, rng))
+        if device.earlier_success:
+            _earlier_success(scenario, device, writers, rng)
     for log in logs:
         for events in log.events.values():
             # write order is true time order: a clock set backwards makes TimeCreated go back
             events.sort(key=lambda e: e.time_ns if e.written_ns is None else e.written_ns)
     return logs
+
+
+def _earlier_success(scenario: Scenario, device: Device, writers: dict[str, _Writer],
+                     rng: random.Random) -> None:
+    """The connector served this device (its EntDMID) in an earlier deployment."""
+    spec = device.earlier_success
+    first = device.attempts[0]
+    connector = scenario.connector(first.connector) or scenario.connectors[0]
+    when = scenario.start_ns + int((first.at + 180 - seconds(spec.get("before", "150m"),
+                                                               scenario.source)) * SECOND)
+    _connector_success(writers[connector.name], connector, when,
+                       str(spec.get("computer_name", "AP-EARLIER")), device.entdmid, rng)
 
 
 def _connector_log(connector: Connector) -> HostLog:
@@ -314,11 +348,14 @@ def _connector_background(scenario: Scenario, connector: Connector, writer: _Wri
            for d in scenario.devices for a in d.attempts):
         for index in range(12):  # the connector cannot fetch its configuration (S8)
             _connector_proxy_error(writer, connector, start + index * 900 * SECOND)
+    old_failures = connector.legacy_history
     if connector.kind == "legacy" and any(
             a.fault == "legacy_connector" for d in scenario.devices for a in d.attempts):
+        old_failures = max(old_failures, 3)
+    if old_failures:
         # The legacy log still holds the failures from before the MSA change (S1: the old
-        # log may be present); nothing is logged for today's requests.
-        for index in range(3):
+        # log may be present); nothing is logged there for today's requests.
+        for index in range(old_failures):
             when = start - (30 + index) * 86400 * SECOND
             _legacy_failure(writer, when, "AP-OLD" + str(index), "0x00000800", "5",
                             "The request could not be completed.", connector.domain, rng)
@@ -399,7 +436,7 @@ QUOTA_TEXT = ("The account has exceeded the allowed number of computer accounts 
 def _device(scenario: Scenario, device: Device, writers: dict[str, _Writer],
             rng: random.Random) -> HostLog:
     log = HostLog(device.oobe_name, "device", device.layout)
-    fixed_at = None
+    fixed_at = None  # clock_skew_unsynced: the clock is never corrected
     if any(a.fault == "clock_skew" for a in device.attempts):
         first = device.attempts[0]
         fixed_at = scenario.start_ns + int((first.at + 900) * SECOND)  # after the ODJ reboot
@@ -486,6 +523,15 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
         emit("time_no_dc_source", t + 60 * SECOND, fqdn,
              {"ErrorMessage": "No valid response has been received from domain controller"})
         return t + 60 * SECOND
+    if fault == "clock_skew_unsynced":  # no time source answers: the skew stays, sign-ins fail
+        emit("time_no_dc_source", t + 20 * SECOND, fqdn,
+             {"ErrorMessage": "No valid response has been received from domain controller"})
+        emit("esp_progress", t + 300 * SECOND, fqdn,
+             {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"})
+        for index in range(int(attempt.options.get("retries", 3))):
+            emit("hybrid_auth_failed_305", t + (420 + index * 3600) * SECOND, fqdn,
+                 {"ErrorCode": 0x80090324, "Format": "SEC_E_TIME_SKEW"})
+        return t + (420 + 3 * 3600) * SECOND
     emit("time_source_synced", t, fqdn, {"TimeSource": f"DC01.{device.domain} (ntp.d|0.0.0.0:123)"})
     if fault == "clock_skew":
         emit("hybrid_auth_failed_305", t - 300 * SECOND, fqdn,
@@ -658,7 +704,8 @@ def _device_files(scenario: Scenario, device: Device, last_ns: int) -> dict[str,
         "DeploymentProfileName": "Hybrid Autopilot" if device.join == "hybrid" else "Entra join",
     }
     applied = device.join == "hybrid" and any(
-        a.fault in ("none", "dc_unreachable", "clock_skew", "sync_pending", "vpn_not_connected")
+        a.fault in ("none", "dc_unreachable", "clock_skew", "clock_skew_unsynced", "sync_pending",
+                    "vpn_not_connected")
         for a in device.attempts)
     lines = [
         "Windows Registry Editor Version 5.00", "",
@@ -688,17 +735,34 @@ def expected(scenario: Scenario) -> dict[str, Any]:
             fault = "entra_join" if device.join == "entra" else attempt.fault
             outcome, step = FAULTS[fault]
             unnamed = device.join != "hybrid" or fault in UNSERVED  # nothing logs the name
-            attempts.append({
-                "device": device.oobe_name,
+            attempts.append({  # a device whose logs are not collected is known by its name
+                "device": attempt.computer_name if device.layout == "not_collected"
+                else device.oobe_name,
                 "computer_name": None if unnamed else attempt.computer_name,
                 "domain": None if unnamed else device.domain,
                 "connector": None if outcome == "not_hybrid" or fault in UNSERVED
                 or _not_collected(scenario, attempt.connector) else attempt.connector,
                 "outcome": outcome, "failed_step": step, "fault": fault,
                 "top_finding": _finding(scenario, attempt, fault),
+                **_expect(attempt),
             })
     return {"scenario": scenario.name, "summary": scenario.summary,
             "root_cause": scenario.root_cause, "attempts": attempts}
+
+
+EXPECT_KEYS = ("outcome", "failed_step", "connector", "computer_name", "domain", "top_finding",
+               "connector_evidence")
+
+
+def _expect(attempt: Attempt) -> dict[str, Any]:
+    """An attempt's `expect:` overrides: what damage or a missing log changes in the verdict
+    (e.g. a torn connector log turns `no_request` into `damaged`)."""
+    wanted = attempt.options.get("expect") or {}
+    unknown = set(wanted) - set(EXPECT_KEYS)
+    if unknown:
+        raise InputError(f"unknown expect key(s) {sorted(unknown)}", where="expect",
+                         hint=f"one of {', '.join(EXPECT_KEYS)}")
+    return dict(wanted)
 
 
 def _not_collected(scenario: Scenario, name: str | None) -> bool:

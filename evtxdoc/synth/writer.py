@@ -99,6 +99,7 @@ class Damage:
     torn_last_record: bool = False  # last record's values and size copy never flushed
     bad_crc_chunk: int | None = None  # this chunk's record-data CRC is wrong
     truncate_at: int | None = None  # the file ends after this many bytes
+    truncate_at_record: int | None = None  # the file ends halfway into its Nth record (1-based)
     slack_records: int = 0  # copies of this many earlier records left after the free space
 
 
@@ -303,7 +304,19 @@ class EvtxWriter:
         data = header + b"".join(blobs)
         if damage.truncate_at is not None:
             data = data[:damage.truncate_at]
+        if damage.truncate_at_record is not None:
+            data = data[:self._record_middle(damage.truncate_at_record)]
         return data
+
+    def _record_middle(self, number: int) -> int:
+        """The file offset halfway into the `number`th record (write order, 1-based)."""
+        seen = 0
+        for index, chunk in enumerate(self.chunks):
+            for offset, size, _ in chunk.records:
+                seen += 1
+                if seen == number:
+                    return FILE_HEADER_SIZE + index * CHUNK_SIZE + offset + size // 2
+        raise ValueError(f"truncate_at_record {number}: the log holds {seen} record(s)")
 
     def write(self, path: Path | str, damage: Damage | None = None) -> None:
         Path(path).write_bytes(self.to_bytes(damage))
