@@ -104,3 +104,50 @@ def test_damage_anywhere_in_the_connector_log_never_claims_no_request(
     assert "no-connector-answered" not in rules
     connector = next(m for m in analysis.correlation.machines if m.key.startswith("conn01"))
     assert connector.role == "connector"  # a cut-off log keeps its host's role
+
+
+def test_an_id_two_machines_hold_names_neither_after_the_other() -> None:
+    """shared-device-id: before, the refused device took the other machine's success by the
+    shared EntDMID as well as its own failure."""
+    analysis = analyze([ROOT / "sample_logs" / "shared-device-id" / "bundle"])
+    for attempt in analysis.correlation.attempts:
+        assert {r.device_name for r in attempt.requests} == {attempt.device.computer_name}
+        assert attempt.match_basis not in ("entdmid", "entra_device_id")
+    assert any("held by 2 machines" in n for n in analysis.correlation.notes)
+
+
+def test_a_success_before_the_wait_is_set_aside_not_matched() -> None:
+    analysis = analyze([ROOT / "sample_logs" / "request-contradicts-device" / "bundle"])
+    (attempt,) = analysis.correlation.attempts
+    assert attempt.requests == () and len(attempt.conflicts) == 1
+    assert attempt.connector_evidence == "contradictory"
+    assert not attempt.offset.known  # a set-aside request bounds no offset
+    cause = analysis.evaluation.root_cause(attempt.id)
+    assert cause.rule == "connector-request-contradicts-device"
+    assert "2h30m before the device began waiting" in cause.cause
+
+
+@pytest.mark.parametrize(("skew", "known"), [("40s", False), ("2h", True), ("-3h", True)])
+def test_device_clock_offset_fires_only_on_a_tight_estimate(
+        tmp_path: Path, skew: str, known: bool) -> None:
+    """A timed-out wait bounds the offset by the 10-minute latency model: 40 s stays unknown
+    (its interval holds zero), hours are tight enough to state and to apply."""
+    raw = {"name": "skew", "seed": 62, "start": "2025-10-01T08:00:00Z", "noise": 5,
+           "connectors": [{"name": "CONN01.contoso.local"}],
+           "devices": [{"oobe_name": "DESKTOP-SKEWED1", "layout": "intune", "clock_offset": skew,
+                        "attempts": [{"at": "10m", "connector": "CONN01.contoso.local",
+                                      "fault": "access_denied"}]}]}
+    scenario = parse(raw, "<skew>")
+    layout.write_bundle(scenario, build(scenario), tmp_path)
+    analysis = analyze([tmp_path])
+    (attempt,) = analysis.correlation.attempts
+    assert attempt.offset.known is known
+    truth = scenario.devices[0].clock_offset
+    fired = [f for f in analysis.evaluation.for_attempt(attempt.id)
+             if f.rule == "device-clock-offset"]
+    if known:
+        assert abs(attempt.offset.offset_ns / 1e9 - truth) <= attempt.offset.uncertainty_ns / 1e9
+        assert fired
+    else:
+        assert attempt.offset.low_ns / 1e9 <= truth <= attempt.offset.high_ns / 1e9
+        assert not fired and all(s.ts == s.ts_corrected for s in attempt.steps)
