@@ -50,11 +50,10 @@ from evtxdoc.rules.model import (
     Selector,
 )
 from evtxdoc.timeline import time_sorted
+from evtxdoc.vocab import ASSUMED_SKEW_NS, SECOND
 
-SECOND = 1_000_000_000
 PAD_BEFORE_NS = 15 * 60 * SECOND  # device events this long before an attempt's first step count
 PAD_AFTER_NS = 30 * 60 * SECOND
-ASSUMED_SKEW_NS = 5 * 60 * SECOND  # connector window widening when no offset is known
 MIN_TS = -(2**62)
 MAX_TS = 2**62
 MAX_EVIDENCE = 10  # events per selector kept as evidence

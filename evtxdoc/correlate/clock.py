@@ -37,8 +37,8 @@ import pandas as pd
 
 from evtxdoc.correlate.evidence import AUTOPILOT, DMEDP, ClockJump, Record
 from evtxdoc.models import ClockOffset
+from evtxdoc.vocab import SECOND
 
-SECOND = 1_000_000_000
 JUMP_PRECISION_NS = 2 * SECOND  # OldTime/NewTime are logged to the second or better
 PRE_JUMP_CHANNELS = {DMEDP, AUTOPILOT}
 CONNECTOR_LATENCY_NS = 10 * 60 * SECOND  # assumed: the connector acts this soon after a request

@@ -14,7 +14,7 @@ from evtxdoc.models import (
     Step,
 )
 from evtxdoc.normalize import format_time_ns
-from evtxdoc.report.clock import SECOND
+from evtxdoc.vocab import SECOND
 
 
 def _ref(ref: EventRef) -> dict[str, Any]:

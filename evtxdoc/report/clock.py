@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from evtxdoc.errors import UsageError
 from evtxdoc.models import Attempt
+from evtxdoc.vocab import SECOND
 
-SECOND = 1_000_000_000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 

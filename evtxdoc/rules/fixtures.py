@@ -36,8 +36,8 @@ from evtxdoc.rules import yamlpos
 from evtxdoc.rules.loader import TEST_SUFFIX, RuleProblem, read_yaml
 from evtxdoc.rules.model import Rule, seconds
 from evtxdoc.rules.schema import did_you_mean
+from evtxdoc.vocab import SECOND
 
-SECOND = 1_000_000_000
 DEFAULT_START = "2025-09-01T08:00:00Z"
 CHANNELS = {  # alias → (channel, default provider)
     "dmedp": ("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin",

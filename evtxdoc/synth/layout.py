@@ -21,8 +21,9 @@ from pathlib import Path
 
 import cabarchive
 
-from evtxdoc.synth.scenario import SECOND, HostLog, Scenario
+from evtxdoc.synth.scenario import HostLog, Scenario
 from evtxdoc.synth.writer import Damage, EvtxWriter
+from evtxdoc.vocab import SECOND
 
 MDM_AREA_CHANNELS = {  # domain.md (e): what `-area Autopilot` collects, plus two [REAL] ones
     "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin",

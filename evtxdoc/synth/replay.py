@@ -28,8 +28,8 @@ from typing import Any
 from evtxdoc.synth import catalog
 from evtxdoc.synth.binxml import TYPE_NAMES
 from evtxdoc.synth.writer import EvtxWriter, Field, SynthEvent
+from evtxdoc.vocab import SECOND
 
-SECOND = 1_000_000_000
 DMEDP = "DeviceManagement-Enterprise-Diagnostics-Provider"
 _ROW = re.compile(r"^\| (?P<t>[0-9.]+) \| (?P<channel>[^|]+?) \| (?P<id>\d+) \| (?P<level>\d) \| "
                   r"(?P<fields>.*?) \|(?: \(×(?P<times>\d+)\))?\s*$")

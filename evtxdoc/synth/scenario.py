@@ -23,6 +23,7 @@ import yaml
 from evtxdoc.errors import InputError
 from evtxdoc.synth import catalog
 from evtxdoc.synth.writer import SynthEvent
+from evtxdoc.vocab import SECOND
 
 FAULTS = {  # fault → (outcome, failing step), the expectation a scenario states
     "none": ("succeeded", None),
@@ -62,7 +63,6 @@ CONNECTOR_KINDS = ("updated", "legacy")
 MSA_SID_BASE = "S-1-5-21-3623811015-3361044348-30300820"
 _DURATION = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
 _UNITS = {"ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
-SECOND = 1_000_000_000
 
 
 def seconds(value: Any, where: str) -> float:
