@@ -27,10 +27,9 @@ from typing import Any
 import yaml
 from fleet_ingest import ingest as ingest_fleet
 
-from evtxdoc import engine
 from evtxdoc.catalog import RULES_DIR
 from evtxdoc.correlate import correlate
-from evtxdoc.rules import load_rules
+from evtxdoc.rules import engine, load_rules
 from evtxdoc.rules.loader import rule_files
 from evtxdoc.synth.scale import write_scaled
 

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from evtxdoc.fixtures import fixture_path, run_rule_tests
 from evtxdoc.rules import RuleSet, default_folders, load_rules
-from evtxdoc.rules.fixtures import fixture_path, run_rule_tests
 from evtxdoc.rules.loader import RuleProblem
 from evtxdoc.rules.schema import SCHEMA, SCOPES
 

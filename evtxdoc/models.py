@@ -325,7 +325,7 @@ class Correlation:
     notes: tuple[str, ...]  # e.g. "no join attempt found", what is missing to conclude
 
 
-# --- findings (evtxdoc/engine.py) -------------------------------------------------------------
+# --- findings (evtxdoc/rules/engine.py) ----------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Finding:

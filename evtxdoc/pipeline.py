@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from evtxdoc import __version__, engine, supporting, timeline
+import pandas as pd
+
+from evtxdoc import __version__, supporting, timeline
 from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
 from evtxdoc.errors import InputError, StrictModeError
@@ -22,11 +24,15 @@ from evtxdoc.models import (
     Analysis,
     AnalyzeOptions,
     ChannelCoverage,
+    Correlation,
+    Evaluation,
     FileReport,
     Problem,
     Severity,
+    SupportingFile,
 )
-from evtxdoc.rules import RuleSet, default_folders, load_rules
+from evtxdoc.rules import RuleSet, default_folders, engine, load_rules
+from evtxdoc.rules.model import Rule
 
 
 def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
@@ -54,16 +60,9 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
     )
     problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
     coverage = with_damage(timeline.coverage(frame), reports)
-    correlation = correlate(frame, bundle.supporting, coverage)
-    frame, coverage = supporting.add_events(frame, coverage, bundle.supporting, correlation)
-    if progress:
-        progress("correlate", len(correlation.attempts), len(correlation.attempts), "")
-    evaluation = None
-    if ruleset is not None:
-        evaluation = engine.evaluate(ruleset.rules, frame, correlation, coverage,
-                                     ruleset.folders)
-        if progress:
-            progress("evaluate", len(ruleset.rules), len(ruleset.rules), "")
+    frame, coverage, correlation, evaluation = explain(
+        frame, bundle.supporting, coverage, ruleset.rules if ruleset else None,
+        ruleset.folders if ruleset else (), progress)
     analysis = Analysis(
         inputs=tuple(map(str, inputs)),
         files=tuple(bundle.files),
@@ -81,6 +80,25 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
     if options.strict:
         _enforce_strict(problems)
     return analysis
+
+
+def explain(frame: pd.DataFrame, files: Sequence[SupportingFile],
+            coverage: Sequence[ChannelCoverage], rules: Sequence[Rule] | None,
+            folders: Sequence[str] = (), progress: Progress | None = None
+            ) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...], Correlation,
+                       Evaluation | None]:
+    """timeline → correlate → supporting events → evaluate: the one place these stages are
+    chained (analyze and the rule fixtures call it). No rules: no evaluation."""
+    correlation = correlate(frame, files, coverage)
+    frame, with_files = supporting.add_events(frame, coverage, files, correlation)
+    if progress:
+        progress("correlate", len(correlation.attempts), len(correlation.attempts), "")
+    evaluation = None
+    if rules is not None:
+        evaluation = engine.evaluate(rules, frame, correlation, with_files, folders)
+        if progress:
+            progress("evaluate", len(rules), len(rules), "")
+    return frame, tuple(with_files), correlation, evaluation
 
 
 def with_damage(coverage: Sequence[ChannelCoverage], reports: Sequence[FileReport]

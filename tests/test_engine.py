@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from evtxdoc.catalog import RULES_DIR
 from evtxdoc.cli import app
+from evtxdoc.fixtures import evaluate_case
 from evtxdoc.pipeline import analyze
 from evtxdoc.rules import load_rules
-from evtxdoc.rules.fixtures import evaluate_case
 
 SAMPLES = Path(__file__).parent.parent / "sample_logs"
 SCENARIOS = sorted(p.name for p in SAMPLES.iterdir() if (p / "expected.yaml").exists())

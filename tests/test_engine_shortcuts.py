@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evtxdoc import catalog, engine
+from evtxdoc import catalog
 from evtxdoc.normalize import code_pattern, decode_fields, encode_payload
+from evtxdoc.rules import windows as rule_windows
 from evtxdoc.rules.matchers import accepted_codes, compile_matcher
 
 E_FAIL = 0x80004005
@@ -94,7 +95,7 @@ def test_sign_extended_hex_keeps_its_low_32_bits() -> None:
     assert catalog.parse_code("0xFFFFFFFF80070774") == 0x80070774
 
 
-def _line(hosts: np.ndarray, times: np.ndarray) -> engine._Timeline:
+def _line(hosts: np.ndarray, times: np.ndarray) -> rule_windows.Timeline:
     frame = pd.DataFrame({
         "ts": pd.to_datetime(times, unit="ns", utc=True),
         "host": pd.Categorical([f"h{h}" for h in hosts], categories=[f"h{i}" for i in range(4)]),
@@ -102,7 +103,7 @@ def _line(hosts: np.ndarray, times: np.ndarray) -> engine._Timeline:
         "provider": pd.Categorical(["p"] * len(hosts)),
         "event_id": np.ones(len(hosts), dtype=np.int32),
         "message": [None] * len(hosts), "payload": [encode_payload({})] * len(hosts)})
-    return engine._Timeline(frame)
+    return rule_windows.Timeline(frame)
 
 
 @pytest.mark.parametrize("ordered", [True, False])
@@ -115,10 +116,10 @@ def test_window_membership_and_counts_match_a_plain_loop(ordered: bool) -> None:
     line = _line(hosts, times)
     rows = [(a, rng.integers(0, 4), lo, lo + rng.integers(0, 80), 0)
             for a in range(30) for lo in rng.integers(0, 1000, 2)]
-    windows = engine._Windows.build(rows)
+    windows = rule_windows.Windows.build(rows)
     positions = np.flatnonzero(rng.random(400) < 0.6)
-    inside = engine._inside(line, positions, windows)
-    hits = engine._count_in_windows(line, positions, windows, 30)
+    inside = rule_windows.inside(line, positions, windows)
+    hits = rule_windows.count_in_windows(line, positions, windows, 30)
     for index, position in enumerate(positions):
         covering = [w for w in rows if w[1] == hosts[position] and w[2] <= times[position] <= w[3]]
         assert inside[index] == bool(covering)

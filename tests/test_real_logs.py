@@ -12,9 +12,9 @@ import pytest
 
 from evtxdoc import timeline
 from evtxdoc.correlate import correlate
+from evtxdoc.fixtures import build_case
 from evtxdoc.models import Analysis, Outcome
 from evtxdoc.pipeline import analyze
-from evtxdoc.rules.fixtures import build_case
 from evtxdoc.synth import replay
 from tests.conftest import SHARED
 

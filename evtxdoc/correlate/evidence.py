@@ -16,6 +16,8 @@ Kernel-General 1 (clock set); (a.1) the connectors' request events.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -348,3 +350,23 @@ def connector_event(record: Record) -> ConnectorRequest | ConnectorNotice | None
         diagnostic_code=None if diagnostic is None else str(diagnostic),
         diagnostic_text=None if text is None else str(text)[:2000],
         elapsed_ms=elapsed, user_sid=record.user_sid)
+
+
+LEGACY_BELOW = (6, 2501, 2000, 5)  # the MSA-based connector starts at this version (S1, S2)
+OU_PATTERN = re.compile(r"((?:OU|CN)=[^,;\"'\r\n]+(?:,\s*(?:OU|CN|DC)=[^,;\"'\r\n]+)*)",
+                        re.IGNORECASE)  # a DN in a connector's DiagnosticText
+
+
+def connector_kinds(channels: set[str]) -> frozenset[str]:
+    """Which connectors (updated, legacy) a machine's channels (lower case) show it runs."""
+    kinds = set()
+    if not channels.isdisjoint(CONNECTOR_UPDATED):
+        kinds.add("updated")
+    if not channels.isdisjoint(CONNECTOR_LEGACY):
+        kinds.add("legacy")
+    return frozenset(kinds)
+
+
+def ou_in(texts: Iterable[str]) -> str | None:
+    """The first OU distinguished name in the connector's texts."""
+    return next((m.group(1) for t in texts if (m := OU_PATTERN.search(t))), None)

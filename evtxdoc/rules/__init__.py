@@ -1,6 +1,8 @@
-"""Rules: the model, the strict loader, matchers, templates and the fixture runner.
+"""Rules: the model, the strict loader, matchers, templates and the engine.
 
-See docs/rule-authoring.md for the format; `evtxdoc.engine` evaluates loaded rules.
+See docs/rule-authoring.md for the format; `engine.evaluate` runs loaded rules over a timeline
+and its correlation (`windows`, `context`, `verdict` are its parts); `evtxdoc.fixtures` runs
+the rule authors' test cases.
 """
 
 from evtxdoc.rules.loader import RuleProblem, RuleSet, default_folders, load_rule, load_rules

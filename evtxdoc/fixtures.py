@@ -1,4 +1,4 @@
-"""Rule fixtures: `<id>.test.yaml` beside each rule, cases written as compact events.
+"""Rule fixtures (`evtxdoc rules test`): `<id>.test.yaml` beside each rule, compact events.
 
 A case's events become a real timeline (the same columns ingest builds), go through the real
 correlation (so attempts, matching and clock offsets are what analysis would produce) and
@@ -28,8 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from evtxdoc import engine, supporting, timeline
-from evtxdoc.correlate import correlate
+from evtxdoc import pipeline, timeline
 from evtxdoc.models import ChannelCoverage, DamageSpan, Evaluation, Finding, SupportingFile
 from evtxdoc.normalize import encode_payload, parse_time_ns
 from evtxdoc.rules import yamlpos
@@ -230,9 +229,9 @@ def evaluate_case(rules: Sequence[Rule], case: dict[str, Any], name: str = "case
                   ) -> Evaluation:
     frame, files = build_case(case, name)
     coverage = _damaged(timeline.coverage(frame), case)
-    correlation = correlate(frame, files, coverage)
-    frame, with_files = supporting.add_events(frame, coverage, files, correlation)
-    return engine.evaluate(rules, frame, correlation, with_files)
+    evaluation = pipeline.explain(frame, files, coverage, rules)[3]
+    assert evaluation is not None
+    return evaluation
 
 
 def _damaged(coverage: list[ChannelCoverage], case: dict[str, Any]) -> list[ChannelCoverage]:
