@@ -35,6 +35,7 @@ docs: setup
 ## Set up, lint, and run the whole test suite.
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/pytest -n 2 -q
 
 lint: setup

@@ -59,18 +59,28 @@ def measure(folder: Path, repeat: int) -> dict:
     for item in expected:  # expected.yaml lists each device's attempts in order
         numbers[item["device"]] += 1
         wanted[(item["device"], numbers[item["device"]])] = (
-            item["outcome"], item["failed_step"], item["computer_name"])
-    found = {((a.device.oobe_names or a.device.hosts)[0], a.number):
-             (str(a.outcome), a.failed_step, a.device.computer_name)
-             for a in correlation.attempts}
+            item["outcome"],
+            item["failed_step"],
+            item["computer_name"],
+        )
+    found = {
+        ((a.device.oobe_names or a.device.hosts)[0], a.number): (
+            str(a.outcome),
+            a.failed_step,
+            a.device.computer_name,
+        )
+        for a in correlation.attempts
+    }
     outcome_ok = sum(1 for key, value in found.items() if wanted.get(key, ())[:2] == value[:2])
     return {
-        "events": len(frame), "ingest": ingest, "correlate": correlating,
-        "attempts": len(correlation.attempts), "expected": len(expected),
+        "events": len(frame),
+        "ingest": ingest,
+        "correlate": correlating,
+        "attempts": len(correlation.attempts),
+        "expected": len(expected),
         "exact": sum(1 for key, value in found.items() if wanted.get(key) == value),
         "outcome_ok": outcome_ok,
-        "matched": Counter(a.match_basis or a.connector_evidence
-                           for a in correlation.attempts),
+        "matched": Counter(a.match_basis or a.connector_evidence for a in correlation.attempts),
         "devices": sum(1 for m in correlation.machines if m.role == "device"),
     }
 
@@ -86,19 +96,25 @@ def main() -> None:
     for devices in (args.small, args.devices):
         result = measure(fleet(args.out, devices), args.repeat)
         rows.append((devices, result))
-        print(f"{devices:>6} devices  {result['events']:>8,} events  "
-              f"{result['attempts']:>6,} attempts  ingest {result['ingest']:6.2f} s  "
-              f"correlate {result['correlate']:6.2f} s  "
-              f"= {100 * result['correlate'] / result['ingest']:4.1f} % of ingest")
-        print(f"        expected {result['expected']:,} attempts: {result['outcome_ok']:,} with "
-              f"the same outcome and step, {result['exact']:,} also with the same computer "
-              f"name")
+        print(
+            f"{devices:>6} devices  {result['events']:>8,} events  "
+            f"{result['attempts']:>6,} attempts  ingest {result['ingest']:6.2f} s  "
+            f"correlate {result['correlate']:6.2f} s  "
+            f"= {100 * result['correlate'] / result['ingest']:4.1f} % of ingest"
+        )
+        print(
+            f"        expected {result['expected']:,} attempts: {result['outcome_ok']:,} with "
+            f"the same outcome and step, {result['exact']:,} also with the same computer "
+            f"name"
+        )
         print(f"        match basis / connector evidence: {dict(result['matched'])}")
     (n1, small), (n2, large) = rows
     growth = large["correlate"] / small["correlate"]
     nlogn = (n2 * math.log(n2)) / (n1 * math.log(n1))
-    print(f"growth {n1} → {n2} devices: correlate ×{growth:.2f}, n log n ×{nlogn:.2f}, "
-          f"linear ×{n2 / n1:.2f}")
+    print(
+        f"growth {n1} → {n2} devices: correlate ×{growth:.2f}, n log n ×{nlogn:.2f}, "
+        f"linear ×{n2 / n1:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -71,8 +71,13 @@ def build_bundle(real: Path, copies: int, folder: Path) -> None:
 
 
 def measure(mode: str, folder: Path) -> dict:
-    out = subprocess.run([sys.executable, "-c", MEASURE, mode, str(folder)], check=True,
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE, mode, str(folder)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -92,24 +97,35 @@ def main() -> None:
         results = {mode: min(found, key=lambda r: r["seconds"]) for mode, found in runs.items()}
     raw = results["raw"]
     raw_rate = raw["events"] / raw["seconds"]
-    print(f"bundle: {args.copies} × {BIG}, {raw['bytes'] / 1e6:.1f} MB, "
-          f"{raw['events']:,} events read (best of {args.repeat})")
-    print(f"{'mode':<22}{'events/s':>12}{'MB/s':>9}{'vs raw':>9}{'cpu/wall':>10}"
-          f"{'peak RSS':>11}{'B/event':>9}")
-    for mode, label in (("raw", "raw rs records_json"), ("ingest1", "ingest, 1 process"),
-                        ("ingest2", "ingest, 2 processes"),
-                        ("analyze1", "analyze (+rules), 1 p")):
+    print(
+        f"bundle: {args.copies} × {BIG}, {raw['bytes'] / 1e6:.1f} MB, "
+        f"{raw['events']:,} events read (best of {args.repeat})"
+    )
+    print(
+        f"{'mode':<22}{'events/s':>12}{'MB/s':>9}{'vs raw':>9}{'cpu/wall':>10}"
+        f"{'peak RSS':>11}{'B/event':>9}"
+    )
+    for mode, label in (
+        ("raw", "raw rs records_json"),
+        ("ingest1", "ingest, 1 process"),
+        ("ingest2", "ingest, 2 processes"),
+        ("analyze1", "analyze (+rules), 1 p"),
+    ):
         r = results[mode]
         rate = r["events"] / r["seconds"]
         extra = (r["peak_kb"] - r["baseline_kb"]) * 1024
         per_event = extra / r["events"]
-        print(f"{label:<22}{rate:>12,.0f}{r['bytes'] / 1e6 / r['seconds']:>9.1f}"
-              f"{rate / raw_rate:>9.1%}{r['cpu_seconds'] / r['seconds']:>10.2f}"
-              f"{r['peak_kb'] / 1024:>9.0f}MB{per_event:>9.0f}")
+        print(
+            f"{label:<22}{rate:>12,.0f}{r['bytes'] / 1e6 / r['seconds']:>9.1f}"
+            f"{rate / raw_rate:>9.1%}{r['cpu_seconds'] / r['seconds']:>10.2f}"
+            f"{r['peak_kb'] / 1024:>9.0f}MB{per_event:>9.0f}"
+        )
     two = results["ingest2"]
-    print(f"2 processes: main peak {two['peak_kb'] / 1024:.0f} MB, largest worker peak "
-          f"{two['child_peak_kb'] / 1024:.0f} MB; timeline kept {two['kept']:,} events "
-          "(copies are duplicates of each other)")
+    print(
+        f"2 processes: main peak {two['peak_kb'] / 1024:.0f} MB, largest worker peak "
+        f"{two['child_peak_kb'] / 1024:.0f} MB; timeline kept {two['kept']:,} events "
+        "(copies are duplicates of each other)"
+    )
 
 
 if __name__ == "__main__":

@@ -41,9 +41,21 @@ elif mode == "read":
 
 def count(mode: str, path: Path, folder: Path) -> tuple[int, str]:
     out = subprocess.run(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={folder / mode}.out",
-         sys.executable, "-c", PROGRAM, mode, str(path)],
-        capture_output=True, text=True, cwd=ROOT, check=True)
+        [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={folder / mode}.out",
+            sys.executable,
+            "-c",
+            PROGRAM,
+            mode,
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     found = re.search(r"Collected : (\d+)", out.stderr)
     if not found:
         raise SystemExit(f"no instruction count from valgrind for {mode}:\n{out.stderr[-2000:]}")
@@ -59,17 +71,22 @@ def main() -> None:
     if not args.file.exists():
         raise SystemExit(f"{args.file} does not exist; pass --file PATH to an .evtx file")
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(3) as pool:
-        runs = dict(zip(("imports", "raw", "read"),
-                        pool.map(lambda m: count(m, args.file, Path(tmp)),
-                                 ("imports", "raw", "read")), strict=True))
+        runs = dict(
+            zip(
+                ("imports", "raw", "read"),
+                pool.map(lambda m: count(m, args.file, Path(tmp)), ("imports", "raw", "read")),
+                strict=True,
+            )
+        )
     base = runs["imports"][0]
     records = int(runs["raw"][1])
     raw = (runs["raw"][0] - base) / records
     read = (runs["read"][0] - base) / records
     print(f"{args.file.name}: {records:,} records (read_file kept {runs['read'][1]})")
     print(f"raw records_json   {raw:>10,.0f} instructions/record")
-    print(f"ingest read_file   {read:>10,.0f} instructions/record  "
-          f"(raw / ingest = {raw / read:.1%})")
+    print(
+        f"ingest read_file   {read:>10,.0f} instructions/record  (raw / ingest = {raw / read:.1%})"
+    )
 
 
 if __name__ == "__main__":

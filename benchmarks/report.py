@@ -55,27 +55,34 @@ def main() -> None:
     args = parser.parse_args()
     bundle = fleet(args.out, args.devices, args.events)
     files = sorted(p for p in bundle.rglob("*.evtx"))
-    raw, count = best(args.repeat, lambda: sum(
-        1 for f in files for _ in evtx.PyEvtxParser(str(f)).records_json()))
-    analysis_s, analysis = best(args.repeat, lambda: pipeline.analyze([bundle],
-                                                                       AnalyzeOptions()))
+    raw, count = best(
+        args.repeat, lambda: sum(1 for f in files for _ in evtx.PyEvtxParser(str(f)).records_json())
+    )
+    analysis_s, analysis = best(args.repeat, lambda: pipeline.analyze([bundle], AnalyzeOptions()))
     correlation, evaluation = analysis.correlation, analysis.evaluation
-    print(f"bundle: {len(files)} files, {count:,} events, "
-          f"{len({a.device.machine for a in correlation.attempts}):,} devices, "
-          f"{len(correlation.attempts):,} attempts, {len(evaluation.findings):,} findings")
+    print(
+        f"bundle: {len(files)} files, {count:,} events, "
+        f"{len({a.device.machine for a in correlation.attempts}):,} devices, "
+        f"{len(correlation.attempts):,} attempts, {len(evaluation.findings):,} findings"
+    )
     print(f"raw parser (pyevtx-rs records_json): {raw:.2f} s")
     print(f"analysis (pipeline.analyze):          {analysis_s:.2f} s")
     print(f"{'output':<16}{'seconds':>9}{'% of analysis':>15}{'size MB':>10}")
-    for name, fmt, redact in (("html", Format.html, False), ("html --redact", Format.html, True),
-                              ("json", Format.json, False), ("terminal", Format.terminal, False),
-                              ("jsonl", Format.jsonl, False)):
+    for name, fmt, redact in (
+        ("html", Format.html, False),
+        ("html --redact", Format.html, True),
+        ("json", Format.json, False),
+        ("terminal", Format.terminal, False),
+        ("jsonl", Format.jsonl, False),
+    ):
+
         def run(fmt: Format = fmt, redact: bool = redact) -> int:
             out = io.BytesIO()
             write(analysis, fmt, out, OutputOptions(redact=redact))
             return len(out.getvalue())
+
         seconds, size = best(args.repeat, run)
-        print(f"{name:<16}{seconds:>9.2f}{100 * seconds / analysis_s:>14.1f}%"
-              f"{size / 1e6:>10.2f}")
+        print(f"{name:<16}{seconds:>9.2f}{100 * seconds / analysis_s:>14.1f}%{size / 1e6:>10.2f}")
 
 
 if __name__ == "__main__":

@@ -88,8 +88,10 @@ def main() -> None:
     start = time.perf_counter()
     correlation = correlate(frame, supporting, coverage)
     correlating = time.perf_counter() - start
-    print(f"{len(frame):,} events, {len(correlation.attempts):,} attempts: ingest {ingest:.2f} s"
-          f" (best of {args.repeat}), correlate {correlating:.2f} s")
+    print(
+        f"{len(frame):,} events, {len(correlation.attempts):,} attempts: ingest {ingest:.2f} s"
+        f" (best of {args.repeat}), correlate {correlating:.2f} s"
+    )
     base = load_rules([RULES_DIR])
     with tempfile.TemporaryDirectory() as work:
         tenfold = load_rules([copies(Path(work), 10)])
@@ -101,9 +103,11 @@ def main() -> None:
         evaluation = engine.evaluate(rules, frame, correlation, coverage)
         seconds = time.perf_counter() - start
         severities = Counter(f.severity for f in evaluation.findings)
-        print(f"{label:<20} {len(rules):>4} rules  evaluate {seconds:6.2f} s = "
-              f"{100 * seconds / ingest:5.1f} % of ingest  findings {dict(severities)}  "
-              f"peak RSS +{rss_mib() - before:.0f} MiB")
+        print(
+            f"{label:<20} {len(rules):>4} rules  evaluate {seconds:6.2f} s = "
+            f"{100 * seconds / ingest:5.1f} % of ingest  findings {dict(severities)}  "
+            f"peak RSS +{rss_mib() - before:.0f} MiB"
+        )
         if rules is base.rules:
             roots = Counter(f.rule for f in evaluation.findings if f.root_cause)
             print(f"  root causes: {dict(roots.most_common())}")

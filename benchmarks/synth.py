@@ -31,9 +31,19 @@ def catalog_events(count: int):
         if index % 2:
             yield state.make(T0 + index * 1_000_000, "DESKTOP-4F7Q2LM", {"HexInt1": index % 4})
         else:
-            yield message.make(T0 + index * 1_000_000, "DESKTOP-4F7Q2LM", {
-                "HexInt1": 1, "HexInt2": 0, "Message1": "./Device/Vendor/MSFT/Policy/Config",
-                "Message2": f"Update{index}", "Message3": "1", "Message4": "", "Message5": "int"})
+            yield message.make(
+                T0 + index * 1_000_000,
+                "DESKTOP-4F7Q2LM",
+                {
+                    "HexInt1": 1,
+                    "HexInt2": 0,
+                    "Message1": "./Device/Vendor/MSFT/Policy/Config",
+                    "Message2": f"Update{index}",
+                    "Message3": "1",
+                    "Message4": "",
+                    "Message5": "int",
+                },
+            )
 
 
 def main() -> None:
@@ -56,10 +66,13 @@ def main() -> None:
         parsed = time.perf_counter() - start
     assert read == len(events)
     megabytes = len(data) / 1e6
-    print(f"writer      {len(events) / wrote:>10,.0f} records/s {megabytes / wrote:7.1f} MB/s "
-          f"({len(events):,} records, {megabytes:.1f} MB, {len(writer.chunks)} chunks)")
-    print(f"rs reading  {read / parsed:>10,.0f} records/s {megabytes / parsed:7.1f} MB/s "
-          f"(same file)")
+    print(
+        f"writer      {len(events) / wrote:>10,.0f} records/s {megabytes / wrote:7.1f} MB/s "
+        f"({len(events):,} records, {megabytes:.1f} MB, {len(writer.chunks)} chunks)"
+    )
+    print(
+        f"rs reading  {read / parsed:>10,.0f} records/s {megabytes / parsed:7.1f} MB/s (same file)"
+    )
     if args.scale:
         out = args.out or Path(tempfile.mkdtemp(prefix="evtxdoc-scale-"))
         start = time.perf_counter()
@@ -69,9 +82,11 @@ def main() -> None:
         total = sum(p.stat().st_size for p in files)
         count = sum(sum(1 for _ in evtx.PyEvtxParser(str(p)).records_json()) for p in files)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"scale       {count:,} events in {len(files)} files, {total / 1e6:.0f} MB, "
-              f"written in {seconds:.0f} s ({count / seconds:,.0f} events/s end to end, "
-              f"peak RSS {peak:.0f} MB) → {out}")
+        print(
+            f"scale       {count:,} events in {len(files)} files, {total / 1e6:.0f} MB, "
+            f"written in {seconds:.0f} s ({count / seconds:,.0f} events/s end to end, "
+            f"peak RSS {peak:.0f} MB) → {out}"
+        )
 
 
 if __name__ == "__main__":

@@ -23,14 +23,24 @@ import yaml
 
 from evtxdoc.errors import InputError
 
-RULES_DIR = Path(os.environ.get("EVTXDOC_RULES") or Path(__file__).resolve().parent.parent
-                 / "rules")
+RULES_DIR = Path(
+    os.environ.get("EVTXDOC_RULES") or Path(__file__).resolve().parent.parent / "rules"
+)
 CONFIDENCE = ("documented", "community", "inferred")
-EVENT_KEYS = {"channel", "provider", "id", "meaning", "fields", "template", "sources",
-              "confidence"}
+EVENT_KEYS = {"channel", "provider", "id", "meaning", "fields", "template", "sources", "confidence"}
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
-CODE_KEYS = {"code", "win32", "name", "also", "meaning", "context", "fix", "sources",
-             "confidence", "scope"}
+CODE_KEYS = {
+    "code",
+    "win32",
+    "name",
+    "also",
+    "meaning",
+    "context",
+    "fix",
+    "sources",
+    "confidence",
+    "scope",
+}
 _HEX8 = re.compile(r"^[0-9a-fA-F]{8}\Z")
 _HEX_PREFIXED = re.compile(r"^0[xX][0-9a-fA-F]+\Z")
 _SIGNED = re.compile(r"^[+-]?[0-9]+\Z")
@@ -136,14 +146,19 @@ class EventEntry:
             found = fields.get(match.group(1))
             text = " ".join(str(found).split()) if found not in (None, "") else "?"
             return text if len(text) <= 200 else text[:199] + "…"
+
         return _FIELD.sub(value, self.template)
 
 
 class Catalog:
     """The loaded catalog: codes indexed by value, Win32 number and name; events by channel."""
 
-    def __init__(self, codes: list[ErrorCode], sources: dict[str, Source],
-                 events: list[EventEntry] | None = None):
+    def __init__(
+        self,
+        codes: list[ErrorCode],
+        sources: dict[str, Source],
+        events: list[EventEntry] | None = None,
+    ):
         self.codes = codes
         self.sources = sources
         self.events = events or []
@@ -161,16 +176,17 @@ class Catalog:
             for name in entry.names:
                 self._by_name.setdefault(name.lower(), []).append(entry)
 
-    def event(self, channel: str, event_id: int, provider: str | None = None
-              ) -> EventEntry | None:
+    def event(self, channel: str, event_id: int, provider: str | None = None) -> EventEntry | None:
         """The entry for an event (a provider-specific one first)."""
         entries = self._events.get((channel.lower(), event_id), [])
-        exact = [e for e in entries if e.provider and provider
-                 and e.provider.lower() == provider.lower()]
+        exact = [
+            e for e in entries if e.provider and provider and e.provider.lower() == provider.lower()
+        ]
         return (exact or [e for e in entries if not e.provider] or [None])[0]
 
-    def message(self, channel: str, event_id: int, provider: str | None,
-                fields: dict[str, Any]) -> str | None:
+    def message(
+        self, channel: str, event_id: int, provider: str | None, fields: dict[str, Any]
+    ) -> str | None:
         """The event's message from its template (None: not in the catalog)."""
         entry = self.event(channel, event_id, provider)
         return entry.render(fields) if entry else None
@@ -194,60 +210,93 @@ class Catalog:
         return [e for e in unique if e.scope is None or e.scope == scope or exact]
 
 
-def _checked(raw: Any, place: str, keys: set[str], required: tuple[str, ...],
-             sources: dict[str, Source]) -> tuple[Source, ...]:
+def _checked(
+    raw: Any, place: str, keys: set[str], required: tuple[str, ...], sources: dict[str, Source]
+) -> tuple[Source, ...]:
     """Validate one catalog entry (keys, required values, confidence); its cited sources."""
     if not isinstance(raw, dict):
         raise InputError("a catalog entry is a mapping", where=place)
     unknown = set(raw) - keys
     if unknown:
-        raise InputError(f"unknown key(s) {sorted(unknown)}", where=place,
-                         hint=f"keys: {', '.join(sorted(keys))}")
+        raise InputError(
+            f"unknown key(s) {sorted(unknown)}",
+            where=place,
+            hint=f"keys: {', '.join(sorted(keys))}",
+        )
     for key in required:
         if raw.get(key) in (None, ""):
             raise InputError(f"missing {key!r}", where=place)
     if raw["confidence"] not in CONFIDENCE:
-        raise InputError(f"confidence {raw['confidence']!r}", where=place,
-                         hint=f"one of {', '.join(CONFIDENCE)}")
+        raise InputError(
+            f"confidence {raw['confidence']!r}", where=place, hint=f"one of {', '.join(CONFIDENCE)}"
+        )
     cited = []
     for source in raw.get("sources") or []:
         if source not in sources:
-            raise InputError(f"unknown source {source!r}", where=place,
-                             hint="add it to rules/catalog/sources.yaml")
+            raise InputError(
+                f"unknown source {source!r}",
+                where=place,
+                hint="add it to rules/catalog/sources.yaml",
+            )
         cited.append(sources[source])
     return tuple(cited)
 
 
 def _entry(raw: Any, index: int, sources: dict[str, Source], where: str) -> ErrorCode:
-    cited = _checked(raw, f"{where}: codes[{index}]", CODE_KEYS,
-                     ("code", "meaning", "context", "fix", "confidence"), sources)
+    cited = _checked(
+        raw,
+        f"{where}: codes[{index}]",
+        CODE_KEYS,
+        ("code", "meaning", "context", "fix", "confidence"),
+        sources,
+    )
     code = str(raw["code"])
     value = parse_code(code) if code.lower().startswith("0x") else None
     win32 = raw.get("win32")
-    return ErrorCode(code=code, value=value, win32=int(win32) if win32 is not None else None,
-                     name=raw.get("name"), also=tuple(raw.get("also") or ()),
-                     meaning=" ".join(str(raw["meaning"]).split()),
-                     context=" ".join(str(raw["context"]).split()),
-                     fix=" ".join(str(raw["fix"]).split()), sources=cited,
-                     confidence=raw["confidence"], scope=raw.get("scope"))
+    return ErrorCode(
+        code=code,
+        value=value,
+        win32=int(win32) if win32 is not None else None,
+        name=raw.get("name"),
+        also=tuple(raw.get("also") or ()),
+        meaning=" ".join(str(raw["meaning"]).split()),
+        context=" ".join(str(raw["context"]).split()),
+        fix=" ".join(str(raw["fix"]).split()),
+        sources=cited,
+        confidence=raw["confidence"],
+        scope=raw.get("scope"),
+    )
 
 
 def _event(raw: Any, index: int, sources: dict[str, Source], where: str) -> EventEntry:
-    cited = _checked(raw, f"{where}: events[{index}]", EVENT_KEYS,
-                     ("channel", "id", "meaning", "template", "confidence"), sources)
-    return EventEntry(channel=str(raw["channel"]), provider=raw.get("provider"),
-                      id=int(raw["id"]), meaning=" ".join(str(raw["meaning"]).split()),
-                      fields=tuple(raw.get("fields") or ()), template=str(raw["template"]),
-                      sources=cited, confidence=raw["confidence"])
+    cited = _checked(
+        raw,
+        f"{where}: events[{index}]",
+        EVENT_KEYS,
+        ("channel", "id", "meaning", "template", "confidence"),
+        sources,
+    )
+    return EventEntry(
+        channel=str(raw["channel"]),
+        provider=raw.get("provider"),
+        id=int(raw["id"]),
+        meaning=" ".join(str(raw["meaning"]).split()),
+        fields=tuple(raw.get("fields") or ()),
+        template=str(raw["template"]),
+        sources=cited,
+        confidence=raw["confidence"],
+    )
 
 
 def _read(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text("utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read the catalog: {exc}", where=str(path),
-                         hint="set EVTXDOC_RULES to the rules folder of an evtxdoc checkout"
-                         ) from exc
+        raise InputError(
+            f"cannot read the catalog: {exc}",
+            where=str(path),
+            hint="set EVTXDOC_RULES to the rules folder of an evtxdoc checkout",
+        ) from exc
 
 
 @lru_cache(maxsize=4)
@@ -255,8 +304,10 @@ def load(root: Path = RULES_DIR) -> Catalog:
     """Read rules/catalog/ (cached per folder)."""
     folder = root / "catalog"
     raw_sources = (_read(folder / "sources.yaml") or {}).get("sources") or {}
-    sources = {key: Source(key, str(value.get("title", "")), value.get("url"))
-               for key, value in raw_sources.items()}
+    sources = {
+        key: Source(key, str(value.get("title", "")), value.get("url"))
+        for key, value in raw_sources.items()
+    }
     raw_codes = (_read(folder / "error_codes.yaml") or {}).get("codes") or []
     where = str(folder / "error_codes.yaml")
     codes = [_entry(raw, i, sources, where) for i, raw in enumerate(raw_codes)]

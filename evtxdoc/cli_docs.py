@@ -10,9 +10,18 @@ import typer
 from typer.testing import CliRunner
 
 COMMANDS = (
-    ("analyze",), ("events",), ("catalog", "show"), ("rules", "new"), ("rules", "lint"),
-    ("rules", "test"), ("rules", "list"), ("rules", "show"), ("rules", "schema"), ("synth",),
-    ("serve",), ("version",),
+    ("analyze",),
+    ("events",),
+    ("catalog", "show"),
+    ("rules", "new"),
+    ("rules", "lint"),
+    ("rules", "test"),
+    ("rules", "list"),
+    ("rules", "show"),
+    ("rules", "schema"),
+    ("synth",),
+    ("serve",),
+    ("version",),
 )
 ENV = {"COLUMNS": "100", "TERM": "dumb", "NO_COLOR": "1", "_TYPER_FORCE_DISABLE_TERMINAL": "1"}
 
@@ -28,13 +37,23 @@ def help_text(app: typer.Typer, command: tuple[str, ...]) -> str:
 def reference() -> str:
     from evtxdoc.cli import app
 
-    parts = ["# CLI reference", "",
-             "Generated from `--help` by `python -m evtxdoc.cli_docs` (`make docs`); a test keeps",
-             "it equal to what the installed command prints. The guide to the commands, with",
-             "examples, is [cli.md](cli.md).", ""]
+    parts = [
+        "# CLI reference",
+        "",
+        "Generated from `--help` by `python -m evtxdoc.cli_docs` (`make docs`); a test keeps",
+        "it equal to what the installed command prints. The guide to the commands, with",
+        "examples, is [cli.md](cli.md).",
+        "",
+    ]
     for command in COMMANDS:
-        parts += [f"## evtxdoc {' '.join(command)}", "", "```text",
-                  help_text(app, command), "```", ""]
+        parts += [
+            f"## evtxdoc {' '.join(command)}",
+            "",
+            "```text",
+            help_text(app, command),
+            "```",
+            "",
+        ]
     return "\n".join(parts)
 
 

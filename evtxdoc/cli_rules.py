@@ -19,13 +19,23 @@ from evtxdoc.rules import RuleSet, default_folders, load_rules
 from evtxdoc.rules.loader import RuleProblem
 from evtxdoc.rules.schema import SCHEMA, SCOPES
 
-rules_app = typer.Typer(help="Write, lint, test, list and show knowledge-base rules "
-                             "(docs/rule-authoring.md).", no_args_is_help=True)
-Folders = Annotated[list[Path] | None, typer.Argument(
-    help="Rule folders besides the built-in knowledge base (default: the built-in one only).",
-    show_default=False)]
-Only = Annotated[bool, typer.Option(
-    "--only", help="Only the given folders, not the built-in knowledge base with them.")]
+rules_app = typer.Typer(
+    help="Write, lint, test, list and show knowledge-base rules (docs/rule-authoring.md).",
+    no_args_is_help=True,
+)
+Folders = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Rule folders besides the built-in knowledge base (default: the built-in one only).",
+        show_default=False,
+    ),
+]
+Only = Annotated[
+    bool,
+    typer.Option(
+        "--only", help="Only the given folders, not the built-in knowledge base with them."
+    ),
+]
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
 
 RULE_TEMPLATE = """\
@@ -106,8 +116,7 @@ def rules_new(
 ) -> None:
     """Write ID.yaml and ID.test.yaml from a template that lints and tests clean."""
     if not ID_PATTERN.match(rule_id):
-        typer.echo(f"error: {rule_id!r} is not a rule id (lower-case words with dashes)",
-                   err=True)
+        typer.echo(f"error: {rule_id!r} is not a rule id (lower-case words with dashes)", err=True)
         raise typer.Exit(2)
     if scope not in SCOPES:
         typer.echo(f"error: scope {scope!r}: one of {', '.join(SCOPES)}", err=True)
@@ -125,8 +134,10 @@ def rules_new(
         text = text.replace("{computer_name} in {domain},\n  ", f"{host}, ")
     rule.write_text(text, "utf-8")
     test.write_text(TEST_TEMPLATE, "utf-8")
-    typer.echo(f"wrote {rule} and {test}\nnext: edit them, then `evtxdoc rules lint {folder}` "
-               f"and `evtxdoc rules test {folder}`")
+    typer.echo(
+        f"wrote {rule} and {test}\nnext: edit them, then `evtxdoc rules lint {folder}` "
+        f"and `evtxdoc rules test {folder}`"
+    )
 
 
 @rules_app.command("lint")
@@ -136,22 +147,30 @@ def rules_lint(folders: Folders = None, only: Only = False) -> None:
     problems = list(ruleset.problems)
     for rule in ruleset.rules:
         if not fixture_path(rule).exists():
-            problems.append(RuleProblem(rule.path, 1, f"no test file {fixture_path(rule).name}",
-                                        "evtxdoc rules new writes one; every rule needs a "
-                                        "positive and a negative case"))
+            problems.append(
+                RuleProblem(
+                    rule.path,
+                    1,
+                    f"no test file {fixture_path(rule).name}",
+                    "evtxdoc rules new writes one; every rule needs a positive and a negative case",
+                )
+            )
     _print_problems(problems)
-    typer.echo(f"{len(ruleset.rules)} rule(s) in {', '.join(ruleset.folders)}: "
-               f"{len(problems)} problem(s)")
+    typer.echo(
+        f"{len(ruleset.rules)} rule(s) in {', '.join(ruleset.folders)}: {len(problems)} problem(s)"
+    )
     if problems:
         raise typer.Exit(1)
 
 
 @rules_app.command("test")
 def rules_test(
-    folders: Folders = None, only: Only = False,
+    folders: Folders = None,
+    only: Only = False,
     rule_id: Annotated[str | None, typer.Option("--rule", help="Only this rule.")] = None,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="List passing cases too.")
-                       ] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="List passing cases too.")
+    ] = False,
 ) -> None:
     """Run every case of every rule's ID.test.yaml (exit 1 on any failure or problem)."""
     ruleset = _ruleset(folders, only)
@@ -170,8 +189,10 @@ def rules_test(
             if verbose or not result.passed:
                 typer.echo(str(result))
     _print_problems(problems)
-    typer.echo(f"{len(chosen)} rule(s), {passed + failed} case(s): {passed} passed, "
-               f"{failed} failed, {len(problems)} problem(s)")
+    typer.echo(
+        f"{len(chosen)} rule(s), {passed + failed} case(s): {passed} passed, "
+        f"{failed} failed, {len(problems)} problem(s)"
+    )
     if failed or problems:
         raise typer.Exit(1)
 
@@ -194,7 +215,8 @@ def rules_list(folders: Folders = None, only: Only = False) -> None:
 @rules_app.command("show")
 def rules_show(
     rule_id: Annotated[str, typer.Argument(metavar="ID")],
-    folders: Folders = None, only: Only = False,
+    folders: Folders = None,
+    only: Only = False,
 ) -> None:
     """One rule: what it matches, cause, fix, sources, confidence and its file."""
     ruleset = _ruleset(folders, only)
@@ -207,8 +229,10 @@ def rules_show(
         raise typer.Exit(1)
     applies = rule.applies_to
     typer.echo(f"{rule.id}: {rule.title}")
-    typer.echo(f"  severity {rule.severity} · confidence {rule.confidence} · scope {rule.scope}"
-               f" · join {applies.join} · connector {applies.connector}")
+    typer.echo(
+        f"  severity {rule.severity} · confidence {rule.confidence} · scope {rule.scope}"
+        f" · join {applies.join} · connector {applies.connector}"
+    )
     if rule.description:
         typer.echo(f"  about:  {rule.description}")
     typer.echo(f"  file:   {rule.path} (tests: {fixture_path(rule).name})")

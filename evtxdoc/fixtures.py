@@ -39,26 +39,39 @@ from evtxdoc.vocab import SECOND
 
 DEFAULT_START = "2025-09-01T08:00:00Z"
 CHANNELS = {  # alias → (channel, default provider)
-    "dmedp": ("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin",
-              "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider"),
-    "autopilot": ("Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot",
-                  "Microsoft-Windows-ModernDeployment-Diagnostics-Provider"),
+    "dmedp": (
+        "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin",
+        "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider",
+    ),
+    "autopilot": (
+        "Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot",
+        "Microsoft-Windows-ModernDeployment-Diagnostics-Provider",
+    ),
     "managementservice": (
         "Microsoft-Windows-ModernDeployment-Diagnostics-Provider/ManagementService",
-        "Microsoft-Windows-ModernDeployment-Diagnostics-Provider"),
-    "udr": ("Microsoft-Windows-User Device Registration/Admin",
-            "Microsoft-Windows-User Device Registration"),
+        "Microsoft-Windows-ModernDeployment-Diagnostics-Provider",
+    ),
+    "udr": (
+        "Microsoft-Windows-User Device Registration/Admin",
+        "Microsoft-Windows-User Device Registration",
+    ),
     "aad": ("Microsoft-Windows-AAD/Operational", "Microsoft-Windows-AAD"),
     "shell": ("Microsoft-Windows-Shell-Core/Operational", "Microsoft-Windows-Shell-Core"),
-    "provisioning": ("Microsoft-Windows-Provisioning-Diagnostics-Provider/Admin",
-                     "Microsoft-Windows-Provisioning-Diagnostics-Provider"),
+    "provisioning": (
+        "Microsoft-Windows-Provisioning-Diagnostics-Provider/Admin",
+        "Microsoft-Windows-Provisioning-Diagnostics-Provider",
+    ),
     "time": ("Microsoft-Windows-Time-Service/Operational", "Microsoft-Windows-Time-Service"),
     "system": ("System", ""),
     "application": ("Application", ""),
-    "odj": ("Microsoft-Intune-ODJConnectorService/Operational",
-            "Microsoft-Intune-ODJConnectorService"),
-    "odj-admin": ("Microsoft-Intune-ODJConnectorService/Admin",
-                  "Microsoft-Intune-ODJConnectorService"),
+    "odj": (
+        "Microsoft-Intune-ODJConnectorService/Operational",
+        "Microsoft-Intune-ODJConnectorService",
+    ),
+    "odj-admin": (
+        "Microsoft-Intune-ODJConnectorService/Admin",
+        "Microsoft-Intune-ODJConnectorService",
+    ),
     "odj-legacy": ("ODJ Connector Service", "ODJ Connector Service Source"),
 }
 SYSTEM_PROVIDERS = {  # System event id → provider (reference/domain.md a.8, a.11)
@@ -70,10 +83,8 @@ SYSTEM_PROVIDERS = {  # System event id → provider (reference/domain.md a.8, a
     **dict.fromkeys((7000, 7041, 7036, 7031, 7034), "Service Control Manager"),
     1: "Microsoft-Windows-Kernel-General",
 }
-EVENT_KEYS = ("t", "host", "channel", "id", "provider", "level", "data", "body", "user_sid",
-              "file")
-CASE_KEYS = ("name", "expect", "events", "ztd", "dsregcmd", "cause_contains", "start",
-             "damaged")
+EVENT_KEYS = ("t", "host", "channel", "id", "provider", "level", "data", "body", "user_sid", "file")
+CASE_KEYS = ("name", "expect", "events", "ztd", "dsregcmd", "cause_contains", "start", "damaged")
 CONNECTOR_ALIASES = ("odj", "odj-admin", "odj-legacy")
 
 
@@ -100,9 +111,14 @@ def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[RuleProblem]]:
     """Every case of the rule's fixture file; problems for a missing or malformed file."""
     path = fixture_path(rule)
     if not path.exists():
-        return [], [RuleProblem(rule.path, 1, f"no test file {path.name}",
-                                "add positive and negative cases (evtxdoc rules new writes "
-                                "a template)")]
+        return [], [
+            RuleProblem(
+                rule.path,
+                1,
+                f"no test file {path.name}",
+                "add positive and negative cases (evtxdoc rules new writes a template)",
+            )
+        ]
     data, lines, problems = read_yaml(path)
     if problems:
         return [], problems
@@ -122,13 +138,20 @@ def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[RuleProblem]]:
     expects = {str(c.get("expect")) for c in cases if isinstance(c, dict)}
     for wanted in ("match", "no_match"):
         if wanted not in expects:
-            found.append(RuleProblem(str(path), 1, f"no case with expect: {wanted}",
-                                     "every rule needs a positive and a negative case"))
+            found.append(
+                RuleProblem(
+                    str(path),
+                    1,
+                    f"no case with expect: {wanted}",
+                    "every rule needs a positive and a negative case",
+                )
+            )
     return results, found
 
 
-def _check_case(case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines,
-                file: str) -> list[RuleProblem]:
+def _check_case(
+    case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines, file: str
+) -> list[RuleProblem]:
     out: list[RuleProblem] = []
 
     def add(path: tuple[str | int, ...], message: str, hint: str | None = None) -> None:
@@ -139,16 +162,22 @@ def _check_case(case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines,
         return out
     for key in case:
         if key not in CASE_KEYS:
-            add((*place, key), f"unknown key {key!r} in a case",
-                did_you_mean(key, CASE_KEYS) or f"keys: {', '.join(CASE_KEYS)}")
+            add(
+                (*place, key),
+                f"unknown key {key!r} in a case",
+                did_you_mean(key, CASE_KEYS) or f"keys: {', '.join(CASE_KEYS)}",
+            )
     if case.get("expect") not in ("match", "no_match"):
         add((*place, "expect"), "expect is `match` or `no_match`")
     if case.get("name") in (None, ""):
         add(place, "a case needs a name")
     events = case.get("events")
     if not isinstance(events, list) or not (events or case.get("ztd") or case.get("dsregcmd")):
-        add(place, "a case needs events: a list of compact events (empty only beside a `ztd` "
-            "or `dsregcmd` supporting file)")
+        add(
+            place,
+            "a case needs events: a list of compact events (empty only beside a `ztd` "
+            "or `dsregcmd` supporting file)",
+        )
         return out
     for index, event in enumerate(events):
         where = (*place, "events", index)
@@ -157,8 +186,11 @@ def _check_case(case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines,
             continue
         for key in event:
             if key not in EVENT_KEYS:
-                add((*where, key), f"unknown event key {key!r}",
-                    did_you_mean(key, EVENT_KEYS) or f"keys: {', '.join(EVENT_KEYS)}")
+                add(
+                    (*where, key),
+                    f"unknown event key {key!r}",
+                    did_you_mean(key, EVENT_KEYS) or f"keys: {', '.join(EVENT_KEYS)}",
+                )
         for key in ("host", "channel", "id"):
             if key not in event:
                 add(where, f"the event needs {key!r}")
@@ -183,26 +215,56 @@ def build_case(case: dict[str, Any], name: str = "case") -> tuple[Any, list[Supp
         provider = str(event.get("provider") or provider)
         host = str(event["host"])
         is_connector = alias in CONNECTOR_ALIASES or channel.startswith(
-            ("Microsoft-Intune-ODJConnectorService", "ODJ Connector Service"))
-        source = str(event.get("file") or (f"{name}/connector/{host}.evtx" if is_connector
-                                           else f"{name}/device/logs.evtx"))
+            ("Microsoft-Intune-ODJConnectorService", "ODJ Connector Service")
+        )
+        source = str(
+            event.get("file")
+            or (f"{name}/connector/{host}.evtx" if is_connector else f"{name}/device/logs.evtx")
+        )
         key = (host, channel)
         records[key] = records.get(key, 0) + 1
         batch = batches.setdefault(source, timeline.ColumnBatch(source))
         payload = {"EventData": _event_data(event, channel)}
         ts = start + int(seconds(event.get("t", 0)) * SECOND)
-        batch.append_row((ts, event_id, 0, int(event.get("level", 4)), 0, 0, records[key], host,
-                          channel, provider, None, event.get("user_sid"), None,
-                          encode_payload(payload), True))
+        batch.append_row(
+            (
+                ts,
+                event_id,
+                0,
+                int(event.get("level", 4)),
+                0,
+                0,
+                records[key],
+                host,
+                channel,
+                provider,
+                None,
+                event.get("user_sid"),
+                None,
+                encode_payload(payload),
+                True,
+            )
+        )
     frame, _ = timeline.finish(timeline.build_frame(list(batches.values())))
     supporting = []
     if case.get("ztd"):
-        supporting.append(SupportingFile(f"{name}/device/AutopilotDDSZTDFile.json",
-                                         "autopilot_ztd_json", "",
-                                         json.dumps(case["ztd"]).encode()))
+        supporting.append(
+            SupportingFile(
+                f"{name}/device/AutopilotDDSZTDFile.json",
+                "autopilot_ztd_json",
+                "",
+                json.dumps(case["ztd"]).encode(),
+            )
+        )
     if case.get("dsregcmd"):
-        supporting.append(SupportingFile(f"{name}/device/dsregcmd_status.txt", "dsregcmd_status",
-                                         "", str(case["dsregcmd"]).encode()))
+        supporting.append(
+            SupportingFile(
+                f"{name}/device/dsregcmd_status.txt",
+                "dsregcmd_status",
+                "",
+                str(case["dsregcmd"]).encode(),
+            )
+        )
     return frame, supporting
 
 
@@ -212,10 +274,15 @@ def _event_data(event: dict[str, Any], channel: str) -> dict[str, Any]:
     if body is not None:
         if channel == "ODJ Connector Service":  # legacy 30132: JSON metric (domain.md a.1, S7)
             dimensions = {k: v for k, v in body.items() if k not in ("Name", "Value")}
-            text = json.dumps({"Metric": {"Dimensions": dimensions,
-                                          "Name": body.get("Name",
-                                                           "RequestOfflineDomainJoinBlob_Failure"),
-                                          "Value": body.get("Value", 0)}})
+            text = json.dumps(
+                {
+                    "Metric": {
+                        "Dimensions": dimensions,
+                        "Name": body.get("Name", "RequestOfflineDomainJoinBlob_Failure"),
+                        "Value": body.get("Value", 0),
+                    }
+                }
+            )
             return {"Data": text}
         lines = [f"{body.get('EventType', 'OfflineDomainJoinRequest')}: offline domain join"]
         lines += [f"{k}: {v}" for k, v in body.items() if k != "EventType"]
@@ -225,8 +292,7 @@ def _event_data(event: dict[str, Any], channel: str) -> dict[str, Any]:
     return dict(data or {})
 
 
-def evaluate_case(rules: Sequence[Rule], case: dict[str, Any], name: str = "case"
-                  ) -> Evaluation:
+def evaluate_case(rules: Sequence[Rule], case: dict[str, Any], name: str = "case") -> Evaluation:
     frame, files = build_case(case, name)
     coverage = _damaged(timeline.coverage(frame), case)
     evaluation = pipeline.explain(frame, files, coverage, rules)[3]
@@ -241,12 +307,16 @@ def _damaged(coverage: list[ChannelCoverage], case: dict[str, Any]) -> list[Chan
     start = parse_time_ns(str(case.get("start", DEFAULT_START)))
     out = []
     for item in coverage:
-        spans = tuple(DamageSpan(
-            str(d.get("kind", "torn_record")),
-            start + int(seconds(d["after"]) * SECOND) if d.get("after") is not None else None,
-            start + int(seconds(d["before"]) * SECOND) if d.get("before") is not None else None)
-            for d in case["damaged"] if str(d.get("host", "")).lower() == item.host.lower()
-            and CHANNELS.get(d.get("channel"), (d.get("channel"),))[0] == item.channel)
+        spans = tuple(
+            DamageSpan(
+                str(d.get("kind", "torn_record")),
+                start + int(seconds(d["after"]) * SECOND) if d.get("after") is not None else None,
+                start + int(seconds(d["before"]) * SECOND) if d.get("before") is not None else None,
+            )
+            for d in case["damaged"]
+            if str(d.get("host", "")).lower() == item.host.lower()
+            and CHANNELS.get(d.get("channel"), (d.get("channel"),))[0] == item.channel
+        )
         out.append(replace(item, damaged=spans) if spans else item)
     return out
 
@@ -261,16 +331,28 @@ def _run_case(rule: Rule, case: dict[str, Any], file: str, line: int) -> CaseRes
     wanted = case["expect"] == "match"
     if wanted and not mine:
         gaps = "; ".join(g.reason for g in evaluation.gaps)
-        return CaseResult(rule.id, file, line, name, False,
-                          "expected a finding, got none" + (f" (not evaluated: {gaps})"
-                                                            if gaps else ""))
+        return CaseResult(
+            rule.id,
+            file,
+            line,
+            name,
+            False,
+            "expected a finding, got none" + (f" (not evaluated: {gaps})" if gaps else ""),
+        )
     if not wanted and mine:
-        return CaseResult(rule.id, file, line, name, False,
-                          f"expected no finding, got: {_short(mine[0])}")
+        return CaseResult(
+            rule.id, file, line, name, False, f"expected no finding, got: {_short(mine[0])}"
+        )
     text = case.get("cause_contains")
     if wanted and text and not any(str(text).lower() in f.cause.lower() for f in mine):
-        return CaseResult(rule.id, file, line, name, False,
-                          f"the cause does not contain {text!r}: {mine[0].cause!r}")
+        return CaseResult(
+            rule.id,
+            file,
+            line,
+            name,
+            False,
+            f"the cause does not contain {text!r}: {mine[0].cause!r}",
+        )
     return CaseResult(rule.id, file, line, name, True)
 
 

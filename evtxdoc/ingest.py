@@ -118,9 +118,17 @@ class _Reader:
             self._inherit_channel()
         self.batch.close()
         return FileResult(
-            FileReport(self.file.display, self.file.sha256, self.file.size, len(self.batch),
-                       tuple(self.backends), structure.format_version, structure.dirty,
-                       tuple(self.problems), damage=self._damage(structure.damage)),
+            FileReport(
+                self.file.display,
+                self.file.sha256,
+                self.file.size,
+                len(self.batch),
+                tuple(self.backends),
+                structure.format_version,
+                structure.dirty,
+                tuple(self.problems),
+                damage=self._damage(structure.damage),
+            ),
             self.batch,
         )
 
@@ -135,10 +143,15 @@ class _Reader:
         lost = (codes == -1) | np.isin(codes, [code for name, code in names.items() if not name])
         if lost.any():
             codes[lost] = names[named[0]]
-            self.problems.append(Problem(
-                self.file.display, "channel_inferred",
-                f"{int(lost.sum())} damaged record(s) without a channel name put in "
-                f"{named[0]}, the file's channel", Severity.INFO))
+            self.problems.append(
+                Problem(
+                    self.file.display,
+                    "channel_inferred",
+                    f"{int(lost.sum())} damaged record(s) without a channel name put in "
+                    f"{named[0]}, the file's channel",
+                    Severity.INFO,
+                )
+            )
 
     def _damage(self, marks: list[DamageMark]) -> tuple[DamageSpan, ...]:
         """The damage marks of the scan as time spans, from the records that were read."""
@@ -159,8 +172,11 @@ class _Reader:
             if mark.open_end:
                 before = None
             else:
-                start = position if mark.before_id is None else int(
-                    ids.searchsorted(mark.before_id, "left"))
+                start = (
+                    position
+                    if mark.before_id is None
+                    else int(ids.searchsorted(mark.before_id, "left"))
+                )
                 before = int(times[start:].min()) if start < len(ids) else None
             spans.append(DamageSpan(mark.kind, after, before))
         return tuple(dict.fromkeys(spans))
@@ -182,8 +198,7 @@ class _Reader:
         header_ids: set[int] = set()
         if rs_available():
             self.backends.append("evtx")
-            self.consume(rs_records(self.file.path, self.on_error, strict=self.strict),
-                         header_ids)
+            self.consume(rs_records(self.file.path, self.on_error, strict=self.strict), header_ids)
         self._report_errors("undecodable_record", "evtx")
         if structure.truncated and rs_available() and len(header_ids) < structure.records:
             self._read_padded(header_ids)
@@ -191,9 +206,16 @@ class _Reader:
         if missing and self.use_fallback and fallback_available():
             self._fallback(header_ids)
         elif not rs_available():
-            self.problems.append(Problem(
-                self.file.display, "no_backend", "no EVTX backend is installed", Severity.ERROR,
-                hint="pip install evtx (or, on Windows beside python-evtx, evtxdoc[python-evtx])"))
+            self.problems.append(
+                Problem(
+                    self.file.display,
+                    "no_backend",
+                    "no EVTX backend is installed",
+                    Severity.ERROR,
+                    hint="pip install evtx (or, on Windows beside python-evtx, "
+                    "evtxdoc[python-evtx])",
+                )
+            )
 
     def _read_padded(self, header_ids: set[int]) -> None:
         """A cut-off last chunk: rs skips it whole; a copy padded with zeros to a full chunk
@@ -206,15 +228,18 @@ class _Reader:
                 shutil.copyfileobj(source, padded)
             padded.write(bytes(CHUNK_SIZE - tail))
             padded.flush()
-            self.consume(rs_records(padded.name, self.on_error, strict=self.strict),
-                         header_ids)
+            self.consume(rs_records(padded.name, self.on_error, strict=self.strict), header_ids)
         self.errors.clear()  # the padding's zeros are not records: their errors say nothing
         recovered = len(self.batch) - before
         if recovered:
-            self.problems.append(Problem(
-                self.file.display, "truncated_records_recovered",
-                f"{recovered} intact record(s) read from the cut-off last chunk",
-                Severity.INFO))
+            self.problems.append(
+                Problem(
+                    self.file.display,
+                    "truncated_records_recovered",
+                    f"{recovered} intact record(s) read from the cut-off last chunk",
+                    Severity.INFO,
+                )
+            )
 
     def _fallback(self, header_ids: set[int]) -> None:
         before = len(self.batch)
@@ -224,21 +249,40 @@ class _Reader:
         failed = len(self.errors)
         self.errors.clear()
         if recovered or failed:
-            self.problems.append(Problem(
-                self.file.display, "fallback_used",
-                f"python-evtx recovered {recovered} record(s) the main parser missed"
-                + (f"; {failed} record(s) or chunk(s) it could not read either" if failed else ""),
-                Severity.INFO))
+            self.problems.append(
+                Problem(
+                    self.file.display,
+                    "fallback_used",
+                    f"python-evtx recovered {recovered} record(s) the main parser missed"
+                    + (
+                        f"; {failed} record(s) or chunk(s) it could not read either"
+                        if failed
+                        else ""
+                    ),
+                    Severity.INFO,
+                )
+            )
 
     def _report_errors(self, kind: str, backend: str) -> None:
         for where, message in self.errors[:MAX_ERRORS_LISTED]:
-            self.problems.append(Problem(self.file.display, kind, f"{backend}: {message}",
-                                         Severity.WARNING, where or None))
+            self.problems.append(
+                Problem(
+                    self.file.display,
+                    kind,
+                    f"{backend}: {message}",
+                    Severity.WARNING,
+                    where or None,
+                )
+            )
         if len(self.errors) > MAX_ERRORS_LISTED:
-            self.problems.append(Problem(
-                self.file.display, kind,
-                f"{len(self.errors) - MAX_ERRORS_LISTED} more records could not be decoded",
-                Severity.WARNING))
+            self.problems.append(
+                Problem(
+                    self.file.display,
+                    kind,
+                    f"{len(self.errors) - MAX_ERRORS_LISTED} more records could not be decoded",
+                    Severity.WARNING,
+                )
+            )
         self.errors.clear()
 
 
@@ -253,11 +297,18 @@ def read_file(file: DiscoveredFile, strict: bool = False, use_fallback: bool = T
 
 
 def _failed(file: DiscoveredFile, why: str) -> FileResult:
-    problem = Problem(file.display, "unreadable", f"file could not be read: {why}",
-                      Severity.ERROR, hint="the rest of the bundle was still read; export this "
-                      "log again, or report the file to the evtxdoc maintainers")
-    return FileResult(FileReport(file.display, file.sha256, file.size, 0, (), None, False,
-                                 (problem,)), ColumnBatch(file.display))
+    problem = Problem(
+        file.display,
+        "unreadable",
+        f"file could not be read: {why}",
+        Severity.ERROR,
+        hint="the rest of the bundle was still read; export this "
+        "log again, or report the file to the evtxdoc maintainers",
+    )
+    return FileResult(
+        FileReport(file.display, file.sha256, file.size, 0, (), None, False, (problem,)),
+        ColumnBatch(file.display),
+    )
 
 
 def _worker_count(files: Sequence[DiscoveredFile], workers: int | None) -> int:
@@ -266,9 +317,14 @@ def _worker_count(files: Sequence[DiscoveredFile], workers: int | None) -> int:
     return max(1, min(workers or os.cpu_count() or 1, len(files)))
 
 
-def read_files(files: Sequence[DiscoveredFile], *, strict: bool = False,
-               use_fallback: bool = True, workers: int | None = None,
-               progress: Progress | None = None) -> list[FileResult]:
+def read_files(
+    files: Sequence[DiscoveredFile],
+    *,
+    strict: bool = False,
+    use_fallback: bool = True,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> list[FileResult]:
     """Read every file, in parallel processes when it pays; results in input order."""
     results: list[FileResult | None] = [None] * len(files)
     count = _worker_count(files, workers)

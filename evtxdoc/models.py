@@ -103,8 +103,9 @@ class DamageSpan:
 
     def overlaps(self, start: int, end: int) -> bool:
         """Could records written in [start, end] be inside the damage?"""
-        return ((self.after_ns is None or self.after_ns <= end)
-                and (self.before_ns is None or self.before_ns >= start))
+        return (self.after_ns is None or self.after_ns <= end) and (
+            self.before_ns is None or self.before_ns >= start
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,10 +175,12 @@ class Analysis:
         stated something (its facts are events of the timeline)."""
         providers = self.timeline["provider"]  # categorical: a look at its categories
         return any(r.format_version for r in self.file_reports) or (
-            len(providers) > 0 and "evtxdoc" in providers.cat.categories)
+            len(providers) > 0 and "evtxdoc" in providers.cat.categories
+        )
 
 
 # --- correlation (evtxdoc/correlate/) -------------------------------------------------------
+
 
 class Outcome(StrEnum):
     """How one join attempt ended, judged from the device's own logs."""
@@ -326,6 +329,7 @@ class Correlation:
 
 
 # --- findings (evtxdoc/rules/engine.py) ----------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:

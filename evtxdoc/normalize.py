@@ -104,13 +104,39 @@ CONNECTOR_CHANNEL_PREFIXES = ("Microsoft-Intune-ODJConnectorService", "ODJ Conne
 # One timeline row as ingest appends it (timeline.ColumnBatch.append_row). A plain tuple,
 # because building it is the hottest line of ingest; ROW_FIELDS names its positions.
 ROW_FIELDS = (
-    "ts", "event_id", "qualifiers", "level", "task", "opcode", "record_id",  # numeric
-    "host", "channel", "provider", "activity_id", "user_sid",  # categorical
-    "message", "payload",  # payload: the record's non-System parts (encode_payload)
+    "ts",
+    "event_id",
+    "qualifiers",
+    "level",
+    "task",
+    "opcode",
+    "record_id",  # numeric
+    "host",
+    "channel",
+    "provider",
+    "activity_id",
+    "user_sid",  # categorical
+    "message",
+    "payload",  # payload: the record's non-System parts (encode_payload)
     "exact_time",  # False: only microseconds were known (ingest refines it)
 )
-Row = tuple[int, int, int, int, int, int, int, str, str, str, str | None, str | None,
-            str | None, bytes, bool]
+Row = tuple[
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    int,
+    str,
+    str,
+    str,
+    str | None,
+    str | None,
+    str | None,
+    bytes,
+    bool,
+]
 
 
 # --- times -------------------------------------------------------------------------------
@@ -192,8 +218,13 @@ def event_time(time_text: str | None, header_time: str | None) -> tuple[int, boo
     agree; otherwise the time is marked inexact and ingest reads the FILETIME itself. Without a
     usable TimeCreated, the header time stands in.
     """
-    if (time_text and len(time_text) == 27 and time_text[19] == "." and time_text[26] == "Z"
-            and header_time):
+    if (
+        time_text
+        and len(time_text) == 27
+        and time_text[19] == "."
+        and time_text[26] == "Z"
+        and header_time
+    ):
         # the common case, rs's own formats: '…:51.681640Z' and '…:51.6816408Z UTC'; rs drops
         # the header's trailing zero digits ('…:31.245Z UTC' for '…:31.245000Z'). Slices, not
         # `startswith`/`find`, whose argument parsing costs more than the comparison.
@@ -204,8 +235,11 @@ def event_time(time_text: str | None, header_time: str | None) -> tuple[int, boo
                 if header_time[26:27] == "Z":
                     return _second_ns(header_time[:19]) + int(header_time[20:26]) * 1000, True
             zone = header_time.find("Z", 19)
-            if (19 <= zone < 26 and header_time.startswith(time_text[:zone])
-                    and time_text[zone:26].strip(".0") == ""):
+            if (
+                19 <= zone < 26
+                and header_time.startswith(time_text[:zone])
+                and time_text[zone:26].strip(".0") == ""
+            ):
                 return _second_ns(time_text[:19]) + int(time_text[20:26]) * 1000, True
         except ValueError:
             pass
@@ -222,6 +256,7 @@ def event_time(time_text: str | None, header_time: str | None) -> tuple[int, boo
 
 
 # --- the hot path ---------------------------------------------------------------------------
+
 
 def _attrs(node: Any) -> dict[str, Any]:
     if isinstance(node, dict):
@@ -280,21 +315,50 @@ def row(raw: RawRecord) -> Row | None:
         system = pop("System", None)
         pop("#attributes", None)
     try:
-        (event_id, level, task, opcode, record_id, computer, channel, provider, created,
-         correlation, security) = _SYSTEM(system)
+        (
+            event_id,
+            level,
+            task,
+            opcode,
+            record_id,
+            computer,
+            channel,
+            provider,
+            created,
+            correlation,
+            security,
+        ) = _SYSTEM(system)
         provider = provider["#attributes"]["Name"]
         time_text = created["#attributes"]["SystemTime"]
         qualifiers = 0
-        if not (type(event_id) is type(level) is type(task) is type(opcode) is type(record_id)
-                is int and type(computer) is type(channel) is type(provider) is type(time_text)
-                is str):
+        if not (
+            type(event_id) is type(level) is type(task) is type(opcode) is type(record_id) is int
+            and type(computer) is type(channel) is type(provider) is type(time_text) is str
+        ):
             raise TypeError
     except (KeyError, TypeError):
-        (event_id, qualifiers, level, task, opcode, record_id, computer, channel, provider,
-         time_text, correlation, security) = _system_values(system)
+        (
+            event_id,
+            qualifiers,
+            level,
+            task,
+            opcode,
+            record_id,
+            computer,
+            channel,
+            provider,
+            time_text,
+            correlation,
+            security,
+        ) = _system_values(system)
     # event_time's common case inline: rs's µs TimeCreated agrees with the 100 ns header time
-    if (header_time and time_text and time_text[26:] == "Z" and header_time[27:28] == "Z"
-            and header_time[:26] == time_text[:26]):
+    if (
+        header_time
+        and time_text
+        and time_text[26:] == "Z"
+        and header_time[27:28] == "Z"
+        and header_time[:26] == time_text[:26]
+    ):
         second = _SECONDS.get(header_time[:19])
         try:
             if second is None:
@@ -319,7 +383,16 @@ def row(raw: RawRecord) -> Row | None:
         # record header survived; keep the event so the gap is visible, and say so.
         record_id, message, exact = header_id, PARTIAL_MESSAGE, True
     return (
-        ts, event_id, qualifiers, level, task, opcode, record_id, computer, channel, provider,
+        ts,
+        event_id,
+        qualifiers,
+        level,
+        task,
+        opcode,
+        record_id,
+        computer,
+        channel,
+        provider,
         guid(activity) if activity else None,
         user_sid if user_sid and isinstance(user_sid, str) else None,
         message,
@@ -360,8 +433,19 @@ def _split_text(text: str) -> tuple[bytes | None, Any]:
     return (opening + tail[:-1]).encode(), system
 
 
-_SYSTEM = itemgetter("EventID", "Level", "Task", "Opcode", "EventRecordID", "Computer", "Channel",
-                     "Provider", "TimeCreated", "Correlation", "Security")
+_SYSTEM = itemgetter(
+    "EventID",
+    "Level",
+    "Task",
+    "Opcode",
+    "EventRecordID",
+    "Computer",
+    "Channel",
+    "Provider",
+    "TimeCreated",
+    "Correlation",
+    "Security",
+)
 
 
 def _system_values(system: Any) -> tuple[Any, ...]:
@@ -376,11 +460,18 @@ def _system_values(system: Any) -> tuple[Any, ...]:
         qualifiers, event_id = 0, _int(event_id)
     time_text = _attrs(get("TimeCreated")).get("SystemTime")
     return (
-        event_id, qualifiers, _int(get("Level")), _int(get("Task")), _int(get("Opcode")),
-        _int(get("EventRecordID")), _text_value(get("Computer")), _text_value(get("Channel")),
+        event_id,
+        qualifiers,
+        _int(get("Level")),
+        _int(get("Task")),
+        _int(get("Opcode")),
+        _int(get("EventRecordID")),
+        _text_value(get("Computer")),
+        _text_value(get("Channel")),
         _text_value(provider.get("Name") or provider.get("EventSourceName")),
         time_text if isinstance(time_text, str) else None,
-        get("Correlation"), get("Security"),
+        get("Correlation"),
+        get("Security"),
     )
 
 
@@ -389,6 +480,7 @@ def _text_value(value: Any) -> str:
 
 
 # --- fields, on demand -----------------------------------------------------------------------
+
 
 def normalize_value(value: Any) -> Any:
     """Make one field value look the same whichever backend rendered it."""
@@ -485,8 +577,9 @@ def _connector_bodies(channel: str, fields: dict[str, Any]) -> None:
         fields.setdefault("MachineName", match.group(1).rstrip("."))
 
 
-def decode_fields(payload: bytes | dict[str, Any], channel: str = "",
-                  bodies: bool = True) -> dict[str, Any]:
+def decode_fields(
+    payload: bytes | dict[str, Any], channel: str = "", bodies: bool = True
+) -> dict[str, Any]:
     """An event's fields from its stored payload (see the module docstring); `bodies=False`
     skips looking for connector message bodies (for channels known to hold none)."""
     parts = decode_payload(payload) if isinstance(payload, bytes) else payload
@@ -515,9 +608,14 @@ def normalize(raw: RawRecord, source_file: str) -> Event:
         raise ValueError(f"record {header_id}: no <Event> in the rendered record")
     system = event.get("System")
     time_text = _attrs(system.get("TimeCreated") if isinstance(system, dict) else None).get(
-        "SystemTime")
+        "SystemTime"
+    )
     values = dict(zip(ROW_FIELDS, row((header_id, header_time, event)), strict=True))
     payload = values.pop("payload")
     del values["exact_time"]
-    return Event(ts_raw=time_text or "", source_file=source_file,
-                 fields=decode_fields(payload, values["channel"]), **values)
+    return Event(
+        ts_raw=time_text or "",
+        source_file=source_file,
+        fields=decode_fields(payload, values["channel"]),
+        **values,
+    )

@@ -35,8 +35,11 @@ from evtxdoc.rules import RuleSet, default_folders, engine, load_rules
 from evtxdoc.rules.model import Rule
 
 
-def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
-            progress: Progress | None = None) -> Analysis:
+def analyze(
+    inputs: Sequence[Path | str],
+    options: AnalyzeOptions | None = None,
+    progress: Progress | None = None,
+) -> Analysis:
     """Run the pipeline over `inputs` (files, folders, archives).
 
     Raises InputError for a missing input path, StrictModeError when `options.strict` is set
@@ -50,9 +53,13 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
         bundle = discover(inputs, Path(workdir), options)
         if progress:
             progress("discover", len(bundle.files), len(bundle.files), "")
-        results = read_files(bundle.evtx_files, strict=options.strict,
-                             use_fallback=options.use_fallback, workers=options.workers,
-                             progress=progress)
+        results = read_files(
+            bundle.evtx_files,
+            strict=options.strict,
+            use_fallback=options.use_fallback,
+            workers=options.workers,
+            progress=progress,
+        )
     frame, duplicates = timeline.finish(timeline.build_frame([r.batch for r in results]))
     reports = tuple(
         replace(r.report, duplicate_events=int(duplicates.get(r.report.display, 0)))
@@ -61,8 +68,13 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
     problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
     coverage = with_damage(timeline.coverage(frame), reports)
     frame, coverage, correlation, evaluation = explain(
-        frame, bundle.supporting, coverage, ruleset.rules if ruleset else None,
-        ruleset.folders if ruleset else (), progress)
+        frame,
+        bundle.supporting,
+        coverage,
+        ruleset.rules if ruleset else None,
+        ruleset.folders if ruleset else (),
+        progress,
+    )
     analysis = Analysis(
         inputs=tuple(map(str, inputs)),
         files=tuple(bundle.files),
@@ -82,11 +94,14 @@ def analyze(inputs: Sequence[Path | str], options: AnalyzeOptions | None = None,
     return analysis
 
 
-def explain(frame: pd.DataFrame, files: Sequence[SupportingFile],
-            coverage: Sequence[ChannelCoverage], rules: Sequence[Rule] | None,
-            folders: Sequence[str] = (), progress: Progress | None = None
-            ) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...], Correlation,
-                       Evaluation | None]:
+def explain(
+    frame: pd.DataFrame,
+    files: Sequence[SupportingFile],
+    coverage: Sequence[ChannelCoverage],
+    rules: Sequence[Rule] | None,
+    folders: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...], Correlation, Evaluation | None]:
     """timeline → correlate → supporting events → evaluate: the one place these stages are
     chained (analyze and the rule fixtures call it). No rules: no evaluation."""
     correlation = correlate(frame, files, coverage)
@@ -101,14 +116,19 @@ def explain(frame: pd.DataFrame, files: Sequence[SupportingFile],
     return frame, tuple(with_files), correlation, evaluation
 
 
-def with_damage(coverage: Sequence[ChannelCoverage], reports: Sequence[FileReport]
-                ) -> tuple[ChannelCoverage, ...]:
+def with_damage(
+    coverage: Sequence[ChannelCoverage], reports: Sequence[FileReport]
+) -> tuple[ChannelCoverage, ...]:
     """Each channel's coverage with the damaged spans of the files it was read from."""
     damage = {r.display: r.damage for r in reports if r.damage}
     if not damage:
         return tuple(coverage)
-    out = [replace(c, damaged=tuple(s for source in c.sources for s in damage.get(
-        source, ()))) if any(source in damage for source in c.sources) else c for c in coverage]
+    out = [
+        replace(c, damaged=tuple(s for source in c.sources for s in damage.get(source, ())))
+        if any(source in damage for source in c.sources)
+        else c
+        for c in coverage
+    ]
     for report in reports:  # a connector log damaged before its first record still counts
         channel = connector_channel_of(report.display)
         if report.damage and not report.records and channel:
@@ -136,8 +156,10 @@ def load_ruleset(extra: Sequence[str] = ()) -> RuleSet:
     ruleset = load_rules(default_folders([Path(f) for f in extra]))
     if ruleset.problems:
         listed = "\n".join(f"  {p}" for p in ruleset.problems[:20])
-        raise InputError(f"{len(ruleset.problems)} problem(s) in the rules:\n{listed}",
-                         hint="fix them (evtxdoc rules lint lists them all) or drop --rules")
+        raise InputError(
+            f"{len(ruleset.problems)} problem(s) in the rules:\n{listed}",
+            hint="fix them (evtxdoc rules lint lists them all) or drop --rules",
+        )
     return ruleset
 
 

@@ -38,9 +38,12 @@ PROVIDER = "evtxdoc"
 ERROR_LEVEL, INFO_LEVEL = 2, 4
 
 
-def add_events(frame: pd.DataFrame, coverage: Sequence[ChannelCoverage],
-               files: Sequence[SupportingFile], correlation: Correlation
-               ) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...]]:
+def add_events(
+    frame: pd.DataFrame,
+    coverage: Sequence[ChannelCoverage],
+    files: Sequence[SupportingFile],
+    correlation: Correlation,
+) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...]]:
     """The timeline and coverage with one event per supporting file that states something."""
     batches = events(files, frame, correlation.machines)
     if not batches:
@@ -49,8 +52,9 @@ def add_events(frame: pd.DataFrame, coverage: Sequence[ChannelCoverage],
     return timeline.append(frame, extra), (*coverage, *timeline.coverage(extra))
 
 
-def events(supporting: Sequence[SupportingFile], frame: pd.DataFrame,
-           machines: Sequence[Machine] = ()) -> list[timeline.ColumnBatch]:
+def events(
+    supporting: Sequence[SupportingFile], frame: pd.DataFrame, machines: Sequence[Machine] = ()
+) -> list[timeline.ColumnBatch]:
     """One batch per supporting file that states something (see the module docstring)."""
     owners = _owners(machines)
     newest = int(frame["ts"].array.asi8.max()) if len(frame) else None
@@ -73,22 +77,51 @@ def events(supporting: Sequence[SupportingFile], frame: pd.DataFrame,
             fields["time"] = "unknown (the bundle states no time)"
         level = ERROR_LEVEL if facts.error_code not in (None, 0, "0") else INFO_LEVEL
         batch = timeline.ColumnBatch(item.display)
-        batch.append_row((ts or 0, 0, 0, level, 0, 0, 1, host, channel, PROVIDER, None, None,
-                          None, encode_payload({"EventData": fields}), True))
+        batch.append_row(
+            (
+                ts or 0,
+                0,
+                0,
+                level,
+                0,
+                0,
+                1,
+                host,
+                channel,
+                PROVIDER,
+                None,
+                None,
+                None,
+                encode_payload({"EventData": fields}),
+                True,
+            )
+        )
         batch.flush()
         batches.append(batch)
     return batches
 
 
 def _fields(facts: DeviceFacts) -> dict[str, Any]:
-    names = {"error_code": "ErrorCode", "error_reason": "ErrorReason",
-             "join_method": "JoinMethod", "skip_dc_check": "HybridJoinSkipDCConnectivityCheck",
-             "profile_name": "DeploymentProfileName", "tenant_domain": "TenantDomain",
-             "tenant_id": "TenantId", "ztdid": "ZtdRegistrationId", "entdmid": "EntDMID",
-             "serial": "SerialNumber", "odj_applied": "ODJApplied", "time_zone": "TimeZone",
-             "device_name": "DeviceName", "domain": "DomainName",
-             "entra_device_id": "DeviceId", "policy_downloaded": "PolicyDownloadDate",
-             "azure_ad_joined": "AzureAdJoined", "domain_joined": "DomainJoined"}
+    names = {
+        "error_code": "ErrorCode",
+        "error_reason": "ErrorReason",
+        "join_method": "JoinMethod",
+        "skip_dc_check": "HybridJoinSkipDCConnectivityCheck",
+        "profile_name": "DeploymentProfileName",
+        "tenant_domain": "TenantDomain",
+        "tenant_id": "TenantId",
+        "ztdid": "ZtdRegistrationId",
+        "entdmid": "EntDMID",
+        "serial": "SerialNumber",
+        "odj_applied": "ODJApplied",
+        "time_zone": "TimeZone",
+        "device_name": "DeviceName",
+        "domain": "DomainName",
+        "entra_device_id": "DeviceId",
+        "policy_downloaded": "PolicyDownloadDate",
+        "azure_ad_joined": "AzureAdJoined",
+        "domain_joined": "DomainJoined",
+    }
     values = asdict(facts)
     return {names[k]: v for k, v in values.items() if k in names and v is not None}
 
@@ -106,9 +139,12 @@ def _owners(machines: Sequence[Machine]) -> dict[str, set[str]]:
 def _owner(owners: dict[str, set[str]], place: str) -> str | None:
     """The one machine whose logs lie in `place`, else in the folders/archives below it (a
     live copy's `winevt/Logs`, the nested cab of a Collect-diagnostics zip)."""
-    found = owners.get(place) or {name for other, names in owners.items()
-                                  if other.startswith((place + "/", place + "!/"))
-                                  for name in names}
+    found = owners.get(place) or {
+        name
+        for other, names in owners.items()
+        if other.startswith((place + "/", place + "!/"))
+        for name in names
+    }
     return next(iter(found)) if len(found) == 1 else None
 
 
@@ -118,4 +154,3 @@ def _last_by_host(frame: pd.DataFrame) -> dict[str, int]:
         return {}
     last = frame.groupby("host", observed=True)["ts"].max()
     return {str(host): stamp.value for host, stamp in last.items()}
-

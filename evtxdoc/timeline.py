@@ -34,8 +34,21 @@ NUMERIC = {  # column -> numpy dtype; order == normalize.Row order
 }
 OBJECT = ("message", "payload")
 COLUMNS = (
-    "ts", "host", "channel", "provider", "event_id", "qualifiers", "level", "task", "opcode",
-    "record_id", "activity_id", "user_sid", "source_file", "message", "payload",
+    "ts",
+    "host",
+    "channel",
+    "provider",
+    "event_id",
+    "qualifiers",
+    "level",
+    "task",
+    "opcode",
+    "record_id",
+    "activity_id",
+    "user_sid",
+    "source_file",
+    "message",
+    "payload",
 )
 DTYPES = {
     "ts": "datetime64[ns, UTC]",
@@ -129,7 +142,8 @@ class ColumnBatch:
                     index[value] = len(index)
             lookup = {**index, None: -1} if None in values else index  # None: missing
             self._codes[name].append(
-                np.fromiter(map(lookup.__getitem__, values), dtype=np.int32, count=count))
+                np.fromiter(map(lookup.__getitem__, values), dtype=np.int32, count=count)
+            )
         self.message.extend(columns[12])
         # Logs repeat EventData a lot (1,875 distinct payloads in 28,645 Security records): keep
         # one bytes object per distinct payload, so memory holds each once.
@@ -182,8 +196,9 @@ def build_frame(batches: Sequence[ColumnBatch]) -> pd.DataFrame:
         data[name] = _merge_categorical(batches, name)
     rows = sum(len(batch) for batch in batches)
     for name in OBJECT:  # fromiter: no sequence probing of each value, no intermediate list
-        column = np.fromiter(chain.from_iterable(getattr(b, name) for b in batches),
-                             dtype=object, count=rows)
+        column = np.fromiter(
+            chain.from_iterable(getattr(b, name) for b in batches), dtype=object, count=rows
+        )
         data[name] = pd.Series(column, dtype=object, copy=False)  # pandas 3 would infer `str`
     return pd.DataFrame(data, columns=list(COLUMNS))
 
@@ -241,14 +256,17 @@ def append(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
 
 def fields_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Decode the fields of every row (do this on a filtered view, not the whole timeline)."""
-    return [decode_fields(payload, str(channel))
-            for payload, channel in zip(frame["payload"], frame["channel"], strict=True)]
+    return [
+        decode_fields(payload, str(channel))
+        for payload, channel in zip(frame["payload"], frame["channel"], strict=True)
+    ]
 
 
 def field_values(frame: pd.DataFrame, name: str) -> pd.Series:
     """One field as a column (missing → None), aligned with `frame`'s index."""
-    return pd.Series([fields.get(name) for fields in fields_of(frame)], index=frame.index,
-                     dtype=object)
+    return pd.Series(
+        [fields.get(name) for fields in fields_of(frame)], index=frame.index, dtype=object
+    )
 
 
 def to_events(frame: pd.DataFrame) -> Iterator[Event]:
@@ -260,18 +278,24 @@ def to_events(frame: pd.DataFrame) -> Iterator[Event]:
     names = [c for c in COLUMNS if c not in ("ts", "payload")]
     columns = [frame[name].tolist() for name in names]
     ts_values = frame["ts"].array.asi8 if len(frame) else []
-    for ts, payload, row in zip(ts_values, frame["payload"], zip(*columns, strict=True),
-                                strict=True):
+    for ts, payload, row in zip(
+        ts_values, frame["payload"], zip(*columns, strict=True), strict=True
+    ):
         values = {k: (None if _is_missing(v) else v) for k, v in zip(names, row, strict=True)}
         for key in ("host", "channel", "provider", "source_file"):
             values[key] = values[key] or ""
         ts_ns = int(ts)
         fields = decode_fields(payload, values["channel"])
         if values["message"] is None and known is not None:  # Event Viewer-like wording
-            values["message"] = known.message(values["channel"], values["event_id"],
-                                              values["provider"], fields)
-        yield Event(ts=ts_ns, ts_raw=format_time_ns(ts_ns) if ts_ns != NO_TIME else "",
-                    fields=fields, **values)
+            values["message"] = known.message(
+                values["channel"], values["event_id"], values["provider"], fields
+            )
+        yield Event(
+            ts=ts_ns,
+            ts_raw=format_time_ns(ts_ns) if ts_ns != NO_TIME else "",
+            fields=fields,
+            **values,
+        )
 
 
 def _is_missing(value: Any) -> bool:
@@ -283,9 +307,15 @@ def by_host(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {str(host): group for host, group in frame.groupby("host", observed=True, sort=True)}
 
 
-def select(frame: pd.DataFrame, *, channels: Iterable[str] | None = None,
-           event_ids: Iterable[int] | None = None, hosts: Iterable[str] | None = None,
-           since: pd.Timestamp | None = None, until: pd.Timestamp | None = None) -> pd.DataFrame:
+def select(
+    frame: pd.DataFrame,
+    *,
+    channels: Iterable[str] | None = None,
+    event_ids: Iterable[int] | None = None,
+    hosts: Iterable[str] | None = None,
+    since: pd.Timestamp | None = None,
+    until: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """Rows matching every given filter (channel and host compared case-insensitively)."""
     mask = np.ones(len(frame), dtype=bool)
     if channels:
@@ -311,7 +341,13 @@ def coverage(frame: pd.DataFrame) -> list[ChannelCoverage]:
     stats = grouped["ts"].agg(["size", "min", "max"])
     sources = grouped["source_file"].agg(lambda s: tuple(sorted(set(map(str, s)))))
     return [
-        ChannelCoverage(str(host), str(channel), int(row["size"]), row["min"].value,
-                        row["max"].value, sources.loc[(host, channel)])
+        ChannelCoverage(
+            str(host),
+            str(channel),
+            int(row["size"]),
+            row["min"].value,
+            row["max"].value,
+            sources.loc[(host, channel)],
+        )
         for (host, channel), row in stats.iterrows()
     ]

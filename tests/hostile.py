@@ -28,22 +28,44 @@ def _write(folder: Path, name: str, events: list) -> None:
 
 def write_hostile_bundle(folder: Path) -> Path:
     """Write the .evtx files into `folder` and return it."""
-    _write(folder, "dmedp.evtx", [
-        shape("odj_wait_start").make(T0, DEVICE, {"Boolean1": True}),
-        shape("odj_state").make(T0 + 1 * SECOND, DEVICE, {"HexInt1": 1}),
-    ])
-    _write(folder, "system.evtx", [
-        shape("offline_join_failed").make(T0 + 300 * SECOND, DEVICE, {
-            "DomainName": f"contoso.local{IMG}", "ComputerName": f"{SCRIPT}{LONG}",
-            "NetStatusCode": 2710}),
-        shape("scm_state_change").make(T0 + 301 * SECOND, HOSTILE_HOST,
-                                       {"param1": JS_URL, "param2": SCRIPT}),
-    ])
-    body = (f"OfflineDomainJoinRequestFailed: {SCRIPT}\r\nDeviceName: {DEVICE}\r\n"
-            f"DiagnosticCode: 5\r\nDiagnosticText: {JS_URL} {IMG} jane.doe@fabrikam.com "
-            f"from 10.20.30.40 as CONTOSO\\evil.user {LONG}")
-    _write(folder, "connector.evtx", [
-        shape("connector_request").make(T0 + 100 * SECOND, "CONN01.contoso.local",
-                                        {"Message": body}),
-    ])
+    _write(
+        folder,
+        "dmedp.evtx",
+        [
+            shape("odj_wait_start").make(T0, DEVICE, {"Boolean1": True}),
+            shape("odj_state").make(T0 + 1 * SECOND, DEVICE, {"HexInt1": 1}),
+        ],
+    )
+    _write(
+        folder,
+        "system.evtx",
+        [
+            shape("offline_join_failed").make(
+                T0 + 300 * SECOND,
+                DEVICE,
+                {
+                    "DomainName": f"contoso.local{IMG}",
+                    "ComputerName": f"{SCRIPT}{LONG}",
+                    "NetStatusCode": 2710,
+                },
+            ),
+            shape("scm_state_change").make(
+                T0 + 301 * SECOND, HOSTILE_HOST, {"param1": JS_URL, "param2": SCRIPT}
+            ),
+        ],
+    )
+    body = (
+        f"OfflineDomainJoinRequestFailed: {SCRIPT}\r\nDeviceName: {DEVICE}\r\n"
+        f"DiagnosticCode: 5\r\nDiagnosticText: {JS_URL} {IMG} jane.doe@fabrikam.com "
+        f"from 10.20.30.40 as CONTOSO\\evil.user {LONG}"
+    )
+    _write(
+        folder,
+        "connector.evtx",
+        [
+            shape("connector_request").make(
+                T0 + 100 * SECOND, "CONN01.contoso.local", {"Message": body}
+            ),
+        ],
+    )
     return folder

@@ -19,8 +19,15 @@ from tests.hostile import write_hostile_bundle
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("EVTXDOC_ARTIFACTS", ROOT / "test-artifacts"))
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _browser_or_skip():
@@ -111,8 +118,13 @@ def test_the_report_works_in_a_real_browser(browser, tmp_path: Path) -> None:  #
 
 
 def test_hostile_event_text_runs_no_script_in_a_browser(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    analysis = pipeline.analyze([write_hostile_bundle(tmp_path / "bundle" if (
-        tmp_path / "bundle").mkdir() is None else tmp_path)])
+    analysis = pipeline.analyze(
+        [
+            write_hostile_bundle(
+                tmp_path / "bundle" if (tmp_path / "bundle").mkdir() is None else tmp_path
+            )
+        ]
+    )
     report = tmp_path / "hostile.html"
     report.write_text(html.render(analysis), encoding="utf-8")
     page, seen = _open(browser, report)
@@ -144,8 +156,7 @@ def live_service(tmp_path: Path):  # type: ignore[no-untyped-def]
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     app = create_app(WebSettings(tmp_path / "data", "browser-token"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -170,9 +181,13 @@ def test_a_support_engineer_uploads_logs_and_reads_the_report(browser, live_serv
     page.on("request", lambda r: requests.append(r.url))
     page.goto(f"{live_service}/login?token=browser-token")
     assert page.locator("h1").inner_text() == "Analyze logs"
-    page.set_input_files("#files", [str(sample / "DESKTOP-Q8RT2ZB-mdmdiag.cab"),
-                                    str(sample / "ODJSRV.fabrikam.local" /
-                                        "ODJ Connector Service.evtx")])
+    page.set_input_files(
+        "#files",
+        [
+            str(sample / "DESKTOP-Q8RT2ZB-mdmdiag.cab"),
+            str(sample / "ODJSRV.fabrikam.local" / "ODJ Connector Service.evtx"),
+        ],
+    )
     page.click("#upload button[type=submit]")
     page.wait_for_selector("text=Open the report", timeout=120_000)  # the page refreshes itself
     assert "timed out at odj_blob" in page.content()

@@ -20,8 +20,12 @@ SMALL = "new-user-security.evtx"  # 4 records, 69,632 bytes
 DSREG = "+----+\n| Device State |\n+----+\n AzureAdJoined : NO\n DomainJoined : YES\n"
 
 
-def make_zip(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | None = None,
-             method: int = zipfile.ZIP_DEFLATED) -> Path:
+def make_zip(
+    path: Path,
+    members: dict[str, bytes],
+    symlinks: dict[str, str] | None = None,
+    method: int = zipfile.ZIP_DEFLATED,
+) -> Path:
     with zipfile.ZipFile(path, "w", method) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
@@ -45,38 +49,55 @@ def kinds(bundle) -> set[str]:
 
 def test_intune_collect_diagnostics_zip_with_nested_mdm_cab(tmp_path):
     log = real(SMALL).read_bytes()
-    cab = make_cab({"microsoft-windows-user device registration-admin.evtx": log,
-                    "AutopilotDDSZTDFile.json": b'{"CloudAssignedDomainJoinMethod": 1}',
-                    "MdmDiagReport_RegistryDump.reg":
-                        "Windows Registry Editor Version 5.00\r\n".encode("utf-16")})
-    outer = make_zip(tmp_path / "DiagLogs-AP-1.zip", {
-        "(80) mdmlogs-2025-02-18-10-00-00.cab": cab,
-        "(63) dsregcmd.exe status/output.txt": DSREG.encode(),
-        "(12) setupact.log": b"text",
-    })
+    cab = make_cab(
+        {
+            "microsoft-windows-user device registration-admin.evtx": log,
+            "AutopilotDDSZTDFile.json": b'{"CloudAssignedDomainJoinMethod": 1}',
+            "MdmDiagReport_RegistryDump.reg": "Windows Registry Editor Version 5.00\r\n".encode(
+                "utf-16"
+            ),
+        }
+    )
+    outer = make_zip(
+        tmp_path / "DiagLogs-AP-1.zip",
+        {
+            "(80) mdmlogs-2025-02-18-10-00-00.cab": cab,
+            "(63) dsregcmd.exe status/output.txt": DSREG.encode(),
+            "(12) setupact.log": b"text",
+        },
+    )
     analysis = pipeline.analyze([outer])
     evtx = [f for f in analysis.files if f.kind is FileKind.EVTX]
     assert [f.display for f in evtx] == [
         f"{outer}!/(80) mdmlogs-2025-02-18-10-00-00.cab!/"
-        "microsoft-windows-user device registration-admin.evtx"]
+        "microsoft-windows-user device registration-admin.evtx"
+    ]
     channels = analysis.timeline["channel"].astype(str)
     assert (~channels.str.startswith("Supporting/")).sum() == 4
     # the profile file and the dsregcmd output state facts: one event each (the .reg is empty)
     assert sorted(channels[channels.str.startswith("Supporting/")]) == [
-        "Supporting/AutopilotDDSZTDFile.json", "Supporting/dsregcmd-status"]
+        "Supporting/AutopilotDDSZTDFile.json",
+        "Supporting/dsregcmd-status",
+    ]
     assert {s.subkind for s in analysis.supporting} == {
-        "autopilot_ztd_json", "registry_dump", "dsregcmd_status"}
+        "autopilot_ztd_json",
+        "registry_dump",
+        "dsregcmd_status",
+    }
     skipped = [f for f in analysis.files if f.kind is FileKind.SKIPPED]
     assert skipped[0].reason.startswith("text log")
 
 
 def test_zip_slip_and_absolute_entries_are_refused(tmp_path):
-    archive = make_zip(tmp_path / "evil.zip", {"../../etc/evil.evtx": b"x",
-                                               "/abs/path.evtx": b"y", "ok.txt": b"z"})
+    archive = make_zip(
+        tmp_path / "evil.zip", {"../../etc/evil.evtx": b"x", "/abs/path.evtx": b"y", "ok.txt": b"z"}
+    )
     bundle = discover([archive], tmp_path / "work", AnalyzeOptions())
     slips = [p for p in bundle.problems if p.kind == "zip_slip"]
-    assert {p.source for p in slips} == {f"{archive}!/../../etc/evil.evtx",
-                                         f"{archive}!//abs/path.evtx"}
+    assert {p.source for p in slips} == {
+        f"{archive}!/../../etc/evil.evtx",
+        f"{archive}!//abs/path.evtx",
+    }
     assert not (tmp_path / "etc").exists()
     assert [f.display for f in bundle.files][-1] == f"{archive}!/ok.txt"
 
@@ -92,8 +113,9 @@ def test_limits_total_size_entries_ratio_and_depth(tmp_path):
     big = make_zip(tmp_path / "big.zip", {"a.bin": b"\0" * 3_000_000, "b.bin": b"1" * 10})
     small_budget = AnalyzeOptions(max_total_bytes=1_000_000)
     assert "too_large" in kinds(discover([big], tmp_path / "w1", small_budget))
-    assert "compression_ratio" in kinds(discover([big], tmp_path / "w2",
-                                                 AnalyzeOptions(max_ratio=100)))
+    assert "compression_ratio" in kinds(
+        discover([big], tmp_path / "w2", AnalyzeOptions(max_ratio=100))
+    )
     many = make_zip(tmp_path / "many.zip", {f"f{i}.txt": b"x" for i in range(30)})
     bundle = discover([many], tmp_path / "w3", AnalyzeOptions(max_entries=10))
     assert "too_many_entries" in kinds(bundle) and len(bundle.files) == 11  # zip + 10
@@ -122,10 +144,12 @@ def test_identified_by_magic_not_name(tmp_path, copy_real):
     (tmp_path / "empty.evtx").write_bytes(b"")
     analysis = pipeline.analyze([tmp_path])
     assert [r.display for r in analysis.file_reports] == [
-        str(tmp_path / "export without extension")]
+        str(tmp_path / "export without extension")
+    ]
     assert {p.kind: p.source for p in analysis.problems} == {
         "not_evtx": str(tmp_path / "fake.evtx"),
-        "empty_file": str(tmp_path / "empty.evtx")}
+        "empty_file": str(tmp_path / "empty.evtx"),
+    }
 
 
 def test_truncated_file_keeps_what_it_holds(tmp_path, copy_real):
@@ -168,9 +192,11 @@ def test_a_supporting_file_without_a_time_takes_its_machines_last_event(tmp_path
     """The registry dump states no time: its event lands on the last event of the machine
     whose logs lie beside it, named as that machine."""
     log = real(SMALL).read_bytes()
-    registry = ("Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\"
-                "Microsoft\\Provisioning\\Diagnostics\\Autopilot\\EstablishedCorrelations]\r\n"
-                '"EntDMID"="{0A1B2C3D-0000-4000-8000-000000000001}"\r\n').encode("utf-16")
+    registry = (
+        "Windows Registry Editor Version 5.00\r\n\r\n[HKEY_LOCAL_MACHINE\\SOFTWARE\\"
+        "Microsoft\\Provisioning\\Diagnostics\\Autopilot\\EstablishedCorrelations]\r\n"
+        '"EntDMID"="{0A1B2C3D-0000-4000-8000-000000000001}"\r\n'
+    ).encode("utf-16")
     folder = tmp_path / "device"
     folder.mkdir()
     (folder / "udr.evtx").write_bytes(log)

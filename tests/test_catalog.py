@@ -21,7 +21,7 @@ def _domain_codes() -> list[str]:
     if not DOMAIN.exists():
         pytest.skip("../shared/reference/domain.md not present")
     text = DOMAIN.read_text("utf-8")
-    table = text[text.index("## (b) Error-code table"):text.index("## (c)")]
+    table = text[text.index("## (b) Error-code table") : text.index("## (c)")]
     codes = []
     for line in table.splitlines():
         if not line.startswith("| ") or line.startswith(("| code", "|---")):
@@ -40,8 +40,18 @@ def test_every_code_of_the_domain_table_is_in_the_catalog() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize("form", ["0x80070774", "80070774", "-2147022988", "1908", "0x774",
-                                  "0X80070774", "ERROR_DOMAIN_CONTROLLER_NOT_FOUND"])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "0x80070774",
+        "80070774",
+        "-2147022988",
+        "1908",
+        "0x774",
+        "0X80070774",
+        "ERROR_DOMAIN_CONTROLLER_NOT_FOUND",
+    ],
+)
 def test_a_code_is_found_in_every_form(form: str) -> None:
     (entry,) = catalog.load().lookup(form)
     assert (entry.code, entry.win32) == ("0x80070774", 1908)
@@ -60,8 +70,12 @@ def test_nerr_and_netstatus_values_resolve_and_connector_codes_stay_scoped() -> 
 
 def test_forms_and_unknown_codes_are_decoded() -> None:
     assert catalog.forms(catalog.parse_code("-2147022988")) == {
-        "hex": "0x80070774", "unsigned": 2147944308, "signed": -2147022988, "win32": 1908,
-        "hresult": "0x80070774"}
+        "hex": "0x80070774",
+        "unsigned": 2147944308,
+        "signed": -2147022988,
+        "win32": 1908,
+        "hresult": "0x80070774",
+    }
     assert catalog.parse_code("12345678") == 12345678  # digits not starting 8/9: decimal
     assert catalog.parse_code("not a code") is None
     assert catalog.describe_unknown(0x80071234) == "HRESULT from Win32 error 4660 (0x1234)"
@@ -80,7 +94,8 @@ def test_a_broken_catalog_names_the_file_and_the_entry(tmp_path: Path) -> None:
     (folder / "error_codes.yaml").write_text(
         "codes:\n  - {code: '0x1', meaning: m, context: c, fix: f, confidence: documented,"
         " sources: [S1]}\n  - {code: '0x2', meaning: m, context: c, fix: f,"
-        " confidence: documented, sources: [S1], fixx: typo}\n")
+        " confidence: documented, sources: [S1], fixx: typo}\n"
+    )
     with pytest.raises(InputError) as caught:
         catalog.load(tmp_path)
     assert "codes[1]" in caught.value.where and "fixx" in str(caught.value)
@@ -102,15 +117,17 @@ def test_event_messages_are_rendered_from_the_catalog_templates() -> None:
 
     known = catalog_module.load()
     assert len(known.events) >= 30
-    text = known.message("system", 4099,
-                         "Microsoft-Windows-CoreSystem-NetProvision-JoinProviderOnline",
-                         {"ComputerName": "AP-1", "DomainName": "contoso.local",
-                          "NetStatusCode": 2710})
+    text = known.message(
+        "system",
+        4099,
+        "Microsoft-Windows-CoreSystem-NetProvision-JoinProviderOnline",
+        {"ComputerName": "AP-1", "DomainName": "contoso.local", "NetStatusCode": 2710},
+    )
     assert text == "Offline domain join of AP-1 to contoso.local failed: NetStatusCode 2710"
     assert known.message("System", 4099, "SomeOtherProvider", {}) is None
-    assert known.message("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/"
-                         "Admin", 109, "x", {}) == (
-        "Offline domain join state ? (1 waiting, 2 blob processed, 3 timed out)")
+    assert known.message(
+        "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin", 109, "x", {}
+    ) == ("Offline domain join state ? (1 waiting, 2 blob processed, 3 timed out)")
 
 
 def test_exported_events_read_like_event_viewer() -> None:
@@ -125,4 +142,5 @@ def test_exported_events_read_like_event_viewer() -> None:
     rows = timeline.select(frame, event_ids=[4099])
     events = list(timeline.to_events(rows))
     assert events and events[0].message == (
-        "Offline domain join of AP-5H8J2K4L6MN to contoso.local failed: NetStatusCode 2710")
+        "Offline domain join of AP-5H8J2K4L6MN to contoso.local failed: NetStatusCode 2710"
+    )

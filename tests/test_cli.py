@@ -15,8 +15,9 @@ runner = CliRunner()
 
 def test_analyze_json_inventory(tmp_path):
     out = tmp_path / "inv.json"
-    result = runner.invoke(app, ["analyze", str(real("system.evtx")), "--format", "json",
-                                 "-o", str(out)])
+    result = runner.invoke(
+        app, ["analyze", str(real("system.evtx")), "--format", "json", "-o", str(out)]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["schema_version"] == "1"
@@ -29,8 +30,9 @@ def test_analyze_json_inventory(tmp_path):
 
 
 def test_analyze_terminal_lists_hosts_and_problems():
-    result = runner.invoke(app, ["analyze", str(real("sysmon.evtx")), "--format", "terminal"],
-                           env={"COLUMNS": "160"})
+    result = runner.invoke(
+        app, ["analyze", str(real("sysmon.evtx")), "--format", "terminal"], env={"COLUMNS": "160"}
+    )
     assert result.exit_code == 0
     assert "Microsoft-Windows-Sysmon/Operational" in result.output
     assert "not a valid chunk" in " ".join(result.output.split())
@@ -52,23 +54,48 @@ def test_nothing_readable_exits_2(tmp_path):
 def test_strict_fails_on_damage_and_passes_clean_files():
     damaged = runner.invoke(app, ["analyze", str(real("sysmon.evtx")), "--strict"])
     assert damaged.exit_code == 2 and "strict mode" in damaged.output
-    clean = runner.invoke(app, ["analyze", str(real("Security_with_size_t.evtx")), "--strict",
-                                "--format", "json"])
+    clean = runner.invoke(
+        app, ["analyze", str(real("Security_with_size_t.evtx")), "--strict", "--format", "json"]
+    )
     assert clean.exit_code == 0
 
 
 def test_events_export_filters_and_formats(tmp_path):
     out = tmp_path / "e.jsonl"
-    result = runner.invoke(app, ["events", str(real("system.evtx")), "--id", "6009",
-                                 "--since", "2017-07-12T17:00:00Z", "-o", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "events",
+            str(real("system.evtx")),
+            "--id",
+            "6009",
+            "--since",
+            "2017-07-12T17:00:00Z",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert rows and all(r["event_id"] == 6009 and r["ts"] >= "2017-07-12T17" for r in rows)
     assert rows[0]["ts"] == "2017-07-12T17:16:28.2141616Z"
     assert rows[0]["fields"]["Data3"] == "Multiprocessor Free"
     csv_out = tmp_path / "e.csv"
-    runner.invoke(app, ["events", str(real("system.evtx")), "--channel", "system", "--host",
-                        "win-p4siaa0sqco", "--format", "csv", "-o", str(csv_out)])
+    runner.invoke(
+        app,
+        [
+            "events",
+            str(real("system.evtx")),
+            "--channel",
+            "system",
+            "--host",
+            "win-p4siaa0sqco",
+            "--format",
+            "csv",
+            "-o",
+            str(csv_out),
+        ],
+    )
     lines = csv_out.read_text().splitlines()
     assert lines[0].startswith("ts,host,channel") and len(lines) > 1
     assert all(",WIN-P4SIAA0SQCO,System," in line for line in lines[1:])
@@ -87,11 +114,16 @@ def test_analyze_reports_attempts_in_json_and_terminal(tmp_path):
     data = json.loads(out.read_text())
     assert data["summary"]["attempts"] == 3
     failed = [a for a in data["attempts"] if a["outcome"] != "succeeded"]
-    assert [(a["device"]["computer_name"], a["failed_step"], a["connector"],
-             a["requests"][0]["diagnostic_code"]) for a in failed] == [
-        ("KSK-8M6N4B2V0C", "odj_blob", "CONN02.contoso.local", "5")]
-    result = runner.invoke(app, ["analyze", bundle, "--format", "terminal"],
-                           env={"COLUMNS": "100"})
+    assert [
+        (
+            a["device"]["computer_name"],
+            a["failed_step"],
+            a["connector"],
+            a["requests"][0]["diagnostic_code"],
+        )
+        for a in failed
+    ] == [("KSK-8M6N4B2V0C", "odj_blob", "CONN02.contoso.local", "5")]
+    result = runner.invoke(app, ["analyze", bundle, "--format", "terminal"], env={"COLUMNS": "100"})
     table = result.output.split("Join attempts")[1].split("Findings")[0]
     lines = [line for line in table.splitlines() if "DESKTOP-C3V5B7N" in line]
     assert len(lines) == 1 and "timed_out" in lines[0] and "odj_blob" in lines[0]
@@ -104,17 +136,18 @@ def test_analyze_reports_attempts_in_json_and_terminal(tmp_path):
 
 def test_analyze_terminal_shows_the_root_cause_and_its_fix() -> None:
     bundle = "sample_logs/multi-device-two-connectors/bundle"
-    result = runner.invoke(app, ["analyze", bundle, "--format", "terminal"],
-                           env={"COLUMNS": "100"})
+    result = runner.invoke(app, ["analyze", bundle, "--format", "terminal"], env={"COLUMNS": "100"})
     findings = result.output.split("Findings (")[1].split("Hosts and channels")[0]
     assert "(root cause)" in findings and "connector-access-denied-msa" in findings
     assert "OrganizationalUnitsUsedForOfflineDomainJoin" in findings
     assert max(len(line) for line in result.output.splitlines()) <= 100
 
 
-ZTD_908 = (b'{"CloudAssignedTenantDomain": "contoso.onmicrosoft.com", "ErrorCode": 908, '
-           b'"ErrorReason": "HardwareMarkerMismatch, SerialNumberMismatch, ProductKeyIdMismatch,'
-           b' TPMEkPubHashMismatch", "PolicyDownloadDate": "2025-02-18T09:00:00Z"}')
+ZTD_908 = (
+    b'{"CloudAssignedTenantDomain": "contoso.onmicrosoft.com", "ErrorCode": 908, '
+    b'"ErrorReason": "HardwareMarkerMismatch, SerialNumberMismatch, ProductKeyIdMismatch,'
+    b' TPMEkPubHashMismatch", "PolicyDownloadDate": "2025-02-18T09:00:00Z"}'
+)
 
 
 def test_a_lone_profile_file_with_error_908_is_diagnosed_not_refused(tmp_path):

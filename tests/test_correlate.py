@@ -29,12 +29,18 @@ JITTER_S = 0.011  # the writer adds up to 10 ms to every event time
 
 
 def _summary(analysis: Any, evidence: bool = False) -> list[dict[str, Any]]:
-    return [{
-        "device": (a.device.oobe_names or a.device.hosts)[0],
-        "computer_name": a.device.computer_name, "domain": a.device.domain,
-        "connector": a.connector, "outcome": str(a.outcome), "failed_step": a.failed_step,
-        **({"connector_evidence": a.connector_evidence} if evidence else {}),
-    } for a in analysis.correlation.attempts]
+    return [
+        {
+            "device": (a.device.oobe_names or a.device.hosts)[0],
+            "computer_name": a.device.computer_name,
+            "domain": a.device.domain,
+            "connector": a.connector,
+            "outcome": str(a.outcome),
+            "failed_step": a.failed_step,
+            **({"connector_evidence": a.connector_evidence} if evidence else {}),
+        }
+        for a in analysis.correlation.attempts
+    ]
 
 
 def _key(item: dict[str, Any]) -> tuple[str, str]:
@@ -44,8 +50,10 @@ def _key(item: dict[str, Any]) -> tuple[str, str]:
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_sample_attempts_equal_the_expectation(name: str) -> None:
     expected = yaml.safe_load((SAMPLES / name / "expected.yaml").read_text("utf-8"))
-    wanted = [{k: v for k, v in a.items() if k not in ("fault", "top_finding")}
-              for a in expected["attempts"]]
+    wanted = [
+        {k: v for k, v in a.items() if k not in ("fault", "top_finding")}
+        for a in expected["attempts"]
+    ]
     evidence = any("connector_evidence" in a for a in wanted)
     for item in wanted if evidence else ():  # stated for some: judged for all
         item.setdefault("connector_evidence", None)
@@ -62,7 +70,11 @@ def test_a_failed_request_explains_the_timeout_with_its_codes() -> None:
     (attempt,) = analysis.correlation.attempts
     (request,) = attempt.requests
     assert (request.kind, request.succeeded, request.error_code, request.diagnostic_code) == (
-        "legacy", False, "5", "0x00000800")
+        "legacy",
+        False,
+        "5",
+        "0x00000800",
+    )
     assert attempt.match_basis == "entdmid"
     assert "ODJSRV.fabrikam.local failed the request" in attempt.reason
     names = [s.name for s in attempt.steps]
@@ -137,8 +149,17 @@ def _write_bundle(raw: dict[str, Any], out: Path) -> Path:
 
 
 def _matching(analysis: Any) -> list[tuple[Any, ...]]:
-    return sorted((a.device.oobe_names[0], a.device.computer_name, a.connector, a.match_basis,
-                   str(a.outcome), a.failed_step) for a in analysis.correlation.attempts)
+    return sorted(
+        (
+            a.device.oobe_names[0],
+            a.device.computer_name,
+            a.connector,
+            a.match_basis,
+            str(a.outcome),
+            a.failed_step,
+        )
+        for a in analysis.correlation.attempts
+    )
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +177,19 @@ def _shifted(host_kind: str, index: int, shift: int) -> dict[str, Any]:
     return raw
 
 
-@settings(max_examples=6, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(device=st.integers(0, 2), shift=st.integers(-12 * HOUR, 12 * HOUR))
 def test_shifting_a_device_clock_keeps_the_matching_and_is_estimated(
-        tmp_path_factory: pytest.TempPathFactory, multi_reference: list[tuple[Any, ...]],
-        device: int, shift: int) -> None:
+    tmp_path_factory: pytest.TempPathFactory,
+    multi_reference: list[tuple[Any, ...]],
+    device: int,
+    shift: int,
+) -> None:
     raw = _shifted("devices", device, shift)
     analysis = analyze([_write_bundle(raw, tmp_path_factory.mktemp("shift"))])
     assert _matching(analysis) == multi_reference
@@ -172,12 +200,16 @@ def test_shifting_a_device_clock_keeps_the_matching_and_is_estimated(
         _assert_honest(attempt, source.clock_offset - connector.clock_offset)
 
 
-@settings(max_examples=4, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=4,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(shift=st.integers(-12 * HOUR, 12 * HOUR))
 def test_shifting_a_connector_clock_keeps_the_matching(
-        tmp_path_factory: pytest.TempPathFactory, multi_reference: list[tuple[Any, ...]],
-        shift: int) -> None:
+    tmp_path_factory: pytest.TempPathFactory, multi_reference: list[tuple[Any, ...]], shift: int
+) -> None:
     raw = _shifted("connectors", 1, shift)
     analysis = analyze([_write_bundle(raw, tmp_path_factory.mktemp("conn"))])
     assert _matching(analysis) == multi_reference
@@ -187,15 +219,19 @@ def test_shifting_a_connector_clock_keeps_the_matching(
 
 
 def test_file_order_and_a_log_split_across_files_change_nothing(
-        tmp_path: Path, multi_reference: list[tuple[Any, ...]]) -> None:
+    tmp_path: Path, multi_reference: list[tuple[Any, ...]]
+) -> None:
     scenario = parse(MULTI, "<test>")
     inputs = []
     for log in build(scenario):  # every host as loose files, the DMEDP log cut in two
         folder = tmp_path / log.name
         folder.mkdir()
         for channel, events in log.events.items():
-            parts = [events[: len(events) // 2], events[len(events) // 2:]] if (
-                "DeviceManagement" in channel) else [events]
+            parts = (
+                [events[: len(events) // 2], events[len(events) // 2 :]]
+                if ("DeviceManagement" in channel)
+                else [events]
+            )
             for number, part in enumerate(parts):
                 writer = EvtxWriter()
                 writer.extend(part)
@@ -211,18 +247,24 @@ def test_file_order_and_a_log_split_across_files_change_nothing(
 
 
 def test_without_the_connector_logs_matched_attempts_lose_only_the_connector(
-        tmp_path: Path) -> None:
-    device_files = [p for p in (SAMPLES / "multi-device-two-connectors" / "bundle").iterdir()
-                    if not p.name.startswith("CONN")]
+    tmp_path: Path,
+) -> None:
+    device_files = [
+        p
+        for p in (SAMPLES / "multi-device-two-connectors" / "bundle").iterdir()
+        if not p.name.startswith("CONN")
+    ]
     analysis = analyze(device_files)
     full = analyze([SAMPLES / "multi-device-two-connectors" / "bundle"])
     assert [(str(a.outcome), a.failed_step) for a in analysis.correlation.attempts] == [
-        (str(a.outcome), a.failed_step) for a in full.correlation.attempts]
-    assert {a.connector_evidence for a in analysis.correlation.attempts} == {
-        "no_connector_logs"}
+        (str(a.outcome), a.failed_step) for a in full.correlation.attempts
+    ]
+    assert {a.connector_evidence for a in analysis.correlation.attempts} == {"no_connector_logs"}
     assert all(a.connector is None for a in analysis.correlation.attempts)
-    assert all(any("Intune Connector for AD logs" in m for m in a.missing)
-               for a in analysis.correlation.attempts)
+    assert all(
+        any("Intune Connector for AD logs" in m for m in a.missing)
+        for a in analysis.correlation.attempts
+    )
     assert any("no Intune Connector for AD logs" in n for n in analysis.correlation.notes)
 
 
@@ -236,14 +278,18 @@ def test_connector_logs_alone_judge_the_failed_request_from_the_connector_side()
     correlation = analysis.correlation
     (attempt,) = correlation.attempts
     assert (attempt.device.computer_name, attempt.match_basis, str(attempt.outcome)) == (
-        "KSK-4N7P2Q8R1T", "connector_only", "unknown")
+        "KSK-4N7P2Q8R1T",
+        "connector_only",
+        "unknown",
+    )
     assert [r.diagnostic_code for r in attempt.requests] == ["5"]
     assert not [r for r in correlation.unmatched_requests if not r.succeeded]
     assert any(n.startswith("only connector logs") for n in correlation.notes)
     cause = analysis.evaluation.root_cause(attempt.id)
     assert cause.rule == "connector-access-denied-msa" and cause.severity == "error"
     assert "KSK-4N7P2Q8R1T" in cause.cause and "OrganizationalUnitsUsedForOfflineDomainJoin" in (
-        cause.fix)
+        cause.fix
+    )
     assert cause.host == "KSK-4N7P2Q8R1T"
 
 
@@ -251,38 +297,78 @@ def test_old_connector_failures_beside_a_device_stay_unmatched_requests() -> Non
     """Failures a month before the bundle's device attempt are another deployment's."""
     analysis = analyze([SAMPLES / "legacy-connector-after-msa" / "bundle"])
     assert [a.match_basis for a in analysis.correlation.attempts] != ["connector_only"] * len(
-        analysis.correlation.attempts)
+        analysis.correlation.attempts
+    )
     assert not [a for a in analysis.correlation.attempts if a.match_basis == "connector_only"]
     assert len([r for r in analysis.correlation.unmatched_requests if not r.succeeded]) == 3
 
 
 def test_a_retry_is_a_second_attempt_with_its_own_request(tmp_path: Path) -> None:
     raw = {
-        "name": "retry", "seed": 5, "start": "2025-10-01T08:00:00Z",
+        "name": "retry",
+        "seed": 5,
+        "start": "2025-10-01T08:00:00Z",
         "connectors": [{"name": "CONN01.contoso.local"}],
-        "devices": [{"oobe_name": "DESKTOP-RETRY01", "layout": "cab",
-                     "clock_offset": "-3m",
-                     "attempts": [
-                         {"at": "5m", "connector": "CONN01.contoso.local",
-                          "fault": "access_denied", "computer_name": "AP-FIRSTTRY0001"},
-                         {"at": "3h", "connector": "CONN01.contoso.local",
-                          "computer_name": "AP-SECONDTRY002"}]}],
+        "devices": [
+            {
+                "oobe_name": "DESKTOP-RETRY01",
+                "layout": "cab",
+                "clock_offset": "-3m",
+                "attempts": [
+                    {
+                        "at": "5m",
+                        "connector": "CONN01.contoso.local",
+                        "fault": "access_denied",
+                        "computer_name": "AP-FIRSTTRY0001",
+                    },
+                    {
+                        "at": "3h",
+                        "connector": "CONN01.contoso.local",
+                        "computer_name": "AP-SECONDTRY002",
+                    },
+                ],
+            }
+        ],
     }
     analysis = analyze([_write_bundle(raw, tmp_path)])
-    found = [(a.number, a.device.computer_name, str(a.outcome), a.match_basis,
-              [r.succeeded for r in a.requests]) for a in analysis.correlation.attempts]
-    assert found == [(1, "AP-FIRSTTRY0001", "timed_out", "entdmid", [False]),
-                     (2, "AP-SECONDTRY002", "succeeded", "computer_name", [True])]
+    found = [
+        (
+            a.number,
+            a.device.computer_name,
+            str(a.outcome),
+            a.match_basis,
+            [r.succeeded for r in a.requests],
+        )
+        for a in analysis.correlation.attempts
+    ]
+    assert found == [
+        (1, "AP-FIRSTTRY0001", "timed_out", "entdmid", [False]),
+        (2, "AP-SECONDTRY002", "succeeded", "computer_name", [True]),
+    ]
 
 
 def test_time_window_matching_needs_exactly_one_candidate(tmp_path: Path) -> None:
     """Live layout, no registry dump: a timed-out device has no id to match on."""
     raw = {
-        "name": "window", "seed": 9, "start": "2025-10-01T08:00:00Z", "noise": 5,
+        "name": "window",
+        "seed": 9,
+        "start": "2025-10-01T08:00:00Z",
+        "noise": 5,
         "connectors": [{"name": "CONN01.contoso.local"}],
-        "devices": [{"oobe_name": "DESKTOP-WINDOW1", "layout": "live",
-                     "attempts": [{"at": "5m", "connector": "CONN01.contoso.local",
-                                   "fault": "quota", "computer_name": "AP-QUOTA0000001"}]}],
+        "devices": [
+            {
+                "oobe_name": "DESKTOP-WINDOW1",
+                "layout": "live",
+                "attempts": [
+                    {
+                        "at": "5m",
+                        "connector": "CONN01.contoso.local",
+                        "fault": "quota",
+                        "computer_name": "AP-QUOTA0000001",
+                    }
+                ],
+            }
+        ],
     }
     out = _write_bundle(raw, tmp_path / "one")
     for name in ("AutopilotDDSZTDFile.json", "MdmDiagReport_RegistryDump.reg"):
@@ -290,16 +376,31 @@ def test_time_window_matching_needs_exactly_one_candidate(tmp_path: Path) -> Non
             path.unlink()
     (attempt,) = analyze([out]).correlation.attempts
     assert (attempt.match_basis, attempt.device.computer_name) == (
-        "time_window_assumed", "AP-QUOTA0000001")
-    raw["devices"].append({"oobe_name": "DESKTOP-WINDOW2", "layout": "live",
-                           "attempts": [{"at": "5m", "connector": "CONN01.contoso.local",
-                                         "fault": "quota", "computer_name": "AP-QUOTA0000002"}]})
+        "time_window_assumed",
+        "AP-QUOTA0000001",
+    )
+    raw["devices"].append(
+        {
+            "oobe_name": "DESKTOP-WINDOW2",
+            "layout": "live",
+            "attempts": [
+                {
+                    "at": "5m",
+                    "connector": "CONN01.contoso.local",
+                    "fault": "quota",
+                    "computer_name": "AP-QUOTA0000002",
+                }
+            ],
+        }
+    )
     out = _write_bundle(raw, tmp_path / "two")
     for path in [*out.rglob("*.json"), *out.rglob("*.reg")]:
         path.unlink()
     attempts = analyze([out]).correlation.attempts
     assert [(a.connector, a.connector_evidence) for a in attempts] == [
-        (None, "ambiguous"), (None, "ambiguous")]  # two candidates: no guess
+        (None, "ambiguous"),
+        (None, "ambiguous"),
+    ]  # two candidates: no guess
     assert all(any("EntDMID" in m for m in a.missing) for a in attempts)
 
 
@@ -322,15 +423,17 @@ def test_the_attempts_table_is_a_dataframe_for_the_rules_engine() -> None:
 
 
 def test_a_retried_device_gets_its_failed_request_by_the_connectors_device_id(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     """Device 4 is denied, then retries under a new name: the denied request names a computer
     the device never became, so only the DeviceId the connector logged for both requests ties
     it to the first attempt, whose root cause is then the access denied."""
     write_scaled(tmp_path, 400, seed=3, devices=10, retry_every=5)
     expected = yaml.safe_load((tmp_path / "expected.yaml").read_text())["attempts"]
     analysis = analyze([tmp_path / "bundle"])
-    denied = [a for a in analysis.correlation.attempts
-              if a.device.oobe_names == ("DESKTOP-0000004",)]
+    denied = [
+        a for a in analysis.correlation.attempts if a.device.oobe_names == ("DESKTOP-0000004",)
+    ]
     assert [a.outcome for a in denied] == [Outcome.TIMED_OUT, Outcome.SUCCEEDED]
     first = denied[0]
     assert [r.succeeded for r in first.requests] == [False]

@@ -22,7 +22,8 @@ def _words(text: str) -> list[str]:
 def test_cli_reference_is_what_help_prints() -> None:
     shipped = (DOCS / "cli-reference.md").read_text(encoding="utf-8")
     assert _words(shipped) == _words(reference()), (
-        "docs/cli-reference.md differs from --help: run `make docs` and commit the result")
+        "docs/cli-reference.md differs from --help: run `make docs` and commit the result"
+    )
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -25,8 +25,9 @@ def test_each_sample_yields_its_expected_root_cause_first(name: str) -> None:
     expected = yaml.safe_load((SAMPLES / name / "expected.yaml").read_text("utf-8"))
     analysis = analyze([SAMPLES / name / "bundle"])
     evaluation = analysis.evaluation
-    by_device = {(a.device.oobe_names or a.device.hosts)[0]: a
-                 for a in analysis.correlation.attempts}
+    by_device = {
+        (a.device.oobe_names or a.device.hosts)[0]: a for a in analysis.correlation.attempts
+    }
     for wanted in expected["attempts"]:
         attempt = by_device[wanted["device"]]
         found = evaluation.for_attempt(attempt.id)
@@ -82,32 +83,69 @@ def test_a_legacy_server_gets_a_host_finding_with_its_real_name() -> None:
 def test_fail_on_sets_the_exit_code() -> None:
     failing = str(SAMPLES / "blob-rejected" / "bundle")
     healthy = str(SAMPLES / "healthy-hybrid" / "bundle")
-    assert runner.invoke(app, ["analyze", failing, "-f", "json", "--fail-on",
-                               "error"]).exit_code == 1
-    assert runner.invoke(app, ["analyze", healthy, "-f", "json", "--fail-on",
-                               "error"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["analyze", failing, "-f", "json", "--fail-on", "error"]).exit_code == 1
+    )
+    assert (
+        runner.invoke(app, ["analyze", healthy, "-f", "json", "--fail-on", "error"]).exit_code == 0
+    )
     assert runner.invoke(app, ["analyze", failing, "-f", "json"]).exit_code == 0
 
 
 def test_connector_evidence_of_another_device_does_not_leak_into_an_attempt() -> None:
-    case = {"events": [
-        {"t": 0, "host": "DESKTOP-1", "channel": "dmedp", "id": 111},
-        {"t": 30, "host": "DESKTOP-2", "channel": "dmedp", "id": 111, "file": "d2/logs.evtx"},
-        {"t": 60, "host": "CONN01", "channel": "odj", "id": 30140,
-         "body": {"EventType": "OfflineDomainJoinRequestFailed", "DeviceName": "AP-2",
-                  "DiagnosticCode": 5, "DiagnosticText": "denied"}},
-        {"t": 61, "host": "CONN01", "channel": "odj", "id": 30130,
-         "body": {"EventType": "OfflineDomainJoinRequestProcessed", "DeviceName": "AP-1",
-                  "DiagnosticCode": 0}},
-        {"t": 120, "host": "DESKTOP-1", "channel": "dmedp", "id": 107},
-        {"t": 121, "host": "DESKTOP-1", "channel": "system", "id": 4098,
-         "data": {"DomainName": "contoso.local", "ComputerName": "AP-1"}},
-        {"t": 3630, "host": "DESKTOP-2", "channel": "system", "id": 4099, "level": 2,
-         "file": "d2/logs.evtx",
-         "data": {"DomainName": "contoso.local", "ComputerName": "AP-2", "NetStatusCode": 2709}},
-    ]}
+    case = {
+        "events": [
+            {"t": 0, "host": "DESKTOP-1", "channel": "dmedp", "id": 111},
+            {"t": 30, "host": "DESKTOP-2", "channel": "dmedp", "id": 111, "file": "d2/logs.evtx"},
+            {
+                "t": 60,
+                "host": "CONN01",
+                "channel": "odj",
+                "id": 30140,
+                "body": {
+                    "EventType": "OfflineDomainJoinRequestFailed",
+                    "DeviceName": "AP-2",
+                    "DiagnosticCode": 5,
+                    "DiagnosticText": "denied",
+                },
+            },
+            {
+                "t": 61,
+                "host": "CONN01",
+                "channel": "odj",
+                "id": 30130,
+                "body": {
+                    "EventType": "OfflineDomainJoinRequestProcessed",
+                    "DeviceName": "AP-1",
+                    "DiagnosticCode": 0,
+                },
+            },
+            {"t": 120, "host": "DESKTOP-1", "channel": "dmedp", "id": 107},
+            {
+                "t": 121,
+                "host": "DESKTOP-1",
+                "channel": "system",
+                "id": 4098,
+                "data": {"DomainName": "contoso.local", "ComputerName": "AP-1"},
+            },
+            {
+                "t": 3630,
+                "host": "DESKTOP-2",
+                "channel": "system",
+                "id": 4099,
+                "level": 2,
+                "file": "d2/logs.evtx",
+                "data": {
+                    "DomainName": "contoso.local",
+                    "ComputerName": "AP-2",
+                    "NetStatusCode": 2709,
+                },
+            },
+        ]
+    }
     evaluation = evaluate_case(RULES, case)
     denied = [f for f in evaluation.findings if f.rule == "connector-access-denied-msa"]
     assert [f.attempt for f in denied] == ["DESKTOP-2#1"]
-    assert not [f for f in evaluation.findings if f.attempt == "DESKTOP-1#1"
-                and f.severity == "error"]
+    assert not [
+        f for f in evaluation.findings if f.attempt == "DESKTOP-1#1" and f.severity == "error"
+    ]

@@ -22,9 +22,20 @@ CODES = [E_FAIL, ACCESS_DENIED_HRESULT, 0x801C03F3, 0x80072EE7, 2731, 5, 0]
 def spellings(code: int) -> list[object]:
     """Every way a log may carry `code` that `catalog.parse_code` reads back as `code`."""
     signed = code - (1 << 32) if code >= 1 << 31 else code
-    out: list[object] = [code, signed, str(code), str(signed), f"0x{code:08X}", f"0x{code:x}",
-                         f"0X{code:X}", f" 0x{code:08x} ", f"0xFFFFFFFF{code:08X}",
-                         f"0x000{code:x}", f"+{code}", f"000{code}"]
+    out: list[object] = [
+        code,
+        signed,
+        str(code),
+        str(signed),
+        f"0x{code:08X}",
+        f"0x{code:x}",
+        f"0X{code:X}",
+        f" 0x{code:08x} ",
+        f"0xFFFFFFFF{code:08X}",
+        f"0x000{code:x}",
+        f"+{code}",
+        f"000{code}",
+    ]
     if code >= 0x80000000:
         out.append(f"{code:08x}")  # ESP's 8 hex digits without 0x
     return [s for s in out if catalog.parse_code(s if isinstance(s, int) else str(s)) == code]
@@ -37,10 +48,23 @@ def carriers(value: object) -> list[dict[str, object]]:
         {"EventData": {"ErrorCode": value}},
         {"EventData": {"Data": {"#text": ["x", value]}}},
         {"UserData": {"Evt": {"Inner": {"Code": value}, "#attributes": {"xmlns": "urn:x"}}}},
-        {"EventData": {"Data": {"#text": "EventType: x\r\nDeviceName: AP-1\r\n"
-                                         f"DiagnosticCode: {text}\r\nDiagnosticText: t"}}},
-        {"EventData": {"Data": {"#text": '{"Metric":{"Dimensions":{"ErrorCode":"' + text
-                                         + '"},"Name":"N","Value":0}}'}}},
+        {
+            "EventData": {
+                "Data": {
+                    "#text": "EventType: x\r\nDeviceName: AP-1\r\n"
+                    f"DiagnosticCode: {text}\r\nDiagnosticText: t"
+                }
+            }
+        },
+        {
+            "EventData": {
+                "Data": {
+                    "#text": '{"Metric":{"Dimensions":{"ErrorCode":"'
+                    + text
+                    + '"},"Name":"N","Value":0}}'
+                }
+            }
+        },
     ]
 
 
@@ -65,9 +89,12 @@ def test_the_payload_search_never_misses_a_match_on_random_payloads() -> None:
     codes = [E_FAIL, ACCESS_DENIED_HRESULT, 0x80072EE7]
     matcher = compile_matcher({"code": codes}, bare_codes=False)
     search = code_pattern(matcher.codes).search
-    pool = [s for c in codes for s in spellings(c)] + [
-        rng.randrange(-(1 << 31), 1 << 32) for _ in range(50)] + [
-        f"0x{rng.randrange(1 << 32):x}" for _ in range(50)] + ["text", "", None, True, 1.5]
+    pool = (
+        [s for c in codes for s in spellings(c)]
+        + [rng.randrange(-(1 << 31), 1 << 32) for _ in range(50)]
+        + [f"0x{rng.randrange(1 << 32):x}" for _ in range(50)]
+        + ["text", "", None, True, 1.5]
+    )
     matched = 0
     for _ in range(3000):
         parts = rng.choice(carriers(rng.choice(pool)))
@@ -96,13 +123,19 @@ def test_sign_extended_hex_keeps_its_low_32_bits() -> None:
 
 
 def _line(hosts: np.ndarray, times: np.ndarray) -> rule_windows.Timeline:
-    frame = pd.DataFrame({
-        "ts": pd.to_datetime(times, unit="ns", utc=True),
-        "host": pd.Categorical([f"h{h}" for h in hosts], categories=[f"h{i}" for i in range(4)]),
-        "channel": pd.Categorical(["c"] * len(hosts)),
-        "provider": pd.Categorical(["p"] * len(hosts)),
-        "event_id": np.ones(len(hosts), dtype=np.int32),
-        "message": [None] * len(hosts), "payload": [encode_payload({})] * len(hosts)})
+    frame = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(times, unit="ns", utc=True),
+            "host": pd.Categorical(
+                [f"h{h}" for h in hosts], categories=[f"h{i}" for i in range(4)]
+            ),
+            "channel": pd.Categorical(["c"] * len(hosts)),
+            "provider": pd.Categorical(["p"] * len(hosts)),
+            "event_id": np.ones(len(hosts), dtype=np.int32),
+            "message": [None] * len(hosts),
+            "payload": [encode_payload({})] * len(hosts),
+        }
+    )
     return rule_windows.Timeline(frame)
 
 
@@ -114,8 +147,11 @@ def test_window_membership_and_counts_match_a_plain_loop(ordered: bool) -> None:
     if ordered:
         times = np.sort(times)
     line = _line(hosts, times)
-    rows = [(a, rng.integers(0, 4), lo, lo + rng.integers(0, 80), 0)
-            for a in range(30) for lo in rng.integers(0, 1000, 2)]
+    rows = [
+        (a, rng.integers(0, 4), lo, lo + rng.integers(0, 80), 0)
+        for a in range(30)
+        for lo in rng.integers(0, 1000, 2)
+    ]
     windows = rule_windows.Windows.build(rows)
     positions = np.flatnonzero(rng.random(400) < 0.6)
     inside = rule_windows.inside(line, positions, windows)
@@ -124,8 +160,18 @@ def test_window_membership_and_counts_match_a_plain_loop(ordered: bool) -> None:
         covering = [w for w in rows if w[1] == hosts[position] and w[2] <= times[position] <= w[3]]
         assert inside[index] == bool(covering)
     for attempt in range(30):
-        expected = sorted({int(p) for p in positions for w in rows if w[0] == attempt
-                           and w[1] == hosts[p] and w[2] <= times[p] <= w[3]})
+        expected = sorted(
+            {
+                int(p)
+                for p in positions
+                for w in rows
+                if w[0] == attempt and w[1] == hosts[p] and w[2] <= times[p] <= w[3]
+            }
+        )
         assert sorted(hits.positions(attempt).tolist()) == expected
-        assert hits.count[attempt] == sum(1 for p in positions for w in rows if w[0] == attempt
-                                          and w[1] == hosts[p] and w[2] <= times[p] <= w[3])
+        assert hits.count[attempt] == sum(
+            1
+            for p in positions
+            for w in rows
+            if w[0] == attempt and w[1] == hosts[p] and w[2] <= times[p] <= w[3]
+        )

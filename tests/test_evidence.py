@@ -57,38 +57,69 @@ def test_a_clock_set_moves_the_event_table_with_the_steps() -> None:
     (attempt,) = analysis.correlation.attempts
     request = next(s for s in attempt.steps if s.name == "odj_request")
     assert request.ts != request.ts_corrected
-    row = next(e for e in view["events"] if e["record_id"] == request.ref.record_id
-               and e["source"] == request.ref.source_file)
+    row = next(
+        e
+        for e in view["events"]
+        if e["record_id"] == request.ref.record_id and e["source"] == request.ref.source_file
+    )
     assert row["time"] == ZONE.time(request.ts_corrected)
     assert row["raw_time"] == ZONE.time(request.ts)
 
 
 DAMAGE_BASE = {
-    "name": "damage", "seed": 61, "start": "2025-10-01T08:00:00Z", "noise": 5,
+    "name": "damage",
+    "seed": 61,
+    "start": "2025-10-01T08:00:00Z",
+    "noise": 5,
     "connectors": [{"name": "CONN01.contoso.local", "served_before": 4}],
     "devices": [
-        {"oobe_name": "DESKTOP-DMG0001", "layout": "cab",
-         "attempts": [{"at": "10m", "connector": "CONN01.contoso.local",
-                       "fault": "access_denied", "computer_name": "AP-DMG00000001"}]},
-        {"oobe_name": "DESKTOP-DMG0002", "layout": "cab",
-         "attempts": [{"at": "40m", "connector": "CONN01.contoso.local",
-                       "fault": "quota", "computer_name": "AP-DMG00000002"}]}],
+        {
+            "oobe_name": "DESKTOP-DMG0001",
+            "layout": "cab",
+            "attempts": [
+                {
+                    "at": "10m",
+                    "connector": "CONN01.contoso.local",
+                    "fault": "access_denied",
+                    "computer_name": "AP-DMG00000001",
+                }
+            ],
+        },
+        {
+            "oobe_name": "DESKTOP-DMG0002",
+            "layout": "cab",
+            "attempts": [
+                {
+                    "at": "40m",
+                    "connector": "CONN01.contoso.local",
+                    "fault": "quota",
+                    "computer_name": "AP-DMG00000002",
+                }
+            ],
+        },
+    ],
 }
 CONNECTOR_LOG = "Microsoft-Intune-ODJConnectorService/Operational"
 
 
-@settings(max_examples=8, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=8,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(record=st.integers(1, 6), torn=st.booleans())
 def test_damage_anywhere_in_the_connector_log_never_claims_no_request(
-        tmp_path_factory: pytest.TempPathFactory, record: int, torn: bool) -> None:
+    tmp_path_factory: pytest.TempPathFactory, record: int, torn: bool
+) -> None:
     """Both devices' requests are in the log (records 5 and 6). Cut it halfway into any
     record, or tear its last one: an attempt whose request was lost is `damaged`, never
     `no_request`, and no-connector-answered never fires."""
     raw = yaml.safe_load(yaml.safe_dump(DAMAGE_BASE))
     damage: dict[str, Any] = {"host": "CONN01.contoso.local", "channel": CONNECTOR_LOG}
-    damage.update({"dirty": True, "torn_last_record": True} if torn else
-                  {"truncate_at_record": record})
+    damage.update(
+        {"dirty": True, "torn_last_record": True} if torn else {"truncate_at_record": record}
+    )
     raw["damage"] = [damage]
     scenario = parse(raw, "<damage>")
     out = tmp_path_factory.mktemp("damage")
@@ -129,22 +160,36 @@ def test_a_success_before_the_wait_is_set_aside_not_matched() -> None:
 
 @pytest.mark.parametrize(("skew", "known"), [("40s", False), ("2h", True), ("-3h", True)])
 def test_device_clock_offset_fires_only_on_a_tight_estimate(
-        tmp_path: Path, skew: str, known: bool) -> None:
+    tmp_path: Path, skew: str, known: bool
+) -> None:
     """A timed-out wait bounds the offset by the 10-minute latency model: 40 s stays unknown
     (its interval holds zero), hours are tight enough to state and to apply."""
-    raw = {"name": "skew", "seed": 62, "start": "2025-10-01T08:00:00Z", "noise": 5,
-           "connectors": [{"name": "CONN01.contoso.local"}],
-           "devices": [{"oobe_name": "DESKTOP-SKEWED1", "layout": "intune", "clock_offset": skew,
-                        "attempts": [{"at": "10m", "connector": "CONN01.contoso.local",
-                                      "fault": "access_denied"}]}]}
+    raw = {
+        "name": "skew",
+        "seed": 62,
+        "start": "2025-10-01T08:00:00Z",
+        "noise": 5,
+        "connectors": [{"name": "CONN01.contoso.local"}],
+        "devices": [
+            {
+                "oobe_name": "DESKTOP-SKEWED1",
+                "layout": "intune",
+                "clock_offset": skew,
+                "attempts": [
+                    {"at": "10m", "connector": "CONN01.contoso.local", "fault": "access_denied"}
+                ],
+            }
+        ],
+    }
     scenario = parse(raw, "<skew>")
     layout.write_bundle(scenario, build(scenario), tmp_path)
     analysis = analyze([tmp_path])
     (attempt,) = analysis.correlation.attempts
     assert attempt.offset.known is known
     truth = scenario.devices[0].clock_offset
-    fired = [f for f in analysis.evaluation.for_attempt(attempt.id)
-             if f.rule == "device-clock-offset"]
+    fired = [
+        f for f in analysis.evaluation.for_attempt(attempt.id) if f.rule == "device-clock-offset"
+    ]
     if known:
         assert abs(attempt.offset.offset_ns / 1e9 - truth) <= attempt.offset.uncertainty_ns / 1e9
         assert fired

@@ -31,14 +31,16 @@ def _outputs(name: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
     data["summary"]["seconds"] = 0.0  # the one value that varies between runs
     text = io.BytesIO()
     write(analysis, Format.terminal, text, OutputOptions(width=100))
-    terminal = re.sub(r"problem\(s\), [0-9.]+ s;", "problem(s), 0.0 s;",
-                      text.getvalue().decode("utf-8"))
+    terminal = re.sub(
+        r"problem\(s\), [0-9.]+ s;", "problem(s), 0.0 s;", text.getvalue().decode("utf-8")
+    )
     return json.dumps(data, indent=1, ensure_ascii=False) + "\n", terminal
 
 
 @pytest.mark.parametrize("name", SAMPLES)
-def test_json_and_terminal_output_match_the_snapshot(name: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_json_and_terminal_output_match_the_snapshot(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     json_text, terminal = _outputs(name, monkeypatch)
     for suffix, got in ((".json", json_text), (".txt", terminal)):
         path = GOLDEN / f"{name}{suffix}"
@@ -47,7 +49,8 @@ def test_json_and_terminal_output_match_the_snapshot(name: str,
             path.write_text(got, encoding="utf-8")
         assert path.exists(), f"no snapshot {path}: run with EVTXDOC_UPDATE_GOLDEN=1"
         assert got == path.read_text(encoding="utf-8"), (
-            f"{path.name} changed: review, then EVTXDOC_UPDATE_GOLDEN=1 to accept")
+            f"{path.name} changed: review, then EVTXDOC_UPDATE_GOLDEN=1 to accept"
+        )
 
 
 def test_terminal_output_fits_100_columns(monkeypatch: pytest.MonkeyPatch) -> None:

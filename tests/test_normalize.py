@@ -46,8 +46,15 @@ UPDATED_BODY = (
 
 def raw(event_data=None, user_data=None, channel="System", **system):
     created = {"#attributes": {"SystemTime": "2025-02-18T10:00:00.123456Z"}}
-    event = {"System": {"Channel": channel, "Computer": "HOST1", "EventRecordID": 7,
-                        "TimeCreated": created, **system}}
+    event = {
+        "System": {
+            "Channel": channel,
+            "Computer": "HOST1",
+            "EventRecordID": 7,
+            "TimeCreated": created,
+            **system,
+        }
+    }
     if event_data is not None:
         event["EventData"] = event_data
     if user_data is not None:
@@ -56,8 +63,9 @@ def raw(event_data=None, user_data=None, channel="System", **system):
 
 
 def test_legacy_connector_json_body_becomes_fields():
-    event = normalize(raw({"Data": {"#text": LEGACY_BODY}}, channel="ODJ Connector Service"),
-                      "odj.evtx")
+    event = normalize(
+        raw({"Data": {"#text": LEGACY_BODY}}, channel="ODJ Connector Service"), "odj.evtx"
+    )
     assert event.fields["Data0"] == LEGACY_BODY
     assert event.fields["ErrorCode"] == "5"
     assert event.fields["DiagnosticCode"] == "0x00000800"  # as written, not re-rendered
@@ -67,8 +75,13 @@ def test_legacy_connector_json_body_becomes_fields():
 
 
 def test_updated_connector_key_value_body_becomes_fields():
-    event = normalize(raw({"Data": {"#text": UPDATED_BODY}},
-                          channel="Microsoft-Intune-ODJConnectorService/Operational"), "x")
+    event = normalize(
+        raw(
+            {"Data": {"#text": UPDATED_BODY}},
+            channel="Microsoft-Intune-ODJConnectorService/Operational",
+        ),
+        "x",
+    )
     assert event.fields["EventType"] == "ComputerObjectCreated"
     assert event.fields["DeviceName"] == "AP-9X3KQ2LM"
     assert event.fields["DiagnosticCode"] == "0"
@@ -90,18 +103,26 @@ def test_unnamed_data_become_numbered_fields_and_named_keep_names():
 
 
 def test_user_data_flattened_with_dotted_paths():
-    user = {"WinVerifyTrustStart": {"EventAuxInfo": {"#attributes": {"ProcessName": "a.exe"}},
-                                    "#attributes": {"xmlns": "urn:x"}, "Result": 5}}
+    user = {
+        "WinVerifyTrustStart": {
+            "EventAuxInfo": {"#attributes": {"ProcessName": "a.exe"}},
+            "#attributes": {"xmlns": "urn:x"},
+            "Result": 5,
+        }
+    }
     event = normalize(raw(user_data=user), "x")
-    assert event.fields == {"UserData": "WinVerifyTrustStart",
-                            "WinVerifyTrustStart.EventAuxInfo.ProcessName": "a.exe",
-                            "WinVerifyTrustStart.Result": 5}
+    assert event.fields == {
+        "UserData": "WinVerifyTrustStart",
+        "WinVerifyTrustStart.EventAuxInfo.ProcessName": "a.exe",
+        "WinVerifyTrustStart.Result": 5,
+    }
 
 
 def test_guid_values_take_the_windows_form():
     activity = {"#attributes": {"ActivityID": "a1b2c3d4-0000-0000-0000-00000000abcd"}}
-    event = normalize(raw({"DeviceId": "e078603c-fe1a-488a-a760-415622ff9f45"},
-                          Correlation=activity), "x")
+    event = normalize(
+        raw({"DeviceId": "e078603c-fe1a-488a-a760-415622ff9f45"}, Correlation=activity), "x"
+    )
     assert event.fields["DeviceId"] == "{E078603C-FE1A-488A-A760-415622FF9F45}"
     assert event.activity_id == "{A1B2C3D4-0000-0000-0000-00000000ABCD}"
 
@@ -111,20 +132,25 @@ def test_qualifiers_are_separate_from_the_event_id():
     assert (event.event_id, event.qualifiers) == (7036, 16384)
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("2016-07-08T18:12:51.681640Z", "2016-07-08T18:12:51.6816400Z"),
-    ("2016-07-08T18:12:51.6816408Z UTC", "2016-07-08T18:12:51.6816408Z"),
-    ("2016-07-08 18:12:51.681641+00:00", "2016-07-08T18:12:51.6816410Z"),
-    ("2021-11-19T16:52:33.833733500Z", "2021-11-19T16:52:33.8337335Z"),
-    ("2021-11-19T18:52:33.5+02:00", "2021-11-19T16:52:33.5000000Z"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("2016-07-08T18:12:51.681640Z", "2016-07-08T18:12:51.6816400Z"),
+        ("2016-07-08T18:12:51.6816408Z UTC", "2016-07-08T18:12:51.6816408Z"),
+        ("2016-07-08 18:12:51.681641+00:00", "2016-07-08T18:12:51.6816410Z"),
+        ("2021-11-19T16:52:33.833733500Z", "2021-11-19T16:52:33.8337335Z"),
+        ("2021-11-19T18:52:33.5+02:00", "2021-11-19T16:52:33.5000000Z"),
+    ],
+)
 def test_time_formats_of_every_backend(text, expected):
     assert format_time_ns(parse_time_ns(text)) == expected
 
 
 def test_header_time_supplies_the_100ns_digit_only_when_it_agrees():
     assert event_time("2016-07-08T18:12:51.681640Z", "2016-07-08T18:12:51.6816408Z UTC") == (
-        parse_time_ns("2016-07-08T18:12:51.6816408Z"), True)
+        parse_time_ns("2016-07-08T18:12:51.6816408Z"),
+        True,
+    )
     # rs drops trailing zeros of the header time: .676846 means .6768460
     assert event_time("2016-07-08T18:12:54.676846Z", "2016-07-08T18:12:54.676846Z UTC")[1]
     # an exported file: the header holds the export time, so only µs are known here
@@ -140,8 +166,10 @@ def test_times_at_100ns_in_a_live_log():
 
 def test_exported_file_record_ids_come_from_the_xml_and_times_from_the_filetime():
     path = real("smb-password-guessing-security.evtx")  # every header time is the export time
-    header_ids = [r["event_record_id"] for r in
-                  itertools.islice(evtx.PyEvtxParser(str(path)).records_json(), 5)]
+    header_ids = [
+        r["event_record_id"]
+        for r in itertools.islice(evtx.PyEvtxParser(str(path)).records_json(), 5)
+    ]
     analysis = pipeline.analyze([path])
     frame = analysis.timeline
     assert sorted(frame["record_id"])[:5] != header_ids  # the XML ids, not the header's 1..n
@@ -156,8 +184,9 @@ def test_fields_decode_from_the_timeline():
 
 
 @pytest.mark.skipif(not fallback_available(), reason="python-evtx not installed")
-@pytest.mark.parametrize("name", ["new-user-security.evtx", "Security_with_size_t.evtx",
-                                  "system.evtx"])
+@pytest.mark.parametrize(
+    "name", ["new-user-security.evtx", "Security_with_size_t.evtx", "system.evtx"]
+)
 def test_python_evtx_and_rs_normalize_alike(name):
     path = str(real(name))
     rs = {}
@@ -173,7 +202,12 @@ def test_python_evtx_and_rs_normalize_alike(name):
     for record_id in common:
         a, b = rs[record_id], other[record_id]
         assert (a.host, a.channel, a.provider, a.event_id, a.level) == (
-            b.host, b.channel, b.provider, b.event_id, b.level)
+            b.host,
+            b.channel,
+            b.provider,
+            b.event_id,
+            b.level,
+        )
         assert abs(a.ts - b.ts) < 10_000  # µs renderings; python-evtx's float is off by µs
         assert a.activity_id == b.activity_id
         for key, value in a.fields.items():
@@ -202,34 +236,69 @@ def test_decode_fields_takes_stored_payload_bytes():
 
 
 def test_any_value_a_backend_gives_can_be_stored():
-    payload = encode_payload({"EventData": {"Big": 2**70, "Low": -(2**70), "List": [2**65],
-                                            "Bytes": b"\x01", 5: "numeric key"}})
-    assert decode_fields(payload) == {"Big": str(2**70), "Low": str(-(2**70)),
-                                      "List": [str(2**65)], "Bytes": "b'\\x01'",
-                                      "5": "numeric key"}
+    payload = encode_payload(
+        {
+            "EventData": {
+                "Big": 2**70,
+                "Low": -(2**70),
+                "List": [2**65],
+                "Bytes": b"\x01",
+                5: "numeric key",
+            }
+        }
+    )
+    assert decode_fields(payload) == {
+        "Big": str(2**70),
+        "Low": str(-(2**70)),
+        "List": [str(2**65)],
+        "Bytes": "b'\\x01'",
+        "5": "numeric key",
+    }
     assert decode_fields(b"{not json") == {}
 
 
 def test_odd_system_values_of_a_damaged_record_do_not_stop_the_file():
-    event = {"System": {"TimeCreated": "garbage", "Correlation": "x", "Security": 5,
-                        "EventID": "12", "Provider": "p", "Computer": 7, "Level": "4",
-                        "EventRecordID": "99"}, "EventData": None}
-    values = dict(zip(ROW_FIELDS, row((3, "2025-02-18T10:00:00.1234567Z UTC", event)),
-                      strict=True))
+    event = {
+        "System": {
+            "TimeCreated": "garbage",
+            "Correlation": "x",
+            "Security": 5,
+            "EventID": "12",
+            "Provider": "p",
+            "Computer": 7,
+            "Level": "4",
+            "EventRecordID": "99",
+        },
+        "EventData": None,
+    }
+    values = dict(zip(ROW_FIELDS, row((3, "2025-02-18T10:00:00.1234567Z UTC", event)), strict=True))
     assert (values["event_id"], values["level"], values["record_id"]) == (12, 4, 99)
     assert (values["host"], values["provider"], values["activity_id"]) == ("7", "", None)
     assert values["ts"] == parse_time_ns("2025-02-18T10:00:00.1234567Z")  # the header's time
     created = {"#attributes": {"SystemTime": 1234}}  # a number where the time belongs
-    event = {"System": {"TimeCreated": created, "EventID": 1, "Level": 4, "Task": 0,
-                        "Opcode": 0, "EventRecordID": 5, "Computer": "H", "Channel": "C",
-                        "Provider": {"#attributes": {"Name": "P"}}, "Correlation": None,
-                        "Security": None}}
+    event = {
+        "System": {
+            "TimeCreated": created,
+            "EventID": 1,
+            "Level": 4,
+            "Task": 0,
+            "Opcode": 0,
+            "EventRecordID": 5,
+            "Computer": "H",
+            "Channel": "C",
+            "Provider": {"#attributes": {"Name": "P"}},
+            "Correlation": None,
+            "Security": None,
+        }
+    }
     assert row((5, "2025-02-18T10:00:00.1234567Z UTC", event))[6] == 5
 
 
 def test_trailing_zeros_dropped_from_the_header_time_still_agree():
     assert event_time("2016-07-08T22:16:31.245000Z", "2016-07-08T22:16:31.245Z UTC") == (
-        parse_time_ns("2016-07-08T22:16:31.245Z"), True)
+        parse_time_ns("2016-07-08T22:16:31.245Z"),
+        True,
+    )
     assert event_time("2016-07-08T22:16:31.000000Z", "2016-07-08T22:16:31Z UTC")[1]
     assert not event_time("2016-07-08T22:16:31.245100Z", "2016-07-08T22:16:31.245Z UTC")[1]
 
@@ -256,28 +325,31 @@ def test_cutting_rs_text_at_system_gives_the_row_of_the_whole_event(path):
     assert fast_rows or path.stat().st_size < 100_000  # the big real files take the cut
 
 
-@pytest.mark.parametrize("text", [
-    # RenderingInfo (a forwarded event) holds the message: the whole event is read
-    '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
-    '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
-    '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
-    '"Security":null},"EventData":{"A":"x"},"RenderingInfo":{"Message":"hello"}}}',
-    # UserData before System: the cut would close UserData, which is not System
-    '{"Event":{"UserData":{"U":{"V":"1"}},"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,'
-    '"EventRecordID":2,"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},'
-    '"TimeCreated":{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},'
-    '"Correlation":null,"Security":null},"EventData":{"A":"x"}}}',
-    # a value that spells the cut inside a string (its quote is escaped, so it is no cut)
-    '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
-    '"Channel":"C","Computer":"H\\"},\\"EventData\\":","Provider":{"#attributes":{"Name":"P"}},'
-    '"TimeCreated":{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},'
-    '"Correlation":null,"Security":null},"EventData":{"A":"x"}}}',
-    # no payload at all
-    '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
-    '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
-    '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
-    '"Security":null}}}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        # RenderingInfo (a forwarded event) holds the message: the whole event is read
+        '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
+        '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
+        '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
+        '"Security":null},"EventData":{"A":"x"},"RenderingInfo":{"Message":"hello"}}}',
+        # UserData before System: the cut would close UserData, which is not System
+        '{"Event":{"UserData":{"U":{"V":"1"}},"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,'
+        '"EventRecordID":2,"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},'
+        '"TimeCreated":{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},'
+        '"Correlation":null,"Security":null},"EventData":{"A":"x"}}}',
+        # a value that spells the cut inside a string (its quote is escaped, so it is no cut)
+        '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
+        '"Channel":"C","Computer":"H\\"},\\"EventData\\":","Provider":{"#attributes":{"Name":"P"}},'
+        '"TimeCreated":{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},'
+        '"Correlation":null,"Security":null},"EventData":{"A":"x"}}}',
+        # no payload at all
+        '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
+        '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
+        '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
+        '"Security":null}}}',
+    ],
+)
 def test_rs_text_of_any_layout_gives_the_row_of_the_whole_event(text):
     record = (2, "2025-02-18T10:00:00.1234567Z UTC", text)
     fast, careful = row(record), _whole_event_row(record)
@@ -295,22 +367,36 @@ def test_text_without_an_event_object_gives_no_row():
 
 
 def test_seconds_are_counted_like_datetime_and_bad_times_refused():
-    for text in ("1677-09-22T00:00:00", "1970-01-01T00:00:00", "2016-02-29T23:59:59",
-                 "2025-12-31T12:34:56", "2262-04-11T23:47:16"):
+    for text in (
+        "1677-09-22T00:00:00",
+        "1970-01-01T00:00:00",
+        "2016-02-29T23:59:59",
+        "2025-12-31T12:34:56",
+        "2262-04-11T23:47:16",
+    ):
         stamp = dt.datetime.fromisoformat(text)
-        assert parse_time_ns(text) == (stamp - dt.datetime(1970, 1, 1)) // dt.timedelta(
-            microseconds=1) * 1000
-    for text in ("2016-13-08T18:12:51", "2015-02-29T00:00:00", "2016-07-08T24:00:00",
-                 "2016-07-08T18:60:00", "2016-07-08T18:00:61",
-                 "1601-01-01T00:00:00"):  # a FILETIME of 0: before datetime64[ns] begins
+        assert (
+            parse_time_ns(text)
+            == (stamp - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1) * 1000
+        )
+    for text in (
+        "2016-13-08T18:12:51",
+        "2015-02-29T00:00:00",
+        "2016-07-08T24:00:00",
+        "2016-07-08T18:60:00",
+        "2016-07-08T18:00:61",
+        "1601-01-01T00:00:00",
+    ):  # a FILETIME of 0: before datetime64[ns] begins
         assert parse_time_ns(text) is None
 
 
 def test_a_nested_key_named_like_the_payload_does_not_move_the_cut():
-    text = ('{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
-            '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
-            '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
-            '"Security":null},"EventData":{"X":{"Y":1},"EventData":"inner"}}}')
+    text = (
+        '{"Event":{"System":{"EventID":1,"Level":4,"Task":0,"Opcode":0,"EventRecordID":2,'
+        '"Channel":"C","Computer":"H","Provider":{"#attributes":{"Name":"P"}},"TimeCreated":'
+        '{"#attributes":{"SystemTime":"2025-02-18T10:00:00.123456Z"}},"Correlation":null,'
+        '"Security":null},"EventData":{"X":{"Y":1},"EventData":"inner"}}}'
+    )
     record = (2, "2025-02-18T10:00:00.1234567Z UTC", text)
     assert decode_fields(row(record)[13]) == {"X.Y": 1, "EventData": "inner"}
     assert row(record) == _whole_event_row(record)

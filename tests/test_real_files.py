@@ -16,12 +16,14 @@ DAMAGED = {
     "system.evtx": "stale_chunk_count",
     "sysmon.evtx": "bad_chunk",
     "2-vss_7-System.evtx": "stale_chunk_count",
-    "E_Windows_system32_winevt_logs_Microsoft-Windows-Shell-Core%4Operational.evtx":
-        "stale_chunk_count",
+    "E_Windows_system32_winevt_logs_Microsoft-Windows-Shell-Core%4Operational.evtx": (
+        "stale_chunk_count"
+    ),
     "Microsoft-Windows-HelloForBusiness%4Operational.evtx": "torn_record",
     "Microsoft-Windows-LanguagePackSetup%4Operational.evtx": "torn_record",
-    "2-vss_0-Microsoft-Windows-TerminalServices-RemoteConnectionManager%4Operational.evtx":
-        "torn_record",
+    "2-vss_0-Microsoft-Windows-TerminalServices-RemoteConnectionManager%4Operational.evtx": (
+        "torn_record"
+    ),
     "sample_with_a_bad_chunk_magic.evtx": "bad_chunk",
     "sample-with-zero-data-size-event.evtx": "bad_record",
     "security_bad_string_cache.evtx": "bad_chunk_header_crc",
@@ -98,7 +100,9 @@ def test_per_host_views_split_the_timeline(whole_folder):
     views = timeline.by_host(whole_folder.timeline)
     assert sum(len(v) for v in views.values()) == len(whole_folder.timeline)
     assert set(views["DESKTOP-2KGM189"]["channel"]) == {
-        "System", "Microsoft-Windows-Sysmon/Operational"}
+        "System",
+        "Microsoft-Windows-Sysmon/Operational",
+    }
 
 
 def test_timeline_is_sorted_and_typed(whole_folder):

@@ -46,8 +46,7 @@ def test_the_real_deployment_is_one_attempt_that_succeeded(real_deployment: Anal
     assert len(attempts) == 1
     attempt = attempts[0]
     assert attempt.outcome is Outcome.SUCCEEDED, attempt.reason
-    chain = [(s.name, s.status) for s in attempt.steps
-             if s.name in ("odj_request", "odj_blob")]
+    chain = [(s.name, s.status) for s in attempt.steps if s.name in ("odj_request", "odj_blob")]
     assert chain == [("odj_request", "waiting"), ("odj_request", "waiting"), ("odj_blob", "ok")]
     assert any(s.name == "hybrid_registration" and s.status == "ok" for s in attempt.steps)
     assert attempt.device.join_method == "hybrid"  # from Autopilot 101, no profile file
@@ -55,8 +54,7 @@ def test_the_real_deployment_is_one_attempt_that_succeeded(real_deployment: Anal
 
 
 @needs_sequence
-def test_the_real_deployment_has_no_error_or_warning_finding(
-        real_deployment: Analysis) -> None:
+def test_the_real_deployment_has_no_error_or_warning_finding(real_deployment: Analysis) -> None:
     findings = real_deployment.evaluation.findings
     loud = [(f.rule, f.severity) for f in findings if f.severity not in ("info",)]
     assert loud == []
@@ -64,21 +62,23 @@ def test_the_real_deployment_has_no_error_or_warning_finding(
 
 
 @needs_sequence
-def test_every_attempt_finding_cites_events_inside_its_attempt(
-        real_deployment: Analysis) -> None:
+def test_every_attempt_finding_cites_events_inside_its_attempt(real_deployment: Analysis) -> None:
     attempt = real_deployment.correlation.attempts[0]
     frame = real_deployment.timeline
     for finding in real_deployment.evaluation.findings:
         if finding.attempt != attempt.id:
             continue
         for ref in finding.evidence:
-            row = frame[(frame["record_id"] == ref.record_id)
-                        & (frame["source_file"].astype(str) == ref.source_file)]
+            row = frame[
+                (frame["record_id"] == ref.record_id)
+                & (frame["source_file"].astype(str) == ref.source_file)
+            ]
             ts = int(row["ts"].array.asi8[0])
             assert attempt.started - 15 * 60 * 10**9 <= ts <= attempt.ended + 30 * 60 * 10**9
 
 
 # --- one test per corrected meaning ------------------------------------------------------------
+
 
 def _attempts(events: list[dict[str, Any]]) -> list[Any]:
     frame, supporting = build_case({"events": events})
@@ -87,87 +87,170 @@ def _attempts(events: list[dict[str, Any]]) -> list[Any]:
 
 def _odj_state(t: float, state: int) -> dict[str, Any]:
     """DMEDP 109 with its state in HexInt1, as the real deployment wrote it."""
-    return {"t": t, "host": "DESKTOP-1", "channel": "dmedp", "id": 109,
-            "data": {"HexInt1": f"0x{state}"}}
+    return {
+        "t": t,
+        "host": "DESKTOP-1",
+        "channel": "dmedp",
+        "id": 109,
+        "data": {"HexInt1": f"0x{state}"},
+    }
 
 
 def _profile_checks(t: float) -> list[dict[str, Any]]:
     """One real profile check: 153 with numbers, 103 with the correlation id (shapes.md)."""
-    return [{"t": t, "host": "DESKTOP-1", "channel": AUTOPILOT, "id": 153,
-             "data": {"InitialState": 0, "UpdateState": 3}},
-            {"t": t, "host": "DESKTOP-1", "channel": AUTOPILOT, "id": 103,
-             "data": {"Message1": "AutopilotServiceCorrelationId",
-                      "Message2": "9b2f0c1e-0000-4000-8000-000000000001"}}]
+    return [
+        {
+            "t": t,
+            "host": "DESKTOP-1",
+            "channel": AUTOPILOT,
+            "id": 153,
+            "data": {"InitialState": 0, "UpdateState": 3},
+        },
+        {
+            "t": t,
+            "host": "DESKTOP-1",
+            "channel": AUTOPILOT,
+            "id": 103,
+            "data": {
+                "Message1": "AutopilotServiceCorrelationId",
+                "Message2": "9b2f0c1e-0000-4000-8000-000000000001",
+            },
+        },
+    ]
 
 
 def test_autopilot_100_is_a_missing_optional_setting_not_a_missing_profile() -> None:
-    events = [{"t": i * 30, "host": "DESKTOP-1", "channel": AUTOPILOT, "id": 100, "level": 3,
-               "data": {"Message1": name}}
-              for i, name in enumerate(("CloudAssignedLanguage", "CloudAssignedRegion",
-                                        "CloudAssignedTenantUpn"))]
+    events = [
+        {
+            "t": i * 30,
+            "host": "DESKTOP-1",
+            "channel": AUTOPILOT,
+            "id": 100,
+            "level": 3,
+            "data": {"Message1": name},
+        }
+        for i, name in enumerate(
+            ("CloudAssignedLanguage", "CloudAssignedRegion", "CloudAssignedTenantUpn")
+        )
+    ]
     events += _profile_checks(120)
     assert _attempts(events) == []  # profile checks alone are no join attempt
 
 
 def test_a_profile_check_right_after_the_odj_request_stays_in_the_attempt() -> None:
-    events = [*_profile_checks(0),
-              _odj_state(60, 1),
-              *_profile_checks(60.003),  # 3 ms later, as the real deployment wrote it
-              {"t": 60.034, "host": "DESKTOP-1", "channel": "dmedp", "id": 111,
-               "data": {"Boolean1": False}},
-              _odj_state(60.035, 2),
-              *_profile_checks(900)]
+    events = [
+        *_profile_checks(0),
+        _odj_state(60, 1),
+        *_profile_checks(60.003),  # 3 ms later, as the real deployment wrote it
+        {
+            "t": 60.034,
+            "host": "DESKTOP-1",
+            "channel": "dmedp",
+            "id": 111,
+            "data": {"Boolean1": False},
+        },
+        _odj_state(60.035, 2),
+        *_profile_checks(900),
+    ]
     attempts = _attempts(events)
     assert len(attempts) == 1
     assert [s.name for s in attempts[0].steps if s.name.startswith("odj")] == [
-        "odj_request", "odj_request", "odj_blob"]
+        "odj_request",
+        "odj_request",
+        "odj_blob",
+    ]
 
 
 def test_autopilot_101_carries_the_join_method_and_the_skip_dc_setting() -> None:
-    events = [{"t": 0, "host": "DESKTOP-1", "channel": AUTOPILOT, "id": 101,
-               "data": {"Message1": "CloudAssignedDomainJoinMethod", "Int1": 1}},
-              {"t": 1, "host": "DESKTOP-1", "channel": AUTOPILOT, "id": 101,
-               "data": {"Message1": "HybridJoinSkipDCConnectivityCheck", "Int1": 1}},
-              _odj_state(60, 1)]
+    events = [
+        {
+            "t": 0,
+            "host": "DESKTOP-1",
+            "channel": AUTOPILOT,
+            "id": 101,
+            "data": {"Message1": "CloudAssignedDomainJoinMethod", "Int1": 1},
+        },
+        {
+            "t": 1,
+            "host": "DESKTOP-1",
+            "channel": AUTOPILOT,
+            "id": 101,
+            "data": {"Message1": "HybridJoinSkipDCConnectivityCheck", "Int1": 1},
+        },
+        _odj_state(60, 1),
+    ]
     [attempt] = _attempts(events)
     assert (attempt.device.join_method, attempt.device.skip_dc_check) == ("hybrid", True)
 
 
 def test_udr_360_device_is_joined_yes_confirms_the_registration() -> None:
-    base = [_odj_state(0, 1),
-            _odj_state(60, 2),
-            {"t": 70, "host": "DESKTOP-1", "channel": "udr", "id": 360, "level": 3,
-             "data": {"DeviceIsJoined": "No", "AADPrt": "No"}}]
+    base = [
+        _odj_state(0, 1),
+        _odj_state(60, 2),
+        {
+            "t": 70,
+            "host": "DESKTOP-1",
+            "channel": "udr",
+            "id": 360,
+            "level": 3,
+            "data": {"DeviceIsJoined": "No", "AADPrt": "No"},
+        },
+    ]
     [pending] = _attempts(base)
     assert not any(s.name == "hybrid_registration" for s in pending.steps)
-    joined = [*base, {"t": 3000, "host": "DESKTOP-1", "channel": "udr", "id": 360, "level": 3,
-                      "data": {"DeviceIsJoined": "Yes", "AADPrt": "Yes"}}]
+    joined = [
+        *base,
+        {
+            "t": 3000,
+            "host": "DESKTOP-1",
+            "channel": "udr",
+            "id": 360,
+            "level": 3,
+            "data": {"DeviceIsJoined": "Yes", "AADPrt": "Yes"},
+        },
+    ]
     [attempt] = _attempts(joined)
     assert ("hybrid_registration", "ok") in [(s.name, s.status) for s in attempt.steps]
 
 
 def test_udr_304_reads_its_exit_code() -> None:
-    events = [_odj_state(0, 1),
-              _odj_state(60, 2),
-              {"t": 600, "host": "DESKTOP-1", "channel": "udr", "id": 304, "level": 2,
-               "data": {"ExitCode": -2145647630, "JoinType": "sync"}}]
+    events = [
+        _odj_state(0, 1),
+        _odj_state(60, 2),
+        {
+            "t": 600,
+            "host": "DESKTOP-1",
+            "channel": "udr",
+            "id": 304,
+            "level": 2,
+            "data": {"ExitCode": -2145647630, "JoinType": "sync"},
+        },
+    ]
     [attempt] = _attempts(events)
     step = next(s for s in attempt.steps if s.name == "hybrid_registration")
     assert "0x801C03F2" in step.detail
 
 
-def test_a_lone_profile_with_a_hybrid_join_method_is_an_attempt_waiting_for_its_request(
-        ) -> None:
-    events = [{"t": 0, "host": "DESKTOP-1", "channel": AUTOPILOT, "id": 101,
-               "data": {"Message1": "CloudAssignedDomainJoinMethod", "Int1": 1}},
-              *_profile_checks(10)]
+def test_a_lone_profile_with_a_hybrid_join_method_is_an_attempt_waiting_for_its_request() -> None:
+    events = [
+        {
+            "t": 0,
+            "host": "DESKTOP-1",
+            "channel": AUTOPILOT,
+            "id": 101,
+            "data": {"Message1": "CloudAssignedDomainJoinMethod", "Int1": 1},
+        },
+        *_profile_checks(10),
+    ]
     [attempt] = _attempts(events)
     assert attempt.outcome is Outcome.INCOMPLETE
 
 
 def test_replay_parses_rows_cut_at_200_characters() -> None:
-    cut = ('{"ExitCode": -2145647629, "ServerErrorMessage": "The device object by the given '
-           'id (<guid>) is not found.", "DebugOutput": "joinMode: Join\\ndrsInstance: azu')
+    cut = (
+        '{"ExitCode": -2145647629, "ServerErrorMessage": "The device object by the given '
+        'id (<guid>) is not found.", "DebugOutput": "joinMode: Join\\ndrsInstance: azu'
+    )
     fields = dict(replay.parse_fields(cut))
     assert fields["ExitCode"] == -2145647629
     assert fields["DebugOutput"].startswith("joinMode: Join\ndrsInstance: azu")
@@ -175,9 +258,11 @@ def test_replay_parses_rows_cut_at_200_characters() -> None:
 
 def test_replay_names_channels_in_full() -> None:
     assert replay.full_channel("ModernDeployment/Autopilot") == (
-        "Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot")
+        "Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot"
+    )
     assert replay.full_channel("DMEDP/Admin").endswith(
-        "DeviceManagement-Enterprise-Diagnostics-Provider/Admin")
+        "DeviceManagement-Enterprise-Diagnostics-Provider/Admin"
+    )
     assert Path(replay.full_channel("User Device Registration/Admin")).name == "Admin"
 
 
@@ -186,7 +271,8 @@ SAMPLES = sorted((Path(__file__).resolve().parent.parent / "sample_logs").glob("
 
 @pytest.mark.parametrize("bundle", SAMPLES, ids=lambda p: p.parent.name)
 def test_no_sample_has_an_error_on_a_healthy_attempt_or_evidence_outside_its_attempt(
-        bundle: Path) -> None:
+    bundle: Path,
+) -> None:
     analysis = analyze([bundle])
     attempts = {a.id: a for a in analysis.correlation.attempts}
     frame = analysis.timeline
@@ -203,10 +289,15 @@ def test_no_sample_has_an_error_on_a_healthy_attempt_or_evidence_outside_its_att
             if ref.host.lower() not in device_hosts:
                 continue  # connector evidence: matched to the attempt by the correlation
             ts = times[(ref.source_file, ref.record_id)]
-            assert attempt.started - 15 * 60 * 10**9 - abs(attempt.offset.offset_ns if
-                                                          attempt.offset else 0) <= ts
+            assert (
+                attempt.started
+                - 15 * 60 * 10**9
+                - abs(attempt.offset.offset_ns if attempt.offset else 0)
+                <= ts
+            )
             assert ts <= attempt.ended + 30 * 60 * 10**9 + abs(
-                attempt.offset.offset_ns if attempt.offset else 0), (finding.rule, ref)
+                attempt.offset.offset_ns if attempt.offset else 0
+            ), (finding.rule, ref)
 
 
 def test_the_real_shaped_sample_is_one_success_with_its_blob_processed() -> None:

@@ -24,8 +24,11 @@ _FIELD = re.compile(r"`([^`]+)` ([a-z/-]+) \(")
 _HEX = re.compile(r"^0x[0-9a-f]+$")
 _INT = re.compile(r"^-?\d+$")
 _GUID = re.compile(r"^\{?[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}\}?$", re.I)
-SAMPLE = {TYPE_NAMES["string"]: "text", TYPE_NAMES["guid"]: "00000000-0000-4000-8000-000000000001",
-          TYPE_NAMES["bool"]: False}
+SAMPLE = {
+    TYPE_NAMES["string"]: "text",
+    TYPE_NAMES["guid"]: "00000000-0000-4000-8000-000000000001",
+    TYPE_NAMES["bool"]: False,
+}
 
 
 def real_shapes() -> dict[tuple[str, int], dict[str, Any]]:
@@ -38,7 +41,8 @@ def real_shapes() -> dict[tuple[str, int], dict[str, Any]]:
         channel, _, event_id, _, levels, fields = cells
         out[(channel.lower(), int(event_id))] = {
             "levels": {int(level) for level in re.findall(r"(\d)×", levels)},
-            "fields": [(name, set(shape.split("/"))) for name, shape in _FIELD.findall(fields)]}
+            "fields": [(name, set(shape.split("/"))) for name, shape in _FIELD.findall(fields)],
+        }
     return out
 
 
@@ -68,8 +72,11 @@ def written(shape: catalog.EventShape, tmp: Path) -> tuple[int, list[tuple[str, 
     [record] = list(PyEvtxParser(str(path)).records_json())
     event = json.loads(record["data"])["Event"]
     data = event.get("EventData") or {}
-    fields = [(k, rendered_shape(v)) for k, v in data.items() if k != "#attributes"] if isinstance(
-        data, dict) else []
+    fields = (
+        [(k, rendered_shape(v)) for k, v in data.items() if k != "#attributes"]
+        if isinstance(data, dict)
+        else []
+    )
     return int(event["System"]["Level"]), fields
 
 
@@ -80,11 +87,17 @@ ENTRIES = sorted(catalog.load())
 def test_the_generator_covers_the_events_the_analysis_reads() -> None:
     shapes = real_shapes()
     known = {(s.channel.lower(), s.event_id) for s in catalog.load().values()}
-    read = [("microsoft-windows-moderndeployment-diagnostics-provider/autopilot", i)
-            for i in (100, 101, 103, 153)] + [
-        ("microsoft-windows-user device registration/admin", i) for i in (204, 304, 360)] + [
-        ("microsoft-windows-devicemanagement-enterprise-diagnostics-provider/admin", i)
-        for i in (109, 111)]
+    read = (
+        [
+            ("microsoft-windows-moderndeployment-diagnostics-provider/autopilot", i)
+            for i in (100, 101, 103, 153)
+        ]
+        + [("microsoft-windows-user device registration/admin", i) for i in (204, 304, 360)]
+        + [
+            ("microsoft-windows-devicemanagement-enterprise-diagnostics-provider/admin", i)
+            for i in (109, 111)
+        ]
+    )
     assert all(key in shapes for key in read)
     assert [key for key in read if key not in known] == []
 

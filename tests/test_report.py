@@ -83,8 +83,7 @@ def test_hostile_event_text_renders_inert_and_bounded(hostile: Analysis) -> None
     assert "unsafe-inline" not in rules and "http" not in rules
 
 
-def test_the_failing_hostile_device_still_gets_a_verdict_and_a_finding(
-        hostile: Analysis) -> None:
+def test_the_failing_hostile_device_still_gets_a_verdict_and_a_finding(hostile: Analysis) -> None:
     data = document(hostile)
     verdict = next(v for v in data["verdicts"] if v["name"].startswith("DESKTOP-H0ST1LE"))
     assert verdict["status"] in ("failed", "timed_out")
@@ -96,16 +95,33 @@ def _identifiers(analysis: Analysis, text: str) -> set[str]:
     found: set[str] = set()
     for host in analysis.timeline["host"].cat.categories:
         found.add(host)
-        found.update(p for p in re.split(r"[.\s\"<>=()]+", host) if len(p) >= 4
-                     and p.lower() not in ("local", "evil", "onload", "alert"))
+        found.update(
+            p
+            for p in re.split(r"[.\s\"<>=()]+", host)
+            if len(p) >= 4 and p.lower() not in ("local", "evil", "onload", "alert")
+        )
     for attempt in analysis.correlation.attempts:
         device = attempt.device
-        found.update(v for v in (*device.oobe_names, *device.hosts, device.computer_name,
-                                 device.domain, device.serial, device.ztdid, device.entdmid,
-                                 device.tenant_id) if v)
+        found.update(
+            v
+            for v in (
+                *device.oobe_names,
+                *device.hosts,
+                device.computer_name,
+                device.domain,
+                device.serial,
+                device.ztdid,
+                device.entdmid,
+                device.tenant_id,
+            )
+            if v
+        )
         for request in attempt.requests:
-            found.update(v for v in (request.device_name, request.device_id, request.domain,
-                                     request.user_sid) if v)
+            found.update(
+                v
+                for v in (request.device_name, request.device_id, request.domain, request.user_sid)
+                if v
+            )
     for pattern in (SID, GUID, EMAIL, IPV4):
         found.update(m.group(0) for m in re.finditer(pattern, text))
     return {f for f in found if len(f) >= 4}
@@ -127,13 +143,21 @@ def test_redact_leaves_no_identifier_of_any_sample(bundle: Path) -> None:
 def test_redact_covers_upns_ips_and_account_names_consistently(hostile: Analysis) -> None:
     redactor = for_analysis(hostile)
     page = unescape(html.render(hostile, html.ReportOptions(redactor=redactor)))
-    for original in ("jane.doe", "fabrikam", "10.20.30.40", "evil.user", "DESKTOP-H0ST1LE",
-                     "CONN01", "contoso"):
+    for original in (
+        "jane.doe",
+        "fabrikam",
+        "10.20.30.40",
+        "evil.user",
+        "DESKTOP-H0ST1LE",
+        "CONN01",
+        "contoso",
+    ):
         assert original.lower() not in page.lower(), original
     assert "user01@domain" in page and "192.0.2." in page
     again = for_analysis(hostile)
     assert again.text("DESKTOP-H0ST1LE at CONN01.contoso.local") == redactor.text(
-        "DESKTOP-H0ST1LE at CONN01.contoso.local")
+        "DESKTOP-H0ST1LE at CONN01.contoso.local"
+    )
 
 
 def test_shipped_schema_is_the_generated_one() -> None:
@@ -146,8 +170,10 @@ def test_every_sample_json_report_validates_against_the_schema(bundle: Path) -> 
     analysis = pipeline.analyze([bundle])
     validator = jsonschema.Draft202012Validator(SCHEMA)
     for data in (document(analysis), document(analysis, for_analysis(analysis))):
-        errors = [f"{list(e.path)}: {e.message[:200]}"
-                  for e in validator.iter_errors(json.loads(json.dumps(data)))]
+        errors = [
+            f"{list(e.path)}: {e.message[:200]}"
+            for e in validator.iter_errors(json.loads(json.dumps(data)))
+        ]
         assert errors == []
 
 
@@ -199,9 +225,13 @@ def test_csv_and_timesketch_exports_carry_attempt_ids() -> None:
 
 def test_output_suffix_picks_the_format(tmp_path: Path) -> None:
     bundle = str(ROOT / "sample_logs/healthy-hybrid/bundle")
-    for suffix, probe in ((".html", "<!DOCTYPE html>"), (".json", '"schema_version"'),
-                          (".csv", "ts,host,channel"), (".jsonl", '"timestamp_desc"'),
-                          (".txt", "Verdict per device")):
+    for suffix, probe in (
+        (".html", "<!DOCTYPE html>"),
+        (".json", '"schema_version"'),
+        (".csv", "ts,host,channel"),
+        (".jsonl", '"timestamp_desc"'),
+        (".txt", "Verdict per device"),
+    ):
         target = tmp_path / f"report{suffix}"
         result = runner.invoke(app, ["analyze", bundle, "-o", str(target)])
         assert result.exit_code == 0, result.output
@@ -224,12 +254,26 @@ def test_inline_markup_of_causes_and_fixes_becomes_three_tags_and_nothing_else()
     from evtxdoc.report.fragments import finding_blocks
 
     finding = {
-        "severity": "error", "root_cause": True, "anchor": "f1", "title": "T", "attempt": "A#1",
-        "host": None, "confidence": "documented", "rule": "r", "scope": "attempt", "count": 1,
-        "superseded": [], "references": [], "evidence": [], "more_evidence": 0,
+        "severity": "error",
+        "root_cause": True,
+        "anchor": "f1",
+        "title": "T",
+        "attempt": "A#1",
+        "host": None,
+        "confidence": "documented",
+        "rule": "r",
+        "scope": "attempt",
+        "count": 1,
+        "superseded": [],
+        "references": [],
+        "evidence": [],
+        "more_evidence": 0,
         "cause": "The account *svc* failed: <img src=x onerror=alert(1)> **denied**",
-        "fix_steps": ["Grant **Log on as a service**.", "Run `wevtutil epl System C:\\t\\*.evtx`.",
-                      "Keep `**literal**` and 2*3*4 as written."],
+        "fix_steps": [
+            "Grant **Log on as a service**.",
+            "Run `wevtutil epl System C:\\t\\*.evtx`.",
+            "Keep `**literal**` and 2*3*4 as written.",
+        ],
     }
     html = str(finding_blocks([finding]))
     assert "<em>svc</em>" in html and "<strong>denied</strong>" in html

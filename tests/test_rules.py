@@ -40,28 +40,48 @@ def test_every_rule_passes_its_own_cases(rule: Rule) -> None:
 def test_every_row_of_domain_c_has_a_rule() -> None:
     """domain.md (c) rows 1–20 and the brief's symptoms, by the rule that covers each."""
     covering = {
-        1: "connector-access-denied-msa", 2: "connector-computer-quota",
-        3: "no-connector-answered", 4: "no-connector-answered", 5: "stale-odj-blob",
-        6: "device-proxy-drs-discovery", 7: "dc-unreachable-no-skip",
-        8: "dns-resolution-failed", 9: "connector-legacy-not-serving",
-        10: "connector-ou-dn-invalid", 11: "name-prefix-invalid",
-        12: "hybrid-registration-sync-pending", 13: "clock-skew-kerberos",
-        14: "connector-ie-esc-signin", 15: "exchange-connector-bad-request",
-        16: "exchange-connector-cas-unreachable", 17: "assign-user-hybrid",
-        18: "entra-device-deleted", 19: "hybrid-esp-80004005-unpatched",
+        1: "connector-access-denied-msa",
+        2: "connector-computer-quota",
+        3: "no-connector-answered",
+        4: "no-connector-answered",
+        5: "stale-odj-blob",
+        6: "device-proxy-drs-discovery",
+        7: "dc-unreachable-no-skip",
+        8: "dns-resolution-failed",
+        9: "connector-legacy-not-serving",
+        10: "connector-ou-dn-invalid",
+        11: "name-prefix-invalid",
+        12: "hybrid-registration-sync-pending",
+        13: "clock-skew-kerberos",
+        14: "connector-ie-esc-signin",
+        15: "exchange-connector-bad-request",
+        16: "exchange-connector-cas-unreachable",
+        17: "assign-user-hybrid",
+        18: "entra-device-deleted",
+        19: "hybrid-esp-80004005-unpatched",
         20: "duplicate-entra-objects",
     }
     ids = {r.id for r in KNOWLEDGE_BASE.rules}
     assert set(covering.values()) <= ids
-    for extra in ("connector-proxy-failure", "vpn-not-connected", "connector-access-denied-legacy",
-                  "offline-join-failed", "service-cannot-log-on", "device-clock-offset"):
+    for extra in (
+        "connector-proxy-failure",
+        "vpn-not-connected",
+        "connector-access-denied-legacy",
+        "offline-join-failed",
+        "service-cannot-log-on",
+        "device-clock-offset",
+    ):
         assert extra in ids
 
 
 def test_the_shipped_json_schema_is_the_one_the_loader_uses() -> None:
     assert (RULES_DIR / "rule.schema.json").read_text("utf-8") == schema_text()
     assert json.loads(schema_text())["properties"]["scope"]["enum"] == [
-        "event", "host", "attempt", "bundle"]
+        "event",
+        "host",
+        "attempt",
+        "bundle",
+    ]
 
 
 def test_lint_reports_each_broken_rule_at_its_line() -> None:
@@ -69,14 +89,19 @@ def test_lint_reports_each_broken_rule_at_its_line() -> None:
     assert result.exit_code == 1
     out = result.output
     broken = FILES / "rules-broken"
-    assert f"{broken / 'bad-keys.yaml'}:10: match.events.failed.chanel: unknown key 'chanel'" \
-           " — did you mean 'channel'?" in out
-    assert f"{broken / 'bad-regex.yaml'}:11: match.events.text.fields.Message.regex: bad " \
-           "regex" in out
+    assert (
+        f"{broken / 'bad-keys.yaml'}:10: match.events.failed.chanel: unknown key 'chanel'"
+        " — did you mean 'channel'?" in out
+    )
+    assert (
+        f"{broken / 'bad-regex.yaml'}:11: match.events.text.fields.Message.regex: bad regex" in out
+    )
     assert f"{broken / 'duplicate-key.yaml'}:4: duplicate key 'severity' (first at line 3)" in out
     assert f"{broken / 'wrong-type.yaml'}:3: severity: 'fatal' is not one of" in out
-    assert f"{broken / 'wrong-type.yaml'}:10: match.events.failed.event_id: '4099' is not " \
-           "integer or a list of integer" in out
+    assert (
+        f"{broken / 'wrong-type.yaml'}:10: match.events.failed.event_id: '4099' is not "
+        "integer or a list of integer" in out
+    )
     assert "5 problem(s)" in out
 
 
@@ -109,8 +134,12 @@ def test_new_writes_a_rule_that_lints_and_tests_clean(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("scope", ["host", "event", "bundle"])
 def test_new_templates_of_other_scopes_test_clean(tmp_path: Path, scope: str) -> None:
-    assert runner.invoke(app, ["rules", "new", f"x-{scope}", "--dir", str(tmp_path),
-                               "--scope", scope]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["rules", "new", f"x-{scope}", "--dir", str(tmp_path), "--scope", scope]
+        ).exit_code
+        == 0
+    )
     tested = runner.invoke(app, ["rules", "test", "--only", str(tmp_path)])
     assert tested.exit_code == 0, tested.output
 
@@ -118,14 +147,18 @@ def test_new_templates_of_other_scopes_test_clean(tmp_path: Path, scope: str) ->
 def test_duplicate_ids_and_unknown_supersedes_are_reported(tmp_path: Path) -> None:
     source = (RULES_DIR / "device" / "offline-join-failed.yaml").read_text("utf-8")
     (tmp_path / "offline-join-failed.yaml").write_text(source)
-    (tmp_path / "other.yaml").write_text(source.replace("id: offline-join-failed", "id: other")
-                                         .replace("supersedes: [odj-blob-timeout]",
-                                                  "supersedes: [odj-blob-timeuot]"))
+    (tmp_path / "other.yaml").write_text(
+        source.replace("id: offline-join-failed", "id: other").replace(
+            "supersedes: [odj-blob-timeout]", "supersedes: [odj-blob-timeuot]"
+        )
+    )
     result = load_rules([RULES_DIR, tmp_path])
     messages = [str(p) for p in result.problems]
     assert any("duplicate rule id 'offline-join-failed'" in m for m in messages)
-    assert any("unknown rule 'odj-blob-timeuot'" in m and "did you mean 'odj-blob-timeout'"
-               in m for m in messages)
+    assert any(
+        "unknown rule 'odj-blob-timeuot'" in m and "did you mean 'odj-blob-timeout'" in m
+        for m in messages
+    )
 
 
 def test_show_and_list() -> None:
@@ -139,30 +172,33 @@ def test_show_and_list() -> None:
     assert "connector-access-denied-msa" in listed.output
 
 
-@pytest.mark.parametrize(("spec", "value", "expected"), [
-    ({"code": "0x80070774"}, "80070774", True),
-    ({"code": "0x80070774"}, -2147022988, True),
-    ({"code": "0x80070774"}, 1908, True),
-    ({"code": "0x80070774"}, "0x774", True),
-    ({"code": "ERROR_DOMAIN_CONTROLLER_NOT_FOUND"}, "0x80070774", True),
-    ({"code": "NERR_BadOfflineJoinInfo"}, 2710, True),
-    ({"code": "NERR_BadOfflineJoinInfo"}, "0x00000A96", True),
-    ({"code": "NERR_BadOfflineJoinInfo"}, 2709, False),
-    ({"code": 0}, "0", True),
-    ({"not": {"code": 0}}, "5", True),
-    ("Stopped", "stopped", True),
-    (5, "5", True),
-    (5, "0x00000005", True),
-    (["a", "b"], "B", True),
-    ({"regex": "^odj"}, "ODJConnector", True),
-    ({"contains": "Base"}, "OdjServiceBaseUrl", True),
-    ({"ge": 3, "lt": 5}, "4", True),
-    ({"ge": 3, "lt": 5}, 5, False),
-    ({"gt": 1}, "not a number", False),
-    ({"exists": True}, None, False),
-    ({"exists": False}, "", True),
-    (True, "true", True),
-])
+@pytest.mark.parametrize(
+    ("spec", "value", "expected"),
+    [
+        ({"code": "0x80070774"}, "80070774", True),
+        ({"code": "0x80070774"}, -2147022988, True),
+        ({"code": "0x80070774"}, 1908, True),
+        ({"code": "0x80070774"}, "0x774", True),
+        ({"code": "ERROR_DOMAIN_CONTROLLER_NOT_FOUND"}, "0x80070774", True),
+        ({"code": "NERR_BadOfflineJoinInfo"}, 2710, True),
+        ({"code": "NERR_BadOfflineJoinInfo"}, "0x00000A96", True),
+        ({"code": "NERR_BadOfflineJoinInfo"}, 2709, False),
+        ({"code": 0}, "0", True),
+        ({"not": {"code": 0}}, "5", True),
+        ("Stopped", "stopped", True),
+        (5, "5", True),
+        (5, "0x00000005", True),
+        (["a", "b"], "B", True),
+        ({"regex": "^odj"}, "ODJConnector", True),
+        ({"contains": "Base"}, "OdjServiceBaseUrl", True),
+        ({"ge": 3, "lt": 5}, "4", True),
+        ({"ge": 3, "lt": 5}, 5, False),
+        ({"gt": 1}, "not a number", False),
+        ({"exists": True}, None, False),
+        ({"exists": False}, "", True),
+        (True, "true", True),
+    ],
+)
 def test_matchers(spec: object, value: object, expected: bool) -> None:
     matcher = compile_matcher(spec)
     assert matcher(value) is expected
@@ -177,8 +213,9 @@ def test_unknown_code_names_are_rejected() -> None:
 
 def test_analyze_with_a_local_rule_folder(tmp_path: Path) -> None:
     bundle = Path(__file__).parent.parent / "sample_logs" / "blob-rejected" / "bundle"
-    result = runner.invoke(app, ["analyze", str(bundle), "--format", "json",
-                                 "--rules", str(FILES / "rules-local")])
+    result = runner.invoke(
+        app, ["analyze", str(bundle), "--format", "json", "--rules", str(FILES / "rules-local")]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     rules = [f["rule"] for f in data["findings"]]
@@ -190,7 +227,6 @@ def test_analyze_with_a_local_rule_folder(tmp_path: Path) -> None:
 
 def test_analyze_with_a_broken_rule_folder_names_the_line() -> None:
     bundle = Path(__file__).parent.parent / "sample_logs" / "blob-rejected" / "bundle"
-    result = runner.invoke(app, ["analyze", str(bundle), "--rules",
-                                 str(FILES / "rules-broken")])
+    result = runner.invoke(app, ["analyze", str(bundle), "--rules", str(FILES / "rules-broken")])
     assert result.exit_code == 2
     assert "bad-keys.yaml:10" in result.output

@@ -17,8 +17,7 @@ runner = CliRunner()
 
 
 def test_layout_override_writes_a_live_copy(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["synth", str(SCENARIO), "-o", str(tmp_path), "--layout",
-                                 "live"])
+    result = runner.invoke(app, ["synth", str(SCENARIO), "-o", str(tmp_path), "--layout", "live"])
     assert result.exit_code == 0, result.output
     logs = tmp_path / "bundle" / "DESKTOP-4F7Q2LM" / "winevt" / "Logs"
     names = {p.name for p in logs.iterdir()}
@@ -36,8 +35,7 @@ def test_unknown_fault_names_the_file_and_the_entry(tmp_path: Path) -> None:
 
 
 def test_scale_writes_a_fleet_bundle_that_reads_clean(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["synth", str(SCENARIO), "-o", str(tmp_path), "--scale",
-                                 "4000"])
+    result = runner.invoke(app, ["synth", str(SCENARIO), "-o", str(tmp_path), "--scale", "4000"])
     assert result.exit_code == 0, result.output
     analysis = pipeline.analyze([tmp_path / "bundle"])
     assert analysis.problems == ()

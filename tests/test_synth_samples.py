@@ -40,8 +40,11 @@ def test_bundle_regenerates_byte_for_byte(tmp_path: Path, name: str) -> None:
     folder = SAMPLES / name
     written = synthesize(folder / "scenario.yaml", tmp_path)
     assert written
-    committed = {p.relative_to(folder): p.read_bytes()
-                 for p in folder.rglob("*") if p.is_file() and p.name != "scenario.yaml"}
+    committed = {
+        p.relative_to(folder): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != "scenario.yaml"
+    }
     fresh = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert set(fresh) == set(committed), "run sample_logs/regenerate.sh"
     for path, data in fresh.items():
@@ -53,8 +56,13 @@ def test_bundle_reads_with_exactly_the_injected_problems(name: str) -> None:
     folder = SAMPLES / name
     scenario = yaml.safe_load((folder / "scenario.yaml").read_text())
     analysis = pipeline.analyze([folder / "bundle"])
-    injected = {(d["host"], kind) for d in scenario.get("damage") or []
-                for key, kinds in DAMAGE_PROBLEMS.items() if d.get(key) for kind in kinds}
+    injected = {
+        (d["host"], kind)
+        for d in scenario.get("damage") or []
+        for key, kinds in DAMAGE_PROBLEMS.items()
+        if d.get(key)
+        for kind in kinds
+    }
     found = {(p.source.split("/bundle/")[1].split("/")[0], p.kind) for p in analysis.problems}
     assert found == injected
     assert len(analysis.timeline) > 0
@@ -67,8 +75,12 @@ def test_bundle_reads_with_exactly_the_injected_problems(name: str) -> None:
 DAMAGE_PROBLEMS = {  # scenario damage → the problems reading it must report, no more
     "dirty": ("dirty_header",),
     "torn_last_record": ("torn_record", "bad_chunk_data_crc", "channel_inferred"),
-    "truncate_at_record": ("truncated_file", "bad_free_space", "bad_record",
-                           "truncated_records_recovered"),
+    "truncate_at_record": (
+        "truncated_file",
+        "bad_free_space",
+        "bad_record",
+        "truncated_records_recovered",
+    ),
 }
 
 
@@ -116,16 +128,26 @@ def _fields_by_event(bundle: Path) -> dict[tuple[str, int], set[str]]:
 
 REAL_FIELDS = {  # parsers.md §7 and domain.md a.2 [REAL]: field names per event id
     ("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin", 109): {"HexInt1"},
-    ("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin", 111):
-        {"Boolean1"},
-    ("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin", 2750):
-        {"HRESULT", "HexInt1", "Message1"},
-    ("Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot", 153):
-        {"InitialState", "UpdateState"},
-    ("Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot", 103):
-        {"Message1", "Message2"},
-    ("Microsoft-Windows-ModernDeployment-Diagnostics-Provider/ManagementService", 1005):
-        {"File", "HRESULT", "Line", "Message"},
+    ("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin", 111): {"Boolean1"},
+    ("Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin", 2750): {
+        "HRESULT",
+        "HexInt1",
+        "Message1",
+    },
+    ("Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot", 153): {
+        "InitialState",
+        "UpdateState",
+    },
+    ("Microsoft-Windows-ModernDeployment-Diagnostics-Provider/Autopilot", 103): {
+        "Message1",
+        "Message2",
+    },
+    ("Microsoft-Windows-ModernDeployment-Diagnostics-Provider/ManagementService", 1005): {
+        "File",
+        "HRESULT",
+        "Line",
+        "Message",
+    },
     ("Microsoft-Windows-Shell-Core/Operational", 62407): {"Name", "Value"},
     ("System", 4098): {"DomainName", "ComputerName"},  # domain.md a.8 (S28)
     ("System", 4099): {"DomainName", "ComputerName", "NetStatusCode"},
@@ -156,8 +178,11 @@ def test_connector_bodies_decode_into_the_documented_fields() -> None:
     frame = pipeline.analyze([SAMPLES / "multi-device-two-connectors" / "bundle"]).timeline
     requests = timeline.select(frame, event_ids=[30130])
     fields = timeline.fields_of(requests)
-    assert {f["DeviceName"] for f in fields} >= {"AP-2W4E6R8T0YU", "AP-3E5R7T9Y1UI",
-                                                  "KSK-8M6N4B2V0C"}
+    assert {f["DeviceName"] for f in fields} >= {
+        "AP-2W4E6R8T0YU",
+        "AP-3E5R7T9Y1UI",
+        "KSK-8M6N4B2V0C",
+    }
     failed = [f for f in fields if f["DiagnosticCode"] != "0"]
     assert [f["DeviceName"] for f in failed] == ["KSK-8M6N4B2V0C"]
     legacy = pipeline.analyze([SAMPLES / "access-denied-legacy" / "bundle"]).timeline

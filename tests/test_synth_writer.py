@@ -30,48 +30,99 @@ MSA = "S-1-5-21-3623811015-3361044348-30300820-4101"
 
 def dmedp(index: int, **extra: Any) -> SynthEvent:
     return SynthEvent(
-        time_ns=T0 + index * 1_000_000_100, event_id=109, level=4,
+        time_ns=T0 + index * 1_000_000_100,
+        event_id=109,
+        level=4,
         provider="Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider",
         provider_guid="{3DA494E4-0FE2-415C-B895-FB5265C5C83B}",
         channel="Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin",
-        computer="DESKTOP-4F7Q2LM", process_id=1200, thread_id=3400, user_sid="S-1-5-18",
+        computer="DESKTOP-4F7Q2LM",
+        process_id=1200,
+        thread_id=3400,
+        user_sid="S-1-5-18",
         data=(Field("HexInt1", bx.HEXINT32, index % 4), Field("Message1", bx.STRING, f"m {index}")),
-        **extra)
+        **extra,
+    )
 
 
 def mixed_events() -> list[SynthEvent]:
     """One of each shape and value type the catalog uses, several chunks' worth."""
     events = [dmedp(i) for i in range(1500)]
-    events.append(SynthEvent(
-        time_ns=T0, provider="Service Control Manager", event_id=7000, qualifiers=49152,
-        provider_guid="{555908d1-a6d7-4695-8e1e-26931d2012f4}", channel="System",
-        computer="CONN01.contoso.local", level=2, keywords=0x8080000000000000, classic=True,
-        data=(Field("param1", bx.STRING, "Intune Exchange Connector"),
-              Field("param2", bx.STRING, "%%1069"))))
-    events.append(SynthEvent(
-        time_ns=T0 + 5, provider="Microsoft-Intune-ODJConnectorService", event_id=30130,
-        channel="Microsoft-Intune-ODJConnectorService/Operational", computer="CONN01",
-        user_sid=MSA, activity_id="{6F0B2A3C-1D4E-4F50-8A9B-0C1D2E3F4A5B}",
-        data=(Field("Message", bx.STRING, "OfflineDomainJoinRequestProcessed: x\r\n"
-                    "DeviceName: AP-1\r\nDiagnosticCode: 0"),)))
-    events.append(SynthEvent(
-        time_ns=T0 + 7, provider="Microsoft-Windows-Kernel-General", event_id=1,
-        provider_guid="{A68CA8B7-004F-D7B6-A698-07E2DE0F1F5D}", channel="System",
-        computer="AP-1.contoso.local",
-        data=(Field("NewTime", bx.FILETIME, T0), Field("OldTime", bx.FILETIME, T0 - 10**12),
-              Field("Reason", bx.UINT32, 2), Field("Flag", bx.BOOL, True),
-              Field("Id", bx.GUID, "{11111111-2222-3333-4444-555555555555}"),
-              Field("Big", bx.UINT64, 2**63 + 5), Field("Sid", bx.SID, MSA))))
-    events.append(SynthEvent(
-        time_ns=T0 + 9, provider="Microsoft-Windows-Foo", event_id=4, channel="Foo/Operational",
-        computer="AP-1", user_data=("EventXML", "Event_NS",
-                                    (Field("State", bx.UINT32, 3),
-                                     Field("Text", bx.STRING, "é日本")))))
+    events.append(
+        SynthEvent(
+            time_ns=T0,
+            provider="Service Control Manager",
+            event_id=7000,
+            qualifiers=49152,
+            provider_guid="{555908d1-a6d7-4695-8e1e-26931d2012f4}",
+            channel="System",
+            computer="CONN01.contoso.local",
+            level=2,
+            keywords=0x8080000000000000,
+            classic=True,
+            data=(
+                Field("param1", bx.STRING, "Intune Exchange Connector"),
+                Field("param2", bx.STRING, "%%1069"),
+            ),
+        )
+    )
+    events.append(
+        SynthEvent(
+            time_ns=T0 + 5,
+            provider="Microsoft-Intune-ODJConnectorService",
+            event_id=30130,
+            channel="Microsoft-Intune-ODJConnectorService/Operational",
+            computer="CONN01",
+            user_sid=MSA,
+            activity_id="{6F0B2A3C-1D4E-4F50-8A9B-0C1D2E3F4A5B}",
+            data=(
+                Field(
+                    "Message",
+                    bx.STRING,
+                    "OfflineDomainJoinRequestProcessed: x\r\nDeviceName: AP-1\r\nDiagnosticCode: 0",
+                ),
+            ),
+        )
+    )
+    events.append(
+        SynthEvent(
+            time_ns=T0 + 7,
+            provider="Microsoft-Windows-Kernel-General",
+            event_id=1,
+            provider_guid="{A68CA8B7-004F-D7B6-A698-07E2DE0F1F5D}",
+            channel="System",
+            computer="AP-1.contoso.local",
+            data=(
+                Field("NewTime", bx.FILETIME, T0),
+                Field("OldTime", bx.FILETIME, T0 - 10**12),
+                Field("Reason", bx.UINT32, 2),
+                Field("Flag", bx.BOOL, True),
+                Field("Id", bx.GUID, "{11111111-2222-3333-4444-555555555555}"),
+                Field("Big", bx.UINT64, 2**63 + 5),
+                Field("Sid", bx.SID, MSA),
+            ),
+        )
+    )
+    events.append(
+        SynthEvent(
+            time_ns=T0 + 9,
+            provider="Microsoft-Windows-Foo",
+            event_id=4,
+            channel="Foo/Operational",
+            computer="AP-1",
+            user_data=(
+                "EventXML",
+                "Event_NS",
+                (Field("State", bx.UINT32, 3), Field("Text", bx.STRING, "é日本")),
+            ),
+        )
+    )
     return events
 
 
-def write(tmp_path: Path, events: list[SynthEvent], damage: Damage | None = None,
-          name: str = "out.evtx") -> Path:
+def write(
+    tmp_path: Path, events: list[SynthEvent], damage: Damage | None = None, name: str = "out.evtx"
+) -> Path:
     writer = EvtxWriter()
     writer.extend(events)
     path = tmp_path / name
@@ -82,15 +133,23 @@ def write(tmp_path: Path, events: list[SynthEvent], damage: Damage | None = None
 def _fields(raw: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     values = row(raw)
     # ts, event_id, qualifiers, level, record_id, host, channel, provider, user_sid
-    system = (values[0], values[1], values[2], values[3], values[6], values[7], values[8],
-              values[9], values[11])
+    system = (
+        values[0],
+        values[1],
+        values[2],
+        values[3],
+        values[6],
+        values[7],
+        values[8],
+        values[9],
+        values[11],
+    )
     return system, decode_fields(values[13], values[8])
 
 
 def read_rs_strict(path: Path) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
     errors: list[tuple[str, str]] = []
-    out = [_fields(raw) for raw in rs_records(str(path), lambda *e: errors.append(e),
-                                              strict=True)]
+    out = [_fields(raw) for raw in rs_records(str(path), lambda *e: errors.append(e), strict=True)]
     assert not errors, errors
     return out
 
@@ -103,8 +162,9 @@ def read_python_evtx(path: Path) -> list[tuple[tuple[Any, ...], dict[str, Any]]]
         assert header.verify()
         assert all(chunk.verify() for chunk in header.chunks())
     errors: list[tuple[str, str]] = []
-    out = [_fields(raw) for raw in python_evtx_records(str(path), set(),
-                                                       lambda *e: errors.append(e))]
+    out = [
+        _fields(raw) for raw in python_evtx_records(str(path), set(), lambda *e: errors.append(e))
+    ]
     assert not errors, errors
     return out
 
@@ -115,8 +175,7 @@ def read_libevtx(path: Path) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
     try:
         assert not log.is_corrupted()
         assert log.number_of_recovered_records == 0
-        return [_fields((r.identifier, None, xml_to_event(r.xml_string)))
-                for r in log.records]
+        return [_fields((r.identifier, None, xml_to_event(r.xml_string))) for r in log.records]
     finally:
         log.close()
 
@@ -127,9 +186,17 @@ def expected(events: list[SynthEvent], first_id: int = 1):
 
     out = []
     for number, event in enumerate(events):
-        system = (event.time_ns - event.time_ns % 100, event.event_id, event.qualifiers or 0,
-                  event.level, first_id + number, event.computer, event.channel,
-                  event.provider, event.user_sid)
+        system = (
+            event.time_ns - event.time_ns % 100,
+            event.event_id,
+            event.qualifiers or 0,
+            event.level,
+            first_id + number,
+            event.computer,
+            event.channel,
+            event.provider,
+            event.user_sid,
+        )
         fields: dict[str, Any] = {}
         if event.user_data:
             name, _, items = event.user_data
@@ -193,7 +260,7 @@ def test_each_chunk_is_self_contained_and_layout_matches_the_format(tmp_path: Pa
     assert struct.unpack_from("<HH", data, 36) == (1, 3)
     assert zlib.crc32(data[:120]) == struct.unpack_from("<I", data, 124)[0]
     for offset in range(4096, len(data), 65536):
-        chunk = data[offset:offset + 65536]
+        chunk = data[offset : offset + 65536]
         assert chunk[:8] == b"ElfChnk\x00"
         free = struct.unpack_from("<I", chunk, 48)[0]
         assert not any(chunk[free:])  # slack zeroed
@@ -220,12 +287,15 @@ def test_minor_version_2_and_an_empty_log(tmp_path: Path) -> None:
     assert read_rs_strict(empty) == [] and scan(empty).problems == []
 
 
-@pytest.mark.parametrize(("damage", "kind"), [
-    (Damage(dirty=True), "dirty_header"),
-    (Damage(bad_crc_chunk=0), "bad_chunk_data_crc"),
-    (Damage(truncate_at=4096 + 65536 + 30000), "truncated_file"),
-    (Damage(torn_last_record=True), "torn_record"),
-])
+@pytest.mark.parametrize(
+    ("damage", "kind"),
+    [
+        (Damage(dirty=True), "dirty_header"),
+        (Damage(bad_crc_chunk=0), "bad_chunk_data_crc"),
+        (Damage(truncate_at=4096 + 65536 + 30000), "truncated_file"),
+        (Damage(torn_last_record=True), "torn_record"),
+    ],
+)
 def test_damage_is_what_the_scan_reports(tmp_path: Path, damage: Damage, kind: str) -> None:
     path = write(tmp_path, [dmedp(i) for i in range(1200)], damage)
     kinds = {p.kind for p in scan(path).problems}
@@ -253,31 +323,50 @@ def test_dirty_header_keeps_stale_counts_and_slack_holds_old_records(tmp_path: P
 def test_a_record_too_large_for_a_chunk_is_refused(tmp_path: Path) -> None:
     from dataclasses import replace
 
-    event = replace(dmedp(0), data=(Field("Message1", bx.STRING, "x" * 32_000),
-                                    Field("Message2", bx.STRING, "y" * 32_000)))
+    event = replace(
+        dmedp(0),
+        data=(
+            Field("Message1", bx.STRING, "x" * 32_000),
+            Field("Message2", bx.STRING, "y" * 32_000),
+        ),
+    )
     with pytest.raises(ValueError, match=r"65,535|does not fit"):
         EvtxWriter().add(event)
 
 
-_TEXT = st.text(st.characters(categories=("L", "N", "P", "Zs"), exclude_characters="\x00"),
-                max_size=1800)
+_TEXT = st.text(
+    st.characters(categories=("L", "N", "P", "Zs"), exclude_characters="\x00"), max_size=1800
+)
 
 
 @st.composite
 def event_sets(draw) -> list[SynthEvent]:
     count = draw(st.integers(1, 120))
-    computers = draw(st.lists(st.text("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-", min_size=1,
-                                      max_size=15), min_size=1, max_size=3))
+    computers = draw(
+        st.lists(
+            st.text("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-", min_size=1, max_size=15),
+            min_size=1,
+            max_size=3,
+        )
+    )
     events = []
     for index in range(count):
-        events.append(SynthEvent(
-            time_ns=T0 + draw(st.integers(0, 10**15)) * 100, provider="Microsoft-Windows-X",
-            event_id=draw(st.integers(0, 65535)), channel="X/Admin",
-            computer=draw(st.sampled_from(computers)), level=draw(st.integers(0, 5)),
-            data=(Field("Message1", bx.STRING, "v " + draw(_TEXT)),
-                  Field("HexInt1", bx.HEXINT32, draw(st.integers(0, 2**32 - 1))),
-                  Field("Count", bx.UINT32, draw(st.integers(0, 2**32 - 1))),
-                  Field("Index", bx.UINT64, index))))
+        events.append(
+            SynthEvent(
+                time_ns=T0 + draw(st.integers(0, 10**15)) * 100,
+                provider="Microsoft-Windows-X",
+                event_id=draw(st.integers(0, 65535)),
+                channel="X/Admin",
+                computer=draw(st.sampled_from(computers)),
+                level=draw(st.integers(0, 5)),
+                data=(
+                    Field("Message1", bx.STRING, "v " + draw(_TEXT)),
+                    Field("HexInt1", bx.HEXINT32, draw(st.integers(0, 2**32 - 1))),
+                    Field("Count", bx.UINT32, draw(st.integers(0, 2**32 - 1))),
+                    Field("Index", bx.UINT64, index),
+                ),
+            )
+        )
     return events
 
 
@@ -301,12 +390,25 @@ def test_arrays_and_binary_values(tmp_path: Path) -> None:
     items as text.)
     """
     events = [
-        SynthEvent(time_ns=T0, provider="EventLog", event_id=6005, channel="System",
-                   computer="H", classic=True, qualifiers=32768, keywords=0x80000000000000,
-                   data=(Field(None, bx.STRING | bx.ARRAY,
-                               ["10.00.", "15063", "Multiprocessor Free"]),)),
-        SynthEvent(time_ns=T0 + 100, provider="P", event_id=1, channel="C", computer="H",
-                   data=(Field("Blob", bx.BINARY, b"\x01\xab\x00"),)),
+        SynthEvent(
+            time_ns=T0,
+            provider="EventLog",
+            event_id=6005,
+            channel="System",
+            computer="H",
+            classic=True,
+            qualifiers=32768,
+            keywords=0x80000000000000,
+            data=(Field(None, bx.STRING | bx.ARRAY, ["10.00.", "15063", "Multiprocessor Free"]),),
+        ),
+        SynthEvent(
+            time_ns=T0 + 100,
+            provider="P",
+            event_id=1,
+            channel="C",
+            computer="H",
+            data=(Field("Blob", bx.BINARY, b"\x01\xab\x00"),),
+        ),
     ]
     path = write(tmp_path, events)
     array = {"Data0": "10.00.", "Data1": "15063", "Data2": "Multiprocessor Free"}

@@ -11,14 +11,33 @@ from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch, append, build_frame
 
 
 def _row(ts=0, event_id=1, level=4, record_id=1, host="H", channel="C", activity=None):
-    return (ts, event_id, 0, level, 0, 0, record_id, host, channel, "P", activity, None, None,
-            EMPTY_PAYLOAD, True)
+    return (
+        ts,
+        event_id,
+        0,
+        level,
+        0,
+        0,
+        record_id,
+        host,
+        channel,
+        "P",
+        activity,
+        None,
+        None,
+        EMPTY_PAYLOAD,
+        True,
+    )
 
 
 def test_values_out_of_range_are_clamped_not_fatal():
     batch = ColumnBatch("f")
-    batch.append_rows([_row(ts=2**70, event_id=2**40, level=300, record_id=-(2**80)),
-                       _row(event_id=-(2**40), level=-300)])
+    batch.append_rows(
+        [
+            _row(ts=2**70, event_id=2**40, level=300, record_id=-(2**80)),
+            _row(event_id=-(2**40), level=-300),
+        ]
+    )
     batch.flush()
     assert batch.numeric("ts").tolist() == [2**63 - 1, 0]
     assert batch.numeric("event_id").tolist() == [2**31 - 1, -(2**31)]
@@ -38,7 +57,7 @@ def test_blocks_of_one_value_and_of_many_give_the_same_columns():
         rows.append(_row(ts=index, record_id=index, host=host, activity=activity))
     batch = ColumnBatch("f")
     for start in range(0, len(rows), 1000):
-        batch.append_rows(rows[start:start + 1000])
+        batch.append_rows(rows[start : start + 1000])
     frame = build_frame([batch])
     assert frame["host"].astype(str).tolist() == [r[7] for r in rows]
     assert [None if pd.isna(v) else v for v in frame["activity_id"]] == [r[10] for r in rows]
@@ -66,8 +85,13 @@ def test_equal_payloads_are_kept_as_one_object():
     text = '{"EventData":{"A":"1"}}'
     first, second = text.encode(), text.encode()  # equal, but two objects (as rows bring them)
     assert first is not second
-    batch.append_rows([(*_row()[:13], first, True), (*_row()[:13], second, True),
-                       (*_row()[:13], b'{"EventData":{"A":"2"}}', True)])
+    batch.append_rows(
+        [
+            (*_row()[:13], first, True),
+            (*_row()[:13], second, True),
+            (*_row()[:13], b'{"EventData":{"A":"2"}}', True),
+        ]
+    )
     batch.close()
     assert batch.payload[0] is batch.payload[1]
     assert batch.payload[1:] == [second, b'{"EventData":{"A":"2"}}']
@@ -77,12 +101,23 @@ def test_append_inserts_rows_in_time_order_and_unites_categories():
     base = ColumnBatch("logs.evtx")
     base.append_rows([_row(ts=t, record_id=i, host="DEV") for i, t in enumerate((10, 20, 20, 40))])
     extra = ColumnBatch("AutopilotDDSZTDFile.json")
-    extra.append_rows([_row(ts=45, host="DEV", channel="Supporting/x"),
-                       _row(ts=5, host="OTHER", channel="Supporting/y"),
-                       _row(ts=20, host="DEV", channel="Supporting/z")])
+    extra.append_rows(
+        [
+            _row(ts=45, host="DEV", channel="Supporting/x"),
+            _row(ts=5, host="OTHER", channel="Supporting/y"),
+            _row(ts=20, host="DEV", channel="Supporting/z"),
+        ]
+    )
     joined = append(build_frame([base]), build_frame([extra]))
     assert joined["ts"].array.asi8.tolist() == [5, 10, 20, 20, 20, 40, 45]
     assert joined["channel"].astype(str).tolist() == [
-        "Supporting/y", "C", "C", "C", "Supporting/z", "C", "Supporting/x"]  # equal: after
+        "Supporting/y",
+        "C",
+        "C",
+        "C",
+        "Supporting/z",
+        "C",
+        "Supporting/x",
+    ]  # equal: after
     assert set(joined["host"].cat.categories) == {"DEV", "OTHER"}
     assert joined["source_file"].astype(str).tolist().count("AutopilotDDSZTDFile.json") == 3

@@ -41,8 +41,10 @@ def client(tmp_path_factory):
 
 def _files(*paths: Path, names: list[str] | None = None):
     names = names or [p.name for p in paths]
-    return [("files", (name, p.read_bytes(), "application/octet-stream"))
-            for name, p in zip(names, paths, strict=True)]
+    return [
+        ("files", (name, p.read_bytes(), "application/octet-stream"))
+        for name, p in zip(names, paths, strict=True)
+    ]
 
 
 def _wait(client: TestClient, job_id: str, timeout: float = 120) -> dict:
@@ -69,8 +71,9 @@ def test_signing_in_with_the_token_opens_the_pages(tmp_path):
     with TestClient(create_app(_settings(tmp_path)), base_url="http://testserver") as browser:
         refused = browser.post("/login", data={"token": "nope"}, headers=ORIGIN)
         assert refused.status_code == 401 and "not the access token of this service" in refused.text
-        signed = browser.post("/login", data={"token": TOKEN}, headers=ORIGIN,
-                              follow_redirects=False)
+        signed = browser.post(
+            "/login", data={"token": TOKEN}, headers=ORIGIN, follow_redirects=False
+        )
         assert signed.status_code == 303
         cookie = signed.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie and TOKEN not in cookie
@@ -89,8 +92,9 @@ def test_a_link_with_the_token_signs_in(tmp_path):
 def test_a_cross_site_form_post_is_refused(tmp_path):
     with TestClient(create_app(_settings(tmp_path)), base_url="http://testserver") as browser:
         browser.get(f"/login?token={TOKEN}")
-        foreign = browser.post("/analyses", files=_files(CONNECTOR),
-                               headers={"Origin": "http://evil.example"})
+        foreign = browser.post(
+            "/analyses", files=_files(CONNECTOR), headers={"Origin": "http://evil.example"}
+        )
         assert foreign.status_code == 403
         assert browser.post("/analyses", files=_files(CONNECTOR)).status_code == 403  # no origin
         assert JobStore(tmp_path / "data").list() == []
@@ -103,8 +107,12 @@ def test_an_upload_is_analyzed_in_its_own_process_like_the_cli_does(client):
     assert [f["name"] for f in job["files"]] == [CAB.name, CONNECTOR.name]
     status = _wait(client, job["id"])
     assert status["status"] == "done", status["error"]
-    assert set(status["reports"]) == {"report.html", "report.json", "report-redacted.html",
-                                      "report-redacted.json"}
+    assert set(status["reports"]) == {
+        "report.html",
+        "report.json",
+        "report-redacted.html",
+        "report-redacted.json",
+    }
     served = client.get(f"/analyses/{job['id']}/report.json", headers=BEARER).json()
     local = document(pipeline.analyze([CAB, CONNECTOR]))
     assert served["verdicts"] == local["verdicts"]
@@ -125,7 +133,7 @@ def test_reports_are_served_sandboxed_and_redacted_on_request(client):
     redacted = client.get(f"/analyses/{job['id']}/report-redacted.html", headers=BEARER)
     assert "DESKTOP-Q8RT2ZB" not in redacted.text and "FAB-7TQ2XK9M3A" not in redacted.text
     download = client.get(f"/analyses/{job['id']}/report.json?download=1", headers=BEARER)
-    assert download.headers["content-disposition"].startswith("attachment; filename=\"evtxdoc-")
+    assert download.headers["content-disposition"].startswith('attachment; filename="evtxdoc-')
     assert client.get(f"/analyses/{job['id']}/other.html", headers=BEARER).status_code == 404
     page = client.get(f"/analyses/{job['id']}", headers=BEARER)
     assert "Open the report" in page.text
@@ -133,12 +141,14 @@ def test_reports_are_served_sandboxed_and_redacted_on_request(client):
     assert "timed out at odj_blob" in page.text
 
 
-@pytest.mark.parametrize(("limits", "files", "status", "says"), [
-    ({"max_files": 1}, [CAB, CONNECTOR], 400, "too many files in one upload (at most 1)"),
-    ({"max_upload_bytes": 20_000}, [CONNECTOR], 413, "larger than this service accepts"),
-])
-def test_uploads_over_the_limits_are_refused_with_the_reason(tmp_path, limits, files, status,
-                                                             says):
+@pytest.mark.parametrize(
+    ("limits", "files", "status", "says"),
+    [
+        ({"max_files": 1}, [CAB, CONNECTOR], 400, "too many files in one upload (at most 1)"),
+        ({"max_upload_bytes": 20_000}, [CONNECTOR], 413, "larger than this service accepts"),
+    ],
+)
+def test_uploads_over_the_limits_are_refused_with_the_reason(tmp_path, limits, files, status, says):
     with TestClient(create_app(_settings(tmp_path, **limits))) as api:
         refused = api.post("/analyses", files=_files(*files), headers=BEARER)
         assert refused.status_code == status and says in refused.json()["error"]
@@ -147,18 +157,21 @@ def test_uploads_over_the_limits_are_refused_with_the_reason(tmp_path, limits, f
 
 
 def test_an_upload_without_files_is_refused(client):
-    empty = client.post("/analyses", data={"note": "x"}, files=[("x", ("", b"", "text/plain"))],
-                        headers=BEARER)
+    empty = client.post(
+        "/analyses", data={"note": "x"}, files=[("x", ("", b"", "text/plain"))], headers=BEARER
+    )
     assert empty.status_code == 400
-    plain = client.post("/analyses", content=b"{}", headers={**BEARER,
-                                                             "Content-Type": "application/json"})
+    plain = client.post(
+        "/analyses", content=b"{}", headers={**BEARER, "Content-Type": "application/json"}
+    )
     assert plain.status_code == 415
 
 
 def test_hostile_file_names_stay_inside_the_upload_and_are_escaped(client):
     names = ["../../../etc/passwd.evtx", "..\\..\\win.evtx", "<script>alert(1)</script>.evtx"]
-    job = client.post("/analyses", files=_files(CONNECTOR, CONNECTOR, CONNECTOR, names=names),
-                      headers=BEARER).json()
+    job = client.post(
+        "/analyses", files=_files(CONNECTOR, CONNECTOR, CONNECTOR, names=names), headers=BEARER
+    ).json()
     stored = [f["name"] for f in job["files"]]
     assert stored == ["etc/passwd.evtx", "win.evtx", "_script_alert(1)_/script_.evtx"]
     upload = client.app.state.service.store.upload_folder(job["id"])
@@ -168,23 +181,27 @@ def test_hostile_file_names_stay_inside_the_upload_and_are_escaped(client):
     assert "<script>alert" not in page
 
 
-@pytest.mark.parametrize(("name", "safe"), [
-    ("System.evtx", "System.evtx"),
-    ("bundle/ODJSRV/ODJ Connector Service.evtx", "bundle/ODJSRV/ODJ Connector Service.evtx"),
-    ("Microsoft-Windows-AAD%4Operational.evtx", "Microsoft-Windows-AAD%4Operational.evtx"),
-    ("/abs/../x.evtx", "abs/x.evtx"),
-    ("C:\\Users\\me\\x.evtx", "C_/Users/me/x.evtx"),
-    ("a\x00b\x1b[31m.evtx", "ab_31m.evtx"),
-    ("..", "upload"),
-    ("", "upload"),
-])
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("System.evtx", "System.evtx"),
+        ("bundle/ODJSRV/ODJ Connector Service.evtx", "bundle/ODJSRV/ODJ Connector Service.evtx"),
+        ("Microsoft-Windows-AAD%4Operational.evtx", "Microsoft-Windows-AAD%4Operational.evtx"),
+        ("/abs/../x.evtx", "abs/x.evtx"),
+        ("C:\\Users\\me\\x.evtx", "C_/Users/me/x.evtx"),
+        ("a\x00b\x1b[31m.evtx", "ab_31m.evtx"),
+        ("..", "upload"),
+        ("", "upload"),
+    ],
+)
 def test_file_names_are_made_safe(name, safe):
     assert safe_relative_name(name).as_posix() == safe
 
 
 def test_two_files_of_one_name_are_both_kept(client):
-    job = client.post("/analyses", files=_files(CONNECTOR, CAB, names=["System.evtx"] * 2),
-                      headers=BEARER).json()
+    job = client.post(
+        "/analyses", files=_files(CONNECTOR, CAB, names=["System.evtx"] * 2), headers=BEARER
+    ).json()
     assert [f["name"] for f in job["files"]] == ["System.evtx", "System (2).evtx"]
     _wait(client, job["id"])
 
@@ -205,8 +222,10 @@ def test_jobs_left_unfinished_run_again_when_the_service_restarts(tmp_path):
     with TestClient(create_app(settings)) as api:
         for job_id in ids:
             assert _wait(api, job_id)["status"] == "done"
-        assert api.get(f"/analyses/{ids[1]}/report.json", headers=BEARER).json()["summary"][
-            "events"] > 0
+        assert (
+            api.get(f"/analyses/{ids[1]}/report.json", headers=BEARER).json()["summary"]["events"]
+            > 0
+        )
 
 
 def test_a_report_file_gone_from_disk_is_a_clear_404(client):
@@ -264,15 +283,21 @@ def test_analyses_past_keep_days_are_deleted_at_start(tmp_path):
     settings = _settings(tmp_path, keep_days=7)
     store = JobStore(settings.data_dir)
     ids = {}
-    for age_days, status in ((30, Status.done), (30, Status.failed), (1, Status.done),
-                             (30, Status.queued)):
+    for age_days, status in (
+        (30, Status.done),
+        (30, Status.failed),
+        (1, Status.done),
+        (30, Status.queued),
+    ):
         job_id = new_job_id()
         store.upload_folder(job_id).mkdir(parents=True)
         (store.upload_folder(job_id) / "x.evtx").write_bytes(CONNECTOR.read_bytes())
         store.create(job_id, [{"name": "x.evtx", "size": CONNECTOR.stat().st_size}])
         with sqlite3.connect(store.path) as db:
-            db.execute("UPDATE jobs SET created = ?, status = ? WHERE id = ?",
-                       (time.time() - age_days * 86400, status, job_id))
+            db.execute(
+                "UPDATE jobs SET created = ?, status = ? WHERE id = ?",
+                (time.time() - age_days * 86400, status, job_id),
+            )
         ids[(age_days, status)] = job_id
     with TestClient(create_app(settings)) as api:
         listed = {job["id"] for job in api.get("/analyses", headers=BEARER).json()}

@@ -94,20 +94,35 @@ class _Discovery:
             digest = sha256 or _sha256(path)
         except OSError as exc:
             self.bundle.problems.append(
-                Problem(display, "unreadable", f"cannot read file: {exc.strerror or exc}",
-                        Severity.ERROR, hint="check the path and its permissions")
+                Problem(
+                    display,
+                    "unreadable",
+                    f"cannot read file: {exc.strerror or exc}",
+                    Severity.ERROR,
+                    hint="check the path and its permissions",
+                )
             )
             return
         ident = identify(display, head, size)
         first = self.seen.get(digest) if size else None
         if first is not None:
-            self.bundle.files.append(DiscoveredFile(display, str(path), ident.kind, size, digest,
-                                                    ident.subkind, "same content as " + first,
-                                                    duplicate_of=first))
+            self.bundle.files.append(
+                DiscoveredFile(
+                    display,
+                    str(path),
+                    ident.kind,
+                    size,
+                    digest,
+                    ident.subkind,
+                    "same content as " + first,
+                    duplicate_of=first,
+                )
+            )
             return
         self.seen[digest] = display
-        record = DiscoveredFile(display, str(path), ident.kind, size, digest, ident.subkind,
-                                ident.reason)
+        record = DiscoveredFile(
+            display, str(path), ident.kind, size, digest, ident.subkind, ident.reason
+        )
         self.bundle.files.append(record)
         if ident.kind is FileKind.ARCHIVE:
             self._open_archive(path, display, ident.subkind or "", depth)
@@ -115,16 +130,24 @@ class _Discovery:
             self._keep_supporting(path, record)
         elif ident.kind is FileKind.SKIPPED and display.lower().endswith(".evtx"):
             self.bundle.problems.append(
-                Problem(display, "empty_file" if size == 0 else "not_evtx",
-                        f"{ident.reason}; file skipped", Severity.ERROR,
-                        hint="export the log again from Event Viewer or re-collect the bundle")
+                Problem(
+                    display,
+                    "empty_file" if size == 0 else "not_evtx",
+                    f"{ident.reason}; file skipped",
+                    Severity.ERROR,
+                    hint="export the log again from Event Viewer or re-collect the bundle",
+                )
             )
 
     def _keep_supporting(self, path: Path, record: DiscoveredFile) -> None:
         if record.size > SUPPORTING_MAX_BYTES:
             self.bundle.problems.append(
-                Problem(record.display, "too_large", f"supporting file larger than "
-                        f"{SUPPORTING_MAX_BYTES} bytes; not kept", Severity.WARNING)
+                Problem(
+                    record.display,
+                    "too_large",
+                    f"supporting file larger than {SUPPORTING_MAX_BYTES} bytes; not kept",
+                    Severity.WARNING,
+                )
             )
             return
         self.bundle.supporting.append(
@@ -133,9 +156,12 @@ class _Discovery:
 
     def _open_archive(self, path: Path, display: str, kind: str, depth: int) -> None:
         if depth >= self.options.max_depth:
-            self.budget.refuse(display, "nesting_too_deep",
-                               f"archive nested more than {self.options.max_depth} levels deep; "
-                               "not unpacked", "unpack the outer archives by hand")
+            self.budget.refuse(
+                display,
+                "nesting_too_deep",
+                f"archive nested more than {self.options.max_depth} levels deep; not unpacked",
+                "unpack the outer archives by hand",
+            )
             return
         self.archive_count += 1
         dest = self.workdir / f"a{self.archive_count:04d}"
@@ -152,8 +178,11 @@ def discover(inputs: Iterable[Path | str], workdir: Path, options: AnalyzeOption
     for raw in inputs:
         path = Path(raw)
         if not path.exists():
-            raise InputError("no such file or folder", where=str(raw),
-                             hint="check the path; pass folders, .evtx, .zip or .cab files")
+            raise InputError(
+                "no such file or folder",
+                where=str(raw),
+                hint="check the path; pass folders, .evtx, .zip or .cab files",
+            )
         if path.is_dir():
             files = [(file, str(file)) for file in _walk_folder(path)]
             if not files:

@@ -118,8 +118,12 @@ def extract_zip(path: Path, display: str, dest: Path, budget: Budget) -> Iterato
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        budget.refuse(display, "bad_archive", f"not a readable zip archive: {exc}",
-                      "re-download or re-create the zip")
+        budget.refuse(
+            display,
+            "bad_archive",
+            f"not a readable zip archive: {exc}",
+            "re-download or re-create the zip",
+        )
         return
     with archive:
         for index, info in enumerate(archive.infolist()):
@@ -133,8 +137,12 @@ def extract_zip(path: Path, display: str, dest: Path, budget: Budget) -> Iterato
                 budget.refuse(member, "zip_slip", f"entry skipped: {why}")
                 continue
             if info.flag_bits & 0x1:
-                budget.refuse(member, "encrypted", "entry is password-protected; cannot read it",
-                              "re-create the zip without a password")
+                budget.refuse(
+                    member,
+                    "encrypted",
+                    "entry is password-protected; cannot read it",
+                    "re-create the zip without a password",
+                )
                 continue
             if not budget.admit(display, info.filename, info.file_size, info.compress_size):
                 continue
@@ -143,13 +151,20 @@ def extract_zip(path: Path, display: str, dest: Path, budget: Budget) -> Iterato
                 with archive.open(info) as src:
                     copied = _copy_bounded(src, target, info.file_size)
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-                budget.refuse(member, "bad_entry", f"entry could not be unpacked: {exc}",
-                              "re-create the archive; the other entries were still read")
+                budget.refuse(
+                    member,
+                    "bad_entry",
+                    f"entry could not be unpacked: {exc}",
+                    "re-create the archive; the other entries were still read",
+                )
                 target.unlink(missing_ok=True)
                 continue
             if copied is None:
-                budget.refuse(member, "size_mismatch",
-                              "entry holds more data than its header declares; skipped")
+                budget.refuse(
+                    member,
+                    "size_mismatch",
+                    "entry holds more data than its header declares; skipped",
+                )
                 target.unlink(missing_ok=True)
                 continue
             budget.total_bytes += copied[1]
@@ -166,8 +181,21 @@ class CabHeader:
 
 def read_cab_header(buf: bytes) -> CabHeader:
     """Parse CFHEADER, CFFOLDER and CFFILE records (MS-CAB) without decompressing."""
-    (_sig, _r1, _cb, _r2, coff_files, _r3, _minor, _major, n_folders, n_files, flags, _set,
-     _icab) = struct.unpack_from("<4sIIIIIBBHHHHH", buf, 0)
+    (
+        _sig,
+        _r1,
+        _cb,
+        _r2,
+        coff_files,
+        _r3,
+        _minor,
+        _major,
+        n_folders,
+        n_files,
+        flags,
+        _set,
+        _icab,
+    ) = struct.unpack_from("<4sIIIIIBBHHHHH", buf, 0)
     pos = 36
     folder_reserve = 0
     if flags & 0x0004:
@@ -203,18 +231,28 @@ def extract_cab(path: Path, display: str, dest: Path, budget: Budget) -> Iterato
     try:
         header = read_cab_header(buf)
     except (struct.error, ValueError) as exc:
-        budget.refuse(display, "bad_archive", f"not a readable cabinet: {exc}",
-                      "re-collect the logs (MdmDiagnosticsTool -cab) and upload again")
+        budget.refuse(
+            display,
+            "bad_archive",
+            f"not a readable cabinet: {exc}",
+            "re-collect the logs (MdmDiagnosticsTool -cab) and upload again",
+        )
         return
     declared = sum(s for _, s in header.files)
     if declared > RATIO_MIN_BYTES and declared / max(size, 1) > budget.max_ratio:
-        budget.refuse(display, "compression_ratio",
-                      f"cabinet declares {declared} bytes from {size} ({declared / size:.0f}:1)")
+        budget.refuse(
+            display,
+            "compression_ratio",
+            f"cabinet declares {declared} bytes from {size} ({declared / size:.0f}:1)",
+        )
         return
     if budget.total_bytes + declared > budget.max_total_bytes:
-        budget.refuse(display, "too_large",
-                      f"cabinet declares {declared} bytes, beyond the bundle's remaining budget",
-                      "pass fewer or smaller archives, or raise the size limit if trusted")
+        budget.refuse(
+            display,
+            "too_large",
+            f"cabinet declares {declared} bytes, beyond the bundle's remaining budget",
+            "pass fewer or smaller archives, or raise the size limit if trusted",
+        )
         return
     if header.compressions <= {"none", "MSZIP"}:
         yield from _cab_members_builtin(buf, display, dest, budget)
@@ -229,16 +267,21 @@ def _cab_members_builtin(buf: bytes, display: str, dest: Path, budget: Budget) -
     try:
         archive = CabArchive(buf)
     except (CorruptionError, NotSupportedError, ValueError, struct.error) as exc:
-        budget.refuse(display, "bad_archive", f"cabinet could not be unpacked: {exc}",
-                      "re-collect the logs (MdmDiagnosticsTool -cab) and upload again")
+        budget.refuse(
+            display,
+            "bad_archive",
+            f"cabinet could not be unpacked: {exc}",
+            "re-collect the logs (MdmDiagnosticsTool -cab) and upload again",
+        )
         return
     for index, (name, entry) in enumerate(sorted(archive.items())):
         data = entry.buf or b""
         yield from _admit_bytes(display, dest, budget, index, name, data)
 
 
-def _admit_bytes(display: str, dest: Path, budget: Budget, index: int, name: str,
-                 data: bytes) -> Iterator[Member]:
+def _admit_bytes(
+    display: str, dest: Path, budget: Budget, index: int, name: str, data: bytes
+) -> Iterator[Member]:
     member = f"{display}!/{name}"
     if why := unsafe_member_name(name):
         budget.refuse(member, "zip_slip", f"entry skipped: {why}")
@@ -259,14 +302,16 @@ def _external_cab_command(cab: Path, out: Path) -> list[str] | None:
     return None
 
 
-def _cab_members_external(path: Path, display: str, dest: Path, budget: Budget,
-                          compressions: frozenset[str]) -> Iterator[Member]:
+def _cab_members_external(
+    path: Path, display: str, dest: Path, budget: Budget, compressions: frozenset[str]
+) -> Iterator[Member]:
     names = "/".join(sorted(compressions))
     with tempfile.TemporaryDirectory(dir=dest) as tmp:
         command = _external_cab_command(path, Path(tmp))
         if command is None:
             budget.refuse(
-                display, "unsupported_compression",
+                display,
+                "unsupported_compression",
                 f"cabinet uses {names} compression, which the built-in reader (cabarchive) "
                 "does not support, and no external extractor was found",
                 "install cabextract (Debian/Ubuntu: apt install cabextract; macOS: brew install "
@@ -274,11 +319,14 @@ def _cab_members_external(path: Path, display: str, dest: Path, budget: Budget,
             )
             return
         try:
-            subprocess.run(command, check=True, capture_output=True,
-                           timeout=EXTERNAL_CAB_TIMEOUT_S)
+            subprocess.run(command, check=True, capture_output=True, timeout=EXTERNAL_CAB_TIMEOUT_S)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
-            budget.refuse(display, "bad_archive", f"{names} cabinet could not be unpacked by "
-                          f"{Path(command[0]).name}: {exc}", "re-collect the logs")
+            budget.refuse(
+                display,
+                "bad_archive",
+                f"{names} cabinet could not be unpacked by {Path(command[0]).name}: {exc}",
+                "re-collect the logs",
+            )
             return
         index = 0
         for root, _dirs, files in os.walk(tmp, followlinks=False):

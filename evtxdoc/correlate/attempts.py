@@ -20,11 +20,20 @@ from dataclasses import dataclass, field
 from evtxdoc.correlate.evidence import DMEDP, DeviceEvent
 from evtxdoc.models import Outcome
 
-STEP_ORDER = ("profile", "enrollment", "odj_request", "odj_blob", "blob_applied",
-              "offline_join", "dc_connectivity", "reboot", "esp", "hybrid_registration")
+STEP_ORDER = (
+    "profile",
+    "enrollment",
+    "odj_request",
+    "odj_blob",
+    "blob_applied",
+    "offline_join",
+    "dc_connectivity",
+    "reboot",
+    "esp",
+    "hybrid_registration",
+)
 
-ANCHOR_STEPS = ("profile", "enrollment", "odj_request", "odj_blob", "blob_applied",
-                "offline_join")
+ANCHOR_STEPS = ("profile", "enrollment", "odj_request", "odj_blob", "blob_applied", "offline_join")
 
 
 @dataclass
@@ -46,19 +55,33 @@ class Draft:
         return any((step, status) in self.seen for status in statuses)
 
     def first(self, step: str, *statuses: str) -> tuple[int, DeviceEvent] | None:
-        return next(((t, e) for t, e in self.events
-                     if e.step == step and (not statuses or e.status in statuses)), None)
+        return next(
+            (
+                (t, e)
+                for t, e in self.events
+                if e.step == step and (not statuses or e.status in statuses)
+            ),
+            None,
+        )
 
     def last(self, step: str, *statuses: str) -> tuple[int, DeviceEvent] | None:
-        return next(((t, e) for t, e in reversed(self.events)
-                     if e.step == step and (not statuses or e.status in statuses)), None)
+        return next(
+            (
+                (t, e)
+                for t, e in reversed(self.events)
+                if e.step == step and (not statuses or e.status in statuses)
+            ),
+            None,
+        )
 
     @property
     def anchored(self) -> bool:
         """Holds a step that starts or carries a join (not only profile checks, ESP,
         registration or DC noise): an enrollment, an ODJ step or a profile failure."""
-        return any(e.step in ANCHOR_STEPS and (e.step != "profile" or e.status == "failed")
-                   for _, e in self.events)
+        return any(
+            e.step in ANCHOR_STEPS and (e.step != "profile" or e.status == "failed")
+            for _, e in self.events
+        )
 
     @property
     def wait_ended(self) -> bool:
@@ -76,9 +99,12 @@ class Draft:
     @property
     def blob_at(self) -> int | None:
         """When the device had the blob (state 2, 107 or 4098/4099), device final clock."""
-        times = [t for t, e in self.events
-                 if (e.step == "odj_blob" and e.status == "ok")
-                 or e.step in ("blob_applied", "offline_join")]
+        times = [
+            t
+            for t, e in self.events
+            if (e.step == "odj_blob" and e.status == "ok")
+            or e.step in ("blob_applied", "offline_join")
+        ]
         return min(times) if times else None
 
     @property
@@ -121,68 +147,112 @@ class Verdict:
 
 def judge(draft: Draft, join_method: str | None, channels: set[str]) -> Verdict:
     """The outcome of one attempt from its device steps (see the module docstring)."""
-    odj = any(e.step in ("odj_request", "odj_blob", "blob_applied", "offline_join")
-              for _, e in draft.events)
+    odj = any(
+        e.step in ("odj_request", "odj_blob", "blob_applied", "offline_join")
+        for _, e in draft.events
+    )
     if not odj:
         return _without_odj(draft, join_method)
     failed_join = draft.last("offline_join", "failed")
     if failed_join:
-        return Verdict(Outcome.FAILED, "offline_join",
-                       f"offline domain join failed: {failed_join[1].detail}", True)
+        return Verdict(
+            Outcome.FAILED,
+            "offline_join",
+            f"offline domain join failed: {failed_join[1].detail}",
+            True,
+        )
     joined = draft.blob_at is not None
     if not joined:
-        if draft.has("odj_request", "not_configured") and not draft.has("odj_request",
-                                                                        "waiting"):
-            return Verdict(Outcome.FAILED, "odj_request",
-                           "ODJ state 0: offline domain join is not configured for this device",
-                           True)
+        if draft.has("odj_request", "not_configured") and not draft.has("odj_request", "waiting"):
+            return Verdict(
+                Outcome.FAILED,
+                "odj_request",
+                "ODJ state 0: offline domain join is not configured for this device",
+                True,
+            )
         if draft.has("odj_blob", "timed_out"):
-            return Verdict(Outcome.TIMED_OUT, "odj_blob",
-                           "timed out waiting for the offline domain join blob (110 state 3)",
-                           True)
+            return Verdict(
+                Outcome.TIMED_OUT,
+                "odj_blob",
+                "timed out waiting for the offline domain join blob (110 state 3)",
+                True,
+            )
         if draft.has("dc_connectivity", "failed"):
-            return Verdict(Outcome.FAILED, "dc_connectivity",
-                           _first_detail(draft, "dc_connectivity"), True)
-        return Verdict(Outcome.INCOMPLETE, "odj_blob",
-                       "the logs end while the device waits for the blob", True)
+            return Verdict(
+                Outcome.FAILED, "dc_connectivity", _first_detail(draft, "dc_connectivity"), True
+            )
+        return Verdict(
+            Outcome.INCOMPLETE, "odj_blob", "the logs end while the device waits for the blob", True
+        )
     if draft.has("hybrid_registration", "ok"):
-        return Verdict(Outcome.SUCCEEDED, None, "joined the domain and registered in Entra ID",
-                       True)
-    dmedp_dc = [e for _, e in draft.events if e.step == "dc_connectivity"
-                and e.record.channel == DMEDP]
+        return Verdict(
+            Outcome.SUCCEEDED, None, "joined the domain and registered in Entra ID", True
+        )
+    dmedp_dc = [
+        e for _, e in draft.events if e.step == "dc_connectivity" and e.record.channel == DMEDP
+    ]
     if not dmedp_dc and _gave_up_after_join(draft) and "system" not in channels:
-        return Verdict(Outcome.FAILED, "offline_join",
-                       "the blob arrived and the device gave up waiting afterwards; whether "
-                       "the offline join failed (4099) or no domain controller answered is in "
-                       "the device's System log, which the bundle lacks: cannot tell which",
-                       True)
+        return Verdict(
+            Outcome.FAILED,
+            "offline_join",
+            "the blob arrived and the device gave up waiting afterwards; whether "
+            "the offline join failed (4099) or no domain controller answered is in "
+            "the device's System log, which the bundle lacks: cannot tell which",
+            True,
+        )
     if dmedp_dc or _gave_up_after_join(draft):
-        return Verdict(Outcome.FAILED, "dc_connectivity",
-                       (dmedp_dc[0].detail if dmedp_dc else "timed out after the join")
-                       + "; the device could not reach a domain controller", True)
+        return Verdict(
+            Outcome.FAILED,
+            "dc_connectivity",
+            (dmedp_dc[0].detail if dmedp_dc else "timed out after the join")
+            + "; the device could not reach a domain controller",
+            True,
+        )
     esp_done = draft.has("esp", "ok")
-    if draft.has("dc_connectivity", "failed") and not esp_done and not draft.has(
-            "hybrid_registration"):
-        return Verdict(Outcome.FAILED, "dc_connectivity",
-                       _first_detail(draft, "dc_connectivity")
-                       + " after the join reboot", True)
+    if (
+        draft.has("dc_connectivity", "failed")
+        and not esp_done
+        and not draft.has("hybrid_registration")
+    ):
+        return Verdict(
+            Outcome.FAILED,
+            "dc_connectivity",
+            _first_detail(draft, "dc_connectivity") + " after the join reboot",
+            True,
+        )
     esp_failed = draft.last("esp", "failed", "timed_out")
     if esp_failed and not esp_done:
         return Verdict(Outcome.FAILED, "esp", f"ESP ended with {esp_failed[1].detail}", True)
     registration = draft.last("hybrid_registration", "failed")
     if registration:
-        return Verdict(Outcome.INCOMPLETE, "hybrid_registration",
-                       f"hybrid registration not done yet: {registration[1].detail}", True)
+        return Verdict(
+            Outcome.INCOMPLETE,
+            "hybrid_registration",
+            f"hybrid registration not done yet: {registration[1].detail}",
+            True,
+        )
     if esp_done:
         if "microsoft-windows-user device registration/admin" not in channels:
-            return Verdict(Outcome.SUCCEEDED, None,
-                           "joined the domain and finished the ESP device phase (the bundle has "
-                           "no User Device Registration log to confirm the hybrid "
-                           "registration)", True)
-        return Verdict(Outcome.INCOMPLETE, "hybrid_registration",
-                       "joined the domain; no hybrid registration logged yet", True)
-    return Verdict(Outcome.INCOMPLETE, "reboot" if not draft.has("reboot") else "esp",
-                   "joined the domain; the logs end before the ESP device phase finished", True)
+            return Verdict(
+                Outcome.SUCCEEDED,
+                None,
+                "joined the domain and finished the ESP device phase (the bundle has "
+                "no User Device Registration log to confirm the hybrid "
+                "registration)",
+                True,
+            )
+        return Verdict(
+            Outcome.INCOMPLETE,
+            "hybrid_registration",
+            "joined the domain; no hybrid registration logged yet",
+            True,
+        )
+    return Verdict(
+        Outcome.INCOMPLETE,
+        "reboot" if not draft.has("reboot") else "esp",
+        "joined the domain; the logs end before the ESP device phase finished",
+        True,
+    )
 
 
 def _gave_up_after_join(draft: Draft) -> bool:
@@ -198,21 +268,33 @@ def _first_detail(draft: Draft, step: str) -> str:
 def _without_odj(draft: Draft, join_method: str | None) -> Verdict:
     esp_done = draft.has("esp", "ok")
     if join_method == "entra":
-        return Verdict(Outcome.NOT_HYBRID, None,
-                       "Entra join (AutopilotDDSZTDFile.json: CloudAssignedDomainJoinMethod 0):"
-                       " the connector is not involved", False)
+        return Verdict(
+            Outcome.NOT_HYBRID,
+            None,
+            "Entra join (AutopilotDDSZTDFile.json: CloudAssignedDomainJoinMethod 0):"
+            " the connector is not involved",
+            False,
+        )
     profile_failed = draft.last("profile", "failed")
     if profile_failed:
-        return Verdict(Outcome.FAILED, "profile", profile_failed[1].detail, join_method
-                       == "hybrid")
+        return Verdict(Outcome.FAILED, "profile", profile_failed[1].detail, join_method == "hybrid")
     if join_method == "hybrid":
-        return Verdict(Outcome.INCOMPLETE, "odj_request",
-                       "the profile asks for hybrid join but no offline domain join step is "
-                       "logged", True)
+        return Verdict(
+            Outcome.INCOMPLETE,
+            "odj_request",
+            "the profile asks for hybrid join but no offline domain join step is logged",
+            True,
+        )
     if esp_done:
-        return Verdict(Outcome.NOT_HYBRID, None,
-                       "the ESP finished without any offline domain join step: an Entra join",
-                       False)
-    return Verdict(Outcome.UNKNOWN, None,
-                   "no offline domain join step logged and no profile file to tell the join "
-                   "type", False)
+        return Verdict(
+            Outcome.NOT_HYBRID,
+            None,
+            "the ESP finished without any offline domain join step: an Entra join",
+            False,
+        )
+    return Verdict(
+        Outcome.UNKNOWN,
+        None,
+        "no offline domain join step logged and no profile file to tell the join type",
+        False,
+    )

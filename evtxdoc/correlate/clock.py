@@ -43,8 +43,10 @@ JUMP_PRECISION_NS = 2 * SECOND  # OldTime/NewTime are logged to the second or be
 PRE_JUMP_CHANNELS = {DMEDP, AUTOPILOT}
 CONNECTOR_LATENCY_NS = 10 * 60 * SECOND  # assumed: the connector acts this soon after a request
 TIGHT_NS = 5 * 60 * SECOND  # an estimate this tight (half width) or better is applied
-LATENCY_BASIS = ("the connector acts within 10 min of the request (assumed: it polls Intune; "
-                 "the real deployment took 34 ms)")
+LATENCY_BASIS = (
+    "the connector acts within 10 min of the request (assumed: it polls Intune; "
+    "the real deployment took 34 ms)"
+)
 
 
 @dataclass
@@ -85,8 +87,9 @@ class LocalClock:
 
     def _assign(self, rows: pd.DataFrame) -> None:
         frame = rows[["source_file", "channel", "record_id", "ts"]]
-        for (source, channel), group in frame.groupby(["source_file", "channel"],
-                                                      observed=True, sort=False):
+        for (source, channel), group in frame.groupby(
+            ["source_file", "channel"], observed=True, sort=False
+        ):
             group = group.sort_values("record_id")
             ids = group["record_id"].to_numpy()
             times = group["ts"].array.asi8
@@ -98,8 +101,9 @@ class LocalClock:
                 self._segments[(str(source), lower, record_id)] = seg
 
     @staticmethod
-    def _crossed(jump: ClockJump, source: str, channel: str, ids: np.ndarray,
-                 times: np.ndarray) -> np.ndarray:
+    def _crossed(
+        jump: ClockJump, source: str, channel: str, ids: np.ndarray, times: np.ndarray
+    ) -> np.ndarray:
         """1 for the events of one file written after `jump`, else 0."""
         record = jump.record
         if record.source_file == source and record.channel == channel:
@@ -110,11 +114,10 @@ class LocalClock:
         drops = np.nonzero(times[1:] < running[:-1] - jump.offset // 2)[0]
         if len(drops):
             after = np.zeros(len(ids), dtype=np.int64)
-            after[drops[0] + 1:] = 1
+            after[drops[0] + 1 :] = 1
             return after
         ambiguous_after = channel not in PRE_JUMP_CHANNELS
-        after = np.where(times < jump.new, 0, np.where(times > jump.old, 1,
-                                                         int(ambiguous_after)))
+        after = np.where(times < jump.new, 0, np.where(times > jump.old, 1, int(ambiguous_after)))
         return np.maximum.accumulate(after).astype(np.int64)  # write order: once after, after
 
     def segment(self, record: Record) -> int:
@@ -137,17 +140,24 @@ class LocalClock:
         return record.ts - self.drift(self.segment(record))
 
 
-def causal_interval(wait_start: int, request_ts: int, blob_at: int | None,
-                    gave_up_at: int | None) -> Interval:
+def causal_interval(
+    wait_start: int, request_ts: int, blob_at: int | None, gave_up_at: int | None
+) -> Interval:
     """Offset bounds (device final clock − connector clock) from one matched pair."""
     low = wait_start - request_ts
     latest = low + CONNECTOR_LATENCY_NS
     if blob_at is not None and blob_at - request_ts <= latest:
-        return Interval(low, blob_at - request_ts, ["device waited before the connector acted, "
-                                                    "blob processed after it"])
+        return Interval(
+            low,
+            blob_at - request_ts,
+            ["device waited before the connector acted, blob processed after it"],
+        )
     if gave_up_at is not None and gave_up_at - request_ts <= latest:
-        return Interval(low, gave_up_at - request_ts, ["device waited before the connector "
-                                                       "acted and gave up after it"])
+        return Interval(
+            low,
+            gave_up_at - request_ts,
+            ["device waited before the connector acted and gave up after it"],
+        )
     return Interval(low, latest, ["device waited before the connector acted", LATENCY_BASIS])
 
 
@@ -178,14 +188,22 @@ def combine(intervals: list[Interval]) -> tuple[Interval | None, bool]:
         if result is None:
             lows = [i.low for i in intervals if i.low is not None]
             highs = [i.high for i in intervals if i.high is not None]
-            hull = Interval(min(lows) if lows else None, max(highs) if highs else None,
-                            ["inconsistent pairs: the hull of all bounds"])
+            hull = Interval(
+                min(lows) if lows else None,
+                max(highs) if highs else None,
+                ["inconsistent pairs: the hull of all bounds"],
+            )
             return hull, False
     return result, True
 
 
-def offsets_for(host: str, reference: str, residual: Interval | None, clock: LocalClock,
-                synced_basis: str | None) -> list[ClockOffset]:
+def offsets_for(
+    host: str,
+    reference: str,
+    residual: Interval | None,
+    clock: LocalClock,
+    synced_basis: str | None,
+) -> list[ClockOffset]:
     """One ClockOffset per clock segment of a machine (before each set, then after the last)."""
     value, half, basis_base = _residual_terms(residual)
     low = residual.low if residual is not None else None
@@ -196,20 +214,30 @@ def offsets_for(host: str, reference: str, residual: Interval | None, clock: Loc
         basis = list(basis_base)
         if index < len(clock.jumps):
             jump = clock.jumps[index]
-            basis.append(f"clock set by {drift / SECOND:+.0f} s "
-                         f"({jump.record.channel.split('/')[-1]} {jump.record.event_id})")
+            basis.append(
+                f"clock set by {drift / SECOND:+.0f} s "
+                f"({jump.record.channel.split('/')[-1]} {jump.record.event_id})"
+            )
             until = jump.record.ts
         else:
             until = None
             if synced_basis and clock.jumps:
                 basis.append(synced_basis)
-        width = None if half is None else half + (JUMP_PRECISION_NS if index < len(clock.jumps)
-                                                  else 0)
-        out.append(ClockOffset(
-            host=host, reference=reference, offset_ns=value + drift, uncertainty_ns=width,
-            basis=tuple(basis), until_ns=until,
-            low_ns=None if low is None else low + drift,
-            high_ns=None if high is None else high + drift))
+        width = (
+            None if half is None else half + (JUMP_PRECISION_NS if index < len(clock.jumps) else 0)
+        )
+        out.append(
+            ClockOffset(
+                host=host,
+                reference=reference,
+                offset_ns=value + drift,
+                uncertainty_ns=width,
+                basis=tuple(basis),
+                until_ns=until,
+                low_ns=None if low is None else low + drift,
+                high_ns=None if high is None else high + drift,
+            )
+        )
     return out
 
 
@@ -224,10 +252,24 @@ def _residual_terms(residual: Interval | None) -> tuple[int, int | None, list[st
     if residual.low is not None and residual.high is not None:
         agree = max(abs(residual.low), abs(residual.high))
         if residual.low <= 0 <= residual.high and agree <= TIGHT_NS:
-            return 0, agree, [*basis, f"the offset lies within {_bounds_text(residual)}: the "
-                              "clocks agree within that, times as logged"]
-    return 0, None, [*basis, f"the evidence bounds the offset only to {_bounds_text(residual)}: "
-                     "too loose to correct times by (needs ±5 min or better), times as logged"]
+            return (
+                0,
+                agree,
+                [
+                    *basis,
+                    f"the offset lies within {_bounds_text(residual)}: the "
+                    "clocks agree within that, times as logged",
+                ],
+            )
+    return (
+        0,
+        None,
+        [
+            *basis,
+            f"the evidence bounds the offset only to {_bounds_text(residual)}: "
+            "too loose to correct times by (needs ±5 min or better), times as logged",
+        ],
+    )
 
 
 def _bounds_text(interval: Interval) -> str:
@@ -238,13 +280,20 @@ def _bounds_text(interval: Interval) -> str:
         seconds = abs(ns) // SECOND
         hours, rest = divmod(seconds, 3600)
         minutes, secs = divmod(rest, 60)
-        return sign + (f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-                       if minutes else f"{secs}s")
+        return sign + (
+            f"{hours}h{minutes:02d}m"
+            if hours
+            else f"{minutes}m{secs:02d}s"
+            if minutes
+            else f"{secs}s"
+        )
+
     return f"{text(interval.low)} … {text(interval.high)}"
 
 
-def jumps_by_machine(jumps: list[ClockJump], machine_of: dict[str, str]
-                        ) -> dict[str, list[ClockJump]]:
+def jumps_by_machine(
+    jumps: list[ClockJump], machine_of: dict[str, str]
+) -> dict[str, list[ClockJump]]:
     """Clock jumps grouped by the machine that logged them."""
     out: dict[str, list[ClockJump]] = defaultdict(list)
     for jump in jumps:

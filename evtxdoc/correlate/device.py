@@ -41,10 +41,15 @@ class Device:
     orphan_steps: int = 0  # ESP / registration events outside any attempt
 
 
-def build_devices(frame: pd.DataFrame, records: list[evidence.Record],
-             device_events: list[evidence.DeviceEvent], machine_of: dict[str, str],
-             names: dict[str, str], facts: dict[str, DeviceFacts],
-             channels_of: dict[str, set[str]]) -> dict[str, Device]:
+def build_devices(
+    frame: pd.DataFrame,
+    records: list[evidence.Record],
+    device_events: list[evidence.DeviceEvent],
+    machine_of: dict[str, str],
+    names: dict[str, str],
+    facts: dict[str, DeviceFacts],
+    channels_of: dict[str, set[str]],
+) -> dict[str, Device]:
     by_machine: dict[str, list[evidence.DeviceEvent]] = defaultdict(list)
     exact = {names.get(lower, lower): machine for lower, machine in machine_of.items()}
     for event in device_events:
@@ -62,12 +67,21 @@ def build_devices(frame: pd.DataFrame, records: list[evidence.Record],
         machine_jumps = jumps_of.get(machine, [])
         rows = None
         if machine_jumps:
-            rows = frame.loc[frame["host"].astype(str).str.lower().isin(
-                {h.lower() for h in hosts_of[machine]}).to_numpy()]
+            rows = frame.loc[
+                frame["host"]
+                .astype(str)
+                .str.lower()
+                .isin({h.lower() for h in hosts_of[machine]})
+                .to_numpy()
+            ]
         local_clock = LocalClock(machine_jumps, rows)
-        device = Device(machine, sorted(hosts_of[machine]),
-                         _with_profile_facts(facts.get(machine, NO_FACTS), events),
-                         local_clock, channels_of.get(machine, set()))
+        device = Device(
+            machine,
+            sorted(hosts_of[machine]),
+            _with_profile_facts(facts.get(machine, NO_FACTS), events),
+            local_clock,
+            channels_of.get(machine, set()),
+        )
         if machine_jumps:
             timed = [(local_clock.local(e.record), e) for e in events]
         else:
@@ -76,8 +90,13 @@ def build_devices(frame: pd.DataFrame, records: list[evidence.Record],
         drafts = split(timed)
         hybrid = device.facts.join_method == "hybrid"
         device.drafts = [d for d in drafts if d.anchored or (hybrid and d.has("profile"))]
-        device.orphan_steps = sum(1 for d in drafts if not d.anchored for _, e in d.events
-                                  if e.step in ("esp", "hybrid_registration"))
+        device.orphan_steps = sum(
+            1
+            for d in drafts
+            if not d.anchored
+            for _, e in d.events
+            if e.step in ("esp", "hybrid_registration")
+        )
         for draft in device.drafts:
             _add_reboot(draft)
         if device.drafts or device.orphan_steps:
@@ -102,7 +121,9 @@ def _with_profile_facts(facts: DeviceFacts, events: list[evidence.DeviceEvent]) 
         skip_dc_check=None if skip is None else skip == 1,
         ztdid=guid_in(found.get("ZtdRegistrationId")),
         tenant_domain=str(found["CloudAssignedTenantDomain"])
-        if found.get("CloudAssignedTenantDomain") else None)
+        if found.get("CloudAssignedTenantDomain")
+        else None,
+    )
     if learned == DeviceFacts():
         return facts
     learned.sources.append("Autopilot profile events (101/103)")
@@ -116,9 +137,12 @@ def _distinct_jumps(jumps: list[evidence.ClockJump]) -> list[evidence.ClockJump]
     """One clock set is logged by Kernel-General 1 and Time-Service 261: keep one of each."""
     kept: list[evidence.ClockJump] = []
     for jump in sorted(jumps, key=lambda j: (j.record.channel != "system", j.new)):
-        if not any(abs(jump.new - k.new) < 5 * SECOND and abs(jump.offset - k.offset)
-                   < 5 * SECOND and jump.record.host.lower() == k.record.host.lower()
-                   for k in kept):
+        if not any(
+            abs(jump.new - k.new) < 5 * SECOND
+            and abs(jump.offset - k.offset) < 5 * SECOND
+            and jump.record.host.lower() == k.record.host.lower()
+            for k in kept
+        ):
             kept.append(jump)
     return kept
 
@@ -131,8 +155,9 @@ def _add_reboot(draft: Draft) -> None:
     before = joined[1].record.host.lower()
     for local, event in draft.events:
         if local > joined[0] and event.record.host.lower() != before:
-            reboot = evidence.DeviceEvent(event.record, "reboot", "ok",
-                                          f"first event under the new name {event.record.host}")
+            reboot = evidence.DeviceEvent(
+                event.record, "reboot", "ok", f"first event under the new name {event.record.host}"
+            )
             draft.events.insert(draft.events.index((local, event)), (local, reboot))
             draft.seen.update(("reboot", ("reboot", "ok")))
             return

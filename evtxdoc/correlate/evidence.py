@@ -34,11 +34,16 @@ UDR = "microsoft-windows-user device registration/admin"
 SHELL = "microsoft-windows-shell-core/operational"
 TIME_OPERATIONAL = "microsoft-windows-time-service/operational"
 SYSTEM = "system"
-CONNECTOR_UPDATED = ("microsoft-intune-odjconnectorservice/operational",
-                     "microsoft-intune-odjconnectorservice/admin")
+CONNECTOR_UPDATED = (
+    "microsoft-intune-odjconnectorservice/operational",
+    "microsoft-intune-odjconnectorservice/admin",
+)
 CONNECTOR_LEGACY = ("odj connector service",)
 DEVICE_CHANNELS = (
-    DMEDP, AUTOPILOT, UDR, SHELL,
+    DMEDP,
+    AUTOPILOT,
+    UDR,
+    SHELL,
     "microsoft-windows-moderndeployment-diagnostics-provider/managementservice",
     "microsoft-windows-aad/operational",
     "microsoft-windows-provisioning-diagnostics-provider/admin",
@@ -83,8 +88,12 @@ AUTOPILOT_FAILURES = {  # domain.md a.3 (S6); the only Autopilot events that mea
     908: "serial number / product key mismatch with the registered hash",
 }
 ESP_OUTCOMES = (  # CommercialOOBE_ESPProgress_* names (domain.md a.6)
-    ("WhiteGlove_Failed", "failed"), ("_Failure", "failed"), ("_Timeout", "timed_out"),
-    ("_Abort", "failed"), ("_Success", "ok"), ("Page_Exiting", "ok"),
+    ("WhiteGlove_Failed", "failed"),
+    ("_Failure", "failed"),
+    ("_Timeout", "timed_out"),
+    ("_Abort", "failed"),
+    ("_Success", "ok"),
+    ("Page_Exiting", "ok"),
 )
 CLOCK_JUMP_NS = 60 * 1_000_000_000  # smaller clock sets are ordinary drift corrections
 
@@ -134,10 +143,13 @@ class ClockJump:
 
 def category_codes(column: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes (−1: missing) and category names of a (categorical) column."""
-    categorical = column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype(
-        "category")
-    return (categorical.cat.codes.to_numpy().astype(np.int64),
-            [str(c) for c in categorical.cat.categories])
+    categorical = (
+        column if isinstance(column.dtype, pd.CategoricalDtype) else column.astype("category")
+    )
+    return (
+        categorical.cat.codes.to_numpy().astype(np.int64),
+        [str(c) for c in categorical.cat.categories],
+    )
 
 
 def _channel_mask(frame: pd.DataFrame, channels: set[str]) -> np.ndarray:
@@ -159,8 +171,14 @@ def select(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[mask]
 
 
-NO_FIELDS = {(DMEDP, 72), (DMEDP, 107), (DMEDP, 111), (DMEDP, 100), (UDR, 306),
-             *((AUTOPILOT, i) for i in (171, 172, 807, 809, 815, 908))}
+NO_FIELDS = {
+    (DMEDP, 72),
+    (DMEDP, 107),
+    (DMEDP, 111),
+    (DMEDP, 100),
+    (UDR, 306),
+    *((AUTOPILOT, i) for i in (171, 172, 807, 809, 815, 908)),
+}
 # Profile settings (Autopilot 101 Message1 → Int1) that are device facts (real-logs/shapes.md)
 PROFILE_SETTINGS = ("CloudAssignedDomainJoinMethod", "HybridJoinSkipDCConnectivityCheck")
 
@@ -178,10 +196,18 @@ def records(rows: pd.DataFrame) -> list[Record]:
     out = []
     ts_values = rows["ts"].array.asi8.tolist() if len(rows) else []
     sids = [v if isinstance(v, str) else None for v in rows["user_sid"].tolist()]
-    columns = zip(ts_values, _strings(rows["host"]), _strings(rows["channel"]),
-                  _strings(rows["provider"]), rows["event_id"].tolist(),
-                  rows["record_id"].tolist(), _strings(rows["source_file"]), sids,
-                  rows["payload"].tolist(), strict=True)
+    columns = zip(
+        ts_values,
+        _strings(rows["host"]),
+        _strings(rows["channel"]),
+        _strings(rows["provider"]),
+        rows["event_id"].tolist(),
+        rows["record_id"].tolist(),
+        _strings(rows["source_file"]),
+        sids,
+        rows["payload"].tolist(),
+        strict=True,
+    )
     lowered: dict[str, str] = {}
     for ts, host, channel, provider, event_id, record_id, source, sid, payload in columns:
         lower = lowered.get(channel) or lowered.setdefault(channel, channel.lower())
@@ -190,8 +216,13 @@ def records(rows: pd.DataFrame) -> list[Record]:
         wanted = DEVICE_EVENTS.get(key, "")
         if wanted and wanted != prov:
             continue
-        fields = {} if key in NO_FIELDS else decode_fields(
-            payload, channel, bodies=lower in CONNECTOR_UPDATED or lower in CONNECTOR_LEGACY)
+        fields = (
+            {}
+            if key in NO_FIELDS
+            else decode_fields(
+                payload, channel, bodies=lower in CONNECTOR_UPDATED or lower in CONNECTOR_LEGACY
+            )
+        )
         out.append(Record(ts, host, lower, prov, event_id, record_id, source, sid, fields))
     return out
 
@@ -240,12 +271,20 @@ def device_event(record: Record) -> DeviceEvent | None:
         if event_id == 360:  # WHfB prerequisites; "No" is written long before a registration
             if str(fields.get("DeviceIsJoined", "")).strip().lower() != "yes":
                 return None
-            return DeviceEvent(record, "hybrid_registration", "ok",
-                               "UDR 360: Device is AAD joined (AADJ or DJ++): Yes")
+            return DeviceEvent(
+                record,
+                "hybrid_registration",
+                "ok",
+                "UDR 360: Device is AAD joined (AADJ or DJ++): Yes",
+            )
         code = fields.get("ExitCode", fields.get("ErrorCode"))
         text = " ".join(str(v) for v in (code and _code(code), fields.get("Format")) if v)
-        return DeviceEvent(record, "hybrid_registration", "failed",
-                           f"UDR {event_id}" + (f": {text}" if text else ""))
+        return DeviceEvent(
+            record,
+            "hybrid_registration",
+            "failed",
+            f"UDR {event_id}" + (f": {text}" if text else ""),
+        )
     if channel == SHELL:
         names = " ".join(str(v) for v in fields.values())
         if "ESPProgress" not in names and "WhiteGlove" not in names:
@@ -255,16 +294,25 @@ def device_event(record: Record) -> DeviceEvent | None:
         return DeviceEvent(record, "esp", status, name[:120])
     if channel == SYSTEM:
         if event_id == 4098:
-            return DeviceEvent(record, "offline_join", "ok",
-                               f"joined {fields.get('DomainName')} as "
-                               f"{fields.get('ComputerName')}")
+            return DeviceEvent(
+                record,
+                "offline_join",
+                "ok",
+                f"joined {fields.get('DomainName')} as {fields.get('ComputerName')}",
+            )
         if event_id == 4099:
-            return DeviceEvent(record, "offline_join", "failed",
-                               f"NetStatusCode {_code(fields.get('NetStatusCode'))}")
+            return DeviceEvent(
+                record,
+                "offline_join",
+                "failed",
+                f"NetStatusCode {_code(fields.get('NetStatusCode'))}",
+            )
         if event_id in (5719, 1129, 14):
-            what = {5719: "no domain controller for a secure session (NETLOGON 5719)",
-                    1129: "Group Policy found no domain controller (1129)",
-                    14: "no domain controller as time source (Time-Service 14)"}[event_id]
+            what = {
+                5719: "no domain controller for a secure session (NETLOGON 5719)",
+                1129: "Group Policy found no domain controller (1129)",
+                14: "no domain controller as time source (Time-Service 14)",
+            }[event_id]
             return DeviceEvent(record, "dc_connectivity", "failed", what)
     return None
 
@@ -280,8 +328,10 @@ def _profile_check(event_id: int, fields: dict[str, Any]) -> tuple[str, str]:
         value = str(fields.get("Message2") or "")[:80]
         return "info", f"profile value {name or '?'}: {value}"
     if event_id == 153:
-        return "ok", (f"Autopilot profile check (InitialState {fields.get('InitialState')}, "
-                      f"UpdateState {fields.get('UpdateState')})")
+        return "ok", (
+            f"Autopilot profile check (InitialState {fields.get('InitialState')}, "
+            f"UpdateState {fields.get('UpdateState')})"
+        )
     return "info", f"Autopilot {event_id}"
 
 
@@ -297,9 +347,10 @@ def profile_setting(record: Record) -> tuple[str, Any] | None:
 
 def clock_jump(record: Record) -> ClockJump | None:
     """A clock set by at least CLOCK_JUMP_NS, from OldTime/NewTime."""
-    if not ((record.channel == SYSTEM and record.event_id == 1
-             and record.provider == KERNEL_GENERAL)
-            or (record.channel == TIME_OPERATIONAL and record.event_id == 261)):
+    if not (
+        (record.channel == SYSTEM and record.event_id == 1 and record.provider == KERNEL_GENERAL)
+        or (record.channel == TIME_OPERATIONAL and record.event_id == 261)
+    ):
         return None
     old = _time(record.fields.get("OldTime"))
     new = _time(record.fields.get("NewTime"))
@@ -330,18 +381,29 @@ def connector_event(record: Record) -> ConnectorRequest | ConnectorNotice | None
     if not name and not device_id:
         if diagnostic is None and text is None:
             return None
-        return ConnectorNotice(record.host, kind, record.ts, record.ref,
-                               None if diagnostic is None else str(diagnostic),
-                               None if text is None else str(text)[:2000])
+        return ConnectorNotice(
+            record.host,
+            kind,
+            record.ts,
+            record.ref,
+            None if diagnostic is None else str(diagnostic),
+            None if text is None else str(text)[:2000],
+        )
     metric = str(fields.get("MetricName") or "")
     code = parse_code(diagnostic) if diagnostic is not None else None
     error = fields.get("ErrorCode")
-    failed = metric.endswith("_Failure") or bool(code) or bool(
-        parse_code(error) if error is not None else None)
+    failed = (
+        metric.endswith("_Failure")
+        or bool(code)
+        or bool(parse_code(error) if error is not None else None)
+    )
     host_domain = record.host.partition(".")[2] or None
     elapsed = _int(fields.get("ElapsedMilliseconds"))
     return ConnectorRequest(
-        connector=record.host, kind=kind, ts=record.ts, ref=record.ref,
+        connector=record.host,
+        kind=kind,
+        ts=record.ts,
+        ref=record.ref,
         device_name=str(name).strip() if name else None,
         device_id=str(device_id).strip().strip("{}").lower() if device_id else None,
         domain=str(fields.get("DomainName") or host_domain or "") or None,
@@ -349,12 +411,15 @@ def connector_event(record: Record) -> ConnectorRequest | ConnectorNotice | None
         error_code=None if error is None else str(error),
         diagnostic_code=None if diagnostic is None else str(diagnostic),
         diagnostic_text=None if text is None else str(text)[:2000],
-        elapsed_ms=elapsed, user_sid=record.user_sid)
+        elapsed_ms=elapsed,
+        user_sid=record.user_sid,
+    )
 
 
 LEGACY_BELOW = (6, 2501, 2000, 5)  # the MSA-based connector starts at this version (S1, S2)
-OU_PATTERN = re.compile(r"((?:OU|CN)=[^,;\"'\r\n]+(?:,\s*(?:OU|CN|DC)=[^,;\"'\r\n]+)*)",
-                        re.IGNORECASE)  # a DN in a connector's DiagnosticText
+OU_PATTERN = re.compile(
+    r"((?:OU|CN)=[^,;\"'\r\n]+(?:,\s*(?:OU|CN|DC)=[^,;\"'\r\n]+)*)", re.IGNORECASE
+)  # a DN in a connector's DiagnosticText
 
 
 def connector_kinds(channels: set[str]) -> frozenset[str]:

@@ -99,8 +99,11 @@ def read_ztd_json(content: bytes) -> DeviceFacts:
 
 
 def _text(value: Any) -> str | None:
-    return str(value)[:1000] if value not in (None, "") and not isinstance(
-        value, dict | list) else None
+    return (
+        str(value)[:1000]
+        if value not in (None, "") and not isinstance(value, dict | list)
+        else None
+    )
 
 
 def _scalar(value: Any) -> int | str | None:

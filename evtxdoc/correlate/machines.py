@@ -66,8 +66,9 @@ def _pairs(a: np.ndarray, b: np.ndarray, size_b: int) -> tuple[np.ndarray, np.nd
     return keys // (size_b + 1), keys % (size_b + 1)
 
 
-def group_hosts(frame: pd.DataFrame, joins: Iterable[Record]) -> tuple[dict[str, str],
-                                                                       dict[str, set[str]]]:
+def group_hosts(
+    frame: pd.DataFrame, joins: Iterable[Record]
+) -> tuple[dict[str, str], dict[str, set[str]]]:
     """host (lower case) → machine key, and machine key → source files."""
     union = _Union()
     host_codes, host_names = category_codes(frame["host"])
@@ -77,16 +78,20 @@ def group_hosts(frame: pd.DataFrame, joins: Iterable[Record]) -> tuple[dict[str,
     keep = ~np.isin(channel_codes, forwarded) & (host_codes >= 0) & (file_codes >= 0)
     files, hosts = _pairs(file_codes[keep], host_codes[keep], len(host_names))
     lowered = [h.lower() for h in host_names]
-    known = {lowered[i]: host_names[i] for i in np.unique(host_codes[host_codes >= 0]).tolist()
-             if lowered[i]}
+    known = {
+        lowered[i]: host_names[i]
+        for i in np.unique(host_codes[host_codes >= 0]).tolist()
+        if lowered[i]
+    }
     for lower in known:
         union.find(lower)
     counts = np.bincount(files, minlength=len(file_names)) if len(files) else np.zeros(0, int)
     small = (counts > 1) & (counts <= FILE_HOSTS_MAX)
     if small.any():
         shared: dict[int, list[str]] = defaultdict(list)
-        for file, host in zip(files[small[files]].tolist(), hosts[small[files]].tolist(),
-                              strict=True):
+        for file, host in zip(
+            files[small[files]].tolist(), hosts[small[files]].tolist(), strict=True
+        ):
             shared[file].append(lowered[host])
         for names in shared.values():
             first, *rest = sorted(names)
@@ -117,8 +122,16 @@ def roles(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict[str, str]:
     host_codes, host_names = category_codes(frame["host"])
     channel_codes, channel_names = category_codes(frame["channel"])
     kind_of_channel = np.array(
-        [2 if c.lower() in CONNECTOR_UPDATED or c.lower() in CONNECTOR_LEGACY
-         else 1 if c.lower() in DEVICE_CHANNELS else 0 for c in channel_names] or [0])
+        [
+            2
+            if c.lower() in CONNECTOR_UPDATED or c.lower() in CONNECTOR_LEGACY
+            else 1
+            if c.lower() in DEVICE_CHANNELS
+            else 0
+            for c in channel_names
+        ]
+        or [0]
+    )
     kinds = kind_of_channel[np.maximum(channel_codes, 0)]
     mark = (kinds > 0) & (host_codes >= 0) & (channel_codes >= 0)
     hosts, marked = _pairs(host_codes[mark], kinds[mark], 2)
@@ -130,8 +143,11 @@ def roles(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict[str, str]:
     out = {}
     for machine in set(machine_of.values()):
         kinds_seen = found.get(machine, set())
-        out[machine] = "connector" if "connector" in kinds_seen else (
-            "device" if "device" in kinds_seen else "other")
+        out[machine] = (
+            "connector"
+            if "connector" in kinds_seen
+            else ("device" if "device" in kinds_seen else "other")
+        )
     return out
 
 
@@ -151,19 +167,30 @@ def channels_by_machine(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict
     return out
 
 
-def machines(machine_of: dict[str, str], role_of: dict[str, str], names: dict[str, str],
-             sources: dict[str, set[str]]) -> list[Machine]:
+def machines(
+    machine_of: dict[str, str],
+    role_of: dict[str, str],
+    names: dict[str, str],
+    sources: dict[str, set[str]],
+) -> list[Machine]:
     """The Machine records, hosts spelled as written."""
     members: dict[str, list[str]] = defaultdict(list)
     for lower, machine in machine_of.items():
         members[machine].append(names.get(lower, lower))
-    return [Machine(key, role_of.get(key, "other"), tuple(sorted(hosts)),
-                    tuple(sorted(sources.get(key, ()))))
-            for key, hosts in sorted(members.items())]
+    return [
+        Machine(
+            key,
+            role_of.get(key, "other"),
+            tuple(sorted(hosts)),
+            tuple(sorted(sources.get(key, ()))),
+        )
+        for key, hosts in sorted(members.items())
+    ]
 
 
-def attach_facts(supporting: Sequence[SupportingFile],
-                 sources: dict[str, set[str]]) -> dict[str, DeviceFacts]:
+def attach_facts(
+    supporting: Sequence[SupportingFile], sources: dict[str, set[str]]
+) -> dict[str, DeviceFacts]:
     """machine key → the facts of the supporting files beside its logs."""
     if not supporting:
         return {}
@@ -178,8 +205,12 @@ def attach_facts(supporting: Sequence[SupportingFile],
         place = container(item.display)
         owners = by_container.get(place, set())
         if not owners:  # e.g. dsregcmd in the outer zip, logs in the nested cab
-            owners = {m for c, ms in by_container.items()
-                      if c.startswith((place + "!/", place + "/")) for m in ms}
+            owners = {
+                m
+                for c, ms in by_container.items()
+                if c.startswith((place + "!/", place + "/"))
+                for m in ms
+            }
         if len(owners) != 1:
             continue  # no machine, or several: the file cannot be attributed
         facts = read(item.subkind, item.content, item.display)
@@ -191,16 +222,21 @@ def attach_facts(supporting: Sequence[SupportingFile],
     return out
 
 
-def beside_unreadable_connector_logs(coverage: Sequence[ChannelCoverage],
-                                     sources: dict[str, set[str]]) -> set[str]:
+def beside_unreadable_connector_logs(
+    coverage: Sequence[ChannelCoverage], sources: dict[str, set[str]]
+) -> set[str]:
     """Machines whose folder or archive holds a connector log damaged before its first record
     (coverage with no records, see pipeline.with_damage): they are connector servers."""
-    places = {container(c.sources[0]) for c in coverage
-              if not c.records and c.sources and c.channel.lower() in CONNECTOR_CHANNELS}
+    places = {
+        container(c.sources[0])
+        for c in coverage
+        if not c.records and c.sources and c.channel.lower() in CONNECTOR_CHANNELS
+    }
     if not places:
         return set()
-    return {machine for machine, files in sources.items()
-            if any(container(f) in places for f in files)}
+    return {
+        machine for machine, files in sources.items() if any(container(f) in places for f in files)
+    }
 
 
 CONNECTOR_CHANNELS = set(CONNECTOR_UPDATED + CONNECTOR_LEGACY)

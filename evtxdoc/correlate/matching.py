@@ -30,8 +30,11 @@ def match_by_identity(devices: dict[str, Device], requests: list[ConnectorReques
         for index in (i for i, d in enumerate(device.drafts) if d.asked):
             name, domain = computer_name(device.drafts[index])
             if name:
-                found = [r for r in by_name.get(name.lower(), ())
-                         if not (domain and r.domain and r.domain.lower() != domain.lower())]
+                found = [
+                    r
+                    for r in by_name.get(name.lower(), ())
+                    if not (domain and r.domain and r.domain.lower() != domain.lower())
+                ]
                 if found:
                     device.pairs[index] = found
                     device.basis[index] = "computer_name"
@@ -39,14 +42,25 @@ def match_by_identity(devices: dict[str, Device], requests: list[ConnectorReques
     shared = shared_ids(devices)
     for device in devices.values():
         asked = [i for i, d in enumerate(device.drafts) if d.asked]
-        ids = [(i, label) for i, label in ((device.facts.entdmid, "entdmid"),
-                                           (device.facts.entra_device_id, "entra_device_id"))
-               if i and i not in shared]
-        ids += [(i, "connector_device_id") for i in sorted(learned.get(device.key, ()))
-                if i not in {known for known, _ in ids}]
+        ids = [
+            (i, label)
+            for i, label in (
+                (device.facts.entdmid, "entdmid"),
+                (device.facts.entra_device_id, "entra_device_id"),
+            )
+            if i and i not in shared
+        ]
+        ids += [
+            (i, "connector_device_id")
+            for i in sorted(learned.get(device.key, ()))
+            if i not in {known for known, _ in ids}
+        ]
         for device_id, label in ids:
-            found = [r for r in by_id.get(device_id, ())
-                     if not any(r in pair for pair in device.pairs.values())]
+            found = [
+                r
+                for r in by_id.get(device_id, ())
+                if not any(r in pair for pair in device.pairs.values())
+            ]
             if not found:
                 continue
             open_drafts = [i for i in asked if i not in device.pairs]
@@ -99,8 +113,10 @@ def _connector_ids(devices: dict[str, Device]) -> dict[str, set[str]]:
     only where no other device's requests carry the same id. Whatever id the connector logs
     (domain.md (d) leaves it open), its other requests for that device carry it too: a retry's
     failed request names a computer the device never became, but not another device."""
-    found = {key: {r.device_id for pair in device.pairs.values() for r in pair if r.device_id}
-             for key, device in devices.items()}
+    found = {
+        key: {r.device_id for pair in device.pairs.values() for r in pair if r.device_id}
+        for key, device in devices.items()
+    }
     owners: dict[str, int] = defaultdict(int)
     for ids in found.values():
         for device_id in ids:
@@ -123,8 +139,7 @@ def _nearest_draft(device: Device, candidates: list[int], request: ConnectorRequ
     return min(candidates, key=lambda i: (distance(i), i))
 
 
-def match_by_time(devices: dict[str, Device],
-                   requests: list[ConnectorRequest]) -> list[Device]:
+def match_by_time(devices: dict[str, Device], requests: list[ConnectorRequest]) -> list[Device]:
     """Attempts with no identity match: the one unclaimed request inside their wait window.
 
     Two or more candidates are never guessed between: the attempt is marked ambiguous.
@@ -141,9 +156,16 @@ def match_by_time(devices: dict[str, Device],
                 known_names.add(name.lower())
         known_ids.update(i for i in (device.facts.entdmid, device.facts.entra_device_id) if i)
     known_ids -= shared_ids(devices)  # an id two machines hold names neither
-    free = sorted((r for r in requests if id(r) not in claimed
-                   and not (r.device_name and r.device_name.lower() in known_names)
-                   and not (r.device_id and r.device_id in known_ids)), key=lambda r: r.ts)
+    free = sorted(
+        (
+            r
+            for r in requests
+            if id(r) not in claimed
+            and not (r.device_name and r.device_name.lower() in known_names)
+            and not (r.device_id and r.device_id in known_ids)
+        ),
+        key=lambda r: r.ts,
+    )
     times = [r.ts for r in free]
     taken: set[int] = set()
     for device in devices.values():
@@ -160,14 +182,18 @@ def match_by_time(devices: dict[str, Device],
                 continue
             name, domain = computer_name(draft)
             start = draft.wait_start - shift - width - WINDOW_SLACK_NS
-            end = (draft.blob_at or draft.gave_up_at or draft.wait_start + OPEN_WAIT_NS)
+            end = draft.blob_at or draft.gave_up_at or draft.wait_start + OPEN_WAIT_NS
             end = end - shift + width + WINDOW_SLACK_NS
-            found = [free[p] for p in range(bisect_left(times, start), bisect_right(times, end))
-                     if id(free[p]) not in taken and _compatible(free[p], own_ids, name, domain)]
+            found = [
+                free[p]
+                for p in range(bisect_left(times, start), bisect_right(times, end))
+                if id(free[p]) not in taken and _compatible(free[p], own_ids, name, domain)
+            ]
             if len(found) == 1:
                 device.pairs[index] = found
-                device.basis[index] = ("time_window" if device.residual is not None
-                                       else "time_window_assumed")
+                device.basis[index] = (
+                    "time_window" if device.residual is not None else "time_window_assumed"
+                )
                 taken.add(id(found[0]))
                 if not changed or changed[-1] is not device:
                     changed.append(device)
@@ -177,8 +203,9 @@ def match_by_time(devices: dict[str, Device],
     return changed
 
 
-def _compatible(request: ConnectorRequest, own_ids: set[str], name: str | None,
-                domain: str | None) -> bool:
+def _compatible(
+    request: ConnectorRequest, own_ids: set[str], name: str | None, domain: str | None
+) -> bool:
     """No identity in the request contradicts the attempt's."""
     if own_ids and request.device_id and request.device_id not in own_ids:
         return False
@@ -196,12 +223,18 @@ def estimate(device: Device) -> None:
             continue
         for request in found:
             references[request.connector] += 1
-            intervals.append(clocks.causal_interval(draft.wait_start, request.ts,
-                                                    draft.blob_at, draft.gave_up_at))
+            intervals.append(
+                clocks.causal_interval(
+                    draft.wait_start, request.ts, draft.blob_at, draft.gave_up_at
+                )
+            )
     synced = None
     if device.clock.jumps:
-        synced = Interval(-clocks.JUMP_PRECISION_NS, clocks.JUMP_PRECISION_NS,
-                          ["clock set to its time source during the attempt"])
+        synced = Interval(
+            -clocks.JUMP_PRECISION_NS,
+            clocks.JUMP_PRECISION_NS,
+            ["clock set to its time source during the attempt"],
+        )
     causal, _ = clocks.combine(intervals)  # an inconsistent hull says so in its basis
     device.reference = max(references, key=lambda k: references[k]) if references else None
     if causal is None:

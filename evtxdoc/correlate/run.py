@@ -37,8 +37,11 @@ from evtxdoc.models import (
 )
 
 
-def correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile] = (),
-              coverage: Sequence[ChannelCoverage] = ()) -> Correlation:
+def correlate(
+    frame: pd.DataFrame,
+    supporting: Sequence[SupportingFile] = (),
+    coverage: Sequence[ChannelCoverage] = (),
+) -> Correlation:
     """Every join attempt in the timeline, matched and judged (see the module docstring)."""
     collecting = gc.isenabled()
     gc.disable()  # many small objects, no cycles: the collector only costs time here
@@ -49,14 +52,18 @@ def correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile] = (),
             gc.enable()
 
 
-def _correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile],
-               coverage: Sequence[ChannelCoverage]) -> Correlation:
+def _correlate(
+    frame: pd.DataFrame, supporting: Sequence[SupportingFile], coverage: Sequence[ChannelCoverage]
+) -> Correlation:
     rows = evidence.select(frame)
     records = evidence.records(rows)
     connector_channels = set(evidence.CONNECTOR_UPDATED + evidence.CONNECTOR_LEGACY)
     connector_records = [r for r in records if r.channel in connector_channels]
-    device_events = [e for r in records if r.channel not in connector_channels
-                     and (e := evidence.device_event(r))]
+    device_events = [
+        e
+        for r in records
+        if r.channel not in connector_channels and (e := evidence.device_event(r))
+    ]
     joins = [e.record for e in device_events if e.step == "offline_join"]
     machine_of, sources = machines.group_hosts(frame, joins)
     names = {str(h).lower(): str(h) for h in frame["host"].unique()} if len(frame) else {}
@@ -83,34 +90,45 @@ def _correlate(frame: pd.DataFrame, supporting: Sequence[SupportingFile],
         estimate(device)
     connectors = {m for m, role in role_of.items() if role == "connector"}
     connector_hosts = {names.get(h, h) for h, m in machine_of.items() if m in connectors}
-    connector_cover = [c for c in coverage if c.host in connector_hosts
-                       or (not c.records and c.channel.lower() in CONNECTOR_LOGS)]
+    connector_cover = [
+        c
+        for c in coverage
+        if c.host in connector_hosts or (not c.records and c.channel.lower() in CONNECTOR_LOGS)
+    ]
     attempts, offsets = [], []
     for device in sorted(devices.values(), key=lambda d: d.key):
         device_offsets = clocks.offsets_for(
-            names.get(device.key, device.key), device.reference or "connector",
-            device.residual, device.clock,
-            "synchronized with its time source, assumed to be the connector's domain time")
+            names.get(device.key, device.key),
+            device.reference or "connector",
+            device.residual,
+            device.clock,
+            "synchronized with its time source, assumed to be the connector's domain time",
+        )
         offsets.extend(device_offsets)
         attempts.extend(attempts_of(device, device_offsets, bool(connectors), connector_cover))
     claimed = {id(r) for a in attempts for r in a.requests}
     claimed |= {c for d in devices.values() for c in d.candidates}
     claimed |= {id(r) for a in attempts for r in a.conflicts}
     known = {n.lower() for a in attempts for n in (a.device.computer_name, *a.device.hosts) if n}
-    known |= {i for d in devices.values() for i in (d.facts.entdmid, d.facts.entra_device_id)
-              if i}
-    span = ((min(a.started for a in attempts) - CONTEXT_NS, max(a.ended for a in attempts)
-             + CONTEXT_NS) if attempts else None)
-    attempts.extend(connector_only_attempts(
-        [r for r in requests if id(r) not in claimed], known, span))
+    known |= {i for d in devices.values() for i in (d.facts.entdmid, d.facts.entra_device_id) if i}
+    span = (
+        (min(a.started for a in attempts) - CONTEXT_NS, max(a.ended for a in attempts) + CONTEXT_NS)
+        if attempts
+        else None
+    )
+    attempts.extend(
+        connector_only_attempts([r for r in requests if id(r) not in claimed], known, span)
+    )
     claimed = {id(r) for a in attempts for r in (*a.requests, *a.conflicts)}
     unmatched = tuple(sorted((r for r in requests if id(r) not in claimed), key=lambda r: r.ts))
     return Correlation(
         attempts=tuple(attempts),
         machines=tuple(machines.machines(machine_of, role_of, names, sources)),
-        offsets=tuple(offsets), unmatched_requests=unmatched,
+        offsets=tuple(offsets),
+        unmatched_requests=unmatched,
         connector_notices=tuple(sorted(notices, key=lambda n: n.ts)),
-        notes=tuple(notes_of(attempts, role_of, unmatched, notices, frame, devices)))
+        notes=tuple(notes_of(attempts, role_of, unmatched, notices, frame, devices)),
+    )
 
 
 # --- devices and drafts -----------------------------------------------------------------------

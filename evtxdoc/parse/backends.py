@@ -53,8 +53,9 @@ def fallback_available() -> bool:
     return True
 
 
-def rs_records(path: str, on_error: ErrorSink, *, strict: bool = False,
-               threads: int = 1) -> Iterator[RawRecord]:
+def rs_records(
+    path: str, on_error: ErrorSink, *, strict: bool = False, threads: int = 1
+) -> Iterator[RawRecord]:
     """Records via pyevtx-rs `records_json()`; per-record errors go to `on_error`, not up.
 
     Errors about chunk-header magic are left out: the structural scan reports every slot.
@@ -78,8 +79,9 @@ def rs_records(path: str, on_error: ErrorSink, *, strict: bool = False,
                 return
 
 
-def python_evtx_records(path: str, skip_header_ids: set[int],
-                        on_error: ErrorSink) -> Iterator[RawRecord]:
+def python_evtx_records(
+    path: str, skip_header_ids: set[int], on_error: ErrorSink
+) -> Iterator[RawRecord]:
     """Records via python-evtx over every chunk slot, rendering only ids not in `skip`."""
     from Evtx.Evtx import Evtx
 
@@ -93,8 +95,10 @@ def python_evtx_records(path: str, skip_header_ids: set[int],
                     try:
                         event = xml_to_event(record.xml())
                     except Exception as exc:  # python-evtx raises many private types
-                        on_error(f"chunk {chunk_index}, record {header_id}",
-                                 f"python-evtx: {type(exc).__name__}: {exc}")
+                        on_error(
+                            f"chunk {chunk_index}, record {header_id}",
+                            f"python-evtx: {type(exc).__name__}: {exc}",
+                        )
                         continue
                     yield (header_id, None, event)
             except Exception as exc:  # a broken chunk ends that chunk only

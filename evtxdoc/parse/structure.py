@@ -114,18 +114,28 @@ class _Walker:
         self.last_id: int | None = None  # the last record id seen so far (write order)
         self.last_before_chunk: dict[int, int | None] = {}  # chunk slot → last id before it
 
-    def problem(self, kind: str, message: str, where: str | None = None,
-                severity: Severity = Severity.WARNING, hint: str | None = None) -> None:
+    def problem(
+        self,
+        kind: str,
+        message: str,
+        where: str | None = None,
+        severity: Severity = Severity.WARNING,
+        hint: str | None = None,
+    ) -> None:
         self.out.problems.append(Problem(self.display, kind, message, severity, where, hint))
 
     def file_header(self, head: bytes, size: int) -> bool:
         if len(head) < FILE_HEADER_SIZE or not head.startswith(FILE_MAGIC):
-            self.problem("truncated_header", f"file is {size} bytes, shorter than the 4096-byte "
-                         "EVTX header", severity=Severity.ERROR,
-                         hint="the file was cut off while copying; export or collect it again")
+            self.problem(
+                "truncated_header",
+                f"file is {size} bytes, shorter than the 4096-byte EVTX header",
+                severity=Severity.ERROR,
+                hint="the file was cut off while copying; export or collect it again",
+            )
             return False
-        (_first, _last, _next_id, _hsize, minor, major, _block,
-         chunks) = struct.unpack_from("<QQQIHHHH", head, 8)
+        (_first, _last, _next_id, _hsize, minor, major, _block, chunks) = struct.unpack_from(
+            "<QQQIHHHH", head, 8
+        )
         flags, crc = struct.unpack_from("<II", head, 120)
         out = self.out
         out.format_version, out.header_chunks = f"{major}.{minor}", chunks
@@ -134,15 +144,23 @@ class _Walker:
         if not self.no_crc and zlib.crc32(head[:120]) != crc:
             self.problem("bad_header_crc", "file header checksum does not match", "file header")
         if out.dirty:
-            self.problem("dirty_header", "log was open when copied (dirty flag); header counts "
-                         "may be stale, every chunk slot is read anyway", "file header",
-                         Severity.INFO)
+            self.problem(
+                "dirty_header",
+                "log was open when copied (dirty flag); header counts "
+                "may be stale, every chunk slot is read anyway",
+                "file header",
+                Severity.INFO,
+            )
         tail = (size - FILE_HEADER_SIZE) % CHUNK_SIZE
         if tail:
-            self.problem("truncated_file", f"file ends {tail} bytes into a chunk; that last "
-                         "chunk is incomplete and its records may be lost",
-                         f"offset {size - tail:#x}", Severity.WARNING,
-                         "the copy was cut off; collect the log again if events are missing")
+            self.problem(
+                "truncated_file",
+                f"file ends {tail} bytes into a chunk; that last "
+                "chunk is incomplete and its records may be lost",
+                f"offset {size - tail:#x}",
+                Severity.WARNING,
+                "the copy was cut off; collect the log again if events are missing",
+            )
             out.truncated = True
         return True
 
@@ -158,16 +176,26 @@ class _Walker:
         check = not (self.no_crc or flags & FLAG_NO_CRC32)
         header_sum = zlib.crc32(chunk[128:CHUNK_HEADER_SIZE], zlib.crc32(chunk[:120]))
         if check and header_sum != header_crc:
-            self.problem("bad_chunk_header_crc", "chunk header checksum does not match "
-                         "(string/template tables may be damaged)", where)
+            self.problem(
+                "bad_chunk_header_crc",
+                "chunk header checksum does not match (string/template tables may be damaged)",
+                where,
+            )
         intact = check
         if not CHUNK_HEADER_SIZE <= free <= len(chunk):
-            self.problem("bad_free_space", f"chunk claims {free} bytes of records; only "
-                         f"{len(chunk)} are present", where)
+            self.problem(
+                "bad_free_space",
+                f"chunk claims {free} bytes of records; only {len(chunk)} are present",
+                where,
+            )
             free, intact = len(chunk), False
         elif check and zlib.crc32(memoryview(chunk)[CHUNK_HEADER_SIZE:free]) != data_crc:
-            self.problem("bad_chunk_data_crc", "record data checksum does not match: a record "
-                         "was changed or torn after the chunk was written", where)
+            self.problem(
+                "bad_chunk_data_crc",
+                "record data checksum does not match: a record "
+                "was changed or torn after the chunk was written",
+                where,
+            )
             intact = False
         first_id, last_id = struct.unpack_from("<QQ", chunk, 24)
         if intact:  # the CRC vouches for every record: count them from the header
@@ -180,9 +208,13 @@ class _Walker:
             self.records(index, chunk, free)
             if len(self.out.damage) == marks and free > CHUNK_HEADER_SIZE:
                 # a changed record the walk cannot point at: the whole chunk is suspect
-                self.out.damage.append(DamageMark(
-                    "bad_chunk_data_crc", max(0, first_id - 1) if first_id < 2**63 else None,
-                    last_id + 1 if last_id < 2**63 else None))
+                self.out.damage.append(
+                    DamageMark(
+                        "bad_chunk_data_crc",
+                        max(0, first_id - 1) if first_id < 2**63 else None,
+                        last_id + 1 if last_id < 2**63 else None,
+                    )
+                )
 
     def records(self, index: int, chunk: bytes, free: int) -> None:
         offset = CHUNK_HEADER_SIZE
@@ -192,19 +224,30 @@ class _Walker:
             if magic != RECORD_MAGIC or size < 28 or offset + size > len(chunk):
                 rest = free - offset
                 if not chunk[offset:free].strip(b"\x00"):
-                    self.problem("unflushed_tail", f"the last {rest} bytes the chunk header "
-                                 "claims are zeros: the end of the log was never flushed to disk "
-                                 "before the copy", where)
+                    self.problem(
+                        "unflushed_tail",
+                        f"the last {rest} bytes the chunk header "
+                        "claims are zeros: the end of the log was never flushed to disk "
+                        "before the copy",
+                        where,
+                    )
                     self.out.damage.append(DamageMark("unflushed_tail", self.last_id))
                 else:
-                    self.problem("bad_record", f"no valid record header (size {size}); the rest "
-                                 f"of the chunk ({rest} bytes) cannot be walked", where)
+                    self.problem(
+                        "bad_record",
+                        f"no valid record header (size {size}); the rest "
+                        f"of the chunk ({rest} bytes) cannot be walked",
+                        where,
+                    )
                     self.out.damage.append(DamageMark("bad_record", self.last_id))
                 return
             if _U32.unpack_from(chunk, offset + size - 4)[0] != size:
-                self.problem("torn_record", f"record {record_id} is torn (its trailing size "
-                             "copy does not match): the file was copied while being written",
-                             where)
+                self.problem(
+                    "torn_record",
+                    f"record {record_id} is torn (its trailing size "
+                    "copy does not match): the file was copied while being written",
+                    where,
+                )
                 self.out.damage.append(DamageMark("torn_record", record_id - 1, record_id + 1))
             self.out.records += 1
             self.last_id = record_id
@@ -219,8 +262,9 @@ class _Walker:
                 ranges.append([index, index])
         for first, last in ranges:
             span = f"chunk {first}" if first == last else f"chunks {first}-{last}"
-            self.problem("bad_chunk", f"{span}: not a valid chunk (no ElfChnk signature); "
-                         "skipped", span)
+            self.problem(
+                "bad_chunk", f"{span}: not a valid chunk (no ElfChnk signature); skipped", span
+            )
             self.out.damage.append(DamageMark("bad_chunk", self.last_before_chunk.get(first)))
 
 
@@ -242,9 +286,13 @@ def scan(path: Path | str, display: str | None = None) -> Structure:
     if out.truncated:
         out.damage.append(DamageMark("truncated_file", None, None, open_end=True))
     if out.valid_chunks > out.header_chunks:
-        walker.problem("stale_chunk_count", f"header declares {out.header_chunks} chunks but "
-                       f"{out.valid_chunks} are present; all are read", "file header",
-                       Severity.INFO)
+        walker.problem(
+            "stale_chunk_count",
+            f"header declares {out.header_chunks} chunks but "
+            f"{out.valid_chunks} are present; all are read",
+            "file header",
+            Severity.INFO,
+        )
     return out
 
 

@@ -76,8 +76,11 @@ def display_zone(name: str | None) -> DisplayZone:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         close = sorted(z for z in available_timezones() if name.lower() in z.lower())[:5]
-        hint = f"did you mean {', '.join(close)}?" if close else "use an IANA name such as " \
-            "Europe/Paris or America/New_York, or UTC"
+        hint = (
+            f"did you mean {', '.join(close)}?"
+            if close
+            else "use an IANA name such as Europe/Paris or America/New_York, or UTC"
+        )
         raise UsageError(f"unknown time zone {name!r}", hint=hint) from None
     return DisplayZone(name)
 
@@ -108,8 +111,11 @@ class DeviceShifts:
         for attempt in attempts:
             for step in attempt.steps:
                 found.setdefault(step.ref.host.lower(), {})[step.ts] = step.ts - step.ts_corrected
-        self._hosts = {host: (sorted(steps), [steps[t] for t in sorted(steps)])
-                       for host, steps in found.items() if any(steps.values())}
+        self._hosts = {
+            host: (sorted(steps), [steps[t] for t in sorted(steps)])
+            for host, steps in found.items()
+            if any(steps.values())
+        }
 
     def __bool__(self) -> bool:
         return bool(self._hosts)

@@ -36,20 +36,33 @@ EXPECTED_CHANNELS = {
     },
 }
 # The on-premises Exchange connector writes to the Application log (domain.md a.11, S26).
-EXCHANGE_PROVIDERS = frozenset(p.lower() for p in (
-    "Microsoft Intune Exchange Connector", "Intune Exchange Connector",
-    "OnPremisesExchangeConnectorService",
-    "Microsoft.Management.Services.OnPremisesExchangeConnector"))
-ROLE_WORDS = {"device": "device", "connector": "ODJ connector server",
-              "legacy connector": "ODJ connector server (legacy)",
-              "exchange": "Exchange connector", "other": "other"}
-VERDICT_WORDS = {"succeeded": "healthy", "failed": "failed", "timed_out": "timed out",
-                 "incomplete": "incomplete", "not_hybrid": "not hybrid (Entra join)",
-                 "unknown": "unknown"}
+EXCHANGE_PROVIDERS = frozenset(
+    p.lower()
+    for p in (
+        "Microsoft Intune Exchange Connector",
+        "Intune Exchange Connector",
+        "OnPremisesExchangeConnectorService",
+        "Microsoft.Management.Services.OnPremisesExchangeConnector",
+    )
+)
+ROLE_WORDS = {
+    "device": "device",
+    "connector": "ODJ connector server",
+    "legacy connector": "ODJ connector server (legacy)",
+    "exchange": "Exchange connector",
+    "other": "other",
+}
+VERDICT_WORDS = {
+    "succeeded": "healthy",
+    "failed": "failed",
+    "timed_out": "timed out",
+    "incomplete": "incomplete",
+    "not_hybrid": "not hybrid (Entra join)",
+    "unknown": "unknown",
+}
 
 
-def display_name(oobe_names: Sequence[str], hosts: Sequence[str],
-                 computer_name: str | None) -> str:
+def display_name(oobe_names: Sequence[str], hosts: Sequence[str], computer_name: str | None) -> str:
     """`DESKTOP-A1S2D3F → AP-2W4E6R8T0YU`: the OOBE name, then the name the join gave."""
     name = (list(oobe_names) or list(hosts) or ["?"])[0]
     if computer_name and computer_name.lower() != name.split(".")[0].lower():
@@ -62,8 +75,9 @@ def device_name(attempt: Attempt) -> str:
     return display_name(device.oobe_names, device.hosts, device.computer_name)
 
 
-def verdicts(correlation: Correlation | None, evaluation: Evaluation | None
-             ) -> list[dict[str, Any]]:
+def verdicts(
+    correlation: Correlation | None, evaluation: Evaluation | None
+) -> list[dict[str, Any]]:
     """One verdict per device: the last attempt's outcome and its root cause."""
     if correlation is None:
         return []
@@ -75,7 +89,8 @@ def verdicts(correlation: Correlation | None, evaluation: Evaluation | None
     machine_of_host = {h.lower(): m.key for m in correlation.machines for h in m.hosts}
     for finding in evaluation.findings if evaluation else ():
         device = attempt_device.get(finding.attempt or "") or machine_of_host.get(
-            (finding.host or "").lower())
+            (finding.host or "").lower()
+        )
         if device:
             counts[device][finding.severity] += 1
     out = []
@@ -92,24 +107,53 @@ def verdicts(correlation: Correlation | None, evaluation: Evaluation | None
         if cause is None and evaluation is not None and status == "succeeded" and earlier:
             earlier_causes = (evaluation.root_cause(a.id) for a in reversed(attempts[:-1]))
             cause = next((c for c in earlier_causes if c is not None), None)
-        out.append({
-            "device": machine, "name": device_name(last), "status": status, "verdict": words,
-            "reason": last.reason, "attempts": [a.id for a in attempts],
-            "last_attempt": last.id, "connector": last.connector,
-            "root_cause": None if cause is None else {
-                "rule": cause.rule, "title": cause.title, "severity": cause.severity,
-                "confidence": cause.confidence, "attempt": cause.attempt},
-            "findings": dict(counts.get(machine, {})),
-        })
+        out.append(
+            {
+                "device": machine,
+                "name": device_name(last),
+                "status": status,
+                "verdict": words,
+                "reason": last.reason,
+                "attempts": [a.id for a in attempts],
+                "last_attempt": last.id,
+                "connector": last.connector,
+                "root_cause": None
+                if cause is None
+                else {
+                    "rule": cause.rule,
+                    "title": cause.title,
+                    "severity": cause.severity,
+                    "confidence": cause.confidence,
+                    "attempt": cause.attempt,
+                },
+                "findings": dict(counts.get(machine, {})),
+            }
+        )
     for machine in correlation.machines:
         if machine.role == "device" and machine.key not in by_device:
-            out.append({"device": machine.key, "name": machine.hosts[0], "status": "no_attempt",
-                        "verdict": "no join attempt in the logs",
-                        "reason": "the device's logs hold no Autopilot join step",
-                        "attempts": [], "last_attempt": None, "connector": None,
-                        "root_cause": None, "findings": dict(counts.get(machine.key, {}))})
-    order = {"failed": 0, "timed_out": 1, "incomplete": 2, "unknown": 3, "no_attempt": 4,
-             "not_hybrid": 5, "succeeded": 6}
+            out.append(
+                {
+                    "device": machine.key,
+                    "name": machine.hosts[0],
+                    "status": "no_attempt",
+                    "verdict": "no join attempt in the logs",
+                    "reason": "the device's logs hold no Autopilot join step",
+                    "attempts": [],
+                    "last_attempt": None,
+                    "connector": None,
+                    "root_cause": None,
+                    "findings": dict(counts.get(machine.key, {})),
+                }
+            )
+    order = {
+        "failed": 0,
+        "timed_out": 1,
+        "incomplete": 2,
+        "unknown": 3,
+        "no_attempt": 4,
+        "not_hybrid": 5,
+        "succeeded": 6,
+    }
     out.sort(key=lambda v: (order.get(v["status"], 9), v["name"].lower()))
     return out
 
@@ -127,8 +171,11 @@ def _role(machine: Machine | None, channels: set[str], providers: set[str]) -> s
 def coverage(analysis: Analysis) -> list[dict[str, Any]]:
     """Per machine (a device renamed by its join is one machine): role, the channels its hosts
     wrote with counts and spans, and the channels its role needs that hold no event."""
-    machines = {h.lower(): m for m in (analysis.correlation.machines if analysis.correlation
-                                        else ()) for h in m.hosts}
+    machines = {
+        h.lower(): m
+        for m in (analysis.correlation.machines if analysis.correlation else ())
+        for h in m.hosts
+    }
     providers = _providers_by_host(analysis)
     groups: dict[str, list[Any]] = defaultdict(list)
     for cover in analysis.coverage:
@@ -140,29 +187,49 @@ def coverage(analysis: Analysis) -> list[dict[str, Any]]:
     for key, covers in sorted(groups.items()):
         channels = {c.channel.lower() for c in covers}
         hosts = sorted({c.host for c in covers}, key=str.lower)
-        role = _role(machines.get(hosts[0].lower()), channels,
-                     set().union(*(providers.get(h, set()) for h in hosts)))
+        role = _role(
+            machines.get(hosts[0].lower()),
+            channels,
+            set().union(*(providers.get(h, set()) for h in hosts)),
+        )
         expected = EXPECTED_CHANNELS.get(role, {})
-        out.append({
-            "machine": key, "hosts": hosts, "role": role,
-            "role_words": ROLE_WORDS.get(role, role),
-            "records": sum(c.records for c in covers),
-            "first": format_time_ns(min(c.first for c in covers)),
-            "last": format_time_ns(max(c.last for c in covers)),
-            "channels": [{"host": c.host, "channel": c.channel, "records": c.records,
-                          "first": format_time_ns(c.first), "last": format_time_ns(c.last),
-                          "sources": list(c.sources),
-                          "damaged": [damage_dict(d) for d in c.damaged]} for c in covers],
-            "no_events_from": [{"channel": name, "why": why}
-                               for name, why in expected.items() if name not in channels],
-        })
+        out.append(
+            {
+                "machine": key,
+                "hosts": hosts,
+                "role": role,
+                "role_words": ROLE_WORDS.get(role, role),
+                "records": sum(c.records for c in covers),
+                "first": format_time_ns(min(c.first for c in covers)),
+                "last": format_time_ns(max(c.last for c in covers)),
+                "channels": [
+                    {
+                        "host": c.host,
+                        "channel": c.channel,
+                        "records": c.records,
+                        "first": format_time_ns(c.first),
+                        "last": format_time_ns(c.last),
+                        "sources": list(c.sources),
+                        "damaged": [damage_dict(d) for d in c.damaged],
+                    }
+                    for c in covers
+                ],
+                "no_events_from": [
+                    {"channel": name, "why": why}
+                    for name, why in expected.items()
+                    if name not in channels
+                ],
+            }
+        )
     return out
 
 
 def damage_dict(span: DamageSpan) -> dict[str, Any]:
-    return {"kind": span.kind,
-            "after": None if span.after_ns is None else format_time_ns(span.after_ns),
-            "before": None if span.before_ns is None else format_time_ns(span.before_ns)}
+    return {
+        "kind": span.kind,
+        "after": None if span.after_ns is None else format_time_ns(span.after_ns),
+        "before": None if span.before_ns is None else format_time_ns(span.before_ns),
+    }
 
 
 def _providers_by_host(analysis: Analysis) -> dict[str, set[str]]:
@@ -173,7 +240,8 @@ def _providers_by_host(analysis: Analysis) -> dict[str, set[str]]:
     wanted = [i for i, name in enumerate(channel.categories) if name.lower() == "application"]
     pairs = frame.loc[channel.codes.isin(wanted), ["host", "provider"]].drop_duplicates()
     out: dict[str, set[str]] = defaultdict(set)
-    for host, provider in zip(pairs["host"].astype(str), pairs["provider"].astype(str),
-                              strict=True):
+    for host, provider in zip(
+        pairs["host"].astype(str), pairs["provider"].astype(str), strict=True
+    ):
         out[host].add(provider.lower())
     return out

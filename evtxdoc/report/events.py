@@ -20,8 +20,21 @@ from evtxdoc.models import Correlation
 from evtxdoc.normalize import NO_TIME, format_time_ns
 from evtxdoc.timeline import time_sorted, to_events
 
-EXPORT_COLUMNS = ("ts", "host", "channel", "provider", "event_id", "level", "record_id",
-                  "activity_id", "user_sid", "source_file", "attempt", "message", "fields")
+EXPORT_COLUMNS = (
+    "ts",
+    "host",
+    "channel",
+    "provider",
+    "event_id",
+    "level",
+    "record_id",
+    "activity_id",
+    "user_sid",
+    "source_file",
+    "attempt",
+    "message",
+    "fields",
+)
 ATTEMPT_PAD_NS = 5 * 60 * 1_000_000_000
 # Timesketch's JSONL import needs message, datetime (ISO 8601) and timestamp_desc; timestamp in
 # microseconds is optional (timesketch docs/guides/user/import-from-json-csv.md).
@@ -59,8 +72,11 @@ def attempt_ids(frame: pd.DataFrame, correlation: Correlation | None) -> np.ndar
             rows = order[start:end]
             free = rows[out[rows] == None]  # noqa: E711 (element-wise on an object array)
             out[free] = attempt.id
-    exact = {(r.source_file, r.record_id): a.id for a in correlation.attempts
-             for r in [*(s.ref for s in a.steps), *(q.ref for q in a.requests)]}
+    exact = {
+        (r.source_file, r.record_id): a.id
+        for a in correlation.attempts
+        for r in [*(s.ref for s in a.steps), *(q.ref for q in a.requests)]
+    }
     if exact:
         records = frame["record_id"].to_numpy()
         source_codes, source_names = category_codes(frame["source_file"])
@@ -77,10 +93,17 @@ def rows(frame: pd.DataFrame, attempts: np.ndarray | None = None) -> Iterator[di
     for event, attempt in zip(to_events(frame), claimed, strict=True):
         yield {
             "ts": format_time_ns(event.ts) if event.ts != NO_TIME else None,
-            "host": event.host, "channel": event.channel, "provider": event.provider,
-            "event_id": event.event_id, "level": event.level, "record_id": event.record_id,
-            "activity_id": event.activity_id, "user_sid": event.user_sid,
-            "source_file": event.source_file, "attempt": attempt, "message": event.message,
+            "host": event.host,
+            "channel": event.channel,
+            "provider": event.provider,
+            "event_id": event.event_id,
+            "level": event.level,
+            "record_id": event.record_id,
+            "activity_id": event.activity_id,
+            "user_sid": event.user_sid,
+            "source_file": event.source_file,
+            "attempt": attempt,
+            "message": event.message,
             "fields": event.fields,
         }
 
@@ -89,8 +112,12 @@ def _dumps(item: Any) -> bytes:
     return orjson.dumps(item, option=orjson.OPT_NON_STR_KEYS, default=str)
 
 
-def write_jsonl(frame: pd.DataFrame, out: IO[bytes], attempts: np.ndarray | None = None,
-                redact: Redact | None = None) -> int:
+def write_jsonl(
+    frame: pd.DataFrame,
+    out: IO[bytes],
+    attempts: np.ndarray | None = None,
+    redact: Redact | None = None,
+) -> int:
     count = 0
     for item in rows(frame, attempts):
         out.write(_dumps(redact(item) if redact else item) + b"\n")
@@ -98,8 +125,12 @@ def write_jsonl(frame: pd.DataFrame, out: IO[bytes], attempts: np.ndarray | None
     return count
 
 
-def write_timesketch(frame: pd.DataFrame, out: IO[bytes], attempts: np.ndarray | None = None,
-                     redact: Redact | None = None) -> int:
+def write_timesketch(
+    frame: pd.DataFrame,
+    out: IO[bytes],
+    attempts: np.ndarray | None = None,
+    redact: Redact | None = None,
+) -> int:
     """One JSON object per line with Timesketch's message, datetime and timestamp_desc."""
     count = 0
     for item in rows(frame, attempts):
@@ -107,9 +138,10 @@ def write_timesketch(frame: pd.DataFrame, out: IO[bytes], attempts: np.ndarray |
             continue
         stamp = pd.Timestamp(item["ts"])
         line = {
-            "message": item["message"] or f"{item['channel']} {item['event_id']} "
-                                          f"({item['provider']})",
-            "datetime": stamp.isoformat(timespec="microseconds"), "timestamp": stamp.value // 1000,
+            "message": item["message"]
+            or f"{item['channel']} {item['event_id']} ({item['provider']})",
+            "datetime": stamp.isoformat(timespec="microseconds"),
+            "timestamp": stamp.value // 1000,
             "timestamp_desc": TIMESKETCH_DESC,
             **{k: v for k, v in item.items() if k not in ("ts", "message", "fields")},
             **{f"data_{k}": v for k, v in item["fields"].items()},
@@ -119,8 +151,12 @@ def write_timesketch(frame: pd.DataFrame, out: IO[bytes], attempts: np.ndarray |
     return count
 
 
-def write_csv(frame: pd.DataFrame, out: IO[str], attempts: np.ndarray | None = None,
-              redact: Redact | None = None) -> int:
+def write_csv(
+    frame: pd.DataFrame,
+    out: IO[str],
+    attempts: np.ndarray | None = None,
+    redact: Redact | None = None,
+) -> int:
     writer = csv.DictWriter(out, fieldnames=EXPORT_COLUMNS)
     writer.writeheader()
     count = 0

@@ -13,10 +13,18 @@ SEVERITIES = ("info", "warning", "error", "critical")
 
 def finding_dict(finding: Finding) -> dict[str, Any]:
     return {
-        "rule": finding.rule, "title": finding.title, "severity": finding.severity,
-        "confidence": finding.confidence, "scope": finding.scope, "attempt": finding.attempt,
-        "host": finding.host, "root_cause": finding.root_cause, "cause": finding.cause,
-        "fix": finding.fix, "references": list(finding.references), "count": finding.count,
+        "rule": finding.rule,
+        "title": finding.title,
+        "severity": finding.severity,
+        "confidence": finding.confidence,
+        "scope": finding.scope,
+        "attempt": finding.attempt,
+        "host": finding.host,
+        "root_cause": finding.root_cause,
+        "cause": finding.cause,
+        "fix": finding.fix,
+        "references": list(finding.references),
+        "count": finding.count,
         "evidence": [ref._asdict() for ref in finding.evidence],
         "superseded": list(finding.superseded),
         "unconfirmed": list(finding.unconfirmed),
@@ -30,11 +38,12 @@ def evaluation_dict(evaluation: Evaluation | None) -> dict[str, Any]:
     counts = {s: sum(1 for f in evaluation.findings if f.severity == s) for s in SEVERITIES}
     return {
         "findings": [finding_dict(f) for f in evaluation.findings],
-        "rules": {"evaluated": evaluation.rules,
-                  "folders": [_folder_name(f) for f in evaluation.rule_folders],
-                  "not_evaluated": [{"rule": g.rule, "reason": g.reason}
-                                    for g in evaluation.gaps],
-                  "findings_by_severity": counts},
+        "rules": {
+            "evaluated": evaluation.rules,
+            "folders": [_folder_name(f) for f in evaluation.rule_folders],
+            "not_evaluated": [{"rule": g.rule, "reason": g.reason} for g in evaluation.gaps],
+            "findings_by_severity": counts,
+        },
     }
 
 

@@ -31,9 +31,15 @@ class Format(StrEnum):
     jsonl = "jsonl"
 
 
-SUFFIXES = {".html": Format.html, ".htm": Format.html, ".json": Format.json,
-            ".csv": Format.csv, ".jsonl": Format.jsonl, ".ndjson": Format.jsonl,
-            ".txt": Format.terminal}
+SUFFIXES = {
+    ".html": Format.html,
+    ".htm": Format.html,
+    ".json": Format.json,
+    ".csv": Format.csv,
+    ".jsonl": Format.jsonl,
+    ".ndjson": Format.jsonl,
+    ".txt": Format.terminal,
+}
 
 
 def infer(output: Path | None, interactive: bool) -> Format:
@@ -57,22 +63,31 @@ def document(analysis: Analysis, redactor: Redactor | None = None) -> dict:
     return redactor.data(data) if redactor else data
 
 
-def write(analysis: Analysis, fmt: Format, out: IO[bytes],
-          options: OutputOptions = OutputOptions(), console: Console | None = None) -> None:
+def write(
+    analysis: Analysis,
+    fmt: Format,
+    out: IO[bytes],
+    options: OutputOptions = OutputOptions(),
+    console: Console | None = None,
+) -> None:
     """Write `analysis` as `fmt` to the binary stream `out` (or to `console` for terminal)."""
     redactor = for_analysis(analysis) if options.redact else None
     if fmt is Format.json:
         out.write(orjson.dumps(document(analysis, redactor), option=orjson.OPT_INDENT_2) + b"\n")
     elif fmt is Format.html:
-        page = html.render(analysis, html.ReportOptions(zone=options.zone, redactor=redactor,
-                                                        max_events=options.max_events))
+        page = html.render(
+            analysis,
+            html.ReportOptions(zone=options.zone, redactor=redactor, max_events=options.max_events),
+        )
         out.write(page.encode("utf-8"))
     elif fmt is Format.terminal:
         if console is None:
             text = io.StringIO()
-            terminal.render(document(analysis, redactor),
-                            Console(file=text, width=options.width, color_system=None),
-                            options.zone)
+            terminal.render(
+                document(analysis, redactor),
+                Console(file=text, width=options.width, color_system=None),
+                options.zone,
+            )
             out.write(text.getvalue().encode("utf-8"))
         else:
             terminal.render(document(analysis, redactor), console, options.zone)

@@ -43,8 +43,9 @@ def _marked(value: Any, limit: int = MAX_VALUE) -> str:
         if index % 2:
             pieces[index] = f"<code>{piece}</code>"
         else:
-            pieces[index] = _EMPHASIS.sub(r"<em>\1</em>",
-                                          _STRONG.sub(r"<strong>\1</strong>", piece))
+            pieces[index] = _EMPHASIS.sub(
+                r"<em>\1</em>", _STRONG.sub(r"<strong>\1</strong>", piece)
+            )
     return "".join(pieces)
 
 
@@ -56,12 +57,17 @@ def _escaped_short(text: str) -> str:
 
 def field_table(event: dict[str, Any]) -> Markup:
     """An event's provider, record and fields as a two-column table."""
-    parts = ['<table class="fields"><tbody><tr><th>Provider</th><td>',
-             _text(event["provider"]), "</td></tr><tr><th>Record</th><td>",
-             _text(event["record_id"]), " in ", _text(event["source"]), "</td></tr>"]
+    parts = [
+        '<table class="fields"><tbody><tr><th>Provider</th><td>',
+        _text(event["provider"]),
+        "</td></tr><tr><th>Record</th><td>",
+        _text(event["record_id"]),
+        " in ",
+        _text(event["source"]),
+        "</td></tr>",
+    ]
     for item in event["fields"]:
-        parts += ["<tr><th>", _text(item["name"]), "</th><td>", _text(item["value"]),
-                  "</td></tr>"]
+        parts += ["<tr><th>", _text(item["name"]), "</th><td>", _text(item["value"]), "</td></tr>"]
     if event["more_fields"]:
         parts += ["<tr><th>…</th><td>", _text(event["more_fields"]), " more field(s)</td></tr>"]
     parts.append("</tbody></table>")
@@ -70,18 +76,37 @@ def field_table(event: dict[str, Any]) -> Markup:
 
 def event_detail(event: dict[str, Any]) -> Markup:
     """One evidence event: a summary line that expands to its fields."""
-    return Markup("".join([
-        '<details class="event"><summary><span class="time"', _shifted(event), ">",
-        _text(event["time"]), "</span> ", _text(event["host"]), " · ", _text(event["channel"]), " ",
-        _text(event["event_id"]), " · ", _text(event["message"], 300), "</summary>",
-        field_table(event), "</details>"]))
+    return Markup(
+        "".join(
+            [
+                '<details class="event"><summary><span class="time"',
+                _shifted(event),
+                ">",
+                _text(event["time"]),
+                "</span> ",
+                _text(event["host"]),
+                " · ",
+                _text(event["channel"]),
+                " ",
+                _text(event["event_id"]),
+                " · ",
+                _text(event["message"], 300),
+                "</summary>",
+                field_table(event),
+                "</details>",
+            ]
+        )
+    )
 
 
 def _shifted(event: dict[str, Any]) -> str:
     """A time moved onto the reference clock says so, with the time as logged."""
     raw = event.get("raw_time")
-    return f' title="device clock: {_text(raw)} (shifted, see the attempt\'s clock note)"' if (
-        raw) else ""
+    return (
+        f' title="device clock: {_text(raw)} (shifted, see the attempt\'s clock note)"'
+        if (raw)
+        else ""
+    )
 
 
 def event_rows(events: list[dict[str, Any]]) -> Markup:
@@ -90,13 +115,31 @@ def event_rows(events: list[dict[str, Any]]) -> Markup:
     for event in events:
         level = _text(event["level"])
         parts += [
-            '<tr data-host="', _text(event["host"]), '" data-channel="',
-            _text(event["channel"]), '" data-id="', _text(event["event_id"]),
-            '" data-level="', level, '" class="lvl-', level, '"><td class="time"',
-            _shifted(event), ">", _text(event["time"]), "</td><td>", _text(event["host"]),
-            '</td><td class="channel">', _text(event["channel"]), '</td><td class="num">',
-            _text(event["event_id"]), "</td><td>", level, "</td><td>",
-            _text(event["message"] or event["provider"])]
+            '<tr data-host="',
+            _text(event["host"]),
+            '" data-channel="',
+            _text(event["channel"]),
+            '" data-id="',
+            _text(event["event_id"]),
+            '" data-level="',
+            level,
+            '" class="lvl-',
+            level,
+            '"><td class="time"',
+            _shifted(event),
+            ">",
+            _text(event["time"]),
+            "</td><td>",
+            _text(event["host"]),
+            '</td><td class="channel">',
+            _text(event["channel"]),
+            '</td><td class="num">',
+            _text(event["event_id"]),
+            "</td><td>",
+            level,
+            "</td><td>",
+            _text(event["message"] or event["provider"]),
+        ]
         if event["fields"]:
             parts += ["<details><summary>", _text(len(event["fields"])), " field(s)"]
             if event["attempt"]:
@@ -125,21 +168,27 @@ def verdict_rows(verdicts: list[dict[str, Any]]) -> Markup:
         status = _text(v["status"])
         cause = v["root_cause"]
         if cause:
-            cell = (_cause_link(v["anchor"], cause["title"], ' class="cause-link"')
-                    + f'\n      <span class="confidence">{_text(cause["confidence"])}</span>')
+            cell = (
+                _cause_link(v["anchor"], cause["title"], ' class="cause-link"')
+                + f'\n      <span class="confidence">{_text(cause["confidence"])}</span>'
+            )
         elif v["status"] in ("succeeded", "not_hybrid"):
             cell = "—"
         else:
-            cell = ('<span class="muted">no rule explains it: see the attempt and the '
-                    "coverage</span>")
-        counts = "".join(f'<span class="count sev-{_text(sev)}">{_text(n)} {_text(sev)}</span> '
-                         for sev, n in sorted(v["findings"].items()))
+            cell = (
+                '<span class="muted">no rule explains it: see the attempt and the coverage</span>'
+            )
+        counts = "".join(
+            f'<span class="count sev-{_text(sev)}">{_text(n)} {_text(sev)}</span> '
+            for sev, n in sorted(v["findings"].items())
+        )
         parts.append(
             f'<tr class="verdict status-{status}">\n    <td class="device">{_text(v["name"])}'
             f'</td>\n    <td><span class="badge status-{status}">{_text(v["verdict"])}</span>'
             f'<div class="reason">{_text(v["reason"], 400)}</div></td>\n    <td>{cell}</td>\n'
-            f'    <td>{_text(v["connector"] or "—")}</td>\n    <td>{len(v["attempts"])}</td>\n'
-            f"    <td>{counts}</td>\n  </tr>\n")
+            f"    <td>{_text(v['connector'] or '—')}</td>\n    <td>{len(v['attempts'])}</td>\n"
+            f"    <td>{counts}</td>\n  </tr>\n"
+        )
     return Markup("".join(parts))
 
 
@@ -157,27 +206,33 @@ def finding_blocks(findings: list[dict[str, Any]]) -> Markup:
             f'    <span class="where">{_text(f["attempt"] or f["host"] or "bundle")}</span>\n'
             f'    <span class="confidence conf-{_text(f["confidence"])}" title="confidence">'
             f'{_text(f["confidence"])}</span></summary>\n  <div class="body">\n'
-            f'    <p class="cause">{_marked(f["cause"])}</p>\n']
+            f'    <p class="cause">{_marked(f["cause"])}</p>\n',
+        ]
         if f.get("unconfirmed"):
             lacks = "; ".join(_text(item, 400) for item in f["unconfirmed"])
-            parts.append(f'    <p class="unconfirmed">Not confirmed: the bundle lacks {lacks}.'
-                         "</p>\n")
+            parts.append(
+                f'    <p class="unconfirmed">Not confirmed: the bundle lacks {lacks}.</p>\n'
+            )
         if f["fix_steps"]:
             steps = "".join(f"<li>{_marked(step)}</li>" for step in f["fix_steps"])
             parts.append(f'    <h4>What to do</h4><ol class="fix">{steps}</ol>\n')
         count = f", {_text(f['count'])} matching event(s)" if f["count"] else ""
-        replaces = (f"; replaces {_text(', '.join(f['superseded']))}" if f["superseded"]
-                    else "")
-        parts.append(f'    <p class="rule">Rule <code>{_text(f["rule"])}</code> '
-                     f'({_text(f["scope"])} scope{count}){replaces}.</p>\n')
+        replaces = f"; replaces {_text(', '.join(f['superseded']))}" if f["superseded"] else ""
+        parts.append(
+            f'    <p class="rule">Rule <code>{_text(f["rule"])}</code> '
+            f"({_text(f['scope'])} scope{count}){replaces}.</p>\n"
+        )
         if f["references"]:
             refs = " · ".join(f'<span class="ref">{_text(r)}</span>' for r in f["references"])
             parts.append(f'    <p class="refs">Sources: {refs}</p>\n')
         if f["evidence"]:
             more = f" (and {_text(f['more_evidence'])} more)" if f["more_evidence"] else ""
-            parts += [f'    <details class="evidence"><summary>Evidence: {len(f["evidence"])} '
-                      f"event(s){more}</summary>\n      ",
-                      *(event_detail(e) for e in f["evidence"]), "\n    </details>\n"]
+            parts += [
+                f'    <details class="evidence"><summary>Evidence: {len(f["evidence"])} '
+                f"event(s){more}</summary>\n      ",
+                *(event_detail(e) for e in f["evidence"]),
+                "\n    </details>\n",
+            ]
         parts.append("  </div>\n</details>\n")
     return Markup("".join(parts))
 
@@ -187,42 +242,57 @@ def step_rows(attempt: dict[str, Any]) -> Markup:
     parts = []
     for s in attempt["step_rows"]:
         raw = f'<div class="muted">device clock {_text(s["raw"])}</div>' if s["raw"] else ""
-        parts.append(f'<tr class="step-{_text(s["status"])}"><td class="time">{_text(s["time"])}'
-                     f'{raw}</td><td>{_text(s["name"])}</td><td>{_text(s["status"])}</td>'
-                     f'<td>{_text(s["detail"])}</td></tr>')
+        parts.append(
+            f'<tr class="step-{_text(s["status"])}"><td class="time">{_text(s["time"])}'
+            f"{raw}</td><td>{_text(s['name'])}</td><td>{_text(s['status'])}</td>"
+            f"<td>{_text(s['detail'])}</td></tr>"
+        )
     for r in attempt["requests"]:
-        detail = [f'{_text(r["connector"])}: {_text(r["device_name"] or "?")}']
+        detail = [f"{_text(r['connector'])}: {_text(r['device_name'] or '?')}"]
         if r["diagnostic_code"]:
-            detail.append(f', DiagnosticCode {_text(r["diagnostic_code"])}')
+            detail.append(f", DiagnosticCode {_text(r['diagnostic_code'])}")
         if r["error_code"]:
-            detail.append(f', ErrorCode {_text(r["error_code"])}')
+            detail.append(f", ErrorCode {_text(r['error_code'])}")
         if r["diagnostic_text"]:
-            detail.append(f': {_text(r["diagnostic_text"], 600)}')
+            detail.append(f": {_text(r['diagnostic_text'], 600)}")
         ok = "ok" if r["succeeded"] else "failed"
-        parts.append(f'<tr class="step-{ok}"><td class="time">{_text(r["time"])}</td>'
-                     f'<td>connector {_text(r["kind"])}</td>'
-                     f'<td>{"blob created" if r["succeeded"] else "failed"}</td>'
-                     f'<td>{"".join(detail)}</td></tr>')
+        parts.append(
+            f'<tr class="step-{ok}"><td class="time">{_text(r["time"])}</td>'
+            f"<td>connector {_text(r['kind'])}</td>"
+            f"<td>{'blob created' if r['succeeded'] else 'failed'}</td>"
+            f"<td>{''.join(detail)}</td></tr>"
+        )
     return Markup("\n".join(parts))
 
 
 def other_attempt_rows(attempts: list[dict[str, Any]]) -> Markup:
     """Attempts listed without a swimlane."""
-    return Markup("".join(
-        f'<tr><td>{_text(a["name"])}</td><td>{_status_badge(a["outcome"], a["failed_step"])}'
-        f'</td><td class="time">{_text(a["started_text"])}</td>'
-        f'<td>{_text(a["connector"] or "—")}</td>'
-        f'<td>{_cause_link(a["root_cause_anchor"], a["root_cause_title"])}</td></tr>'
-        for a in attempts))
+    return Markup(
+        "".join(
+            f"<tr><td>{_text(a['name'])}</td><td>{_status_badge(a['outcome'], a['failed_step'])}"
+            f'</td><td class="time">{_text(a["started_text"])}</td>'
+            f"<td>{_text(a['connector'] or '—')}</td>"
+            f"<td>{_cause_link(a['root_cause_anchor'], a['root_cause_title'])}</td></tr>"
+            for a in attempts
+        )
+    )
 
 
 def _damage(channel: dict[str, Any]) -> str:
     """`damaged (torn_record) after …`: where the channel's records may be lost."""
     spans = []
     for d in channel.get("damaged") or ():
-        where = " and ".join(part for part in (
-            f"after {d['after']}" if d["after"] else "", f"before {d['before']}"
-            if d["before"] else "") if part) or "throughout"
+        where = (
+            " and ".join(
+                part
+                for part in (
+                    f"after {d['after']}" if d["after"] else "",
+                    f"before {d['before']}" if d["before"] else "",
+                )
+                if part
+            )
+            or "throughout"
+        )
         spans.append(f'<div class="missing">damaged ({_text(d["kind"])}) {_text(where)}</div>')
     return "".join(spans)
 
@@ -231,16 +301,21 @@ def coverage_rows(coverage: list[dict[str, Any]]) -> Markup:
     """One row per machine: role, events, span, channels, channels its role lacks."""
     parts = []
     for c in coverage:
-        channels = "".join(f'<li>{_text(ch["channel"])} <span class="muted">({_text(ch["host"])}'
-                           f': {_text(ch["records"])})</span>{_damage(ch)}</li>'
-                           for ch in c["channels"])
-        missing = "".join(f'<div class="missing">{_text(m["why"])}</div>'
-                          for m in c["no_events_from"]) or '<span class="muted">—</span>'
+        channels = "".join(
+            f'<li>{_text(ch["channel"])} <span class="muted">({_text(ch["host"])}'
+            f": {_text(ch['records'])})</span>{_damage(ch)}</li>"
+            for ch in c["channels"]
+        )
+        missing = (
+            "".join(f'<div class="missing">{_text(m["why"])}</div>' for m in c["no_events_from"])
+            or '<span class="muted">—</span>'
+        )
         parts.append(
-            f'<tr><td>{_text(", ".join(c["hosts"]))}</td><td>{_text(c["role_words"])}</td>'
+            f"<tr><td>{_text(', '.join(c['hosts']))}</td><td>{_text(c['role_words'])}</td>"
             f'<td class="num">{_text(c["records"])}</td>\n'
             f'    <td class="time">{_text(c["first_text"])}</td><td class="time">'
-            f'{_text(c["last_text"])}</td>\n    <td><details><summary>{len(c["channels"])} '
+            f"{_text(c['last_text'])}</td>\n    <td><details><summary>{len(c['channels'])} "
             f'channel(s)</summary><ul class="channels">{channels}</ul></details></td>\n'
-            f"    <td>{missing}</td></tr>\n")
+            f"    <td>{missing}</td></tr>\n"
+        )
     return Markup("".join(parts))

@@ -42,10 +42,16 @@ MAX_EVIDENCE_SHOWN = 8  # evidence events per finding
 MAX_TEXT = 1200  # characters of one message or field value
 MAX_FIELDS = 60  # fields per event
 MAX_PRINTED = 4000  # characters of any value the template prints
-LEVELS = {0: "information", 1: "critical", 2: "error", 3: "warning", 4: "information",
-          5: "verbose"}
-STATUS_ORDER = ("failed", "timed_out", "incomplete", "unknown", "no_attempt", "not_hybrid",
-                "succeeded")
+LEVELS = {0: "information", 1: "critical", 2: "error", 3: "warning", 4: "information", 5: "verbose"}
+STATUS_ORDER = (
+    "failed",
+    "timed_out",
+    "incomplete",
+    "unknown",
+    "no_attempt",
+    "not_hybrid",
+    "succeeded",
+)
 
 
 @dataclass(frozen=True)
@@ -67,10 +73,11 @@ def bound(value: Any, limit: int = MAX_TEXT) -> str:
 def clip(value: Any, limit: int) -> str:
     """Text cut to `limit` characters with an ellipsis (labels in drawings)."""
     text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # --- events -------------------------------------------------------------------------------
+
 
 def _positions_of(frame: pd.DataFrame, refs: Iterable[EventRef]) -> dict[EventRef, int]:
     """Timeline row of each ref (by source file and EventRecordID)."""
@@ -85,8 +92,9 @@ def _positions_of(frame: pd.DataFrame, refs: Iterable[EventRef]) -> dict[EventRe
     out: dict[EventRef, int] = {}
     for position in np.flatnonzero(np.isin(records, [r.record_id for r in refs])).tolist():
         code = source_codes[position]
-        for ref in wanted.get((source_names[code] if code >= 0 else "", int(records[position])),
-                              ()):
+        for ref in wanted.get(
+            (source_names[code] if code >= 0 else "", int(records[position])), ()
+        ):
             out.setdefault(ref, position)
     return out
 
@@ -123,33 +131,51 @@ def _choose_rows(frame: pd.DataFrame, must: Iterable[int], limit: int) -> np.nda
     return np.sort(chosen)
 
 
-def _event_view(event: Any, position: int, zone: DisplayZone, attempt: str | None,
-                shifts: DeviceShifts) -> dict[str, Any]:
+def _event_view(
+    event: Any, position: int, zone: DisplayZone, attempt: str | None, shifts: DeviceShifts
+) -> dict[str, Any]:
     fields = list(event.fields.items())
     shown = [{"name": bound(k, 120), "value": bound(v, 400)} for k, v in fields[:MAX_FIELDS]]
     shift = shifts.shift(event.host, event.ts) if shifts else 0
     return {
-        "row": position, "time": zone.time(event.ts - shift), "ts": event.ts,
-        "raw_time": zone.time(event.ts) if shift else "", "host": event.host,
-        "channel": event.channel, "provider": event.provider, "event_id": event.event_id,
-        "level": LEVELS.get(event.level, str(event.level)), "record_id": event.record_id,
-        "source": event.source_file, "message": bound(event.message or ""),
-        "fields": shown, "more_fields": max(0, len(fields) - MAX_FIELDS),
-        "attempt": attempt, "user_sid": event.user_sid or "",
+        "row": position,
+        "time": zone.time(event.ts - shift),
+        "ts": event.ts,
+        "raw_time": zone.time(event.ts) if shift else "",
+        "host": event.host,
+        "channel": event.channel,
+        "provider": event.provider,
+        "event_id": event.event_id,
+        "level": LEVELS.get(event.level, str(event.level)),
+        "record_id": event.record_id,
+        "source": event.source_file,
+        "message": bound(event.message or ""),
+        "fields": shown,
+        "more_fields": max(0, len(fields) - MAX_FIELDS),
+        "attempt": attempt,
+        "user_sid": event.user_sid or "",
         "activity_id": event.activity_id or "",
     }
 
 
-def _events(frame: pd.DataFrame, positions: np.ndarray, zone: DisplayZone,
-            claimed: dict[int, str | None], shifts: DeviceShifts) -> list[dict[str, Any]]:
+def _events(
+    frame: pd.DataFrame,
+    positions: np.ndarray,
+    zone: DisplayZone,
+    claimed: dict[int, str | None],
+    shifts: DeviceShifts,
+) -> list[dict[str, Any]]:
     if not len(positions):
         return []
     subset = frame.iloc[positions]
-    return [_event_view(event, int(p), zone, claimed[p], shifts)
-            for event, p in zip(to_events(subset), positions.tolist(), strict=True)]
+    return [
+        _event_view(event, int(p), zone, claimed[p], shifts)
+        for event, p in zip(to_events(subset), positions.tolist(), strict=True)
+    ]
 
 
 # --- the view ----------------------------------------------------------------------------
+
 
 def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> dict[str, Any]:
     """Everything the template shows, as plain data (redacted later if asked)."""
@@ -159,15 +185,17 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     correlation, evaluation = analysis.correlation, analysis.evaluation
     attempts = list(correlation.attempts) if correlation else []
     findings = list(evaluation.findings) if evaluation else []
-    findings.sort(key=lambda f: (SEVERITY_RANK[f.severity], not f.root_cause,
-                                 CONFIDENCE_RANK[f.confidence]))
+    findings.sort(
+        key=lambda f: (SEVERITY_RANK[f.severity], not f.root_cause, CONFIDENCE_RANK[f.confidence])
+    )
     shown_findings = [f for f in findings if f.severity != "info"][:MAX_FINDINGS]
     shown_findings += [f for f in findings if f.severity == "info"][
-        :max(0, MAX_FINDINGS - len(shown_findings))]
+        : max(0, MAX_FINDINGS - len(shown_findings))
+    ]
     hidden_findings = len(findings) - len(shown_findings)
 
     order = {s: i for i, s in enumerate(STATUS_ORDER)}
-    drawn = sorted(attempts, key=lambda a: order.get(str(a.outcome), 9))[:options.max_swimlanes]
+    drawn = sorted(attempts, key=lambda a: order.get(str(a.outcome), 9))[: options.max_swimlanes]
     refs: set[EventRef] = set()
     for finding in shown_findings:
         refs.update(finding.evidence[:MAX_EVIDENCE_SHOWN])
@@ -182,31 +210,51 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     claimed = dict(zip(shown.tolist(), attempt_ids(frame.iloc[shown], correlation), strict=True))
     shifts = DeviceShifts(attempts)
     events = _events(frame, table_rows, zone, claimed, shifts)
-    event_by_row = {e["row"]: e for e in (*events, *_events(frame, extra, zone, claimed,
-                                                            shifts))}
+    event_by_row = {e["row"]: e for e in (*events, *_events(frame, extra, zone, claimed, shifts))}
 
     def evidence_of(ref: EventRef) -> dict[str, Any]:
         position = located.get(ref)
         if position is not None:
             return event_by_row[position]
-        return {"row": None, "time": "", "host": ref.host, "channel": ref.channel,
-                "event_id": ref.event_id, "record_id": ref.record_id, "source": ref.source_file,
-                "message": "(event not in the timeline)", "fields": [], "more_fields": 0,
-                "level": "", "provider": "", "attempt": None}
+        return {
+            "row": None,
+            "time": "",
+            "host": ref.host,
+            "channel": ref.channel,
+            "event_id": ref.event_id,
+            "record_id": ref.record_id,
+            "source": ref.source_file,
+            "message": "(event not in the timeline)",
+            "fields": [],
+            "more_fields": 0,
+            "level": "",
+            "provider": "",
+            "attempt": None,
+        }
 
     finding_views = []
     for index, finding in enumerate(shown_findings):
-        finding_views.append({
-            "anchor": f"finding-{index + 1}", "rule": finding.rule, "title": finding.title,
-            "severity": finding.severity, "confidence": finding.confidence,
-            "scope": finding.scope, "attempt": finding.attempt, "host": finding.host,
-            "root_cause": finding.root_cause, "cause": bound(finding.cause, 4000),
-            "fix_steps": _fix_steps(finding.fix), "references": list(finding.references),
-            "count": finding.count, "superseded": list(finding.superseded),
-            "unconfirmed": list(finding.unconfirmed),
-            "evidence": [evidence_of(r) for r in finding.evidence[:MAX_EVIDENCE_SHOWN]],
-            "more_evidence": max(0, len(finding.evidence) - MAX_EVIDENCE_SHOWN),
-        })
+        finding_views.append(
+            {
+                "anchor": f"finding-{index + 1}",
+                "rule": finding.rule,
+                "title": finding.title,
+                "severity": finding.severity,
+                "confidence": finding.confidence,
+                "scope": finding.scope,
+                "attempt": finding.attempt,
+                "host": finding.host,
+                "root_cause": finding.root_cause,
+                "cause": bound(finding.cause, 4000),
+                "fix_steps": _fix_steps(finding.fix),
+                "references": list(finding.references),
+                "count": finding.count,
+                "superseded": list(finding.superseded),
+                "unconfirmed": list(finding.unconfirmed),
+                "evidence": [evidence_of(r) for r in finding.evidence[:MAX_EVIDENCE_SHOWN]],
+                "more_evidence": max(0, len(finding.evidence) - MAX_EVIDENCE_SHOWN),
+            }
+        )
     anchor_of: dict[tuple[str, str | None], str] = {}
     for view in finding_views:
         anchor_of.setdefault((view["rule"], view["attempt"]), view["anchor"])
@@ -214,61 +262,94 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     lanes = []
     for attempt in drawn:
         extra_refs = {}
-        for finding in (evaluation.for_attempt(attempt.id) if evaluation else []):
+        for finding in evaluation.for_attempt(attempt.id) if evaluation else []:
             for ref in finding.evidence[:MAX_EVIDENCE_SHOWN]:
                 position = located.get(ref)
                 if position is not None:
                     view = event_by_row[position]
-                    extra_refs[ref] = (view["ts"], f"{finding.title} ({ref.channel} "
-                                                   f"{ref.event_id})")
+                    extra_refs[ref] = (
+                        view["ts"],
+                        f"{finding.title} ({ref.channel} {ref.event_id})",
+                    )
         drawing = swimlane.build(attempt, zone, extra_refs)
         lanes.append(drawing.to_dict())
     lane_of = {lane["attempt"]: lane for lane in lanes}
 
     drawn_ids = {a.id for a in drawn}
     attempt_views, other_attempts = [], []
-    for attempt, data in sorted(zip(attempts, document["attempts"], strict=True),
-                                key=lambda pair: order.get(str(pair[0].outcome), 9)):
+    for attempt, data in sorted(
+        zip(attempts, document["attempts"], strict=True),
+        key=lambda pair: order.get(str(pair[0].outcome), 9),
+    ):
         cause = evaluation.root_cause(attempt.id) if evaluation else None
         summary = {
-            "id": attempt.id, "name": _attempt_name(attempt), "outcome": data["outcome"],
-            "failed_step": data["failed_step"], "connector": data["connector"],
+            "id": attempt.id,
+            "name": _attempt_name(attempt),
+            "outcome": data["outcome"],
+            "failed_step": data["failed_step"],
+            "connector": data["connector"],
             "started_text": zone.time(attempt.started),
             "root_cause_anchor": anchor_of.get((cause.rule, cause.attempt)) if cause else None,
-            "root_cause_title": cause.title if cause else None}
+            "root_cause_title": cause.title if cause else None,
+        }
         if attempt.id not in drawn_ids:
             other_attempts.append(summary)
             continue
-        attempt_views.append({
-            **data, **summary, "swimlane": lane_of.get(attempt.id),
-            "ended_text": zone.time(attempt.ended),
-            "total": duration(attempt.ended - attempt.started),
-            "step_rows": [{"name": s.name, "status": s.status, "detail": bound(s.detail, 600),
-                           "time": zone.time(s.ts_corrected),
-                           "raw": zone.time(s.ts) if s.ts != s.ts_corrected else ""}
-                          for s in attempt.steps],
-        })
+        attempt_views.append(
+            {
+                **data,
+                **summary,
+                "swimlane": lane_of.get(attempt.id),
+                "ended_text": zone.time(attempt.ended),
+                "total": duration(attempt.ended - attempt.started),
+                "step_rows": [
+                    {
+                        "name": s.name,
+                        "status": s.status,
+                        "detail": bound(s.detail, 600),
+                        "time": zone.time(s.ts_corrected),
+                        "raw": zone.time(s.ts) if s.ts != s.ts_corrected else "",
+                    }
+                    for s in attempt.steps
+                ],
+            }
+        )
     verdicts = []
     for verdict in document["verdicts"]:
         cause = verdict["root_cause"]
-        verdicts.append({**verdict, "anchor": anchor_of.get(
-            (cause["rule"], cause["attempt"])) if cause else None})
+        verdicts.append(
+            {
+                **verdict,
+                "anchor": anchor_of.get((cause["rule"], cause["attempt"])) if cause else None,
+            }
+        )
 
     filters = {
         "hosts": sorted({e["host"] for e in events}, key=str.lower),
         "channels": sorted({e["channel"] for e in events}, key=str.lower),
-        "levels": [name for name in ("critical", "error", "warning", "information", "verbose")
-                   if any(e["level"] == name for e in events)],
+        "levels": [
+            name
+            for name in ("critical", "error", "warning", "information", "verbose")
+            if any(e["level"] == name for e in events)
+        ],
     }
     return {
-        "document": document, "zone": zone.describe(), "generated": zone.time(
-            int(analysis.started * 1_000_000_000), precise=False),
-        "verdicts": verdicts, "attempts": attempt_views, "other_attempts": other_attempts,
+        "document": document,
+        "zone": zone.describe(),
+        "generated": zone.time(int(analysis.started * 1_000_000_000), precise=False),
+        "verdicts": verdicts,
+        "attempts": attempt_views,
+        "other_attempts": other_attempts,
         "findings": finding_views,
-        "hidden_findings": hidden_findings, "findings_total": len(findings),
-        "events": events, "events_total": len(frame), "filters": filters,
-        "coverage": [{**c, "first_text": zone.time(_ns(c["first"])),
-                      "last_text": zone.time(_ns(c["last"]))} for c in document["coverage"]],
+        "hidden_findings": hidden_findings,
+        "findings_total": len(findings),
+        "events": events,
+        "events_total": len(frame),
+        "filters": filters,
+        "coverage": [
+            {**c, "first_text": zone.time(_ns(c["first"])), "last_text": zone.time(_ns(c["last"]))}
+            for c in document["coverage"]
+        ],
         "redacted": options.redactor is not None,
     }
 
@@ -300,6 +381,7 @@ def _fix_steps(fix: str) -> list[str]:
 
 # --- rendering ---------------------------------------------------------------------------
 
+
 def _asset(name: str) -> str:
     return resources.files("evtxdoc.report").joinpath("templates", name).read_text("utf-8")
 
@@ -316,13 +398,28 @@ def _environment() -> jinja2.Environment:
     """The one template environment (templates compile once per process)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("evtxdoc.report", "templates"),
-        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
-        lstrip_blocks=True, finalize=_bounded)
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        finalize=_bounded,
+    )
     env.filters["bound"] = bound
     env.filters["clip"] = clip
-    env.globals.update({name: getattr(fragments, name) for name in (
-        "event_rows", "event_detail", "verdict_rows", "finding_blocks", "step_rows",
-        "other_attempt_rows", "coverage_rows")})
+    env.globals.update(
+        {
+            name: getattr(fragments, name)
+            for name in (
+                "event_rows",
+                "event_detail",
+                "verdict_rows",
+                "finding_blocks",
+                "step_rows",
+                "other_attempt_rows",
+                "coverage_rows",
+            )
+        }
+    )
     return env
 
 
@@ -336,9 +433,12 @@ def render(analysis: Analysis, options: ReportOptions = ReportOptions()) -> str:
     if options.redactor is not None:
         view = options.redactor.data(view)
     style, script = _asset("report.css"), _asset("report.js")
-    policy = ("default-src 'none'; img-src data:; "
-              f"style-src 'sha256-{_sha256(style)}'; script-src 'sha256-{_sha256(script)}'; "
-              "base-uri 'none'; form-action 'none'")
+    policy = (
+        "default-src 'none'; img-src data:; "
+        f"style-src 'sha256-{_sha256(style)}'; script-src 'sha256-{_sha256(script)}'; "
+        "base-uri 'none'; form-action 'none'"
+    )
     template = _environment().get_template("report.html.j2")
-    return template.render(view=view, doc=view["document"], style=style, script=script,
-                           policy=policy)
+    return template.render(
+        view=view, doc=view["document"], style=style, script=script, policy=policy
+    )

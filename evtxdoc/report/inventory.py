@@ -19,7 +19,9 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
     files = []
     for found in analysis.files:
         entry: dict[str, Any] = {
-            "path": found.display, "kind": str(found.kind), "size": found.size,
+            "path": found.display,
+            "kind": str(found.kind),
+            "size": found.size,
             "sha256": found.sha256,
         }
         if found.subkind:
@@ -30,20 +32,28 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
             entry["status"], entry["reason"] = "skipped", found.reason
         elif found.kind is FileKind.EVTX and (report := reports.get(found.display)):
             damaged = any(p.severity != "info" for p in report.problems)
-            entry.update(status="damaged" if damaged else "read", records=report.records,
-                         duplicate_events=report.duplicate_events,
-                         backends=list(report.backends), format_version=report.format_version,
-                         dirty=report.dirty)
+            entry.update(
+                status="damaged" if damaged else "read",
+                records=report.records,
+                duplicate_events=report.duplicate_events,
+                backends=list(report.backends),
+                format_version=report.format_version,
+                dirty=report.dirty,
+            )
         else:
             entry["status"] = "kept" if found.kind is FileKind.SUPPORTING else "unpacked"
         files.append(entry)
     hosts: dict[str, list[dict[str, Any]]] = {}
     for cover in analysis.coverage:
-        hosts.setdefault(cover.host, []).append({
-            "channel": cover.channel, "records": cover.records,
-            "first": format_time_ns(cover.first), "last": format_time_ns(cover.last),
-            "sources": list(cover.sources),
-        })
+        hosts.setdefault(cover.host, []).append(
+            {
+                "channel": cover.channel,
+                "records": cover.records,
+                "first": format_time_ns(cover.first),
+                "last": format_time_ns(cover.last),
+                "sources": list(cover.sources),
+            }
+        )
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "evtxdoc", "version": analysis.version},
@@ -62,8 +72,10 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
         "hosts": [{"host": h, "channels": c} for h, c in sorted(hosts.items())],
         "coverage": coverage(analysis),
         "files": files,
-        "supporting_files": [{"path": s.display, "subkind": s.subkind, "sha256": s.sha256}
-                             for s in analysis.supporting],
+        "supporting_files": [
+            {"path": s.display, "subkind": s.subkind, "sha256": s.sha256}
+            for s in analysis.supporting
+        ],
         "problems": [p.to_dict() for p in analysis.problems],
         **correlation_dict(analysis.correlation),
         **evaluation_dict(analysis.evaluation),

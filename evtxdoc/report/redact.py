@@ -20,8 +20,10 @@ from evtxdoc.models import Analysis
 SID = r"S-1-5-21(?:-\d+){3,4}|S-1-12-1(?:-\d+){4}"
 GUID = r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
 EMAIL = r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
-IPV4 = (r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
-        r"(?![\d.])")
+IPV4 = (
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)"
+    r"(?![\d.])"
+)
 IPV6 = r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])"
 EDGE_BEFORE, EDGE_AFTER = r"(?<![A-Za-z0-9])", r"(?![A-Za-z0-9])"
 TEST_NETS = ("192.0.2", "198.51.100", "203.0.113")  # RFC 5737 documentation ranges
@@ -99,8 +101,11 @@ class Redactor:
                 "guid": lambda n: f"00000000-0000-0000-0000-{n:012x}",
                 "sid": lambda n: f"S-1-5-21-0-0-0-{1000 + n}",
                 "user": lambda n: f"user{n:02d}",
-                "ipv4": lambda n: (f"{TEST_NETS[(n - 1) // 254]}.{(n - 1) % 254 + 1}"
-                                   if n <= 3 * 254 else f"ipv4-{n}"),
+                "ipv4": lambda n: (
+                    f"{TEST_NETS[(n - 1) // 254]}.{(n - 1) % 254 + 1}"
+                    if n <= 3 * 254
+                    else f"ipv4-{n}"
+                ),
                 "ipv6": lambda n: f"2001:db8::{n:x}",
                 "serial": lambda n: f"SERIAL{n:04d}",
             }[kind](number)
@@ -114,8 +119,10 @@ class Redactor:
             labels = [k for k in known if "." not in k and k in domain_labels]
             parts = [f"(?P<sid>{SID})", f"(?P<guid>{GUID})", f"(?P<email>{EMAIL})"]
             if labels:
-                parts.append(rf"(?<![\w\\])(?P<netbios>{trie_pattern(labels)})"
-                             r"\\(?P<account>[A-Za-z0-9._$-]+)")
+                parts.append(
+                    rf"(?<![\w\\])(?P<netbios>{trie_pattern(labels)})"
+                    r"\\(?P<account>[A-Za-z0-9._$-]+)"
+                )
             parts += [f"(?P<ipv4>{IPV4})", f"(?P<ipv6>{IPV6})"]
             if known:
                 parts.append(f"{EDGE_BEFORE}(?P<known>{trie_pattern(known)}){EDGE_AFTER}")
@@ -129,8 +136,10 @@ class Redactor:
         kind = match.lastgroup
         value = match.group(0)
         if kind == "account":  # DOMAIN\user: lastgroup is the inner one
-            return (f"{self.names[match.group('netbios').lower()]}\\"
-                    f"{self.seed('user', match.group('account'))}")
+            return (
+                f"{self.names[match.group('netbios').lower()]}\\"
+                f"{self.seed('user', match.group('account'))}"
+            )
         if kind == "email":
             local, _, domain = value.partition("@")
             return f"{self.seed('user', local)}@{self.domain(domain)}"
@@ -166,8 +175,10 @@ class Redactor:
                 found = done.get(item)
                 return found if found is not None else text(item)
             if kind is dict:
-                return {(text(key) if type(key) is str or isinstance(key, str) else key):
-                        walk(child) for key, child in item.items()}
+                return {
+                    (text(key) if type(key) is str or isinstance(key, str) else key): walk(child)
+                    for key, child in item.items()
+                }
             if kind is list or kind is tuple:
                 return [walk(child) for child in item]
             if isinstance(item, str):
@@ -188,21 +199,28 @@ def for_analysis(analysis: Analysis) -> Redactor:
     roles = {"device": "device", "connector": "connector"}
     counters: dict[str, int] = {}
     machines = sorted(correlation.machines, key=lambda m: (m.role, m.key)) if correlation else []
-    oobe = {n.lower() for a in (correlation.attempts if correlation else ())
-            for n in a.device.oobe_names}
+    oobe = {
+        n.lower()
+        for a in (correlation.attempts if correlation else ())
+        for n in a.device.oobe_names
+    }
     for machine in machines:
         prefix = roles.get(machine.role, "host")
         counters[prefix] = counters.get(prefix, 0) + 1
         base = f"{prefix}-{counters[prefix]:02d}"
-        shorts = sorted({h.split(".")[0].lower() for h in machine.hosts},
-                        key=lambda s: (s in oobe, s))
+        shorts = sorted(
+            {h.split(".")[0].lower() for h in machine.hosts}, key=lambda s: (s in oobe, s)
+        )
         for index, short in enumerate(shorts):
-            redactor.name(short, base if index == 0 else
-                          f"{base}-oobe" if short in oobe else f"{base}-{index + 1}")
+            redactor.name(
+                short,
+                base if index == 0 else f"{base}-oobe" if short in oobe else f"{base}-{index + 1}",
+            )
         for host in machine.hosts:
             redactor.host(host, base)
-    hosts = sorted(map(str, analysis.timeline["host"].cat.categories)) if len(
-        analysis.timeline) else []
+    hosts = (
+        sorted(map(str, analysis.timeline["host"].cat.categories)) if len(analysis.timeline) else []
+    )
     for host in hosts:
         if host.split(".")[0].lower() not in redactor.names:
             counters["host"] = counters.get("host", 0) + 1
@@ -210,7 +228,7 @@ def for_analysis(analysis: Analysis) -> Redactor:
         elif "." in host:
             redactor.domain(host.partition(".")[2])
     frame = analysis.timeline  # the Entra tenant's domain (contoso.onmicrosoft.com), as the
-    if len(frame):              # supporting-file events state it
+    if len(frame):  # supporting-file events state it
         stated = frame.loc[(frame["provider"] == supporting.PROVIDER).to_numpy()]
         for fields in timeline.fields_of(stated):
             tenant = str(fields.get("TenantDomain") or "")

@@ -82,28 +82,40 @@ class Swimlane:
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the template and the redactor (faster than dataclasses.asdict)."""
         return {
-            "attempt": self.attempt, "width": self.width, "height": self.height,
+            "attempt": self.attempt,
+            "width": self.width,
+            "height": self.height,
             "lanes": [vars(lane).copy() for lane in self.lanes],
             "marks": [vars(mark).copy() for mark in self.marks],
             "bands": [vars(band).copy() for band in self.bands],
             "links": [vars(link).copy() for link in self.links],
-            "ticks": [list(tick) for tick in self.ticks], "axis_y": self.axis_y,
-            "left": self.left, "right": self.right, "clock_note": self.clock_note,
-            "span_note": self.span_note}
+            "ticks": [list(tick) for tick in self.ticks],
+            "axis_y": self.axis_y,
+            "left": self.left,
+            "right": self.right,
+            "clock_note": self.clock_note,
+            "span_note": self.span_note,
+        }
 
 
 def _short(host: str) -> str:
     return host.split(".")[0]
 
 
-def build(attempt: Attempt, zone: DisplayZone,
-          evidence: dict[EventRef, tuple[int, str]] | None = None) -> Swimlane:
+def build(
+    attempt: Attempt, zone: DisplayZone, evidence: dict[EventRef, tuple[int, str]] | None = None
+) -> Swimlane:
     """Lay out one attempt. `evidence` maps extra event refs to (raw time, label)."""
     device_hosts = {h.lower() for h in attempt.device.hosts}
-    connector = attempt.connector or (attempt.requests[0].connector if attempt.requests
-                                      else None)
-    lanes = [("device", attempt.device.computer_name or _short(attempt.device.hosts[0])
-              if attempt.device.hosts else "device")]
+    connector = attempt.connector or (attempt.requests[0].connector if attempt.requests else None)
+    lanes = [
+        (
+            "device",
+            attempt.device.computer_name or _short(attempt.device.hosts[0])
+            if attempt.device.hosts
+            else "device",
+        )
+    ]
     lanes.append(("connector", _short(connector) if connector else "connector: no logs"))
     extra_hosts: list[str] = []
     step_refs = {s.ref for s in attempt.steps} | {r.ref for r in attempt.requests}
@@ -165,15 +177,16 @@ def build(attempt: Attempt, zone: DisplayZone,
             last_x[(lane, level)] = x
             last_label[lane] = (label, x)
         anchor = "end" if x > WIDTH - RIGHT - 50 else "start" if x < LEFT + 30 else "middle"
-        drawing.marks.append(Mark(x, y_of(lane), status, label if level < 3 else "", tip,
-                                  min(level, 2), anchor))
+        drawing.marks.append(
+            Mark(x, y_of(lane), status, label if level < 3 else "", tip, min(level, 2), anchor)
+        )
     _gaps(attempt, drawing, x_of, y_of(0))
     _links(attempt, drawing, x_of, y_of(0), y_of(1))
-    drawing.ticks = [(x_of(start + (end - start) * i // 4), zone.clock(start + (end - start)
-                                                                       * i // 4))
-                     for i in range(5)]
-    drawing.span_note = (f"{zone.time(start, precise=False)} → "
-                         f"{zone.time(end, precise=False)}")
+    drawing.ticks = [
+        (x_of(start + (end - start) * i // 4), zone.clock(start + (end - start) * i // 4))
+        for i in range(5)
+    ]
+    drawing.span_note = f"{zone.time(start, precise=False)} → {zone.time(end, precise=False)}"
     drawing.clock_note = clock_note(attempt)
     return drawing
 
@@ -193,24 +206,53 @@ def _gaps(attempt: Attempt, drawing: Swimlane, x_of: Callable[[int], float], y: 
         pause = after.ts_corrected - before.ts_corrected
         if pause < GAP_MIN_NS or pause < total * GAP_FRACTION:
             continue
-        kind = "timeout" if after.status == "timed_out" else (
-            "wait" if before.status == "waiting" else "gap")
+        kind = (
+            "timeout"
+            if after.status == "timed_out"
+            else ("wait" if before.status == "waiting" else "gap")
+        )
         words = {"timeout": "timed out after", "wait": "waited", "gap": "no event for"}[kind]
-        drawing.bands.append(Band(x_of(before.ts_corrected), x_of(after.ts_corrected), y, kind,
-                                  f"{words} {duration(pause)}"))
+        drawing.bands.append(
+            Band(
+                x_of(before.ts_corrected),
+                x_of(after.ts_corrected),
+                y,
+                kind,
+                f"{words} {duration(pause)}",
+            )
+        )
 
 
-def _links(attempt: Attempt, drawing: Swimlane, x_of: Callable[[int], float],
-           device_y: float, connector_y: float) -> None:
+def _links(
+    attempt: Attempt,
+    drawing: Swimlane,
+    x_of: Callable[[int], float],
+    device_y: float,
+    connector_y: float,
+) -> None:
     asked = next((s for s in attempt.steps if s.name == "odj_request"), None)
     blob = next((s for s in attempt.steps if s.name == "odj_blob" and s.status == "ok"), None)
     for request in attempt.requests:
         if asked is not None and asked.ts_corrected <= request.ts:
-            drawing.links.append(Link(x_of(asked.ts_corrected), device_y, x_of(request.ts),
-                                      connector_y, duration(request.ts - asked.ts_corrected)))
+            drawing.links.append(
+                Link(
+                    x_of(asked.ts_corrected),
+                    device_y,
+                    x_of(request.ts),
+                    connector_y,
+                    duration(request.ts - asked.ts_corrected),
+                )
+            )
         if request.succeeded and blob is not None and blob.ts_corrected >= request.ts:
-            drawing.links.append(Link(x_of(request.ts), connector_y, x_of(blob.ts_corrected),
-                                      device_y, duration(blob.ts_corrected - request.ts)))
+            drawing.links.append(
+                Link(
+                    x_of(request.ts),
+                    connector_y,
+                    x_of(blob.ts_corrected),
+                    device_y,
+                    duration(blob.ts_corrected - request.ts),
+                )
+            )
 
 
 def clock_note(attempt: Attempt) -> str:
@@ -222,11 +264,14 @@ def clock_note(attempt: Attempt) -> str:
     if offset.offset_ns == 0:
         if offset.uncertainty_ns is None:
             return f"Device times as the device wrote them: its clock offset is unknown ({basis})."
-        return (f"Device times as the device wrote them: its clock agrees with "
-                f"{_short(offset.reference)}'s within ±{duration(offset.uncertainty_ns)} "
-                f"({basis}).")
-    spread = (f" ±{duration(offset.uncertainty_ns)}" if offset.uncertainty_ns is not None
-              else "")
-    return (f"Device times shifted by {duration(-offset.offset_ns, signed=True)}{spread} onto "
-            f"{_short(offset.reference)}'s clock (device clock "
-            f"{duration(offset.offset_ns, signed=True)}): {basis}.")
+        return (
+            f"Device times as the device wrote them: its clock agrees with "
+            f"{_short(offset.reference)}'s within ±{duration(offset.uncertainty_ns)} "
+            f"({basis})."
+        )
+    spread = f" ±{duration(offset.uncertainty_ns)}" if offset.uncertainty_ns is not None else ""
+    return (
+        f"Device times shifted by {duration(-offset.offset_ns, signed=True)}{spread} onto "
+        f"{_short(offset.reference)}'s clock (device clock "
+        f"{duration(offset.offset_ns, signed=True)}): {basis}."
+    )

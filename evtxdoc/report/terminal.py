@@ -18,13 +18,23 @@ from evtxdoc.report.document import display_name
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "dim"}
 PROBLEM_STYLE = {"info": "dim", "warning": "yellow", "error": "bold red"}
-OUTCOME_STYLE = {"succeeded": "green", "failed": "bold red", "timed_out": "bold red",
-                 "incomplete": "yellow", "not_hybrid": "cyan", "unknown": "dim",
-                 "no_attempt": "yellow"}
-MATCH_WORDS = {"computer_name": "by name", "entdmid": "by EntDMID",
-               "entra_device_id": "by Entra device id", "time_window": "by time",
-               "time_window_assumed": "by time, clocks assumed",
-               "connector_device_id": "by the connector's DeviceId"}
+OUTCOME_STYLE = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "timed_out": "bold red",
+    "incomplete": "yellow",
+    "not_hybrid": "cyan",
+    "unknown": "dim",
+    "no_attempt": "yellow",
+}
+MATCH_WORDS = {
+    "computer_name": "by name",
+    "entdmid": "by EntDMID",
+    "entra_device_id": "by Entra device id",
+    "time_window": "by time",
+    "time_window_assumed": "by time, clocks assumed",
+    "connector_device_id": "by the connector's DeviceId",
+}
 MAX_ROWS = 200
 MAX_PROBLEMS_SHOWN = 40
 
@@ -44,10 +54,13 @@ def _when(iso: str, zone: DisplayZone) -> str:
 def render(doc: dict[str, Any], console: Console, zone: DisplayZone = UTC) -> None:
     """Verdicts, attempts and findings with their fixes, then hosts, files and problems."""
     summary = doc["summary"]
-    console.print(f"[bold]evtxdoc[/] {doc['tool']['version']}: {summary['events']} events "
-                  f"from {summary['evtx_files']} log file(s), {summary['hosts']} host(s), "
-                  f"{summary['problems']} problem(s), {summary['seconds']} s; times in "
-                  f"{zone.describe()}", highlight=False)
+    console.print(
+        f"[bold]evtxdoc[/] {doc['tool']['version']}: {summary['events']} events "
+        f"from {summary['evtx_files']} log file(s), {summary['hosts']} host(s), "
+        f"{summary['problems']} problem(s), {summary['seconds']} s; times in "
+        f"{zone.describe()}",
+        highlight=False,
+    )
     _verdicts(doc, console)
     _attempts(doc, console)
     _findings(doc, console)
@@ -65,8 +78,11 @@ def _verdicts(doc: dict[str, Any], console: Console) -> None:
     for verdict in doc["verdicts"][:MAX_ROWS]:
         style = OUTCOME_STYLE.get(verdict["status"], "")
         cause = verdict["root_cause"]
-        table.add_row(escape(verdict["name"]), f"[{style}]{escape(verdict['verdict'])}[/]",
-                      escape(f"{cause['title']} ({cause['confidence']})") if cause else "")
+        table.add_row(
+            escape(verdict["name"]),
+            f"[{style}]{escape(verdict['verdict'])}[/]",
+            escape(f"{cause['title']} ({cause['confidence']})") if cause else "",
+        )
     console.print(table)
     _more(console, doc["verdicts"], "devices")
 
@@ -81,11 +97,18 @@ def _attempts(doc: dict[str, Any], console: Console) -> None:
             name = display_name(device["oobe_names"], device["hosts"], device["computer_name"])
             style = OUTCOME_STYLE.get(attempt["outcome"], "")
             basis = MATCH_WORDS.get(attempt["match_basis"] or "", attempt["match_basis"])
-            connector = (f"{attempt['connector']} ({basis})" if attempt["connector"]
-                         else attempt["connector_evidence"].replace("_", " "))
-            table.add_row(escape(name), f"[{style}]{attempt['outcome']}[/]",
-                          attempt["failed_step"] or "", escape(connector),
-                          format_offset(attempt["clock_offset"]))
+            connector = (
+                f"{attempt['connector']} ({basis})"
+                if attempt["connector"]
+                else attempt["connector_evidence"].replace("_", " ")
+            )
+            table.add_row(
+                escape(name),
+                f"[{style}]{attempt['outcome']}[/]",
+                attempt["failed_step"] or "",
+                escape(connector),
+                format_offset(attempt["clock_offset"]),
+            )
         console.print(table)
         _more(console, doc["attempts"], "attempts")
     for note in doc["correlation_notes"]:
@@ -98,9 +121,11 @@ def _findings(doc: dict[str, Any], console: Console) -> None:
         return
     found = doc["findings"]
     if not found:
-        console.print(f"[green]No findings[/] from {rules['evaluated']} rules "
-                      f"({len(rules['not_evaluated'])} could not be evaluated: see "
-                      "--format json).")
+        console.print(
+            f"[green]No findings[/] from {rules['evaluated']} rules "
+            f"({len(rules['not_evaluated'])} could not be evaluated: see "
+            "--format json)."
+        )
         return
     table = Table(title=f"Findings ({rules['evaluated']} rules)")
     for column in ("severity", "where", "finding", "confidence"):
@@ -108,22 +133,29 @@ def _findings(doc: dict[str, Any], console: Console) -> None:
     for finding in found[:MAX_ROWS]:
         style = SEVERITY_STYLE[finding["severity"]]
         mark = " [bold](root cause)[/]" if finding["root_cause"] else ""
-        table.add_row(f"[{style}]{finding['severity']}[/]",
-                      escape(finding["attempt"] or finding["host"] or "bundle"),
-                      f"{escape(finding['title'])}{mark}\n[dim]{finding['rule']}[/]",
-                      finding["confidence"])
+        table.add_row(
+            f"[{style}]{finding['severity']}[/]",
+            escape(finding["attempt"] or finding["host"] or "bundle"),
+            f"{escape(finding['title'])}{mark}\n[dim]{finding['rule']}[/]",
+            finding["confidence"],
+        )
     console.print(table)
     _more(console, found, "findings")
     for finding in found[:MAX_ROWS]:
         if finding["severity"] not in ("critical", "error") and not finding["root_cause"]:
             continue
-        console.print(f"\n[bold]{escape(finding['attempt'] or finding['host'] or 'bundle')}[/]: "
-                      f"{escape(finding['title'])} [dim]({finding['rule']}, "
-                      f"{finding['confidence']})[/]")
+        console.print(
+            f"\n[bold]{escape(finding['attempt'] or finding['host'] or 'bundle')}[/]: "
+            f"{escape(finding['title'])} [dim]({finding['rule']}, "
+            f"{finding['confidence']})[/]"
+        )
         console.print(f"  {escape(finding['cause'])}", soft_wrap=False)
         if finding.get("unconfirmed"):
-            console.print(f"  [yellow]Not confirmed: the bundle lacks "
-                          f"{escape('; '.join(finding['unconfirmed']))}[/]", soft_wrap=False)
+            console.print(
+                f"  [yellow]Not confirmed: the bundle lacks "
+                f"{escape('; '.join(finding['unconfirmed']))}[/]",
+                soft_wrap=False,
+            )
         for line in finding["fix"].splitlines():
             console.print(f"  {escape(line)}")
         if finding["references"]:
@@ -136,19 +168,24 @@ def _hosts(doc: dict[str, Any], console: Console, zone: DisplayZone) -> None:
         return
     table = Table(title="Hosts and channels")
     for column in ("host", "channel", "events", "first", "last"):
-        table.add_column(column, overflow="fold", justify="right" if column == "events"
-                         else "left")
+        table.add_column(column, overflow="fold", justify="right" if column == "events" else "left")
     rows = [(host["host"], channel) for host in doc["hosts"] for channel in host["channels"]]
     for host, channel in rows[:MAX_ROWS]:
-        table.add_row(escape(host), escape(channel["channel"]), str(channel["records"]),
-                      _when(channel["first"], zone), _when(channel["last"], zone))
+        table.add_row(
+            escape(host),
+            escape(channel["channel"]),
+            str(channel["records"]),
+            _when(channel["first"], zone),
+            _when(channel["last"], zone),
+        )
     console.print(table)
     _more(console, rows, "host channels")
-    lacking = [(entry, missing) for entry in doc["coverage"]
-               for missing in entry["no_events_from"]]
+    lacking = [(entry, missing) for entry in doc["coverage"] for missing in entry["no_events_from"]]
     for entry, missing in lacking[:MAX_ROWS]:
-        console.print(f"[yellow]no events:[/] {escape(', '.join(entry['hosts']))} "
-                      f"({entry['role_words']}) has no {escape(missing['why'])}")
+        console.print(
+            f"[yellow]no events:[/] {escape(', '.join(entry['hosts']))} "
+            f"({entry['role_words']}) has no {escape(missing['why'])}"
+        )
     _more(console, lacking, "missing channels")
 
 
@@ -157,10 +194,15 @@ def _files(doc: dict[str, Any], console: Console) -> None:
     for column in ("file", "status", "events", "note"):
         table.add_column(column, overflow="fold")
     for entry in doc["files"][:MAX_ROWS]:
-        note = (entry.get("reason") or ", ".join(entry.get("backends", []))
-                or entry.get("subkind", ""))
-        table.add_row(escape(entry["path"]), entry["status"], str(entry.get("records", "")),
-                      escape(note or ""))
+        note = (
+            entry.get("reason") or ", ".join(entry.get("backends", [])) or entry.get("subkind", "")
+        )
+        table.add_row(
+            escape(entry["path"]),
+            entry["status"],
+            str(entry.get("records", "")),
+            escape(note or ""),
+        )
     console.print(table)
     _more(console, doc["files"], "files")
 
@@ -173,15 +215,22 @@ def _problems(doc: dict[str, Any], console: Console) -> None:
         table.add_column(column, overflow="fold")
     for problem in doc["problems"][:MAX_PROBLEMS_SHOWN]:
         style = PROBLEM_STYLE.get(problem["severity"], "")
-        table.add_row(f"[{style}]{problem['severity']}[/]", escape(problem["source"]),
-                      escape(problem["where"] or ""), escape(problem["message"]))
+        table.add_row(
+            f"[{style}]{problem['severity']}[/]",
+            escape(problem["source"]),
+            escape(problem["where"] or ""),
+            escape(problem["message"]),
+        )
     console.print(table)
     if len(doc["problems"]) > MAX_PROBLEMS_SHOWN:
-        console.print(f"… {len(doc['problems']) - MAX_PROBLEMS_SHOWN} more problems: "
-                      "use --format json for all of them")
+        console.print(
+            f"… {len(doc['problems']) - MAX_PROBLEMS_SHOWN} more problems: "
+            "use --format json for all of them"
+        )
 
 
 def _more(console: Console, items: list[Any], what: str) -> None:
     if len(items) > MAX_ROWS:
-        console.print(f"… {len(items) - MAX_ROWS} more {what}: use --format json or html for "
-                      "all of them")
+        console.print(
+            f"… {len(items) - MAX_ROWS} more {what}: use --format json or html for all of them"
+        )

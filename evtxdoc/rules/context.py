@@ -37,6 +37,7 @@ FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN
 
 # --- the context the engine works in ------------------------------------------------------------
 
+
 @dataclass
 class AttemptTable:
     attempts: list[Attempt]
@@ -47,8 +48,12 @@ class AttemptTable:
 
 
 class Context:
-    def __init__(self, frame: pd.DataFrame, correlation: Correlation | None,
-                 coverage: Sequence[ChannelCoverage]) -> None:
+    def __init__(
+        self,
+        frame: pd.DataFrame,
+        correlation: Correlation | None,
+        coverage: Sequence[ChannelCoverage],
+    ) -> None:
         self.line = Timeline(frame)
         self.correlation = correlation
         coverage = [c for c in coverage if c.host]  # a log damaged to nothing has no host
@@ -78,7 +83,8 @@ class Context:
                 position[key] = len(self.machine_keys)
                 self.machine_keys.append(key)
         self.host_machine = np.array(
-            [position[self.machine_of[h]] for h in self.line.host_lower] or [0], dtype=np.int64)
+            [position[self.machine_of[h]] for h in self.line.host_lower] or [0], dtype=np.int64
+        )
         self._attempts: AttemptTable | None = None
         self._hits: dict[tuple[Any, ...], Hits] = {}
         self.branch_masks: dict[int, np.ndarray] = {}  # id(any-branch) → attempts it holds for
@@ -122,35 +128,49 @@ class Context:
                 rows[("device", "attempt")].append((index, host, lo, hi, offset))
                 rows[("device", "bundle")].append((index, host, MIN_TS, MAX_TS, offset))
             if attempt.connector:
-                mine = self.host_codes(self.machine_hosts.get(
-                    self.machine_of.get(attempt.connector.lower(), attempt.connector),
-                    (attempt.connector,)))
+                mine = self.host_codes(
+                    self.machine_hosts.get(
+                        self.machine_of.get(attempt.connector.lower(), attempt.connector),
+                        (attempt.connector,),
+                    )
+                )
             else:
                 mine = connector_hosts
             slack = 0 if attempt.offset else ASSUMED_SKEW_NS
             for host in mine:
                 rows[("connector", "attempt")].append(
-                    (index, host, attempt.started - PAD_BEFORE_NS - slack,
-                     attempt.ended + PAD_AFTER_NS + slack, 0))
+                    (
+                        index,
+                        host,
+                        attempt.started - PAD_BEFORE_NS - slack,
+                        attempt.ended + PAD_AFTER_NS + slack,
+                        0,
+                    )
+                )
                 rows[("connector", "bundle")].append((index, host, MIN_TS, MAX_TS, 0))
             for request in attempt.requests:  # exactly the connector events matched to it
                 for host in self.host_codes((request.ref.host,)):
                     for window in ("attempt", "bundle"):
-                        rows[("request", window)].append((index, host, request.ts, request.ts,
-                                                          0))
+                        rows[("request", window)].append((index, host, request.ts, request.ts, 0))
             if attempt.requests:
                 kinds.append(frozenset(r.kind for r in attempt.requests))
             else:
                 kinds.append(frozenset(k for m in connectors for k in self.kinds[m]))
             for step in attempt.steps:
-                step_rows.append((index, step.name, step.status, step.ts_corrected,
-                                  step.detail))
-        windows = {key: Windows.build(rows.get(key, [])) for key in
-                   (("device", "attempt"), ("device", "bundle"), ("connector", "attempt"),
-                    ("connector", "bundle"), ("request", "attempt"), ("request", "bundle"))}
+                step_rows.append((index, step.name, step.status, step.ts_corrected, step.detail))
+        windows = {
+            key: Windows.build(rows.get(key, []))
+            for key in (
+                ("device", "attempt"),
+                ("device", "bundle"),
+                ("connector", "attempt"),
+                ("connector", "bundle"),
+                ("request", "attempt"),
+                ("request", "bundle"),
+            )
+        }
         for window in ("attempt", "bundle"):
-            windows[("any", window)] = windows[("device", window)] + windows[
-                ("connector", window)]
+            windows[("any", window)] = windows[("device", window)] + windows[("connector", window)]
         steps = pd.DataFrame(step_rows, columns=["attempt", "name", "status", "ts", "detail"])
         table = attempts_frame(self.correlation)
         table["connector_kind"] = [",".join(sorted(k)) or "none" for k in kinds]
@@ -162,6 +182,6 @@ class Context:
             table = self.attempts()
             windows = table.windows[(selector.side, selector.window)]
             self._hits[key] = count_in_windows(
-                self.line, self.line.rows(selector, within=windows), windows,
-                len(table.attempts))
+                self.line, self.line.rows(selector, within=windows), windows, len(table.attempts)
+            )
         return self._hits[key]

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 
 from evtxdoc.correlate.evidence import (
-    LEGACY_BELOW,
     ou_in,
 )
 from evtxdoc.models import (
@@ -32,7 +31,6 @@ from evtxdoc.models import (
     ChannelCoverage,
     Correlation,
     Evaluation,
-    EventRef,
     Finding,
     Outcome,
     RuleGap,
@@ -40,10 +38,10 @@ from evtxdoc.models import (
 from evtxdoc.rules import templates
 from evtxdoc.rules.context import AttemptTable, Context
 from evtxdoc.rules.model import (
-    AppliesTo,
     Match,
     Rule,
 )
+from evtxdoc.rules.scopes import applies, bundle_rule, event_rule, evidence_refs, host_rule
 from evtxdoc.rules.verdict import finish
 from evtxdoc.vocab import SECOND
 
@@ -55,52 +53,16 @@ MAX_EVIDENCE = 10  # events per selector kept as evidence
 FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN}
 
 
-# --- applies_to -------------------------------------------------------------------------------
-
-def _version_possible(bounds: Sequence[tuple[str, tuple[int, ...]]],
-                      kinds: frozenset[str]) -> bool:
-    """Can a connector of these kinds (exact version unknown) satisfy the bounds?"""
-    if not bounds:
-        return True
-    if not kinds:
-        return False
-    ranges = []
-    if "legacy" in kinds:
-        ranges.append(((0,), LEGACY_BELOW, False))  # [0, 6.2501.2000.5)
-    if "updated" in kinds:
-        ranges.append((LEGACY_BELOW, (10**9,), True))
-    for low, high, _ in ranges:
-        if all(_bound_allows(op, version, low, high) for op, version in bounds):
-            return True
-    return False
-
-
-def _bound_allows(op: str, version: tuple[int, ...], low: tuple[int, ...],
-                  high: tuple[int, ...]) -> bool:
-    """Does [low, high) contain a version satisfying `op version`?"""
-    if op in ("<", "<="):
-        return low < version or (op == "<=" and low == version)
-    if op in (">", ">="):
-        return high > version
-    return low <= version < high
-
-
-def _applies(applies: AppliesTo, join: str | None, kinds: frozenset[str]) -> bool:
-    if applies.join != "any" and join is not None and join != applies.join:
-        return False
-    if applies.connector == "none" and kinds:
-        return False
-    if applies.connector in ("legacy", "updated") and applies.connector not in kinds:
-        return False
-    return _version_possible(applies.connector_version, kinds) if (
-        applies.connector_version) else True
-
-
 # --- evaluation -------------------------------------------------------------------------------
 
-def evaluate(rules: Sequence[Rule], frame: pd.DataFrame, correlation: Correlation | None,
-             coverage: Sequence[ChannelCoverage] = (), folders: Sequence[str] = ()
-             ) -> Evaluation:
+
+def evaluate(
+    rules: Sequence[Rule],
+    frame: pd.DataFrame,
+    correlation: Correlation | None,
+    coverage: Sequence[ChannelCoverage] = (),
+    folders: Sequence[str] = (),
+) -> Evaluation:
     """Run every rule; findings most important first, root causes marked."""
     context = Context(frame, correlation, coverage)
     findings: list[Finding] = []
@@ -113,27 +75,36 @@ def evaluate(rules: Sequence[Rule], frame: pd.DataFrame, correlation: Correlatio
         if rule.scope == "attempt":
             findings += _attempt_rule(rule, context)
         elif rule.scope == "host":
-            findings += _host_rule(rule, context)
+            findings += host_rule(rule, context)
         elif rule.scope == "event":
-            findings += _event_rule(rule, context)
+            findings += event_rule(rule, context)
         else:
-            findings += _bundle_rule(rule, context)
+            findings += bundle_rule(rule, context)
     by_id = {rule.id: rule for rule in rules}
-    return Evaluation(findings=tuple(finish(findings, by_id, correlation)), gaps=tuple(gaps),
-                      rules=len(rules), rule_folders=tuple(folders))
+    return Evaluation(
+        findings=tuple(finish(findings, by_id, correlation)),
+        gaps=tuple(gaps),
+        rules=len(rules),
+        rule_folders=tuple(folders),
+    )
 
 
 def _gap(rule: Rule, context: Context) -> str | None:
     """Why a rule cannot be judged here: a channel it reads is absent from every host."""
-    specific_absences = [s for s in rule.match.absent  # "no such channel" is not a gap
-                         if s.event_ids or s.fields or s.any_field or s.message or s.level]
-    for group, selectors in (("needs", rule.match.events), ("cannot tell absence of",
-                                                            specific_absences)):
+    specific_absences = [
+        s
+        for s in rule.match.absent  # "no such channel" is not a gap
+        if s.event_ids or s.fields or s.any_field or s.message or s.level
+    ]
+    for group, selectors in (
+        ("needs", rule.match.events),
+        ("cannot tell absence of", specific_absences),
+    ):
         for selector in selectors:
             if selector.channels and not {c.lower() for c in selector.channels} & (
-                    context.all_channels):
-                return (f"{group} {selector.name!r}: no host has "
-                        f"{' or '.join(selector.channels)}")
+                context.all_channels
+            ):
+                return f"{group} {selector.name!r}: no host has {' or '.join(selector.channels)}"
     return None
 
 
@@ -141,9 +112,13 @@ def _attempt_rule(rule: Rule, context: Context) -> list[Finding]:
     table = context.attempts()
     if not table.attempts:
         return []
-    candidates = np.array([
-        _applies(rule.applies_to, _join(a), kinds)
-        for a, kinds in zip(table.attempts, table.connector_kinds, strict=True)], dtype=bool)
+    candidates = np.array(
+        [
+            applies(rule.applies_to, _join(a), kinds)
+            for a, kinds in zip(table.attempts, table.connector_kinds, strict=True)
+        ],
+        dtype=bool,
+    )
     mask = candidates & _match_mask(rule.match, context, table)
     out = []
     for index in np.flatnonzero(mask).tolist():
@@ -211,8 +186,9 @@ def _evidence(match: Match, context: Context, index: int) -> dict[str, np.ndarra
             first, then = times(condition.first), times(condition.then)
             if not len(first):
                 return None
-            limit = first[0] + (condition.within * SECOND if condition.within is not None
-                                else MAX_TS)
+            limit = first[0] + (
+                condition.within * SECOND if condition.within is not None else MAX_TS
+            )
             later = then[(then > first[0]) & (then <= limit)]
             if bool(len(later)) == condition.absent:
                 return None
@@ -226,9 +202,12 @@ def _evidence(match: Match, context: Context, index: int) -> dict[str, np.ndarra
             if condition.under is not None and not span < condition.under:
                 return None
     if match.any:
-        held = [branch_found for branch in match.any
-                if context.branch_masks[id(branch)][index]
-                and (branch_found := _evidence(branch, context, index)) is not None]
+        held = [
+            branch_found
+            for branch in match.any
+            if context.branch_masks[id(branch)][index]
+            and (branch_found := _evidence(branch, context, index)) is not None
+        ]
         if not held:
             return None
         for branch in held:
@@ -245,169 +224,65 @@ def _times(match: Match, context: Context, index: int) -> Callable[[str], np.nda
         if ref in selectors:
             return context.hits(selectors[ref]).corrected(index, context.line.ts)
         name, _, status = ref.partition(":")
-        return np.array(sorted(s.ts_corrected for s in steps
-                               if s.name == name and (not status or s.status == status)),
-                        dtype=np.int64)
+        return np.array(
+            sorted(
+                s.ts_corrected
+                for s in steps
+                if s.name == name and (not status or s.status == status)
+            ),
+            dtype=np.int64,
+        )
+
     return times
 
 
-def _attempt_finding(rule: Rule, context: Context, index: int,
-                     evidence: dict[str, np.ndarray]) -> Finding:
+def _attempt_finding(
+    rule: Rule, context: Context, index: int, evidence: dict[str, np.ndarray]
+) -> Finding:
     table = context.attempts()
     attempt = table.attempts[index]
     values = _attempt_values(attempt, table.connector_kinds[index])
-    refs, count = _refs(rule, context, evidence, values)
-    step_refs = tuple(s.ref for s in attempt.steps
-                      if s.name in {c.name for c in rule.match.steps} and s.status != "info")
+    refs, count = evidence_refs(rule, context, evidence, values)
+    step_refs = tuple(
+        s.ref
+        for s in attempt.steps
+        if s.name in {c.name for c in rule.match.steps} and s.status != "info"
+    )
     return Finding(
-        rule=rule.id, title=rule.title, severity=rule.severity, confidence=rule.confidence,
-        scope=rule.scope, cause=templates.render(rule.cause, values),
-        fix=templates.render(rule.fix, values), references=rule.references,
-        evidence=tuple(dict.fromkeys(refs + step_refs)), attempt=attempt.id,
-        host=context.display(attempt.device.machine) if attempt.steps else (
-            attempt.device.computer_name or attempt.device.hosts[0]), count=count)
+        rule=rule.id,
+        title=rule.title,
+        severity=rule.severity,
+        confidence=rule.confidence,
+        scope=rule.scope,
+        cause=templates.render(rule.cause, values),
+        fix=templates.render(rule.fix, values),
+        references=rule.references,
+        evidence=tuple(dict.fromkeys(refs + step_refs)),
+        attempt=attempt.id,
+        host=context.display(attempt.device.machine)
+        if attempt.steps
+        else (attempt.device.computer_name or attempt.device.hosts[0]),
+        count=count,
+    )
 
 
 def _attempt_values(attempt: Attempt, kinds: frozenset[str]) -> dict[str, Any]:
     offset = attempt.offset
     ou = ou_in(r.diagnostic_text or "" for r in attempt.requests)
     return {
-        "attempt": attempt.id, "device": (attempt.device.oobe_names or attempt.device.hosts
-                                          or ("",))[0],
-        "host": attempt.device.machine, "computer_name": attempt.device.computer_name,
-        "domain": attempt.device.domain, "connector": attempt.connector,
-        "connector_kind": ", ".join(sorted(kinds)) or None, "outcome": str(attempt.outcome),
+        "attempt": attempt.id,
+        "device": (attempt.device.oobe_names or attempt.device.hosts or ("",))[0],
+        "host": attempt.device.machine,
+        "computer_name": attempt.device.computer_name,
+        "domain": attempt.device.domain,
+        "connector": attempt.connector,
+        "connector_kind": ", ".join(sorted(kinds)) or None,
+        "outcome": str(attempt.outcome),
         "failed_step": attempt.failed_step,
         "offset": templates.duration(offset.offset_ns / SECOND) if offset else None,
-        "offset_s": offset.offset_ns / SECOND if offset else None, "ou": ou,
-        "reason": attempt.reason, "connector_evidence": attempt.connector_evidence,
+        "offset_s": offset.offset_ns / SECOND if offset else None,
+        "ou": ou,
+        "reason": attempt.reason,
+        "connector_evidence": attempt.connector_evidence,
         "missing": "; ".join(attempt.missing) or None,
     }
-
-
-def _refs(rule: Rule, context: Context, evidence: dict[str, np.ndarray],
-          values: dict[str, Any]) -> tuple[tuple[EventRef, ...], int]:
-    """Evidence refs (the rule's `evidence` names, or all) and template values per event."""
-    wanted = rule.evidence or tuple(evidence)
-    refs: list[EventRef] = []
-    count = 0
-    for name, positions in evidence.items():
-        count += len(positions)
-        if len(positions):
-            event = context.line.event(int(positions[0]))
-            event["count"] = len(positions)
-            values[name] = event
-        if name in wanted:
-            refs += [context.line.ref(int(p)) for p in positions[:MAX_EVIDENCE]]
-    return tuple(refs), count
-
-
-# --- host, event and bundle scopes ----------------------------------------------------------------
-
-def _per_machine(context: Context, positions: np.ndarray) -> np.ndarray:
-    machines = context.host_machine[context.line.host_code[positions]] if len(positions) else (
-        np.empty(0, dtype=np.int64))
-    return np.bincount(machines, minlength=len(context.machine_keys))
-
-
-def _host_rule(rule: Rule, context: Context) -> list[Finding]:
-    keys = context.machine_keys
-    mask = np.array([_applies(rule.applies_to, None, context.kinds.get(k, frozenset()))
-                     for k in keys], dtype=bool)
-    mask &= _host_mask(rule.match, context)
-    out = []
-    for index in np.flatnonzero(mask).tolist():
-        machine = keys[index]
-        evidence = _machine_positions(rule.match, context, index)
-        values: dict[str, Any] = {"host": context.display(machine),
-                                  "connector_kind": ", ".join(sorted(context.kinds.get(
-                                      machine, ()))) or None}
-        out.append(_finding(rule, context, evidence, values, context.display(machine)))
-    return out
-
-
-def _finding(rule: Rule, context: Context, evidence: dict[str, np.ndarray],
-             values: dict[str, Any], host: str | None) -> Finding:
-    """A host, event or bundle finding, its texts rendered with the evidence values."""
-    refs, count = _refs(rule, context, evidence, values)
-    if host is not None and refs:  # name the host that wrote the evidence, not a sibling name
-        host = refs[0].host
-        values["host"] = host
-    return Finding(rule=rule.id, title=rule.title, severity=rule.severity,
-                   confidence=rule.confidence, scope=rule.scope,
-                   cause=templates.render(rule.cause, values),
-                   fix=templates.render(rule.fix, values), references=rule.references,
-                   evidence=refs, host=host, count=count)
-
-
-def _host_mask(match: Match, context: Context) -> np.ndarray:
-    size = len(context.machine_keys)
-    mask = np.ones(size, dtype=bool)
-    for selector in match.events:
-        counts = _per_machine(context, context.line.rows(selector))[:size]
-        mask &= selector.count.column(pd.Series(counts, dtype=object))
-    for selector in match.absent:
-        mask &= _per_machine(context, context.line.rows(selector))[:size] == 0
-    if match.any:
-        branches = np.zeros(size, dtype=bool)
-        for branch in match.any:
-            branches |= _host_mask(branch, context)
-        mask &= branches
-    return mask
-
-
-def _machine_positions(match: Match, context: Context, machine: int) -> dict[str, np.ndarray]:
-    found = {}
-    for selector in match.events:
-        rows = context.line.rows(selector)
-        found[selector.name] = rows[context.host_machine[context.line.host_code[rows]] == machine]
-    for branch in match.any:
-        found.update({k: v for k, v in _machine_positions(branch, context, machine).items()
-                      if len(v)})
-    return found
-
-
-def _event_rule(rule: Rule, context: Context) -> list[Finding]:
-    selector = rule.match.events[0]
-    rows = context.line.rows(selector)
-    out = []
-    if not len(rows):
-        return out
-    machines = context.host_machine[context.line.host_code[rows]]
-    for index in np.unique(machines).tolist():
-        machine = context.machine_keys[index]
-        if not _applies(rule.applies_to, None, context.kinds.get(machine, frozenset())):
-            continue
-        mine = rows[machines == index]
-        values: dict[str, Any] = {"host": context.display(machine)}
-        out.append(_finding(rule, context, {selector.name: mine}, values,
-                            context.display(machine)))
-    return out
-
-
-def _bundle_rule(rule: Rule, context: Context) -> list[Finding]:
-    match = rule.match
-    if not _bundle_holds(match, context):
-        return []
-    kinds = frozenset(k for found in context.kinds.values() for k in found)
-    if not _applies(rule.applies_to, None, kinds):
-        return []
-    evidence = {s.name: context.line.rows(s) for s in match.events}
-    missing = [c for c in match.missing_channels if c not in context.all_channels]
-    values: dict[str, Any] = {"hosts": ", ".join(sorted(context.machine_hosts)) or None,
-                              "missing_channels": ", ".join(missing) or None}
-    return [_finding(rule, context, evidence, values, None)]
-
-
-def _bundle_holds(match: Match, context: Context) -> bool:
-    present = context.all_channels
-    if match.missing_channels and all(c in present for c in match.missing_channels):
-        return False
-    if any(c not in present for c in match.present_channels):
-        return False
-    for selector in match.events:
-        if not selector.count(len(context.line.rows(selector))):
-            return False
-    if any(len(context.line.rows(s)) for s in match.absent):
-        return False
-    return not match.any or any(_bundle_holds(b, context) for b in match.any)

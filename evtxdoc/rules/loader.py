@@ -69,9 +69,11 @@ class _Checker:
 
 def rule_files(folder: Path) -> list[Path]:
     """The rule files of a folder tree (fixtures and the catalog left out)."""
-    return sorted(p for p in folder.rglob("*.yaml")
-                  if not p.name.endswith(TEST_SUFFIX) and "catalog" not in p.relative_to(
-                      folder).parts[:-1])
+    return sorted(
+        p
+        for p in folder.rglob("*.yaml")
+        if not p.name.endswith(TEST_SUFFIX) and "catalog" not in p.relative_to(folder).parts[:-1]
+    )
 
 
 def read_yaml(path: Path) -> tuple[Any, yamlpos.Lines, list[RuleProblem]]:
@@ -93,16 +95,22 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleProblem]]:
         return None, problems
     check = _Checker(path, lines)
     if not isinstance(data, dict):
-        check.add((), "a rule file holds one mapping (id, title, severity, …)",
-                  "start from `evtxdoc rules new ID`")
+        check.add(
+            (),
+            "a rule file holds one mapping (id, title, severity, …)",
+            "start from `evtxdoc rules new ID`",
+        )
         return None, check.problems
     for key_path, message, hint in schema.check(data):
         check.add(key_path, message, hint)
     if check.problems:
         return None, check.problems
     if data["id"] != path.name.removesuffix(".yaml"):
-        check.add(("id",), f"id {data['id']!r} differs from the file name {path.name!r}",
-                  f"rename the file to {data['id']}.yaml or change the id")
+        check.add(
+            ("id",),
+            f"id {data['id']!r} differs from the file name {path.name!r}",
+            f"rename the file to {data['id']}.yaml or change the id",
+        )
     rule = _compile(data, check)
     return (rule if not check.problems else None), check.problems
 
@@ -116,39 +124,60 @@ def _compile(data: dict[str, Any], check: _Checker) -> Rule | None:
             check.add((key,), message)
     for index, name in enumerate(data.get("evidence") or ()):
         if name not in names:
-            check.add(("evidence", index), f"{name!r} is not an event of match.events",
-                      schema.did_you_mean(name, names) or f"events: {', '.join(sorted(names))}")
+            check.add(
+                ("evidence", index),
+                f"{name!r} is not an event of match.events",
+                schema.did_you_mean(name, names) or f"events: {', '.join(sorted(names))}",
+            )
     known = catalog.load().sources
     for index, source in enumerate(data.get("sources") or ()):
         if source not in known:
-            check.add(("sources", index), f"unknown source {source!r}",
-                      "add it to rules/catalog/sources.yaml")
+            check.add(
+                ("sources", index),
+                f"unknown source {source!r}",
+                "add it to rules/catalog/sources.yaml",
+            )
     if not data.get("sources") and not data.get("references"):
         check.add((), "a rule cites its sources: give sources (S-numbers) or references (URLs)")
     urls = [known[s].url for s in data.get("sources") or () if s in known and known[s].url]
     references = tuple(dict.fromkeys([*(data.get("references") or ()), *urls]))
     applies = _applies_to(data.get("applies_to") or {}, check)
     if scope == "event" and (len(match.events) != 1 or match.absent or match.any):
-        check.add(("match",), "an event rule has exactly one entry under match.events and no "
-                  "absent/any", "use scope: host or attempt to combine events")
+        check.add(
+            ("match",),
+            "an event rule has exactly one entry under match.events and no absent/any",
+            "use scope: host or attempt to combine events",
+        )
     if check.problems:
         return None
     return Rule(
-        id=data["id"], title=" ".join(data["title"].split()), severity=data["severity"],
-        confidence=data["confidence"], scope=scope, match=match, cause=data["cause"].strip(),
-        fix=data["fix"].strip(), references=references, applies_to=applies,
-        sources=tuple(data.get("sources") or ()), evidence=tuple(data.get("evidence") or ()),
-        supersedes=tuple(data.get("supersedes") or ()), tags=tuple(data.get("tags") or ()),
+        id=data["id"],
+        title=" ".join(data["title"].split()),
+        severity=data["severity"],
+        confidence=data["confidence"],
+        scope=scope,
+        match=match,
+        cause=data["cause"].strip(),
+        fix=data["fix"].strip(),
+        references=references,
+        applies_to=applies,
+        sources=tuple(data.get("sources") or ()),
+        evidence=tuple(data.get("evidence") or ()),
+        supersedes=tuple(data.get("supersedes") or ()),
+        tags=tuple(data.get("tags") or ()),
         description=" ".join(str(data.get("description") or "").split()),
-        path=check.path, raw=data)
+        path=check.path,
+        raw=data,
+    )
 
 
 def _matcher(spec: Any, key_path: tuple[str | int, ...], check: _Checker) -> Matcher | None:
     try:
         return compile_matcher(spec, bare_codes=key_path[-1] != "any_field")
     except MatcherError as exc:
-        check.add((*key_path, exc.key) if exc.key and isinstance(spec, dict) else key_path,
-                  str(exc))
+        check.add(
+            (*key_path, exc.key) if exc.key and isinstance(spec, dict) else key_path, str(exc)
+        )
         return None
 
 
@@ -156,17 +185,24 @@ def _strings(value: Any) -> tuple[str, ...]:
     return tuple(value) if isinstance(value, list) else (value,)
 
 
-def _selector(name: str, raw: dict[str, Any], key_path: tuple[str | int, ...], scope: str,
-              check: _Checker) -> Selector:
+def _selector(
+    name: str, raw: dict[str, Any], key_path: tuple[str | int, ...], scope: str, check: _Checker
+) -> Selector:
     if scope != "attempt":
         for key in ("side", "window"):
             if key in raw:
                 check.add((*key_path, key), f"{key!r} only applies to scope: attempt")
     if not any(k in raw for k in ("channel", "provider", "event_id")):
-        check.add(key_path, "say which events: give a channel, provider or event_id",
-                  "matching every event is slow and rarely meant")
-    fields = tuple((field_name, m) for field_name, spec in (raw.get("fields") or {}).items()
-                   if (m := _matcher(spec, (*key_path, "fields", field_name), check)))
+        check.add(
+            key_path,
+            "say which events: give a channel, provider or event_id",
+            "matching every event is slow and rarely meant",
+        )
+    fields = tuple(
+        (field_name, m)
+        for field_name, spec in (raw.get("fields") or {}).items()
+        if (m := _matcher(spec, (*key_path, "fields", field_name), check))
+    )
     ids = raw.get("event_id")
     return Selector(
         name=name,
@@ -174,22 +210,35 @@ def _selector(name: str, raw: dict[str, Any], key_path: tuple[str | int, ...], s
         providers=_strings(raw["provider"]) if "provider" in raw else None,
         event_ids=(tuple(ids) if isinstance(ids, list) else (ids,)) if ids is not None else None,
         level=_matcher(raw["level"], (*key_path, "level"), check) if "level" in raw else None,
-        side=raw.get("side", "any"), window=raw.get("window", "attempt"),
-        message=(_matcher(raw["message"], (*key_path, "message"), check)
-                 if "message" in raw else None),
+        side=raw.get("side", "any"),
+        window=raw.get("window", "attempt"),
+        message=(
+            _matcher(raw["message"], (*key_path, "message"), check) if "message" in raw else None
+        ),
         fields=fields,
-        any_field=(_matcher(raw["any_field"], (*key_path, "any_field"), check)
-                   if "any_field" in raw else None),
-        count=(_matcher(raw["count"], (*key_path, "count"), check) or compile_matcher({"ge": 1})
-               if "count" in raw else compile_matcher({"ge": 1})),
+        any_field=(
+            _matcher(raw["any_field"], (*key_path, "any_field"), check)
+            if "any_field" in raw
+            else None
+        ),
+        count=(
+            _matcher(raw["count"], (*key_path, "count"), check) or compile_matcher({"ge": 1})
+            if "count" in raw
+            else compile_matcher({"ge": 1})
+        ),
     )
 
 
 ATTEMPT_ONLY = ("attempt", "steps", "sequence", "duration", "clock_offset")
 
 
-def _match(raw: dict[str, Any], key_path: tuple[str | int, ...], scope: str,
-           check: _Checker, seen: set[str] | None = None) -> Match:
+def _match(
+    raw: dict[str, Any],
+    key_path: tuple[str | int, ...],
+    scope: str,
+    check: _Checker,
+    seen: set[str] | None = None,
+) -> Match:
     seen = set() if seen is None else seen
     for key in ATTEMPT_ONLY:
         if key in raw and scope != "attempt":
@@ -203,67 +252,105 @@ def _match(raw: dict[str, Any], key_path: tuple[str | int, ...], scope: str,
                 check.add((*key_path, group, name), f"event name {name!r} is used twice")
             seen.add(name)
             events.append((group, _selector(name, spec, (*key_path, group, name), scope, check)))
-    attempt = tuple((attr, m) for attr, spec in (raw.get("attempt") or {}).items()
-                    if (m := _matcher(spec, (*key_path, "attempt", attr), check)))
+    attempt = tuple(
+        (attr, m)
+        for attr, spec in (raw.get("attempt") or {}).items()
+        if (m := _matcher(spec, (*key_path, "attempt", attr), check))
+    )
     steps = []
     for name, spec in (raw.get("steps") or {}).items():
         place = (*key_path, "steps", name)
         if isinstance(spec, str):
             steps.append(StepCondition(name, present=spec == "present"))
         else:
-            steps.append(StepCondition(
-                name, present=True,
-                status=_matcher(spec["status"], (*place, "status"), check)
-                if "status" in spec else None,
-                detail=_matcher(spec["detail"], (*place, "detail"), check)
-                if "detail" in spec else None))
+            steps.append(
+                StepCondition(
+                    name,
+                    present=True,
+                    status=_matcher(spec["status"], (*place, "status"), check)
+                    if "status" in spec
+                    else None,
+                    detail=_matcher(spec["detail"], (*place, "detail"), check)
+                    if "detail" in spec
+                    else None,
+                )
+            )
     refs = set(schema.STEP_NAMES) | {s.name for g, s in events if g == "events"}
     sequence = []
     for index, item in enumerate(raw.get("sequence") or ()):
         place = (*key_path, "sequence", index)
         _refs(item, ("first", "then"), refs, place, check)
-        sequence.append(SequenceCondition(item["first"], item["then"],
-                                          _seconds(item, "within", place, check),
-                                          bool(item.get("absent", False))))
+        sequence.append(
+            SequenceCondition(
+                item["first"],
+                item["then"],
+                _seconds(item, "within", place, check),
+                bool(item.get("absent", False)),
+            )
+        )
     durations = []
     for index, item in enumerate(raw.get("duration") or ()):
         place = (*key_path, "duration", index)
         _refs(item, ("from", "to"), refs, place, check)
         if "over" not in item and "under" not in item:
             check.add(place, "give 'over' or 'under' (or both)")
-        durations.append(DurationCondition(item["from"], item["to"],
-                                           _seconds(item, "over", place, check),
-                                           _seconds(item, "under", place, check)))
+        durations.append(
+            DurationCondition(
+                item["from"],
+                item["to"],
+                _seconds(item, "over", place, check),
+                _seconds(item, "under", place, check),
+            )
+        )
     offset = None
     if "clock_offset" in raw:
         place = (*key_path, "clock_offset")
-        offset = (_seconds(raw["clock_offset"], "over", place, check),
-                  _seconds(raw["clock_offset"], "under", place, check))
+        offset = (
+            _seconds(raw["clock_offset"], "over", place, check),
+            _seconds(raw["clock_offset"], "under", place, check),
+        )
     coverage = raw.get("coverage") or {}
-    branches = tuple(_match(branch, (*key_path, "any", index), scope, check, seen)
-                     for index, branch in enumerate(raw.get("any") or ()))
+    branches = tuple(
+        _match(branch, (*key_path, "any", index), scope, check, seen)
+        for index, branch in enumerate(raw.get("any") or ())
+    )
     return Match(
-        attempt=attempt, events=tuple(s for g, s in events if g == "events"),
-        absent=tuple(s for g, s in events if g == "absent"), steps=tuple(steps),
-        sequence=tuple(sequence), duration=tuple(durations), clock_offset=offset,
+        attempt=attempt,
+        events=tuple(s for g, s in events if g == "events"),
+        absent=tuple(s for g, s in events if g == "absent"),
+        steps=tuple(steps),
+        sequence=tuple(sequence),
+        duration=tuple(durations),
+        clock_offset=offset,
         missing_channels=tuple(c.lower() for c in _strings(coverage["missing_channels"]))
-        if "missing_channels" in coverage else (),
+        if "missing_channels" in coverage
+        else (),
         present_channels=tuple(c.lower() for c in _strings(coverage["present_channels"]))
-        if "present_channels" in coverage else (),
-        any=branches)
+        if "present_channels" in coverage
+        else (),
+        any=branches,
+    )
 
 
-def _refs(item: dict[str, Any], keys: Sequence[str], refs: set[str],
-          place: tuple[str | int, ...], check: _Checker) -> None:
+def _refs(
+    item: dict[str, Any],
+    keys: Sequence[str],
+    refs: set[str],
+    place: tuple[str | int, ...],
+    check: _Checker,
+) -> None:
     for key in keys:
         if item[key] not in refs and item[key].partition(":")[0] not in schema.STEP_NAMES:
-            check.add((*place, key), f"{item[key]!r} is neither a step nor an event of this "
-                      "match", schema.did_you_mean(item[key], refs)
-                      or f"steps: {', '.join(schema.STEP_NAMES)}")
+            check.add(
+                (*place, key),
+                f"{item[key]!r} is neither a step nor an event of this match",
+                schema.did_you_mean(item[key], refs) or f"steps: {', '.join(schema.STEP_NAMES)}",
+            )
 
 
-def _seconds(raw: dict[str, Any], key: str, place: tuple[str | int, ...],
-             check: _Checker) -> float | None:
+def _seconds(
+    raw: dict[str, Any], key: str, place: tuple[str | int, ...], check: _Checker
+) -> float | None:
     if key not in raw:
         return None
     try:
@@ -284,11 +371,15 @@ def _applies_to(raw: dict[str, Any], check: _Checker) -> AppliesTo:
         if not part:
             continue
         op = next(o for o in ("<=", ">=", "==", "<", ">") if part.startswith(o))
-        bounds.append((op, _version(part[len(op):])))
+        bounds.append((op, _version(part[len(op) :])))
     if bounds and raw.get("connector") in ("none", "entra"):
         check.add(("applies_to", "connector_version"), "a version needs a connector")
-    return AppliesTo(join=raw.get("join", "any"), connector=raw.get("connector", "any"),
-                     connector_version=tuple(bounds), systems=tuple(raw.get("systems") or ()))
+    return AppliesTo(
+        join=raw.get("join", "any"),
+        connector=raw.get("connector", "any"),
+        connector_version=tuple(bounds),
+        systems=tuple(raw.get("systems") or ()),
+    )
 
 
 def load_rules(folders: Iterable[Path]) -> RuleSet:
@@ -297,8 +388,14 @@ def load_rules(folders: Iterable[Path]) -> RuleSet:
     first: dict[str, str] = {}
     for folder in folders:
         if not folder.is_dir():
-            out.problems.append(RuleProblem(str(folder), 1, "not a folder of rules",
-                                            "give a folder that holds <id>.yaml files"))
+            out.problems.append(
+                RuleProblem(
+                    str(folder),
+                    1,
+                    "not a folder of rules",
+                    "give a folder that holds <id>.yaml files",
+                )
+            )
             continue
         for path in rule_files(folder):
             rule, problems = load_rule(path)
@@ -306,8 +403,14 @@ def load_rules(folders: Iterable[Path]) -> RuleSet:
             if rule is None:
                 continue
             if rule.id in first:
-                out.problems.append(RuleProblem(str(path), 1, f"duplicate rule id {rule.id!r}",
-                                                f"first defined in {first[rule.id]}"))
+                out.problems.append(
+                    RuleProblem(
+                        str(path),
+                        1,
+                        f"duplicate rule id {rule.id!r}",
+                        f"first defined in {first[rule.id]}",
+                    )
+                )
                 continue
             first[rule.id] = str(path)
             out.rules.append(rule)
@@ -317,9 +420,14 @@ def load_rules(folders: Iterable[Path]) -> RuleSet:
             if target not in ids:
                 lines = yamlpos.load(Path(rule.path).read_text("utf-8"))[1]
                 index = rule.supersedes.index(target)
-                out.problems.append(RuleProblem(
-                    rule.path, lines.at(("supersedes", index)),
-                    f"supersedes: unknown rule {target!r}", schema.did_you_mean(target, ids)))
+                out.problems.append(
+                    RuleProblem(
+                        rule.path,
+                        lines.at(("supersedes", index)),
+                        f"supersedes: unknown rule {target!r}",
+                        schema.did_you_mean(target, ids),
+                    )
+                )
     out.rules.sort(key=lambda r: r.order)
     return out
 

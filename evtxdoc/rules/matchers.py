@@ -45,11 +45,13 @@ class Matcher:
             codes, uniques = pd.factorize(series, use_na_sentinel=True)
         except TypeError:  # lists or dicts among the values
             codes, uniques = pd.factorize(series.map(_hashable), use_na_sentinel=True)
-        results = np.fromiter((self.test(_restore(u)) for u in uniques), dtype=bool,
-                              count=len(uniques))
+        results = np.fromiter(
+            (self.test(_restore(u)) for u in uniques), dtype=bool, count=len(uniques)
+        )
         missing = self.test(None)
-        return np.where(codes >= 0, results[np.maximum(codes, 0)] if len(results) else False,
-                        missing)
+        return np.where(
+            codes >= 0, results[np.maximum(codes, 0)] if len(results) else False, missing
+        )
 
 
 class MatcherError(ValueError):
@@ -116,8 +118,9 @@ def code_values(spec: Any) -> tuple[set[int], set[int]]:
         if value is None:
             entries = catalog.load().lookup(str(item))
             if not entries:
-                raise MatcherError(f"{item!r} is neither a number nor a code name the catalog "
-                                   "knows", "code")
+                raise MatcherError(
+                    f"{item!r} is neither a number nor a code name the catalog knows", "code"
+                )
             for entry in entries:
                 if entry.value is not None:
                     values.add(entry.value)
@@ -149,18 +152,24 @@ def _code(spec: Any, bare: bool = True) -> Test:
         if value is None or isinstance(value, bool):
             return False
         return catalog.parse_code(value if isinstance(value, int) else str(value)) in accepted
+
     return test
 
 
 def _compare(op: str, bound: float) -> Test:
     ops: dict[str, Callable[[float, float], bool]] = {
-        "gt": float.__gt__, "ge": float.__ge__, "lt": float.__lt__, "le": float.__le__}
+        "gt": float.__gt__,
+        "ge": float.__ge__,
+        "lt": float.__lt__,
+        "le": float.__le__,
+    }
     compare = ops[op]
     bound = float(bound)
 
     def test(value: Any) -> bool:
         reading = number(value)
         return reading is not None and compare(reading, bound)
+
     return test
 
 

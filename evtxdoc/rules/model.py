@@ -44,11 +44,15 @@ class Selector:
     @property
     def key(self) -> tuple[Any, ...]:
         """What decides which rows match (the name, side, window and count do not)."""
-        return (self.channels, self.providers, self.event_ids,
-                _spec(self.level), _spec(self.message),
-                tuple((name, repr(m.spec)) for name, m in self.fields),
-                _spec(self.any_field))
-
+        return (
+            self.channels,
+            self.providers,
+            self.event_ids,
+            _spec(self.level),
+            _spec(self.message),
+            tuple((name, repr(m.spec)) for name, m in self.fields),
+            _spec(self.any_field),
+        )
 
     @property
     def needs_fields(self) -> bool:

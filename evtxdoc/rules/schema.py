@@ -16,19 +16,45 @@ from typing import Any
 SEVERITIES = ("critical", "error", "warning", "info")
 CONFIDENCES = ("documented", "community", "inferred")
 SCOPES = ("event", "host", "attempt", "bundle")
-STEP_NAMES = ("profile", "enrollment", "odj_request", "odj_blob", "blob_applied", "offline_join",
-              "dc_connectivity", "reboot", "esp", "hybrid_registration")
-ATTEMPT_ATTRIBUTES = ("outcome", "failed_step", "connector_evidence", "match_basis",
-                      "join_method", "skip_dc_check", "computer_name", "domain", "connector",
-                      "connector_kind", "requests", "failed_requests", "diagnostic_code",
-                      "offset_s", "device", "missing_logs")
+STEP_NAMES = (
+    "profile",
+    "enrollment",
+    "odj_request",
+    "odj_blob",
+    "blob_applied",
+    "offline_join",
+    "dc_connectivity",
+    "reboot",
+    "esp",
+    "hybrid_registration",
+)
+ATTEMPT_ATTRIBUTES = (
+    "outcome",
+    "failed_step",
+    "connector_evidence",
+    "match_basis",
+    "join_method",
+    "skip_dc_check",
+    "computer_name",
+    "domain",
+    "connector",
+    "connector_kind",
+    "requests",
+    "failed_requests",
+    "diagnostic_code",
+    "offset_s",
+    "device",
+    "missing_logs",
+)
 DURATION_PATTERN = r"^[0-9]+(\.[0-9]+)?\s*(ms|s|m|h|d)?$"
 
-_STRINGS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"},
-                                            "minItems": 1}]}
-_DURATION = {"anyOf": [{"type": "number", "minimum": 0},
-                       {"type": "string", "pattern": DURATION_PATTERN}],
-             "description": "seconds, or a number with a unit: 500ms, 90s, 30m, 2h, 1d"}
+_STRINGS = {
+    "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]
+}
+_DURATION = {
+    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+    "description": "seconds, or a number with a unit: 500ms, 90s, 30m, 2h, 1d",
+}
 _SCALAR = {"type": ["string", "integer", "number", "boolean", "null"]}
 
 SCHEMA: dict[str, Any] = {
@@ -40,54 +66,84 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["id", "title", "severity", "confidence", "scope", "match", "cause", "fix"],
     "properties": {
-        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]*[a-z0-9]$",
-               "description": "Unique, lower-case words with dashes; equals the file stem."},
-        "title": {"type": "string", "minLength": 8,
-                  "description": "One line a support engineer reads first."},
+        "id": {
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9-]*[a-z0-9]$",
+            "description": "Unique, lower-case words with dashes; equals the file stem.",
+        },
+        "title": {
+            "type": "string",
+            "minLength": 8,
+            "description": "One line a support engineer reads first.",
+        },
         "description": {"type": "string", "description": "Longer background (optional)."},
         "severity": {"enum": list(SEVERITIES)},
-        "confidence": {"enum": list(CONFIDENCES),
-                       "description": "documented (Microsoft says so), community (field "
-                                      "reports), inferred (our reasoning; domain.md 'not "
-                                      "confirmed')."},
-        "scope": {"enum": list(SCOPES),
-                  "description": "event: each matching event; host: one host's events; "
-                                 "attempt: one join attempt (its device and connector "
-                                 "events, steps and clock offset); bundle: the whole "
-                                 "analysis and its coverage."},
+        "confidence": {
+            "enum": list(CONFIDENCES),
+            "description": "documented (Microsoft says so), community (field "
+            "reports), inferred (our reasoning; domain.md 'not "
+            "confirmed').",
+        },
+        "scope": {
+            "enum": list(SCOPES),
+            "description": "event: each matching event; host: one host's events; "
+            "attempt: one join attempt (its device and connector "
+            "events, steps and clock offset); bundle: the whole "
+            "analysis and its coverage.",
+        },
         "applies_to": {"$ref": "#/$defs/applies_to"},
         "match": {"$ref": "#/$defs/match"},
-        "cause": {"type": "string", "minLength": 10,
-                  "description": "Why, in words; {placeholders} take evidence values."},
-        "fix": {"type": "string", "minLength": 10,
-                "description": "Numbered Markdown steps; {placeholders} allowed."},
-        "references": {"type": "array", "minItems": 1,
-                       "items": {"type": "string", "pattern": "^https://"},
-                       "description": "URLs beyond `sources` (their URLs are added)."},
-        "sources": {"type": "array", "items": {"type": "string", "pattern": "^S[0-9]+[a-z]?$"},
-                    "description": "S-numbers of rules/catalog/sources.yaml; a rule needs "
-                                   "sources or references."},
-        "evidence": {"type": "array", "items": {"type": "string"},
-                     "description": "Names of `match.events` to show as evidence "
-                                    "(default: all)."},
-        "supersedes": {"type": "array", "items": {"type": "string"},
-                       "description": "Rule ids this more specific rule replaces on the same "
-                                      "attempt or host."},
+        "cause": {
+            "type": "string",
+            "minLength": 10,
+            "description": "Why, in words; {placeholders} take evidence values.",
+        },
+        "fix": {
+            "type": "string",
+            "minLength": 10,
+            "description": "Numbered Markdown steps; {placeholders} allowed.",
+        },
+        "references": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "pattern": "^https://"},
+            "description": "URLs beyond `sources` (their URLs are added).",
+        },
+        "sources": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^S[0-9]+[a-z]?$"},
+            "description": "S-numbers of rules/catalog/sources.yaml; a rule needs "
+            "sources or references.",
+        },
+        "evidence": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Names of `match.events` to show as evidence (default: all).",
+        },
+        "supersedes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Rule ids this more specific rule replaces on the same attempt or host.",
+        },
         "tags": {"type": "array", "items": {"type": "string"}},
     },
     "$defs": {
         "applies_to": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "properties": {
                 "join": {"enum": ["hybrid", "entra", "any"]},
                 "connector": {"enum": ["legacy", "updated", "any", "none"]},
                 "connector_version": {
                     "type": "string",
                     "pattern": r"^\s*(<=|>=|<|>|==)\s*[0-9]+(\.[0-9]+)*\s*"
-                               r"(,\s*(<=|>=|<|>|==)\s*[0-9]+(\.[0-9]+)*\s*)*$",
-                    "description": "e.g. '<6.2501.2000.5' or '>=6.2501.2000.5, <6.2504.2001.8'"},
-                "systems": {"type": "array", "items": {
-                    "enum": ["device", "odj-connector", "exchange-connector"]}},
+                    r"(,\s*(<=|>=|<|>|==)\s*[0-9]+(\.[0-9]+)*\s*)*$",
+                    "description": "e.g. '<6.2501.2000.5' or '>=6.2501.2000.5, <6.2504.2001.8'",
+                },
+                "systems": {
+                    "type": "array",
+                    "items": {"enum": ["device", "odj-connector", "exchange-connector"]},
+                },
             },
         },
         "matcher": {
@@ -95,85 +151,147 @@ SCHEMA: dict[str, Any] = {
             "anyOf": [
                 _SCALAR,
                 {"type": "array", "items": _SCALAR, "minItems": 1},
-                {"type": "object", "additionalProperties": False, "minProperties": 1,
-                 "properties": {
-                     "equals": _SCALAR,
-                     "in": {"type": "array", "items": _SCALAR, "minItems": 1},
-                     "regex": {"type": "string"},
-                     "contains": {"type": "string"},
-                     "gt": {"type": "number"}, "ge": {"type": "number"},
-                     "lt": {"type": "number"}, "le": {"type": "number"},
-                     "exists": {"type": "boolean"},
-                     "code": {"anyOf": [{"type": ["string", "integer"]},
-                                        {"type": "array", "items": {"type": ["string",
-                                                                              "integer"]},
-                                         "minItems": 1}],
-                              "description": "error-code equality in any written form"},
-                     "not": {"$ref": "#/$defs/matcher"},
-                 }},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {
+                        "equals": _SCALAR,
+                        "in": {"type": "array", "items": _SCALAR, "minItems": 1},
+                        "regex": {"type": "string"},
+                        "contains": {"type": "string"},
+                        "gt": {"type": "number"},
+                        "ge": {"type": "number"},
+                        "lt": {"type": "number"},
+                        "le": {"type": "number"},
+                        "exists": {"type": "boolean"},
+                        "code": {
+                            "anyOf": [
+                                {"type": ["string", "integer"]},
+                                {
+                                    "type": "array",
+                                    "items": {"type": ["string", "integer"]},
+                                    "minItems": 1,
+                                },
+                            ],
+                            "description": "error-code equality in any written form",
+                        },
+                        "not": {"$ref": "#/$defs/matcher"},
+                    },
+                },
             ],
         },
         "selector": {
-            "type": "object", "additionalProperties": False,
+            "type": "object",
+            "additionalProperties": False,
             "properties": {
                 "channel": _STRINGS,
                 "provider": _STRINGS,
-                "event_id": {"anyOf": [{"type": "integer"},
-                                       {"type": "array", "items": {"type": "integer"},
-                                        "minItems": 1}]},
+                "event_id": {
+                    "anyOf": [
+                        {"type": "integer"},
+                        {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+                    ]
+                },
                 "level": {"$ref": "#/$defs/matcher"},
-                "side": {"enum": ["device", "connector", "request", "any"],
-                         "description": "attempt scope: the device's events, the connector "
-                                        "servers' events, only the connector events matched "
-                                        "to this attempt, or device and connector"},
+                "side": {
+                    "enum": ["device", "connector", "request", "any"],
+                    "description": "attempt scope: the device's events, the connector "
+                    "servers' events, only the connector events matched "
+                    "to this attempt, or device and connector",
+                },
                 "window": {"enum": ["attempt", "bundle"]},
                 "message": {"$ref": "#/$defs/matcher"},
-                "fields": {"type": "object",
-                           "additionalProperties": {"$ref": "#/$defs/matcher"}},
-                "any_field": {"$ref": "#/$defs/matcher",
-                              "description": "holds when any field's value matches (e.g. an "
-                                             "error code wherever the event carries it)"},
+                "fields": {"type": "object", "additionalProperties": {"$ref": "#/$defs/matcher"}},
+                "any_field": {
+                    "$ref": "#/$defs/matcher",
+                    "description": "holds when any field's value matches (e.g. an "
+                    "error code wherever the event carries it)",
+                },
                 "count": {"$ref": "#/$defs/matcher"},
             },
         },
-        "selectors": {"type": "object", "minProperties": 1,
-                      "additionalProperties": {"$ref": "#/$defs/selector"}},
-        "step": {"anyOf": [
-            {"enum": ["missing", "present"]},
-            {"type": "object", "additionalProperties": False, "minProperties": 1,
-             "properties": {"status": {"$ref": "#/$defs/matcher"},
-                            "detail": {"$ref": "#/$defs/matcher"}}},
-        ]},
+        "selectors": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {"$ref": "#/$defs/selector"},
+        },
+        "step": {
+            "anyOf": [
+                {"enum": ["missing", "present"]},
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {
+                        "status": {"$ref": "#/$defs/matcher"},
+                        "detail": {"$ref": "#/$defs/matcher"},
+                    },
+                },
+            ]
+        },
         "match": {
-            "type": "object", "additionalProperties": False, "minProperties": 1,
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
             "properties": {
-                "attempt": {"type": "object", "additionalProperties": False,
-                            "properties": {name: {"$ref": "#/$defs/matcher"}
-                                           for name in ATTEMPT_ATTRIBUTES}},
+                "attempt": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        name: {"$ref": "#/$defs/matcher"} for name in ATTEMPT_ATTRIBUTES
+                    },
+                },
                 "events": {"$ref": "#/$defs/selectors"},
                 "absent": {"$ref": "#/$defs/selectors"},
-                "steps": {"type": "object", "additionalProperties": False,
-                          "properties": {name: {"$ref": "#/$defs/step"}
-                                         for name in STEP_NAMES}},
-                "sequence": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "additionalProperties": False,
-                    "required": ["first", "then"],
-                    "properties": {"first": {"type": "string"}, "then": {"type": "string"},
-                                   "within": _DURATION, "absent": {"type": "boolean"}}}},
-                "duration": {"type": "array", "minItems": 1, "items": {
-                    "type": "object", "additionalProperties": False,
-                    "required": ["from", "to"],
-                    "properties": {"from": {"type": "string"}, "to": {"type": "string"},
-                                   "over": _DURATION, "under": _DURATION}}},
-                "clock_offset": {"type": "object", "additionalProperties": False,
-                                 "minProperties": 1,
-                                 "properties": {"over": _DURATION, "under": _DURATION}},
-                "coverage": {"type": "object", "additionalProperties": False,
-                             "minProperties": 1,
-                             "properties": {"missing_channels": _STRINGS,
-                                            "present_channels": _STRINGS}},
-                "any": {"type": "array", "minItems": 2,
-                        "items": {"$ref": "#/$defs/match"}},
+                "steps": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {name: {"$ref": "#/$defs/step"} for name in STEP_NAMES},
+                },
+                "sequence": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["first", "then"],
+                        "properties": {
+                            "first": {"type": "string"},
+                            "then": {"type": "string"},
+                            "within": _DURATION,
+                            "absent": {"type": "boolean"},
+                        },
+                    },
+                },
+                "duration": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["from", "to"],
+                        "properties": {
+                            "from": {"type": "string"},
+                            "to": {"type": "string"},
+                            "over": _DURATION,
+                            "under": _DURATION,
+                        },
+                    },
+                },
+                "clock_offset": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {"over": _DURATION, "under": _DURATION},
+                },
+                "coverage": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "minProperties": 1,
+                    "properties": {"missing_channels": _STRINGS, "present_channels": _STRINGS},
+                },
+                "any": {"type": "array", "minItems": 2, "items": {"$ref": "#/$defs/match"}},
             },
         },
     },
@@ -182,8 +300,13 @@ SCHEMA: dict[str, Any] = {
 Issue = tuple[tuple[str | int, ...], str, str | None]  # path, message, hint
 
 _TYPES: dict[str, Any] = {
-    "string": str, "integer": int, "number": (int, float), "boolean": bool,
-    "array": list, "object": dict, "null": type(None),
+    "string": str,
+    "integer": int,
+    "number": (int, float),
+    "boolean": bool,
+    "array": list,
+    "object": dict,
+    "null": type(None),
 }
 
 
@@ -204,16 +327,16 @@ def did_you_mean(word: str, choices: Any) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
-def check(value: Any, schema: dict[str, Any] = SCHEMA,
-          path: tuple[str | int, ...] = ()) -> Iterator[Issue]:
+def check(
+    value: Any, schema: dict[str, Any] = SCHEMA, path: tuple[str | int, ...] = ()
+) -> Iterator[Issue]:
     """Every way `value` breaks `schema` (the subset of JSON Schema SCHEMA uses)."""
     schema = _resolve(schema)
     if "anyOf" in schema:
         options = [list(check(value, option, path)) for option in schema["anyOf"]]
         if not any(not found for found in options):
             # report the option that got furthest (the fewest problems, deepest path)
-            best = min(options, key=lambda found: (len(found), -max(len(p) for p, _, _ in
-                                                                    found)))
+            best = min(options, key=lambda found: (len(found), -max(len(p) for p, _, _ in found)))
             if all(p == path for p, _, _ in best):
                 yield path, f"{_show(value)} is not {_describe(schema)}", None
             else:
@@ -222,8 +345,11 @@ def check(value: Any, schema: dict[str, Any] = SCHEMA,
     if "enum" in schema:
         if value not in schema["enum"]:
             choices = ", ".join(map(str, schema["enum"]))
-            yield path, f"{_show(value)} is not one of: {choices}", did_you_mean(value, schema[
-                "enum"])
+            yield (
+                path,
+                f"{_show(value)} is not one of: {choices}",
+                did_you_mean(value, schema["enum"]),
+            )
         return
     kinds = schema.get("type")
     if kinds is not None:
@@ -233,12 +359,15 @@ def check(value: Any, schema: dict[str, Any] = SCHEMA,
             return
     if isinstance(value, str):
         if "pattern" in schema and not re.search(schema["pattern"], value):
-            yield path, f"{_show(value)} does not have the expected form", schema.get(
-                "description")
+            yield path, f"{_show(value)} does not have the expected form", schema.get("description")
         if len(value.strip()) < schema.get("minLength", 0):
             yield path, f"too short (at least {schema['minLength']} characters)", None
-    if (isinstance(value, int | float) and not isinstance(value, bool)
-            and "minimum" in schema and value < schema["minimum"]):
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and "minimum" in schema
+        and value < schema["minimum"]
+    ):
         yield path, f"{value} is below {schema['minimum']}", None
     if isinstance(value, list):
         if len(value) < schema.get("minItems", 0):
@@ -250,8 +379,9 @@ def check(value: Any, schema: dict[str, Any] = SCHEMA,
         yield from _check_object(value, schema, path)
 
 
-def _check_object(value: dict[str, Any], schema: dict[str, Any],
-                  path: tuple[str | int, ...]) -> Iterator[Issue]:
+def _check_object(
+    value: dict[str, Any], schema: dict[str, Any], path: tuple[str | int, ...]
+) -> Iterator[Issue]:
     properties = schema.get("properties", {})
     if len(value) < schema.get("minProperties", 0):
         yield path, "must not be empty", None

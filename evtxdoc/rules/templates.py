@@ -15,14 +15,30 @@ from typing import Any
 
 from evtxdoc import catalog
 
-PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)"
-                         r"(?:\|([a-z]+))?\}")
+PLACEHOLDER = re.compile(
+    r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)"
+    r"(?:\|([a-z]+))?\}"
+)
 FILTERS = ("code", "duration")
 EVENT_ATTRIBUTES = ("host", "time", "channel", "event_id", "count", "message")
 CONTEXT: dict[str, tuple[str, ...]] = {
-    "attempt": ("attempt", "device", "host", "computer_name", "domain", "connector",
-                "connector_kind", "outcome", "failed_step", "offset", "offset_s", "ou",
-                "reason", "connector_evidence", "missing"),
+    "attempt": (
+        "attempt",
+        "device",
+        "host",
+        "computer_name",
+        "domain",
+        "connector",
+        "connector_kind",
+        "outcome",
+        "failed_step",
+        "offset",
+        "offset_s",
+        "ou",
+        "reason",
+        "connector_evidence",
+        "missing",
+    ),
     "host": ("host", "connector_kind"),
     "event": ("host",),
     "bundle": ("hosts", "missing_channels"),
@@ -55,6 +71,7 @@ def problems(text: str, scope: str, event_names: set[str]) -> list[str]:
 
 def render(text: str, context: Mapping[str, Any]) -> str:
     """Fill the placeholders; missing values read "(unknown)"."""
+
     def replace(match: re.Match[str]) -> str:
         whole = match.group(0)
         if whole in ("{{", "}}"):
@@ -63,6 +80,7 @@ def render(text: str, context: Mapping[str, Any]) -> str:
         for part in match.group(2).lstrip(".").split(".") if match.group(2) else ():
             value = value.get(part) if isinstance(value, Mapping) else None
         return _filtered(value, match.group(3))
+
     return PLACEHOLDER.sub(replace, text)
 
 
@@ -77,7 +95,7 @@ def _filtered(value: Any, filter_name: str | None) -> str:
         except (TypeError, ValueError):
             return UNKNOWN
     text = " ".join(str(value).split())
-    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE - 1] + "…"
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
 
 
 def describe_code(value: Any) -> str:

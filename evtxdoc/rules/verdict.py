@@ -31,12 +31,13 @@ FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN
 
 # --- dedupe, order, root causes ---------------------------------------------------------------
 
-def finish(findings: list[Finding], rules: dict[str, Rule],
-            correlation: Correlation | None) -> list[Finding]:
+
+def finish(
+    findings: list[Finding], rules: dict[str, Rule], correlation: Correlation | None
+) -> list[Finding]:
     groups: dict[tuple[str | None, str | None], list[Finding]] = defaultdict(list)
     for finding in findings:
-        groups[(finding.attempt, finding.host if finding.attempt is None else None)].append(
-            finding)
+        groups[(finding.attempt, finding.host if finding.attempt is None else None)].append(finding)
     kept: list[Finding] = []
     for group in groups.values():
         present = {f.rule for f in group}
@@ -58,13 +59,15 @@ def finish(findings: list[Finding], rules: dict[str, Rule],
     kept.sort(key=lambda f: _order(f, rules))
     causes: dict[str, Finding] = {}
     for finding in kept:  # supported causes first; a missing-evidence finding only if alone
-        if (finding.attempt and outcome.get(finding.attempt) in FAILED
-                and finding.severity != "info"):
+        if (
+            finding.attempt
+            and outcome.get(finding.attempt) in FAILED
+            and finding.severity != "info"
+        ):
             held = causes.get(finding.attempt)
             if held is None or (_coverage(held, rules) and not _coverage(finding, rules)):
                 causes[finding.attempt] = finding
-    root = {id(f): _as_root_cause(f, attempts[key], rules[f.rule])
-            for key, f in causes.items()}
+    root = {id(f): _as_root_cause(f, attempts[key], rules[f.rule]) for key, f in causes.items()}
     out = [root.get(id(f), f) for f in kept]
     out.sort(key=lambda f: _order(f, rules))
     return out
@@ -84,12 +87,17 @@ def _as_root_cause(finding: Finding, attempt: Attempt, rule: Rule) -> Finding:
     with its confidence lowered and the missing evidence named when the connector side that
     would confirm it is unknown (no logs, not covered, damaged, ambiguous)."""
     changes: dict[str, Any] = {"root_cause": True}
-    if attempt.outcome in (Outcome.FAILED, Outcome.TIMED_OUT) and SEVERITY_RANK[
-            finding.severity] > SEVERITY_RANK["error"]:
+    if (
+        attempt.outcome in (Outcome.FAILED, Outcome.TIMED_OUT)
+        and SEVERITY_RANK[finding.severity] > SEVERITY_RANK["error"]
+    ):
         changes["severity"] = "error"
     reads_connector = any(s.side in ("connector", "request") for s in _selectors(rule.match))
-    if (attempt.connector_evidence in UNKNOWN_CONNECTOR and not reads_connector
-            and "coverage" not in rule.tags):
+    if (
+        attempt.connector_evidence in UNKNOWN_CONNECTOR
+        and not reads_connector
+        and "coverage" not in rule.tags
+    ):
         changes["confidence"] = CONFIDENCE_DOWN[finding.confidence]
         changes["unconfirmed"] = attempt.missing
     return replace_finding(finding, **changes)
@@ -100,8 +108,10 @@ def _selectors(match: Match) -> list[Selector]:
 
 
 HEALTHY = (Outcome.SUCCEEDED, Outcome.NOT_HYBRID)
-HEALTHY_NOTE = ("Logged during an attempt that went on to succeed, so it did not decide the "
-                "outcome (shown for context): ")
+HEALTHY_NOTE = (
+    "Logged during an attempt that went on to succeed, so it did not decide the "
+    "outcome (shown for context): "
+)
 
 
 def _by_outcome(finding: Finding, outcome: Outcome | None) -> Finding:
@@ -115,16 +125,30 @@ def _by_outcome(finding: Finding, outcome: Outcome | None) -> Finding:
 def _order(finding: Finding, rules: dict[str, Rule]) -> tuple[Any, ...]:
     rule = rules[finding.rule]
     specificity = _conditions(rule.match)
-    return (SEVERITY_RANK[finding.severity], not finding.root_cause, _coverage(finding, rules),
-            CONFIDENCE_RANK[finding.confidence],
-            -len(finding.superseded), -specificity, finding.attempt or "", finding.host or "",
-            finding.rule)
+    return (
+        SEVERITY_RANK[finding.severity],
+        not finding.root_cause,
+        _coverage(finding, rules),
+        CONFIDENCE_RANK[finding.confidence],
+        -len(finding.superseded),
+        -specificity,
+        finding.attempt or "",
+        finding.host or "",
+        finding.rule,
+    )
 
 
 def _conditions(match: Match) -> int:
-    return (len(match.attempt) + 2 * len(match.events) + len(match.absent) + len(match.steps)
-            + len(match.sequence) + len(match.duration) + (match.clock_offset is not None)
-            + sum(_conditions(b) for b in match.any[:1]))
+    return (
+        len(match.attempt)
+        + 2 * len(match.events)
+        + len(match.absent)
+        + len(match.steps)
+        + len(match.sequence)
+        + len(match.duration)
+        + (match.clock_offset is not None)
+        + sum(_conditions(b) for b in match.any[:1])
+    )
 
 
 def replace_finding(finding: Finding, **changes: Any) -> Finding:

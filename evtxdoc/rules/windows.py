@@ -37,6 +37,7 @@ FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN
 
 # --- the timeline, reduced to what selectors need ---------------------------------------------
 
+
 class Timeline:
     """Integer views of the frame and the selector cache."""
 
@@ -87,11 +88,13 @@ class Timeline:
         if key not in self._base:
             mask = np.ones(self.size, dtype=bool)
             if selector.channels is not None:
-                mask &= np.isin(self.channel_code,
-                                self._codes(self.channel_names, selector.channels))
+                mask &= np.isin(
+                    self.channel_code, self._codes(self.channel_names, selector.channels)
+                )
             if selector.providers is not None:
-                mask &= np.isin(self.provider_code,
-                                self._codes(self.provider_names, selector.providers))
+                mask &= np.isin(
+                    self.provider_code, self._codes(self.provider_names, selector.providers)
+                )
             if selector.event_ids is not None:
                 mask &= np.isin(self.event_id, selector.event_ids)
             self._base[key] = np.flatnonzero(mask)
@@ -102,8 +105,9 @@ class Timeline:
         each distinct payload is decoded at most once per evaluation."""
         if self._decoded is None:
             self._decoded = np.full(self.size, None, dtype=object)
-            self._bodies = [c in CONNECTOR_UPDATED or c in CONNECTOR_LEGACY
-                            for c in self.channel_names]
+            self._bodies = [
+                c in CONNECTOR_UPDATED or c in CONNECTOR_LEGACY for c in self.channel_names
+            ]
             self._by_payload: dict[tuple[int, int], dict[str, Any]] = {}
         cached = self._decoded[positions]
         missing = positions[np.equal(cached, None)]
@@ -111,14 +115,16 @@ class Timeline:
             numbers, payloads = self._payload_index
             names, bodies, by_payload = self.channel_original, self._bodies, self._by_payload
             found = []
-            for number, channel in zip(numbers[missing].tolist(),
-                                       self.channel_code[missing].tolist(), strict=True):
+            for number, channel in zip(
+                numbers[missing].tolist(), self.channel_code[missing].tolist(), strict=True
+            ):
                 body = channel >= 0 and bodies[channel]
                 key = (number, channel if body else -1)  # bodies depend on the channel
                 fields = by_payload.get(key)
                 if fields is None:
                     fields = by_payload[key] = decode_fields(
-                        payloads[number], names[channel] if channel >= 0 else "", bodies=body)
+                        payloads[number], names[channel] if channel >= 0 else "", bodies=body
+                    )
                 found.append(fields)
             self._decoded[missing] = found
             cached = self._decoded[positions]
@@ -136,11 +142,13 @@ class Timeline:
         positions = self._could_hold_codes(selector, positions)
         keep = np.ones(len(positions), dtype=bool)
         if len(positions) and selector.level is not None:
-            keep &= selector.level.column(pd.Series(self.frame["level"].to_numpy()[positions],
-                                                    dtype=object))
+            keep &= selector.level.column(
+                pd.Series(self.frame["level"].to_numpy()[positions], dtype=object)
+            )
         if len(positions) and selector.message is not None:
-            keep &= selector.message.column(pd.Series(
-                self.frame["message"].to_numpy()[positions], dtype=object))
+            keep &= selector.message.column(
+                pd.Series(self.frame["message"].to_numpy()[positions], dtype=object)
+            )
         if len(positions) and (selector.fields or selector.any_field):
             decoded = self.fields(positions)
             for name, matcher in selector.fields:
@@ -174,24 +182,31 @@ class Timeline:
             row_numbers = numbers[positions]
             distinct = np.unique(row_numbers)
             search = code_pattern(codes).search
-            held = np.fromiter((search(p) is not None for p in payloads[distinct]),
-                               dtype=bool, count=len(distinct))
+            held = np.fromiter(
+                (search(p) is not None for p in payloads[distinct]), dtype=bool, count=len(distinct)
+            )
             positions = positions[np.isin(row_numbers, distinct[held])]
         return positions
 
     def _text(self, position: int) -> tuple[str, str]:
         host = self.host_code[position]
         channel = self.channel_code[position]
-        return (self.host_names[host] if host >= 0 else "",
-                self.channel_original[channel] if channel >= 0 else "")
+        return (
+            self.host_names[host] if host >= 0 else "",
+            self.channel_original[channel] if channel >= 0 else "",
+        )
 
     def event(self, position: int) -> dict[str, Any]:
         """One row as a template value: its fields plus host, time, channel, event id."""
         host, channel = self._text(position)
         values = dict(self.fields(np.array([position]))[0])
-        values.update(host=host, time=format_time_ns(int(self.ts[position])), channel=channel,
-                      event_id=int(self.event_id[position]),
-                      message=self._message[position])
+        values.update(
+            host=host,
+            time=format_time_ns(int(self.ts[position])),
+            channel=channel,
+            event_id=int(self.event_id[position]),
+            message=self._message[position],
+        )
         return values
 
     def ref(self, position: int) -> EventRef:
@@ -200,12 +215,17 @@ class Timeline:
             self._record_id = self.frame["record_id"].to_numpy()
         host, channel = self._text(position)
         source = self._source_code[position]
-        return EventRef(host, channel, int(self.event_id[position]),
-                        int(self._record_id[position]),
-                        self._sources[source] if source >= 0 else "")
+        return EventRef(
+            host,
+            channel,
+            int(self.event_id[position]),
+            int(self._record_id[position]),
+            self._sources[source] if source >= 0 else "",
+        )
 
 
 # --- attempt windows ----------------------------------------------------------------------------
+
 
 @dataclass
 class Windows:
@@ -223,8 +243,12 @@ class Windows:
         return cls(*(data[:, i].copy() for i in range(5)))
 
     def __add__(self, other: Windows) -> Windows:
-        return Windows(*(np.concatenate([getattr(self, k), getattr(other, k)])
-                          for k in ("attempt", "host", "lo", "hi", "offset")))
+        return Windows(
+            *(
+                np.concatenate([getattr(self, k), getattr(other, k)])
+                for k in ("attempt", "host", "lo", "hi", "offset")
+            )
+        )
 
 
 @dataclass
@@ -244,8 +268,8 @@ class Hits:
         if windows is None or not len(windows):
             return np.empty(0, dtype=np.int64)
         if len(windows) == 1:  # one host's slice: already in time order, no repeats
-            return self.order[self.start[windows[0]]:self.end[windows[0]]]
-        found = np.concatenate([self.order[self.start[w]:self.end[w]] for w in windows])
+            return self.order[self.start[windows[0]] : self.end[windows[0]]]
+        found = np.concatenate([self.order[self.start[w] : self.end[w]] for w in windows])
         return np.unique(found)
 
     def corrected(self, attempt: int, ts: np.ndarray) -> np.ndarray:
@@ -253,8 +277,9 @@ class Hits:
         windows = self.by_attempt.get(attempt)
         if windows is None or not len(windows):
             return np.empty(0, dtype=np.int64)
-        parts = [ts[self.order[self.start[w]:self.end[w]]] - self.windows.offset[w]
-                 for w in windows]
+        parts = [
+            ts[self.order[self.start[w] : self.end[w]]] - self.windows.offset[w] for w in windows
+        ]
         return np.sort(np.concatenate(parts))
 
 
@@ -277,8 +302,9 @@ def inside(line: Timeline, positions: np.ndarray, windows: Windows) -> np.ndarra
     return (last >= 0) & (reach[np.maximum(last, 0)] >= keys)
 
 
-def count_in_windows(line: Timeline, positions: np.ndarray, windows: Windows,
-                      attempts: int) -> Hits:
+def count_in_windows(
+    line: Timeline, positions: np.ndarray, windows: Windows, attempts: int
+) -> Hits:
     """One sorted search for every window at once: key = host × (rank of time)."""
     hosts = line.host_code[positions].astype(np.int64)
     ranks = line.rank[positions]
@@ -290,8 +316,7 @@ def count_in_windows(line: Timeline, positions: np.ndarray, windows: Windows,
     start = np.searchsorted(keys, windows.host * scale + lo, "left")
     end = np.searchsorted(keys, windows.host * scale + hi, "left")
     start = np.minimum(start, end)
-    count = np.bincount(windows.attempt, weights=end - start, minlength=attempts).astype(
-        np.int64)
+    count = np.bincount(windows.attempt, weights=end - start, minlength=attempts).astype(np.int64)
     hits = Hits(order, start, end, windows, count)
     nonzero = np.flatnonzero(end > start)
     if len(nonzero):

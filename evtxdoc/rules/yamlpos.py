@@ -43,8 +43,9 @@ def load(text: str) -> tuple[Any, Lines]:
         return _value(loader, node, (), lines), lines
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        raise YamlError(f"not valid YAML: {exc.problem or exc}",
-                          mark.line + 1 if mark else 1) from exc
+        raise YamlError(
+            f"not valid YAML: {exc.problem or exc}", mark.line + 1 if mark else 1
+        ) from exc
     except yaml.YAMLError as exc:
         raise YamlError(f"not valid YAML: {exc}", 1) from exc
     finally:
@@ -61,12 +62,15 @@ def _value(loader: yaml.SafeLoader, node: yaml.Node, path: Path, lines: Lines) -
             if not isinstance(key, str | int | float | bool) or key is None:
                 raise YamlError("a key must be a plain value", key_node.start_mark.line + 1)
             if key in out:
-                raise YamlError(f"duplicate key {key!r} (first at line "
-                                  f"{lines[(*path, key)]})", key_node.start_mark.line + 1)
+                raise YamlError(
+                    f"duplicate key {key!r} (first at line {lines[(*path, key)]})",
+                    key_node.start_mark.line + 1,
+                )
             lines[(*path, key)] = key_node.start_mark.line + 1
             out[key] = _value(loader, value_node, (*path, key), lines)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_value(loader, item, (*path, index), lines)
-                for index, item in enumerate(node.value)]
+        return [
+            _value(loader, item, (*path, index), lines) for index, item in enumerate(node.value)
+        ]
     return loader.construct_object(node, deep=True)

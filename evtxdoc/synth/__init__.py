@@ -17,8 +17,14 @@ from evtxdoc.synth.scenario import LAYOUTS, Scenario, build, expected, load
 __all__ = ["LAYOUTS", "synthesize"]
 
 
-def synthesize(scenario_path: Path, out: Path, *, layout_name: str | None = None,
-               seed: int | None = None, scenario: Scenario | None = None) -> list[Path]:
+def synthesize(
+    scenario_path: Path,
+    out: Path,
+    *,
+    layout_name: str | None = None,
+    seed: int | None = None,
+    scenario: Scenario | None = None,
+) -> list[Path]:
     """Write `out/bundle/…` and `out/expected.yaml` for a scenario; returns the files written."""
     scenario = scenario or load(scenario_path)
     if seed is not None:
@@ -30,6 +36,5 @@ def synthesize(scenario_path: Path, out: Path, *, layout_name: str | None = None
     bundle = out / "bundle"
     written = layout.write_bundle(scenario, logs, bundle)
     expectation = out / "expected.yaml"
-    expectation.write_text(yaml.safe_dump(expected(scenario), sort_keys=False, width=100),
-                           "utf-8")
+    expectation.write_text(yaml.safe_dump(expected(scenario), sort_keys=False, width=100), "utf-8")
     return [*written, expectation]

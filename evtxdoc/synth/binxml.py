@@ -19,33 +19,89 @@ from typing import Any
 
 # Value types (MS-EVEN6 / libyal): the ones Windows writes in these logs.
 NULL, STRING, INT8, UINT8, INT16, UINT16, INT32, UINT32, INT64, UINT64 = (
-    0x00, 0x01, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A)
+    0x00,
+    0x01,
+    0x03,
+    0x04,
+    0x05,
+    0x06,
+    0x07,
+    0x08,
+    0x09,
+    0x0A,
+)
 BOOL, BINARY, GUID, FILETIME, SID, HEXINT32, HEXINT64, BINXML = (
-    0x0D, 0x0E, 0x0F, 0x11, 0x13, 0x14, 0x15, 0x21)
+    0x0D,
+    0x0E,
+    0x0F,
+    0x11,
+    0x13,
+    0x14,
+    0x15,
+    0x21,
+)
 ARRAY = 0x80
 
 TYPE_NAMES = {
-    "string": STRING, "int8": INT8, "uint8": UINT8, "int16": INT16, "uint16": UINT16,
-    "int32": INT32, "uint32": UINT32, "int64": INT64, "uint64": UINT64, "bool": BOOL,
-    "binary": BINARY, "guid": GUID, "filetime": FILETIME, "sid": SID, "hexint32": HEXINT32,
-    "hexint64": HEXINT64, "string[]": STRING | ARRAY, "uint32[]": UINT32 | ARRAY,
+    "string": STRING,
+    "int8": INT8,
+    "uint8": UINT8,
+    "int16": INT16,
+    "uint16": UINT16,
+    "int32": INT32,
+    "uint32": UINT32,
+    "int64": INT64,
+    "uint64": UINT64,
+    "bool": BOOL,
+    "binary": BINARY,
+    "guid": GUID,
+    "filetime": FILETIME,
+    "sid": SID,
+    "hexint32": HEXINT32,
+    "hexint64": HEXINT64,
+    "string[]": STRING | ARRAY,
+    "uint32[]": UINT32 | ARRAY,
 }
-_INTS = {INT8: "<b", UINT8: "<B", INT16: "<h", UINT16: "<H", INT32: "<i", UINT32: "<I",
-         INT64: "<q", UINT64: "<Q", HEXINT32: "<I", HEXINT64: "<Q", BOOL: "<I"}
+_INTS = {
+    INT8: "<b",
+    UINT8: "<B",
+    INT16: "<h",
+    UINT16: "<H",
+    INT32: "<i",
+    UINT32: "<I",
+    INT64: "<q",
+    UINT64: "<Q",
+    HEXINT32: "<I",
+    HEXINT64: "<Q",
+    BOOL: "<I",
+}
 FILETIME_EPOCH = 116_444_736_000_000_000  # 1970-01-01 in 100 ns since 1601-01-01
 
 # Tokens.
 FRAGMENT_HEADER = b"\x0f\x01\x01\x00"
 T_EOF, T_OPEN, T_OPEN_ATTRS, T_CLOSE_START, T_CLOSE_EMPTY, T_END = (
-    0x00, 0x01, 0x41, 0x02, 0x03, 0x04)
+    0x00,
+    0x01,
+    0x41,
+    0x02,
+    0x03,
+    0x04,
+)
 T_VALUE, T_ATTR_MORE, T_ATTR_LAST, T_TEMPLATE, T_SUB, T_SUB_OPTIONAL = (
-    0x05, 0x46, 0x06, 0x0C, 0x0D, 0x0E)
+    0x05,
+    0x46,
+    0x06,
+    0x0C,
+    0x0D,
+    0x0E,
+)
 NO_DEPENDENCY = 0xFFFF
 
 _U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
 
 
 # --- the template model ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Sub:
@@ -83,6 +139,7 @@ def template_guid(root: Element) -> bytes:
 
 # --- values ------------------------------------------------------------------------------
 
+
 def filetime(ns: int) -> int:
     """UTC ns since the Unix epoch → FILETIME (100 ns since 1601)."""
     return ns // 100 + FILETIME_EPOCH
@@ -99,8 +156,11 @@ def sid_bytes(text: str) -> bytes:
     if len(parts) < 3 or parts[0].upper() != "S":
         raise ValueError(f"not a SID: {text!r}")
     subs = [int(p) for p in parts[3:]]
-    return (bytes([int(parts[1]), len(subs)]) + int(parts[2]).to_bytes(6, "big")
-            + b"".join(_U32.pack(s) for s in subs))
+    return (
+        bytes([int(parts[1]), len(subs)])
+        + int(parts[2]).to_bytes(6, "big")
+        + b"".join(_U32.pack(s) for s in subs)
+    )
 
 
 def encode_value(vtype: int, value: Any) -> bytes:
@@ -151,6 +211,7 @@ Value = tuple[int, "bytes | Callable[[Encoder], None] | None"]
 
 # --- chunk state and encoding ----------------------------------------------------------------
 
+
 @dataclass
 class ChunkTables:
     """Names and templates already written in one chunk, plus the header hash tables."""
@@ -161,8 +222,12 @@ class ChunkTables:
     template_table: list[int] = field(default_factory=lambda: [0] * 32)
 
     def copy(self) -> ChunkTables:
-        return ChunkTables(dict(self.names), dict(self.templates), list(self.string_table),
-                           list(self.template_table))
+        return ChunkTables(
+            dict(self.names),
+            dict(self.templates),
+            list(self.string_table),
+            list(self.template_table),
+        )
 
 
 class Encoder:
@@ -218,8 +283,7 @@ class Encoder:
         self.u8(sub.vtype)
 
     def element(self, element: Element) -> None:
-        dependency = next((c.index for c in element.children if isinstance(c, Sub)),
-                          NO_DEPENDENCY)
+        dependency = next((c.index for c in element.children if isinstance(c, Sub)), NO_DEPENDENCY)
         self.u8(T_OPEN_ATTRS if element.attrs else T_OPEN)
         self.u16(dependency)
         size_at = len(self.out)
@@ -292,6 +356,7 @@ class Encoder:
             size = len(self.out) - start
             if size > 0xFFFF:
                 raise ValueError(f"value {index} is {size} bytes; BinXml values hold 65,535")
-            struct.pack_into("<HBx", self.out, descriptors_at + 4 * index, size,
-                             NULL if data is None else vtype)
+            struct.pack_into(
+                "<HBx", self.out, descriptors_at + 4 * index, size, NULL if data is None else vtype
+            )
         return values_at

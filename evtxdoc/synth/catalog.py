@@ -31,8 +31,9 @@ class EventShape:
     shape: str
     fields: tuple[tuple[str | None, int], ...]
 
-    def make(self, time_ns: int, computer: str, values: dict[str, Any] | None = None,
-             **system: Any) -> SynthEvent:
+    def make(
+        self, time_ns: int, computer: str, values: dict[str, Any] | None = None, **system: Any
+    ) -> SynthEvent:
         """An event of this shape; `values` by field name (missing ones are empty)."""
         values = values or {}
         unknown = set(values) - {name for name, _ in self.fields if name} - {"_data"}
@@ -40,14 +41,31 @@ class EventShape:
             raise KeyError(f"{self.key}: no field(s) {sorted(unknown)} in the catalog shape")
         positional = values.get("_data", ())  # unnamed <Data> values, in order
         data = tuple(
-            Field(name, vtype, values.get(name, _empty(vtype)) if name
-                  else positional[i] if i < len(positional) else "")
-            for i, (name, vtype) in enumerate(self.fields))
+            Field(
+                name,
+                vtype,
+                values.get(name, _empty(vtype))
+                if name
+                else positional[i]
+                if i < len(positional)
+                else "",
+            )
+            for i, (name, vtype) in enumerate(self.fields)
+        )
         return SynthEvent(
-            time_ns=time_ns, provider=self.provider, provider_guid=self.provider_guid,
-            event_id=self.event_id, channel=self.channel, computer=computer, level=self.level,
-            qualifiers=self.qualifiers, keywords=self.keywords, classic=self.classic,
-            data=data, **system)
+            time_ns=time_ns,
+            provider=self.provider,
+            provider_guid=self.provider_guid,
+            event_id=self.event_id,
+            channel=self.channel,
+            computer=computer,
+            level=self.level,
+            qualifiers=self.qualifiers,
+            keywords=self.keywords,
+            classic=self.classic,
+            data=data,
+            **system,
+        )
 
 
 def _empty(vtype: int) -> Any:
@@ -66,23 +84,35 @@ def load() -> dict[str, EventShape]:
         classic = bool(provider.get("classic"))
         if entry["shape"] not in SHAPES:
             raise ValueError(f"events.yaml: {key}: shape must be one of {SHAPES}")
-        fields = tuple((None if name.startswith("null") else name, TYPE_NAMES[vtype])
-                       for name, vtype in (entry.get("fields") or {}).items())
+        fields = tuple(
+            (None if name.startswith("null") else name, TYPE_NAMES[vtype])
+            for name, vtype in (entry.get("fields") or {}).items()
+        )
         shapes[key] = EventShape(
-            key=key, provider=provider["name"], provider_guid=provider.get("guid"),
-            channel=provider["channel"], event_id=int(entry["id"]), level=int(entry["level"]),
-            classic=classic, qualifiers=entry.get("qualifiers"),
-            keywords=int(entry.get("keywords", 0x80000000000000 if classic
-                                   else 0x8000000000000000)),
-            shape=entry["shape"], fields=fields)
+            key=key,
+            provider=provider["name"],
+            provider_guid=provider.get("guid"),
+            channel=provider["channel"],
+            event_id=int(entry["id"]),
+            level=int(entry["level"]),
+            classic=classic,
+            qualifiers=entry.get("qualifiers"),
+            keywords=int(
+                entry.get("keywords", 0x80000000000000 if classic else 0x8000000000000000)
+            ),
+            shape=entry["shape"],
+            fields=fields,
+        )
     return shapes
 
 
 @cache
 def _differs() -> dict[str, dict[str, str]]:
     text = resources.files("evtxdoc.synth").joinpath("events.yaml").read_text("utf-8")
-    return {key: dict(entry.get("real_differs") or {})
-            for key, entry in yaml.safe_load(text)["events"].items()}
+    return {
+        key: dict(entry.get("real_differs") or {})
+        for key, entry in yaml.safe_load(text)["events"].items()
+    }
 
 
 def real_differs(key: str) -> dict[str, str]:

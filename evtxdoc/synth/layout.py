@@ -87,9 +87,11 @@ def _cab(members: dict[str, bytes], when: dt.datetime) -> bytes:
 
 
 def _mdm_members(scenario: Scenario, log: HostLog) -> dict[str, bytes]:
-    members = {cab_name(channel): evtx_bytes(log, channel,
-                                             _damage_for(scenario, log.name, channel))
-               for channel in sorted(log.events) if channel in MDM_AREA_CHANNELS}
+    members = {
+        cab_name(channel): evtx_bytes(log, channel, _damage_for(scenario, log.name, channel))
+        for channel in sorted(log.events)
+        if channel in MDM_AREA_CHANNELS
+    }
     members.update(log.supporting)
     stamp = _stamp(scenario).strftime("%Y_%m_%d_%H_%M_%S")
     members[f"DiagnosticLogCSP_Collector_Autopilot_{stamp}.etl"] = b"\x00" * 64  # ETW: skipped
@@ -145,16 +147,18 @@ def write_host(scenario: Scenario, log: HostLog, out: Path) -> list[Path]:
 def _dsregcmd(log: HostLog) -> str:
     joined = any(e.event_id == 4098 for e in log.events.get("System", []))
     registered = any(e.event_id == 306 for events in log.events.values() for e in events)
-    return "\r\n".join([
-        "+----------------------------------------------------------------------+",
-        "| Device State                                                         |",
-        "+----------------------------------------------------------------------+",
-        "",
-        f"             AzureAdJoined : {'YES' if registered else 'NO'}",
-        "          EnterpriseJoined : NO",
-        f"              DomainJoined : {'YES' if joined else 'NO'}",
-        "",
-    ])
+    return "\r\n".join(
+        [
+            "+----------------------------------------------------------------------+",
+            "| Device State                                                         |",
+            "+----------------------------------------------------------------------+",
+            "",
+            f"             AzureAdJoined : {'YES' if registered else 'NO'}",
+            "          EnterpriseJoined : NO",
+            f"              DomainJoined : {'YES' if joined else 'NO'}",
+            "",
+        ]
+    )
 
 
 def write_bundle(scenario: Scenario, logs: list[HostLog], out: Path) -> list[Path]:

@@ -31,8 +31,10 @@ from evtxdoc.synth.writer import EvtxWriter, Field, SynthEvent
 from evtxdoc.vocab import SECOND
 
 DMEDP = "DeviceManagement-Enterprise-Diagnostics-Provider"
-_ROW = re.compile(r"^\| (?P<t>[0-9.]+) \| (?P<channel>[^|]+?) \| (?P<id>\d+) \| (?P<level>\d) \| "
-                  r"(?P<fields>.*?) \|(?: \(×(?P<times>\d+)\))?\s*$")
+_ROW = re.compile(
+    r"^\| (?P<t>[0-9.]+) \| (?P<channel>[^|]+?) \| (?P<id>\d+) \| (?P<level>\d) \| "
+    r"(?P<fields>.*?) \|(?: \(×(?P<times>\d+)\))?\s*$"
+)
 _NOISE = re.compile(r"(?P<channel>[A-Za-z][^,×]*?/[A-Za-z]+) (?P<id>\d+) ×(?P<times>\d+)")
 _HEX = re.compile(r"^0x[0-9a-fA-F]+$")
 _KEY = re.compile(r'\s*,?\s*"((?:[^"\\]|\\.)*)"\s*:\s*')  # `"key": ` of a cut JSON object
@@ -85,8 +87,9 @@ def parse_fields(text: str) -> tuple[tuple[str, Any], ...]:
             value, position = decoder.raw_decode(text, position)
         except ValueError:
             rest = text[position:].lstrip('"')
-            value = rest.encode("utf-8").decode("unicode_escape", "replace") if "\\" in rest \
-                else rest
+            value = (
+                rest.encode("utf-8").decode("unicode_escape", "replace") if "\\" in rest else rest
+            )
             pairs.append((key, value))
             break
         pairs.append((key, value))
@@ -100,12 +103,19 @@ def read_table(path: Path) -> list[Row]:
     for line in path.read_text("utf-8").splitlines():
         match = _ROW.match(line)
         if match:
-            row = Row(float(match["t"]), full_channel(match["channel"]), int(match["id"]),
-                      int(match["level"]), parse_fields(match["fields"]))
+            row = Row(
+                float(match["t"]),
+                full_channel(match["channel"]),
+                int(match["id"]),
+                int(match["level"]),
+                parse_fields(match["fields"]),
+            )
             rows.extend([row] * int(match["times"] or 1))
         elif line.startswith("Left out as periodic noise"):
-            noise += [(full_channel(m["channel"]), int(m["id"]), int(m["times"]))
-                      for m in _NOISE.finditer(line.partition(":")[2])]
+            noise += [
+                (full_channel(m["channel"]), int(m["id"]), int(m["times"]))
+                for m in _NOISE.finditer(line.partition(":")[2])
+            ]
     span = max((r.seconds for r in rows), default=0.0)
     for channel, event_id, times in noise:
         step = span / (times + 1)
@@ -136,11 +146,18 @@ def events(rows: Iterable[Row], start_ns: int, computer: str) -> dict[str, list[
     out: dict[str, list[SynthEvent]] = defaultdict(list)
     for row in rows:
         provider = provider_of(row.channel, row.event_id)
-        out[row.channel].append(SynthEvent(
-            time_ns=start_ns + round(row.seconds * SECOND), provider=provider,
-            provider_guid=guids.get(provider), event_id=row.event_id,
-            channel=row.channel, computer=computer, level=row.level,
-            data=tuple(_field(k, v) for k, v in row.fields)))
+        out[row.channel].append(
+            SynthEvent(
+                time_ns=start_ns + round(row.seconds * SECOND),
+                provider=provider,
+                provider_guid=guids.get(provider),
+                event_id=row.event_id,
+                channel=row.channel,
+                computer=computer,
+                level=row.level,
+                data=tuple(_field(k, v) for k, v in row.fields),
+            )
+        )
     return out
 
 

@@ -18,12 +18,23 @@ from evtxdoc.synth.scenario import build, expected, parse
 from evtxdoc.synth.writer import EvtxWriter
 
 EVENTS_PER_DEVICE = 55  # about what one device attempt plus its noise writes (measured)
-FAULT_CYCLE = ("none", "none", "none", "none", "access_denied", "none", "no_connector",
-               "none", "blob_rejected", "none")
+FAULT_CYCLE = (
+    "none",
+    "none",
+    "none",
+    "none",
+    "access_denied",
+    "none",
+    "no_connector",
+    "none",
+    "blob_rejected",
+    "none",
+)
 
 
-def scaled_scenario(events: int, seed: int, devices_wanted: int | None = None,
-                    retry_every: int = 6) -> dict:
+def scaled_scenario(
+    events: int, seed: int, devices_wanted: int | None = None, retry_every: int = 6
+) -> dict:
     """A scenario dict with enough devices for about `events` events (or `devices_wanted`
     devices, with more background events each when `events` asks for more); one device in
     `retry_every` retries after a reset."""
@@ -33,29 +44,52 @@ def scaled_scenario(events: int, seed: int, devices_wanted: int | None = None,
         noise += events // devices_wanted - EVENTS_PER_DEVICE
     devices = []
     for index in range(devices_wanted or max(1, events // EVENTS_PER_DEVICE)):
-        attempts = [{"at": f"{index * 7}s", "connector": f"CONN0{1 + index % 2}.contoso.local",
-                     "fault": FAULT_CYCLE[index % len(FAULT_CYCLE)],
-                     "computer_name": f"AP-{index:011d}"}]
+        attempts = [
+            {
+                "at": f"{index * 7}s",
+                "connector": f"CONN0{1 + index % 2}.contoso.local",
+                "fault": FAULT_CYCLE[index % len(FAULT_CYCLE)],
+                "computer_name": f"AP-{index:011d}",
+            }
+        ]
         if index % retry_every == retry_every - 1:  # a retry after a reset
-            attempts.append({"at": f"{index * 7 + 7200}s", "connector": "CONN01.contoso.local",
-                             "computer_name": f"AP-{index:010d}R"})
+            attempts.append(
+                {
+                    "at": f"{index * 7 + 7200}s",
+                    "connector": "CONN01.contoso.local",
+                    "computer_name": f"AP-{index:010d}R",
+                }
+            )
         for attempt in attempts:
             if attempt.get("fault") == "no_connector":
                 attempt["connector"] = None
-        devices.append({"oobe_name": f"DESKTOP-{index:07d}", "layout": "live",
-                        "clock_offset": f"{rng.randrange(-300, 300)}s",
-                        "profile": {"join": "hybrid", "domain": "contoso.local"},
-                        "attempts": attempts})
-    return {"name": f"scale-{events}", "seed": seed, "start": "2025-10-01T00:00:00Z",
-            "noise": noise, "summary": "performance bundle", "root_cause": "mixed",
-            "connectors": [{"name": "CONN01.contoso.local", "kind": "updated"},
-                           {"name": "CONN02.contoso.local", "kind": "updated",
-                            "clock_offset": "-20s"}],
-            "devices": devices}
+        devices.append(
+            {
+                "oobe_name": f"DESKTOP-{index:07d}",
+                "layout": "live",
+                "clock_offset": f"{rng.randrange(-300, 300)}s",
+                "profile": {"join": "hybrid", "domain": "contoso.local"},
+                "attempts": attempts,
+            }
+        )
+    return {
+        "name": f"scale-{events}",
+        "seed": seed,
+        "start": "2025-10-01T00:00:00Z",
+        "noise": noise,
+        "summary": "performance bundle",
+        "root_cause": "mixed",
+        "connectors": [
+            {"name": "CONN01.contoso.local", "kind": "updated"},
+            {"name": "CONN02.contoso.local", "kind": "updated", "clock_offset": "-20s"},
+        ],
+        "devices": devices,
+    }
 
 
-def write_scaled(out: Path, events: int, seed: int = 1, devices: int | None = None,
-                 retry_every: int = 6) -> list[Path]:
+def write_scaled(
+    out: Path, events: int, seed: int = 1, devices: int | None = None, retry_every: int = 6
+) -> list[Path]:
     scenario = parse(scaled_scenario(events, seed, devices, retry_every), f"<scale {events}>")
     logs = build(scenario)
     bundle = out / "bundle"

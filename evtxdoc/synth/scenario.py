@@ -71,8 +71,11 @@ def seconds(value: Any, where: str) -> float:
         return float(value)
     match = _DURATION.match(str(value).strip())
     if not match:
-        raise InputError(f"{value!r} is not a duration", where=where,
-                         hint="write a number of seconds or e.g. 90s, 5m, -3h, 1d")
+        raise InputError(
+            f"{value!r} is not a duration",
+            where=where,
+            hint="write a number of seconds or e.g. 90s, 5m, -3h, 1d",
+        )
     sign, number, unit = match.groups()
     return (-1 if sign == "-" else 1) * float(number) * _UNITS[unit]
 
@@ -145,8 +148,11 @@ CONNECTOR_LAYOUTS = ("export", "not_collected")
 
 def _connector_layout(layout: Any, where: str) -> str:
     if layout not in CONNECTOR_LAYOUTS:
-        raise InputError(f"connector layout {layout!r}", where=where,
-                         hint=f"one of {', '.join(CONNECTOR_LAYOUTS)}")
+        raise InputError(
+            f"connector layout {layout!r}",
+            where=where,
+            hint=f"one of {', '.join(CONNECTOR_LAYOUTS)}",
+        )
     return str(layout)
 
 
@@ -156,8 +162,9 @@ def load(path: Path) -> Scenario:
     try:
         raw = yaml.safe_load(path.read_text("utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"cannot read scenario: {exc}", where=where,
-                         hint="see docs/scenarios.md for the format") from exc
+        raise InputError(
+            f"cannot read scenario: {exc}", where=where, hint="see docs/scenarios.md for the format"
+        ) from exc
     if not isinstance(raw, dict):
         raise InputError("a scenario is a YAML mapping", where=where)
     return parse(raw, where)
@@ -165,25 +172,35 @@ def load(path: Path) -> Scenario:
 
 def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
     rng = random.Random(raw.get("seed", 1))
-    start = dt.datetime.fromisoformat(str(raw.get("start", "2025-09-15T08:00:00+00:00"))
-                                      .replace("Z", "+00:00"))
+    start = dt.datetime.fromisoformat(
+        str(raw.get("start", "2025-09-15T08:00:00+00:00")).replace("Z", "+00:00")
+    )
     connectors = []
     for number, item in enumerate(raw.get("connectors") or []):
         kind = item.get("kind", "updated")
         if kind not in CONNECTOR_KINDS:
-            raise InputError(f"connector kind {kind!r}", where=f"{where}: connectors[{number}]",
-                             hint=f"one of {', '.join(CONNECTOR_KINDS)}")
-        connectors.append(Connector(
-            name=item["name"], kind=kind,
-            version=str(item.get("version", "6.2501.2000.5" if kind == "updated"
-                                 else "6.2203.1742.4")),
-            domain=item.get("domain", raw.get("domain", "contoso.local")),
-            clock_offset=seconds(item.get("clock_offset", 0), f"{where}: connectors[{number}]"),
-            msa_sid=f"{MSA_SID_BASE}-{4101 + number}",
-            served_before=int(item.get("served_before", 0)),
-            legacy_history=int(item.get("legacy_history", 0)),
-            layout=_connector_layout(item.get("layout", "export"),
-                                     f"{where}: connectors[{number}]")))
+            raise InputError(
+                f"connector kind {kind!r}",
+                where=f"{where}: connectors[{number}]",
+                hint=f"one of {', '.join(CONNECTOR_KINDS)}",
+            )
+        connectors.append(
+            Connector(
+                name=item["name"],
+                kind=kind,
+                version=str(
+                    item.get("version", "6.2501.2000.5" if kind == "updated" else "6.2203.1742.4")
+                ),
+                domain=item.get("domain", raw.get("domain", "contoso.local")),
+                clock_offset=seconds(item.get("clock_offset", 0), f"{where}: connectors[{number}]"),
+                msa_sid=f"{MSA_SID_BASE}-{4101 + number}",
+                served_before=int(item.get("served_before", 0)),
+                legacy_history=int(item.get("legacy_history", 0)),
+                layout=_connector_layout(
+                    item.get("layout", "export"), f"{where}: connectors[{number}]"
+                ),
+            )
+        )
     devices = []
     for number, item in enumerate(raw.get("devices") or []):
         place = f"{where}: devices[{number}]"
@@ -195,45 +212,70 @@ def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
         for index, entry in enumerate(item.get("attempts") or [{}]):
             fault = entry.get("fault", "none")
             if fault not in FAULTS:
-                raise InputError(f"unknown fault {fault!r}", where=f"{place}.attempts[{index}]",
-                                 hint=f"one of {', '.join(FAULTS)}")
+                raise InputError(
+                    f"unknown fault {fault!r}",
+                    where=f"{place}.attempts[{index}]",
+                    hint=f"one of {', '.join(FAULTS)}",
+                )
             if fault == "dc_unreachable" and profile.get("skip_dc_check"):
-                raise InputError("fault dc_unreachable with skip_dc_check: true would be a "
-                                 "success (the device skips the check)",
-                                 where=f"{place}.attempts[{index}]",
-                                 hint="use fault vpn_not_connected for a device that skips the "
-                                 "check and then finds no DC, or drop skip_dc_check")
+                raise InputError(
+                    "fault dc_unreachable with skip_dc_check: true would be a "
+                    "success (the device skips the check)",
+                    where=f"{place}.attempts[{index}]",
+                    hint="use fault vpn_not_connected for a device that skips the "
+                    "check and then finds no DC, or drop skip_dc_check",
+                )
             prefix = profile.get("name_prefix", "AP-")
             name = entry.get("computer_name") or prefix + "".join(
-                rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(15 - len(prefix)))
-            attempts.append(Attempt(
-                at=seconds(entry.get("at", "10m"), f"{place}.attempts[{index}]"),
-                computer_name=name, connector=entry.get("connector"), fault=fault,
-                options={k: v for k, v in entry.items()
-                         if k not in ("at", "computer_name", "connector", "fault")}))
-        devices.append(Device(
-            oobe_name=item.get("oobe_name") or "DESKTOP-" + "".join(
-                rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(7)),
-            serial=str(item.get("serial") or "5CG" + str(rng.randrange(10**6, 10**7))),
-            layout=layout, clock_offset=seconds(item.get("clock_offset", 0), place),
-            time_zone=str(item.get("time_zone", "UTC")),
-            join=profile.get("join", "hybrid"),
-            skip_dc_check=bool(profile.get("skip_dc_check", False)),
-            domain=profile.get("domain", raw.get("domain", "contoso.local")),
-            ou=profile.get("ou", "OU=Autopilot,OU=Workstations,DC=contoso,DC=local"),
-            name_prefix=profile.get("name_prefix", "AP-"), attempts=attempts,
-            ztdid=str(uuid.UUID(int=rng.getrandbits(128))),
-            entdmid=_given(item.get("entdmid"), str(uuid.UUID(int=rng.getrandbits(128)))),
-            earlier_success=dict(item.get("earlier_success") or {})))
+                rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(15 - len(prefix))
+            )
+            attempts.append(
+                Attempt(
+                    at=seconds(entry.get("at", "10m"), f"{place}.attempts[{index}]"),
+                    computer_name=name,
+                    connector=entry.get("connector"),
+                    fault=fault,
+                    options={
+                        k: v
+                        for k, v in entry.items()
+                        if k not in ("at", "computer_name", "connector", "fault")
+                    },
+                )
+            )
+        devices.append(
+            Device(
+                oobe_name=item.get("oobe_name")
+                or "DESKTOP-"
+                + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(7)),
+                serial=str(item.get("serial") or "5CG" + str(rng.randrange(10**6, 10**7))),
+                layout=layout,
+                clock_offset=seconds(item.get("clock_offset", 0), place),
+                time_zone=str(item.get("time_zone", "UTC")),
+                join=profile.get("join", "hybrid"),
+                skip_dc_check=bool(profile.get("skip_dc_check", False)),
+                domain=profile.get("domain", raw.get("domain", "contoso.local")),
+                ou=profile.get("ou", "OU=Autopilot,OU=Workstations,DC=contoso,DC=local"),
+                name_prefix=profile.get("name_prefix", "AP-"),
+                attempts=attempts,
+                ztdid=str(uuid.UUID(int=rng.getrandbits(128))),
+                entdmid=_given(item.get("entdmid"), str(uuid.UUID(int=rng.getrandbits(128)))),
+                earlier_success=dict(item.get("earlier_success") or {}),
+            )
+        )
     return Scenario(
-        name=str(raw.get("name", "scenario")), summary=str(raw.get("summary", "")),
-        root_cause=str(raw.get("root_cause", "")), seed=int(raw.get("seed", 1)),
+        name=str(raw.get("name", "scenario")),
+        summary=str(raw.get("summary", "")),
+        root_cause=str(raw.get("root_cause", "")),
+        seed=int(raw.get("seed", 1)),
         start_ns=int(start.timestamp()) * SECOND,
         tenant_id=str(raw.get("tenant_id", uuid.UUID(int=rng.getrandbits(128)))),
         tenant_domain=str(raw.get("tenant_domain", "contoso.onmicrosoft.com")),
-        connectors=connectors, devices=devices,
+        connectors=connectors,
+        devices=devices,
         noise=-1 if raw.get("noise") == "real" else int(raw.get("noise", 25)),
-        damage=list(raw.get("damage") or []), source=where)
+        damage=list(raw.get("damage") or []),
+        source=where,
+    )
 
 
 def _given(value: Any, drawn: str) -> str:
@@ -242,6 +284,7 @@ def _given(value: Any, drawn: str) -> str:
 
 
 # --- the story ---------------------------------------------------------------------------------
+
 
 @dataclass
 class HostLog:
@@ -277,16 +320,29 @@ class _Writer:
         self.log, self.clock, self.rng = log, clock, rng
         self.pid = rng.randrange(600, 9000)
 
-    def emit(self, key: str, true_ns: int, computer: str, values: dict[str, Any] | None = None,
-             **system: Any) -> None:
+    def emit(
+        self,
+        key: str,
+        true_ns: int,
+        computer: str,
+        values: dict[str, Any] | None = None,
+        **system: Any,
+    ) -> None:
         shape = catalog.shape(key)
         system.setdefault("process_id", self.pid)
         system.setdefault("thread_id", self.pid + 4 * self.rng.randrange(1, 400))
         if not shape.classic:
             system.setdefault("user_sid", "S-1-5-18")
         jitter = self.rng.randrange(0, 100_000) * 100  # up to 10 ms, at 100 ns like Windows
-        self.log.add(shape.make(self.clock(true_ns) + jitter, computer, values,
-                                written_ns=true_ns + jitter, **system))
+        self.log.add(
+            shape.make(
+                self.clock(true_ns) + jitter,
+                computer,
+                values,
+                written_ns=true_ns + jitter,
+                **system,
+            )
+        )
 
 
 def build(scenario: Scenario) -> list[HostLog]:
@@ -294,8 +350,10 @@ def build(scenario: Scenario) -> list[HostLog]:
     parse()'s (same seed, other stream), so no id drawn here repeats a device's EntDMID."""
     rng = random.Random(f"build:{scenario.seed}")
     connectors = {c.name: _connector_log(c) for c in scenario.connectors}
-    writers = {name: _Writer(log, _Clock(scenario.connector(name).clock_offset), rng)
-               for name, log in connectors.items()}
+    writers = {
+        name: _Writer(log, _Clock(scenario.connector(name).clock_offset), rng)
+        for name, log in connectors.items()
+    }
     for connector in scenario.connectors:
         _connector_background(scenario, connector, writers[connector.name], rng)
     logs = list(connectors.values())
@@ -310,55 +368,91 @@ def build(scenario: Scenario) -> list[HostLog]:
     return logs
 
 
-def _earlier_success(scenario: Scenario, device: Device, writers: dict[str, _Writer],
-                     rng: random.Random) -> None:
+def _earlier_success(
+    scenario: Scenario, device: Device, writers: dict[str, _Writer], rng: random.Random
+) -> None:
     """The connector served this device (its EntDMID) in an earlier deployment."""
     spec = device.earlier_success
     first = device.attempts[0]
     connector = scenario.connector(first.connector) or scenario.connectors[0]
-    when = scenario.start_ns + int((first.at + 180 - seconds(spec.get("before", "150m"),
-                                                               scenario.source)) * SECOND)
-    _connector_success(writers[connector.name], connector, when,
-                       str(spec.get("computer_name", "AP-EARLIER")), device.entdmid, rng)
+    when = scenario.start_ns + int(
+        (first.at + 180 - seconds(spec.get("before", "150m"), scenario.source)) * SECOND
+    )
+    _connector_success(
+        writers[connector.name],
+        connector,
+        when,
+        str(spec.get("computer_name", "AP-EARLIER")),
+        device.entdmid,
+        rng,
+    )
 
 
 def _connector_log(connector: Connector) -> HostLog:
     return HostLog(connector.name, "connector", connector.layout)
 
 
-def _connector_background(scenario: Scenario, connector: Connector, writer: _Writer,
-                          rng: random.Random) -> None:
+def _connector_background(
+    scenario: Scenario, connector: Connector, writer: _Writer, rng: random.Random
+) -> None:
     start = scenario.start_ns - 2 * 3600 * SECOND
     host = connector.name
-    service = ("Intune ODJConnector Service" if connector.kind == "legacy"
-               else "Intune ODJConnector for Active Service")  # names as S8 / S2 write them
+    service = (
+        "Intune ODJConnector Service"
+        if connector.kind == "legacy"
+        else "Intune ODJConnector for Active Service"
+    )  # names as S8 / S2 write them
     writer.emit("scm_state_change", start, host, {"param1": service, "param2": "running"})
     for index in range(connector.served_before):  # earlier joins for devices not in the bundle
         when = start + (index + 1) * 300 * SECOND
         name = "AP-" + "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(12))
-        _connector_success(writer, connector, when, name, str(uuid.UUID(int=rng.getrandbits(128))),
-                           rng)
+        _connector_success(
+            writer, connector, when, name, str(uuid.UUID(int=rng.getrandbits(128))), rng
+        )
     for _ in range(max(3, scenario.noise // 5)):
         when = start + rng.randrange(0, 6 * 3600) * SECOND
-        writer.emit("scm_state_change", when, host, {
-            "param1": rng.choice(["Windows Update", "Background Intelligent Transfer Service",
-                                  "WinHTTP Web Proxy Auto-Discovery Service"]),
-            "param2": rng.choice(["running", "stopped"])})
-    if any(a.fault == "connector_proxy" and a.connector == connector.name
-           for d in scenario.devices for a in d.attempts):
+        writer.emit(
+            "scm_state_change",
+            when,
+            host,
+            {
+                "param1": rng.choice(
+                    [
+                        "Windows Update",
+                        "Background Intelligent Transfer Service",
+                        "WinHTTP Web Proxy Auto-Discovery Service",
+                    ]
+                ),
+                "param2": rng.choice(["running", "stopped"]),
+            },
+        )
+    if any(
+        a.fault == "connector_proxy" and a.connector == connector.name
+        for d in scenario.devices
+        for a in d.attempts
+    ):
         for index in range(12):  # the connector cannot fetch its configuration (S8)
             _connector_proxy_error(writer, connector, start + index * 900 * SECOND)
     old_failures = connector.legacy_history
     if connector.kind == "legacy" and any(
-            a.fault == "legacy_connector" for d in scenario.devices for a in d.attempts):
+        a.fault == "legacy_connector" for d in scenario.devices for a in d.attempts
+    ):
         old_failures = max(old_failures, 3)
     if old_failures:
         # The legacy log still holds the failures from before the MSA change (S1: the old
         # log may be present); nothing is logged there for today's requests.
         for index in range(old_failures):
             when = start - (30 + index) * 86400 * SECOND
-            _legacy_failure(writer, when, "AP-OLD" + str(index), "0x00000800", "5",
-                            "The request could not be completed.", connector.domain, rng)
+            _legacy_failure(
+                writer,
+                when,
+                "AP-OLD" + str(index),
+                "0x00000800",
+                "5",
+                "The request could not be completed.",
+                connector.domain,
+                rng,
+            )
 
 
 def _body(event_type: str, values: dict[str, Any]) -> str:
@@ -368,73 +462,163 @@ def _body(event_type: str, values: dict[str, Any]) -> str:
     return "\r\n".join(lines)
 
 
-def _connector_success(writer: _Writer, connector: Connector, when: int, name: str,
-                       device_id: str, rng: random.Random) -> None:
+def _connector_success(
+    writer: _Writer, connector: Connector, when: int, name: str, device_id: str, rng: random.Random
+) -> None:
     if connector.kind == "legacy":
         return  # the legacy connector's success events are not documented: write none
-    writer.emit("connector_request", when, connector.name, {"Message": _body(
-        "OfflineDomainJoinRequestProcessed",
-        {"ElapsedMilliseconds": rng.randrange(600, 4000), "DeviceId": device_id,
-         "DeviceName": name, "DiagnosticCode": 0, "DiagnosticText": "Success"})},
-        user_sid=connector.msa_sid)
+    writer.emit(
+        "connector_request",
+        when,
+        connector.name,
+        {
+            "Message": _body(
+                "OfflineDomainJoinRequestProcessed",
+                {
+                    "ElapsedMilliseconds": rng.randrange(600, 4000),
+                    "DeviceId": device_id,
+                    "DeviceName": name,
+                    "DiagnosticCode": 0,
+                    "DiagnosticText": "Success",
+                },
+            )
+        },
+        user_sid=connector.msa_sid,
+    )
 
 
-def _connector_failure(writer: _Writer, connector: Connector, when: int, name: str,
-                       device_id: str, code: int, text: str, rng: random.Random) -> None:
+def _connector_failure(
+    writer: _Writer,
+    connector: Connector,
+    when: int,
+    name: str,
+    device_id: str,
+    code: int,
+    text: str,
+    rng: random.Random,
+) -> None:
     if connector.kind == "legacy":
         # S7's documented sample pairs ErrorCode "5" with DiagnosticCode 0x00000800
         diagnostic = "0x00000800" if code == 5 else f"0x{code:08X}"
-        _legacy_failure(writer, when, name, diagnostic, str(code), text, connector.domain,
-                        rng, device_id)
+        _legacy_failure(
+            writer, when, name, diagnostic, str(code), text, connector.domain, rng, device_id
+        )
         return
-    writer.emit("connector_request", when, connector.name, {"Message": _body(
-        "OfflineDomainJoinRequestFailed",
-        {"ElapsedMilliseconds": rng.randrange(600, 4000), "DeviceId": device_id,
-         "DeviceName": name, "DiagnosticCode": code, "DiagnosticText": text})},
-        user_sid=connector.msa_sid)
+    writer.emit(
+        "connector_request",
+        when,
+        connector.name,
+        {
+            "Message": _body(
+                "OfflineDomainJoinRequestFailed",
+                {
+                    "ElapsedMilliseconds": rng.randrange(600, 4000),
+                    "DeviceId": device_id,
+                    "DeviceName": name,
+                    "DiagnosticCode": code,
+                    "DiagnosticText": text,
+                },
+            )
+        },
+        user_sid=connector.msa_sid,
+    )
 
 
-def _legacy_failure(writer: _Writer, when: int, name: str, diagnostic_code: str,
-                    error_code: str, text: str, domain: str, rng: random.Random,
-                    device_id: str | None = None) -> None:
+def _legacy_failure(
+    writer: _Writer,
+    when: int,
+    name: str,
+    diagnostic_code: str,
+    error_code: str,
+    text: str,
+    domain: str,
+    rng: random.Random,
+    device_id: str | None = None,
+) -> None:
     """Legacy connector 30132: the JSON metric body of S7."""
-    body = {"Metric": {"Dimensions": {
-        "RequestId": str(uuid.UUID(int=rng.getrandbits(128))),
-        "DeviceId": device_id or str(uuid.UUID(int=rng.getrandbits(128))),
-        "DomainName": domain, "ErrorCode": error_code, "RetryCount": "1",
-        "ErrorDescription": "Failed to get the ODJ Blob. " + text,
-        "InstanceId": str(uuid.UUID(int=rng.getrandbits(128))),
-        "DiagnosticCode": diagnostic_code,
-        "DiagnosticText": f"{text} NetProvisionComputerAccount failed for machineName={name}.",
-    }, "Name": "RequestOfflineDomainJoinBlob_Failure", "Value": 0}}
-    writer.emit("legacy_connector_failure", when, writer.log.name,
-                {"_data": (json.dumps(body, separators=(",", ":")),)})
+    body = {
+        "Metric": {
+            "Dimensions": {
+                "RequestId": str(uuid.UUID(int=rng.getrandbits(128))),
+                "DeviceId": device_id or str(uuid.UUID(int=rng.getrandbits(128))),
+                "DomainName": domain,
+                "ErrorCode": error_code,
+                "RetryCount": "1",
+                "ErrorDescription": "Failed to get the ODJ Blob. " + text,
+                "InstanceId": str(uuid.UUID(int=rng.getrandbits(128))),
+                "DiagnosticCode": diagnostic_code,
+                "DiagnosticText": f"{text} NetProvisionComputerAccount failed for "
+                f"machineName={name}.",
+            },
+            "Name": "RequestOfflineDomainJoinBlob_Failure",
+            "Value": 0,
+        }
+    }
+    writer.emit(
+        "legacy_connector_failure",
+        when,
+        writer.log.name,
+        {"_data": (json.dumps(body, separators=(",", ":")),)},
+    )
 
 
 def _connector_proxy_error(writer: _Writer, connector: Connector, when: int) -> None:
-    text = ("DiagnosticException: 0x0FFFFFFF. Failed to get a value for Key: OdjServiceBaseUrl. "
-            "The given key was not present in the dictionary.")  # S8
+    text = (
+        "DiagnosticException: 0x0FFFFFFF. Failed to get a value for Key: OdjServiceBaseUrl. "
+        "The given key was not present in the dictionary."
+    )  # S8
     if connector.kind == "legacy":
-        writer.emit("legacy_connector_failure", when, connector.name, {"_data": (json.dumps(
-            {"Metric": {"Dimensions": {"DiagnosticCode": "0x0FFFFFFF", "DiagnosticText": text},
-                        "Name": "RequestOfflineDomainJoinBlob_Failure", "Value": 0}},
-            separators=(",", ":")),)})
+        writer.emit(
+            "legacy_connector_failure",
+            when,
+            connector.name,
+            {
+                "_data": (
+                    json.dumps(
+                        {
+                            "Metric": {
+                                "Dimensions": {
+                                    "DiagnosticCode": "0x0FFFFFFF",
+                                    "DiagnosticText": text,
+                                },
+                                "Name": "RequestOfflineDomainJoinBlob_Failure",
+                                "Value": 0,
+                            }
+                        },
+                        separators=(",", ":"),
+                    ),
+                )
+            },
+        )
         return
-    writer.emit("connector_request_30140", when, connector.name, {"Message": _body(
-        "ServiceConfigurationFailed", {"DiagnosticCode": 268435455, "DiagnosticText": text})},
-        user_sid=connector.msa_sid)
+    writer.emit(
+        "connector_request_30140",
+        when,
+        connector.name,
+        {
+            "Message": _body(
+                "ServiceConfigurationFailed", {"DiagnosticCode": 268435455, "DiagnosticText": text}
+            )
+        },
+        user_sid=connector.msa_sid,
+    )
 
 
 # --- devices ---------------------------------------------------------------------------------
 
-ACCESS_DENIED_TEXT = ("The account does not have sufficient privileges to create the computer "
-                      "object in the organizational unit.")  # paraphrase of S7
-QUOTA_TEXT = ("The account has exceeded the allowed number of computer accounts "
-              "(ERROR_DS_MACHINE_ACCOUNT_QUOTA_EXCEEDED).")  # 8557 (S24)
+ACCESS_DENIED_TEXT = (
+    "The account does not have sufficient privileges to create the computer "
+    "object in the organizational unit."
+)  # paraphrase of S7
+QUOTA_TEXT = (
+    "The account has exceeded the allowed number of computer accounts "
+    "(ERROR_DS_MACHINE_ACCOUNT_QUOTA_EXCEEDED)."
+)  # 8557 (S24)
 
 
-def _device(scenario: Scenario, device: Device, writers: dict[str, _Writer],
-            rng: random.Random) -> HostLog:
+def _device(
+    scenario: Scenario, device: Device, writers: dict[str, _Writer], rng: random.Random
+) -> HostLog:
     log = HostLog(device.oobe_name, "device", device.layout)
     fixed_at = None  # clock_skew_unsynced: the clock is never corrected
     if any(a.fault == "clock_skew" for a in device.attempts):
@@ -450,8 +634,14 @@ def _device(scenario: Scenario, device: Device, writers: dict[str, _Writer],
     return log
 
 
-def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writer,
-             writers: dict[str, _Writer], rng: random.Random) -> int:
+def _attempt(
+    scenario: Scenario,
+    device: Device,
+    attempt: Attempt,
+    writer: _Writer,
+    writers: dict[str, _Writer],
+    rng: random.Random,
+) -> int:
     """Write one attempt's device and connector events; returns the last true time used."""
     t = scenario.start_ns + int(attempt.at * SECOND)
     oobe, fqdn = device.oobe_name, f"{attempt.computer_name}.{device.domain}"
@@ -460,8 +650,12 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
     t += 120 * SECOND
     emit("mdm_enrolled", t, oobe, {"Message1": "MDM enrollment completed"})
     if attempt.fault == "entra_join" or device.join == "entra":
-        emit("esp_progress", t + 600 * SECOND, oobe,
-             {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"})
+        emit(
+            "esp_progress",
+            t + 600 * SECOND,
+            oobe,
+            {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"},
+        )
         return t + 600 * SECOND
     t += 60 * SECOND
     emit("odj_state", t, oobe, {"HexInt1": 1})  # waiting for the ODJ blob
@@ -476,13 +670,16 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
     if served and connector is not None:
         cw = writers[connector.name]
         if fault in ("access_denied", "ou_not_configured"):
-            text = ACCESS_DENIED_TEXT + (f" OU: {device.ou}" if fault == "ou_not_configured"
-                                         else "")
-            _connector_failure(cw, connector, answer, attempt.computer_name, device_id, 5, text,
-                               rng)
+            text = ACCESS_DENIED_TEXT + (
+                f" OU: {device.ou}" if fault == "ou_not_configured" else ""
+            )
+            _connector_failure(
+                cw, connector, answer, attempt.computer_name, device_id, 5, text, rng
+            )
         elif fault == "quota":
-            _connector_failure(cw, connector, answer, attempt.computer_name, device_id, 8557,
-                               QUOTA_TEXT, rng)
+            _connector_failure(
+                cw, connector, answer, attempt.computer_name, device_id, 8557, QUOTA_TEXT, rng
+            )
         else:
             _connector_success(cw, connector, answer, attempt.computer_name, device_id, rng)
     if not served or fault in ("access_denied", "ou_not_configured", "quota"):
@@ -492,19 +689,40 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
     emit("odj_state", t, oobe, {"HexInt1": 2})
     emit("odj_blob_applied", t + SECOND, oobe)
     if fault == "blob_rejected":
-        emit("offline_join_failed", t + 2 * SECOND, oobe,
-             {"DomainName": device.domain, "ComputerName": attempt.computer_name,
-              "NetStatusCode": int(attempt.options.get("net_status", 2710))})
+        emit(
+            "offline_join_failed",
+            t + 2 * SECOND,
+            oobe,
+            {
+                "DomainName": device.domain,
+                "ComputerName": attempt.computer_name,
+                "NetStatusCode": int(attempt.options.get("net_status", 2710)),
+            },
+        )
         emit("odj_state_110", t + timeout, oobe, {"HexInt1": 3})
         return t + timeout
-    emit("offline_join_succeeded", t + 2 * SECOND, oobe,
-         {"DomainName": device.domain, "ComputerName": attempt.computer_name})
+    emit(
+        "offline_join_succeeded",
+        t + 2 * SECOND,
+        oobe,
+        {"DomainName": device.domain, "ComputerName": attempt.computer_name},
+    )
     if fault == "dc_unreachable" and not device.skip_dc_check:
-        emit("time_no_dc_source", t + 20 * SECOND, oobe,
-             {"ErrorMessage": "No valid response has been received from domain controller"})
-        emit("odj_dc_connectivity_failed", t + 60 * SECOND, oobe,
-             {"Message1": f"Could not establish connectivity to a domain controller of "
-                          f"{device.domain}"})
+        emit(
+            "time_no_dc_source",
+            t + 20 * SECOND,
+            oobe,
+            {"ErrorMessage": "No valid response has been received from domain controller"},
+        )
+        emit(
+            "odj_dc_connectivity_failed",
+            t + 60 * SECOND,
+            oobe,
+            {
+                "Message1": f"Could not establish connectivity to a domain controller of "
+                f"{device.domain}"
+            },
+        )
         emit("odj_state_110", t + timeout, oobe, {"HexInt1": 3})
         return t + timeout
     # Reboot: from here on the device writes under its new name.
@@ -515,54 +733,100 @@ def _attempt(scenario: Scenario, device: Device, attempt: Attempt, writer: _Writ
     if fault == "vpn_not_connected":  # skip-connectivity-check, but no DC after the reboot
         netbios = device.domain.split(".")[0].upper()
         emit("netlogon_no_dc", t + 20 * SECOND, fqdn, {"_data": (netbios, "%%1311")})
-        emit("gp_no_dc", t + 45 * SECOND, fqdn, {"SupportInfo1": 1, "SupportInfo2": 5012,
-                                                "ErrorCode": 1355,
-                                                "ErrorDescription": "The specified domain "
-                                                "either does not exist or could not be "
-                                                "contacted."})
-        emit("time_no_dc_source", t + 60 * SECOND, fqdn,
-             {"ErrorMessage": "No valid response has been received from domain controller"})
+        emit(
+            "gp_no_dc",
+            t + 45 * SECOND,
+            fqdn,
+            {
+                "SupportInfo1": 1,
+                "SupportInfo2": 5012,
+                "ErrorCode": 1355,
+                "ErrorDescription": "The specified domain "
+                "either does not exist or could not be "
+                "contacted.",
+            },
+        )
+        emit(
+            "time_no_dc_source",
+            t + 60 * SECOND,
+            fqdn,
+            {"ErrorMessage": "No valid response has been received from domain controller"},
+        )
         return t + 60 * SECOND
     if fault == "clock_skew_unsynced":  # no time source answers: the skew stays, sign-ins fail
-        emit("time_no_dc_source", t + 20 * SECOND, fqdn,
-             {"ErrorMessage": "No valid response has been received from domain controller"})
-        emit("esp_progress", t + 300 * SECOND, fqdn,
-             {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"})
+        emit(
+            "time_no_dc_source",
+            t + 20 * SECOND,
+            fqdn,
+            {"ErrorMessage": "No valid response has been received from domain controller"},
+        )
+        emit(
+            "esp_progress",
+            t + 300 * SECOND,
+            fqdn,
+            {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"},
+        )
         for index in range(int(attempt.options.get("retries", 3))):
-            emit("hybrid_auth_failed_305", t + (420 + index * 3600) * SECOND, fqdn,
-                 {"ErrorCode": 0x80090324, "Format": "SEC_E_TIME_SKEW"})
+            emit(
+                "hybrid_auth_failed_305",
+                t + (420 + index * 3600) * SECOND,
+                fqdn,
+                {"ErrorCode": 0x80090324, "Format": "SEC_E_TIME_SKEW"},
+            )
         return t + (420 + 3 * 3600) * SECOND
     emit("time_source_synced", t, fqdn, {"TimeSource": f"DC01.{device.domain} (ntp.d|0.0.0.0:123)"})
     if fault == "clock_skew":
-        emit("hybrid_auth_failed_305", t - 300 * SECOND, fqdn,
-             {"ErrorCode": 0x80090324, "Format": "SEC_E_TIME_SKEW"})
+        emit(
+            "hybrid_auth_failed_305",
+            t - 300 * SECOND,
+            fqdn,
+            {"ErrorCode": 0x80090324, "Format": "SEC_E_TIME_SKEW"},
+        )
         fixed = writer.clock.fixed_at_ns or t
         wrong = fixed + writer.clock.offset_ns  # what the clock read when it was set
         emit("time_jump_261", fixed, fqdn, {"OldTime": wrong, "NewTime": fixed})
         emit("system_time_changed", fixed, fqdn, {"NewTime": fixed, "OldTime": wrong, "Reason": 2})
         t = max(t, fixed)
-    emit("esp_progress", t + 300 * SECOND, fqdn,
-         {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"})
+    emit(
+        "esp_progress",
+        t + 300 * SECOND,
+        fqdn,
+        {"Name": "CommercialOOBE_ESPProgress_Page_Exiting", "Value": "Success"},
+    )
     t += 420 * SECOND
     if fault == "sync_pending":
         for index in range(int(attempt.options.get("retries", 3))):
-            _registration_failed(writer, t + index * 3600 * SECOND, fqdn, -2145647630,
-                                 "error_fail", "The device object could not be found in the "
-                                 "directory (not synchronized yet).")
-            emit("udr_noise_360", t + index * 3600 * SECOND + 60 * SECOND, fqdn,
-                 _whfb_check("No"))
+            _registration_failed(
+                writer,
+                t + index * 3600 * SECOND,
+                fqdn,
+                -2145647630,
+                "error_fail",
+                "The device object could not be found in the directory (not synchronized yet).",
+            )
+            emit("udr_noise_360", t + index * 3600 * SECOND + 60 * SECOND, fqdn, _whfb_check("No"))
         return t + 2 * 3600 * SECOND
     # As the real deployment: the first sync-join attempt finds no device object yet (204/304
     # 0x801C03F3), a later one registers; 360 then says DeviceIsJoined Yes.
-    _registration_failed(writer, t, fqdn, -2145647629, "error_missing_device",
-                         "The device object by the given id is not found.")
+    _registration_failed(
+        writer,
+        t,
+        fqdn,
+        -2145647629,
+        "error_missing_device",
+        "The device object by the given id is not found.",
+    )
     emit("hybrid_join_succeeded_306", t + 1800 * SECOND, fqdn)
     emit("udr_noise_360", t + 1860 * SECOND, fqdn, _whfb_check("Yes"))
     return t + 1860 * SECOND
 
 
-MISSING_SETTINGS = ("CloudAssignedLanguage", "CloudAssignedRegion", "CloudAssignedTenantUpn",
-                    "DisableEnrollmentStatusPageForceSyncing")  # real-logs/shapes.md (100)
+MISSING_SETTINGS = (
+    "CloudAssignedLanguage",
+    "CloudAssignedRegion",
+    "CloudAssignedTenantUpn",
+    "DisableEnrollmentStatusPageForceSyncing",
+)  # real-logs/shapes.md (100)
 
 
 def _profile(scenario: Scenario, device: Device, writer: _Writer, t: int, oobe: str) -> None:
@@ -580,60 +844,116 @@ def _profile(scenario: Scenario, device: Device, writer: _Writer, t: int, oobe: 
         if device.skip_dc_check:
             settings.append(("HybridJoinSkipDCConnectivityCheck", 1))
     for index, (name, value) in enumerate(settings):
-        emit("autopilot_setting", t + (30 + index) * SECOND, oobe,
-             {"Message1": name, "Int1": value})
-    for index, (name, value) in enumerate((
+        emit(
+            "autopilot_setting", t + (30 + index) * SECOND, oobe, {"Message1": name, "Int1": value}
+        )
+    for index, (name, value) in enumerate(
+        (
             ("ZtdRegistrationId", device.ztdid),
-            ("DeploymentProfileName", "Hybrid Autopilot" if device.join == "hybrid"
-             else "Entra join"),
-            ("CloudAssignedTenantDomain", scenario.tenant_domain))):
-        emit("autopilot_message", t + (40 + index) * SECOND, oobe,
-             {"Message1": name, "Message2": value})
+            (
+                "DeploymentProfileName",
+                "Hybrid Autopilot" if device.join == "hybrid" else "Entra join",
+            ),
+            ("CloudAssignedTenantDomain", scenario.tenant_domain),
+        )
+    ):
+        emit(
+            "autopilot_message",
+            t + (40 + index) * SECOND,
+            oobe,
+            {"Message1": name, "Message2": value},
+        )
 
 
 def _profile_check(writer: _Writer, t: int, computer: str) -> None:
     writer.emit("autopilot_profile_state", t, computer, {"InitialState": 0, "UpdateState": 3})
-    writer.emit("autopilot_message", t + 1_000_000, computer,
-                {"Message1": "AutopilotServiceCorrelationId",
-                 "Message2": str(uuid.UUID(int=writer.rng.getrandbits(128)))})
+    writer.emit(
+        "autopilot_message",
+        t + 1_000_000,
+        computer,
+        {
+            "Message1": "AutopilotServiceCorrelationId",
+            "Message2": str(uuid.UUID(int=writer.rng.getrandbits(128))),
+        },
+    )
 
 
-def _registration_failed(writer: _Writer, t: int, computer: str, exit_code: int,
-                         subcode: str, message: str) -> None:
+def _registration_failed(
+    writer: _Writer, t: int, computer: str, exit_code: int, subcode: str, message: str
+) -> None:
     """UDR 204 (the DRS answer) and 304 (the join phase failed), as real logs write them."""
-    writer.emit("hybrid_join_request_failed_204", t, computer, {
-        "ExitCode": exit_code, "ActivityId": str(uuid.UUID(int=writer.rng.getrandbits(128))),
-        "HttpStatus": 400, "ServerResponse": json.dumps(
-            {"code": "invalid_request", "subcode": subcode, "message": message})})
-    writer.emit("hybrid_join_failed_304", t + 500_000_000, computer, {
-        "ExitCode": exit_code, "ServerErrorMessage": message, "TenantType": "Managed",
-        "JoinType": "sync", "DebugOutput": "joinMode: Join\ndrsInstance: azure\n"
-        "registrationType: sync\ntenantType: Managed\nerrorPhase: join"})
+    writer.emit(
+        "hybrid_join_request_failed_204",
+        t,
+        computer,
+        {
+            "ExitCode": exit_code,
+            "ActivityId": str(uuid.UUID(int=writer.rng.getrandbits(128))),
+            "HttpStatus": 400,
+            "ServerResponse": json.dumps(
+                {"code": "invalid_request", "subcode": subcode, "message": message}
+            ),
+        },
+    )
+    writer.emit(
+        "hybrid_join_failed_304",
+        t + 500_000_000,
+        computer,
+        {
+            "ExitCode": exit_code,
+            "ServerErrorMessage": message,
+            "TenantType": "Managed",
+            "JoinType": "sync",
+            "DebugOutput": "joinMode: Join\ndrsInstance: azure\n"
+            "registrationType: sync\ntenantType: Managed\nerrorPhase: join",
+        },
+    )
 
 
 def _whfb_check(joined: str) -> dict[str, str]:
     """UDR 360's fields (values as real logs write them: Yes / No / Not Tested)."""
-    return {"Message": "Windows Hello for Business provisioning will not be launched.",
-            "DeviceIsJoined": joined, "AADPrt": joined, "NgcPolicyEnabled": "No",
-            "NgcPostLogonProvisioningEnabled": "Yes", "NgcHardwarePolicyMet": "Yes",
-            "UserIsRemote": "Yes", "LogonCertRequired": "No", "MachinePolicySource": "none",
-            "UseCloudTrust": "No", "CloudTgt": "Not Tested"}
+    return {
+        "Message": "Windows Hello for Business provisioning will not be launched.",
+        "DeviceIsJoined": joined,
+        "AADPrt": joined,
+        "NgcPolicyEnabled": "No",
+        "NgcPostLogonProvisioningEnabled": "Yes",
+        "NgcHardwarePolicyMet": "Yes",
+        "UserIsRemote": "Yes",
+        "LogonCertRequired": "No",
+        "MachinePolicySource": "none",
+        "UseCloudTrust": "No",
+        "CloudTgt": "Not Tested",
+    }
 
 
 # Real counts per event over one ~3 h deployment (real-logs/shapes.md): the noise mix. SCM
 # 7036 is not in that export (it holds no System log); it stays, rare, for layouts that do.
-REAL_NOISE = (("diagnostics_1508", 396), ("esp_progress", 374),
-              ("management_service_1005", 342), ("shell_noise_62171", 338),
-              ("shell_noise_62170", 337), ("dmedp_noise_200", 257), ("dmedp_noise_202", 257),
-              ("aad_noise_1098", 212), ("dmedp_noise_814", 155), ("aad_noise_1097", 139),
-              ("dmedp_noise_813", 123), ("udr_noise_220", 80), ("dmedp_noise_2750", 61),
-              ("udr_noise_360", 58), ("autopilot_noise_170", 25), ("provisioning_noise_20", 44),
-              ("scm_state_change", 20))
+REAL_NOISE = (
+    ("diagnostics_1508", 396),
+    ("esp_progress", 374),
+    ("management_service_1005", 342),
+    ("shell_noise_62171", 338),
+    ("shell_noise_62170", 337),
+    ("dmedp_noise_200", 257),
+    ("dmedp_noise_202", 257),
+    ("aad_noise_1098", 212),
+    ("dmedp_noise_814", 155),
+    ("aad_noise_1097", 139),
+    ("dmedp_noise_813", 123),
+    ("udr_noise_220", 80),
+    ("dmedp_noise_2750", 61),
+    ("udr_noise_360", 58),
+    ("autopilot_noise_170", 25),
+    ("provisioning_noise_20", 44),
+    ("scm_state_change", 20),
+)
 REAL_NOISE_PER_HOUR = sum(n for _, n in REAL_NOISE) / 3.0
 
 
-def _device_noise(scenario: Scenario, device: Device, writer: _Writer, start: int, end: int,
-                  rng: random.Random) -> None:
+def _device_noise(
+    scenario: Scenario, device: Device, writer: _Writer, start: int, end: int, rng: random.Random
+) -> None:
     """Background events with the shapes, levels, values and mix of a real deployment
     (real-logs/shapes.md): level-2 ManagementService 1005 and AAD 1098, level-3 AAD 1097,
     Diagnostics 1508 and UDR 360 are all written by healthy devices."""
@@ -641,51 +961,93 @@ def _device_noise(scenario: Scenario, device: Device, writer: _Writer, start: in
     oobe = device.oobe_name
     guid = str(uuid.UUID(int=rng.getrandbits(128)))
     makers: dict[str, Any] = {
-        "diagnostics_1508": lambda: {"Message1": rng.choice(["Done", "Visible",
-                                                             "NavigationStarted"])},
-        "esp_progress": lambda: {"Name": rng.choice(["Done", "Visible", "NavigationStarted"]),
-                                    "Value": rng.choice(["true", "success", "3"])},
+        "diagnostics_1508": lambda: {
+            "Message1": rng.choice(["Done", "Visible", "NavigationStarted"])
+        },
+        "esp_progress": lambda: {
+            "Name": rng.choice(["Done", "Visible", "NavigationStarted"]),
+            "Value": rng.choice(["true", "success", "3"]),
+        },
         "management_service_1005": lambda: {
-            "HRESULT": 0x8007000D, "File": rng.choice([
-                "onecoreuap\\admin\\moderndeployment\\autopilot\\commonutils\\jsonhelpers.cpp",
-                "onecoreuap\\admin\\moderndeployment\\autopilot\\commonutils\\jsonreader.cpp"]),
-            "Line": rng.choice([127, 172]), "Message": "NULL"},
-        "shell_noise_62171": lambda: {"LogonType": rng.choice([131072, 132096]),
-                                      "TaskName": rng.choice(["PreShellTasks", "ShellInitTasks"])},
-        "shell_noise_62170": lambda: {"LogonType": rng.choice([131072, 132096]),
-                                      "TaskName": rng.choice(["PreShellTasks", "ShellInitTasks"])},
-        "dmedp_noise_200": dict, "dmedp_noise_202": dict, "autopilot_noise_170": dict,
-        "aad_noise_1098": lambda: rng.choice([
-            {"Error": 3400073222, "ErrorMessage": "It failed to get token by WS-Trust flow.",
-             "AdditionalInformation": "Server response:\r\nHTTP: 401 [Unauthorized]"},
-            {"Error": 3399614476, "ErrorMessage": "The request requires user interaction.",
-             "AdditionalInformation": "Code: interaction_required"}]),
-        "aad_noise_1097": lambda: {"Error": 3400073302, "ErrorMessage":
-                                   "Renew token by the primary refresh token failed.",
-                                   "AdditionalInformation": "Logged at RefreshTokenRequest.cpp"},
-        "dmedp_noise_814": lambda: {"Message1": rng.choice(["AllowTelemetry",
-                                                            "L_DefaultCustomTab"]),
-                                    "Message2": rng.choice(["System", "ADMX_StartMenu"]),
-                                    "Message3": guid, "Message4": "Device",
-                                    "Message5": "<enabled/>", "HexInt1": 6, "HexInt2": 0},
-        "dmedp_noise_813": lambda: {"Message1": rng.choice(["RequireDeviceEncryption",
-                                                            "AllowTelemetry"]),
-                                    "Message2": rng.choice(["BitLocker", "Defender", "System"]),
-                                    "Message3": guid, "Message4": "Device",
-                                    "HexInt1": rng.randrange(0, 4), "HexInt2": 6, "HexInt3": 0},
+            "HRESULT": 0x8007000D,
+            "File": rng.choice(
+                [
+                    "onecoreuap\\admin\\moderndeployment\\autopilot\\commonutils\\jsonhelpers.cpp",
+                    "onecoreuap\\admin\\moderndeployment\\autopilot\\commonutils\\jsonreader.cpp",
+                ]
+            ),
+            "Line": rng.choice([127, 172]),
+            "Message": "NULL",
+        },
+        "shell_noise_62171": lambda: {
+            "LogonType": rng.choice([131072, 132096]),
+            "TaskName": rng.choice(["PreShellTasks", "ShellInitTasks"]),
+        },
+        "shell_noise_62170": lambda: {
+            "LogonType": rng.choice([131072, 132096]),
+            "TaskName": rng.choice(["PreShellTasks", "ShellInitTasks"]),
+        },
+        "dmedp_noise_200": dict,
+        "dmedp_noise_202": dict,
+        "autopilot_noise_170": dict,
+        "aad_noise_1098": lambda: rng.choice(
+            [
+                {
+                    "Error": 3400073222,
+                    "ErrorMessage": "It failed to get token by WS-Trust flow.",
+                    "AdditionalInformation": "Server response:\r\nHTTP: 401 [Unauthorized]",
+                },
+                {
+                    "Error": 3399614476,
+                    "ErrorMessage": "The request requires user interaction.",
+                    "AdditionalInformation": "Code: interaction_required",
+                },
+            ]
+        ),
+        "aad_noise_1097": lambda: {
+            "Error": 3400073302,
+            "ErrorMessage": "Renew token by the primary refresh token failed.",
+            "AdditionalInformation": "Logged at RefreshTokenRequest.cpp",
+        },
+        "dmedp_noise_814": lambda: {
+            "Message1": rng.choice(["AllowTelemetry", "L_DefaultCustomTab"]),
+            "Message2": rng.choice(["System", "ADMX_StartMenu"]),
+            "Message3": guid,
+            "Message4": "Device",
+            "Message5": "<enabled/>",
+            "HexInt1": 6,
+            "HexInt2": 0,
+        },
+        "dmedp_noise_813": lambda: {
+            "Message1": rng.choice(["RequireDeviceEncryption", "AllowTelemetry"]),
+            "Message2": rng.choice(["BitLocker", "Defender", "System"]),
+            "Message3": guid,
+            "Message4": "Device",
+            "HexInt1": rng.randrange(0, 4),
+            "HexInt2": 6,
+            "HexInt3": 0,
+        },
         "udr_noise_220": lambda: {"Format": "NameFullyQualifiedDN", "ErrorCode": 1355},
-        "dmedp_noise_2750": lambda: {"Message1": "WSC_SECURITY_PROVIDER_FIREWALL",
-                                     "HexInt1": 2, "HRESULT": rng.choice([0, 1])},
+        "dmedp_noise_2750": lambda: {
+            "Message1": "WSC_SECURITY_PROVIDER_FIREWALL",
+            "HexInt1": 2,
+            "HRESULT": rng.choice([0, 1]),
+        },
         "udr_noise_360": lambda: _whfb_check("No"),
-        "provisioning_noise_20": lambda: {"Message1": "Power.EnergyEstimationEngine.CPU.ppkg",
-                                          "Message2": guid},
-        "scm_state_change": lambda: {"param1": rng.choice(["Windows Update", "dmwappushsvc"]),
-                                     "param2": rng.choice(["running", "stopped"])},
+        "provisioning_noise_20": lambda: {
+            "Message1": "Power.EnergyEstimationEngine.CPU.ppkg",
+            "Message2": guid,
+        },
+        "scm_state_change": lambda: {
+            "param1": rng.choice(["Windows Update", "dmwappushsvc"]),
+            "param2": rng.choice(["running", "stopped"]),
+        },
     }
     keys = [key for key, _ in REAL_NOISE]
     weights = [count for _, count in REAL_NOISE]
-    count = scenario.noise if scenario.noise >= 0 else int(
-        REAL_NOISE_PER_HOUR * span / (3600 * SECOND))
+    count = (
+        scenario.noise if scenario.noise >= 0 else int(REAL_NOISE_PER_HOUR * span / (3600 * SECOND))
+    )
     for key in rng.choices(keys, weights, k=count):
         writer.emit(key, start + rng.randrange(0, span // SECOND) * SECOND, oobe, makers[key]())
 
@@ -693,7 +1055,8 @@ def _device_noise(scenario: Scenario, device: Device, writer: _Writer, start: in
 def _device_files(scenario: Scenario, device: Device, last_ns: int) -> dict[str, bytes]:
     """AutopilotDDSZTDFile.json and the registry dump the cab carries (domain.md a.2, a.3, e)."""
     downloaded = dt.datetime.fromtimestamp(
-        (scenario.start_ns + int(device.attempts[0].at * SECOND)) / SECOND, dt.UTC)
+        (scenario.start_ns + int(device.attempts[0].at * SECOND)) / SECOND, dt.UTC
+    )
     ztd = {
         "PolicyDownloadDate": downloaded.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "CloudAssignedDomainJoinMethod": 1 if device.join == "hybrid" else 0,
@@ -704,27 +1067,47 @@ def _device_files(scenario: Scenario, device: Device, last_ns: int) -> dict[str,
         "DeploymentProfileName": "Hybrid Autopilot" if device.join == "hybrid" else "Entra join",
     }
     applied = device.join == "hybrid" and any(
-        a.fault in ("none", "dc_unreachable", "clock_skew", "clock_skew_unsynced", "sync_pending",
-                    "vpn_not_connected")
-        for a in device.attempts)
+        a.fault
+        in (
+            "none",
+            "dc_unreachable",
+            "clock_skew",
+            "clock_skew_unsynced",
+            "sync_pending",
+            "vpn_not_connected",
+        )
+        for a in device.attempts
+    )
     lines = [
-        "Windows Registry Editor Version 5.00", "",
+        "Windows Registry Editor Version 5.00",
+        "",
         r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\Diagnostics\Autopilot]",
         f'"CloudAssignedTenantId"="{scenario.tenant_id}"',
         f'"CloudAssignedTenantDomain"="{scenario.tenant_domain}"',
-        f'"DeploymentProfileName"="{ztd["DeploymentProfileName"]}"', "",
+        f'"DeploymentProfileName"="{ztd["DeploymentProfileName"]}"',
+        "",
         r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\Diagnostics\Autopilot"
         r"\EstablishedCorrelations]",
-        f'"ZTDRegistrationID"="{device.ztdid}"', f'"EntDMID"="{device.entdmid}"', "",
+        f'"ZTDRegistrationID"="{device.ztdid}"',
+        f'"EntDMID"="{device.entdmid}"',
+        "",
     ]
-    lines += [r"[HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\TimeZoneInformation]",
-              f'"TimeZoneKeyName"="{device.time_zone}"', ""]
+    lines += [
+        r"[HKEY_LOCAL_MACHINE\SYSTEM\CurrentControlSet\Control\TimeZoneInformation]",
+        f'"TimeZoneKeyName"="{device.time_zone}"',
+        "",
+    ]
     if applied:
-        lines += [r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\OMADM\SyncML]",
-                  '"ODJApplied"=dword:00000001', ""]
+        lines += [
+            r"[HKEY_LOCAL_MACHINE\SOFTWARE\Microsoft\Provisioning\OMADM\SyncML]",
+            '"ODJApplied"=dword:00000001',
+            "",
+        ]
     registry = "\r\n".join(lines).encode("utf-16")  # regedit exports UTF-16 with a BOM
-    return {"AutopilotDDSZTDFile.json": json.dumps(ztd, indent=2).encode(),
-            "MdmDiagReport_RegistryDump.reg": registry}
+    return {
+        "AutopilotDDSZTDFile.json": json.dumps(ztd, indent=2).encode(),
+        "MdmDiagReport_RegistryDump.reg": registry,
+    }
 
 
 def expected(scenario: Scenario) -> dict[str, Any]:
@@ -735,23 +1118,42 @@ def expected(scenario: Scenario) -> dict[str, Any]:
             fault = "entra_join" if device.join == "entra" else attempt.fault
             outcome, step = FAULTS[fault]
             unnamed = device.join != "hybrid" or fault in UNSERVED  # nothing logs the name
-            attempts.append({  # a device whose logs are not collected is known by its name
-                "device": attempt.computer_name if device.layout == "not_collected"
-                else device.oobe_name,
-                "computer_name": None if unnamed else attempt.computer_name,
-                "domain": None if unnamed else device.domain,
-                "connector": None if outcome == "not_hybrid" or fault in UNSERVED
-                or _not_collected(scenario, attempt.connector) else attempt.connector,
-                "outcome": outcome, "failed_step": step, "fault": fault,
-                "top_finding": _finding(scenario, attempt, fault),
-                **_expect(attempt),
-            })
-    return {"scenario": scenario.name, "summary": scenario.summary,
-            "root_cause": scenario.root_cause, "attempts": attempts}
+            attempts.append(
+                {  # a device whose logs are not collected is known by its name
+                    "device": attempt.computer_name
+                    if device.layout == "not_collected"
+                    else device.oobe_name,
+                    "computer_name": None if unnamed else attempt.computer_name,
+                    "domain": None if unnamed else device.domain,
+                    "connector": None
+                    if outcome == "not_hybrid"
+                    or fault in UNSERVED
+                    or _not_collected(scenario, attempt.connector)
+                    else attempt.connector,
+                    "outcome": outcome,
+                    "failed_step": step,
+                    "fault": fault,
+                    "top_finding": _finding(scenario, attempt, fault),
+                    **_expect(attempt),
+                }
+            )
+    return {
+        "scenario": scenario.name,
+        "summary": scenario.summary,
+        "root_cause": scenario.root_cause,
+        "attempts": attempts,
+    }
 
 
-EXPECT_KEYS = ("outcome", "failed_step", "connector", "computer_name", "domain", "top_finding",
-               "connector_evidence")
+EXPECT_KEYS = (
+    "outcome",
+    "failed_step",
+    "connector",
+    "computer_name",
+    "domain",
+    "top_finding",
+    "connector_evidence",
+)
 
 
 def _expect(attempt: Attempt) -> dict[str, Any]:
@@ -760,8 +1162,11 @@ def _expect(attempt: Attempt) -> dict[str, Any]:
     wanted = attempt.options.get("expect") or {}
     unknown = set(wanted) - set(EXPECT_KEYS)
     if unknown:
-        raise InputError(f"unknown expect key(s) {sorted(unknown)}", where="expect",
-                         hint=f"one of {', '.join(EXPECT_KEYS)}")
+        raise InputError(
+            f"unknown expect key(s) {sorted(unknown)}",
+            where="expect",
+            hint=f"one of {', '.join(EXPECT_KEYS)}",
+        )
     return dict(wanted)
 
 

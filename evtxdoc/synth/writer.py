@@ -118,6 +118,7 @@ class _Chunk:
 
 # --- templates ------------------------------------------------------------------------------
 
+
 @lru_cache(maxsize=4096)
 def system_template(computer: str, classic_key: tuple[str, str | None, str] | None) -> Template:
     """The System template of a host (shape A), or of a classic source on it (shape B)."""
@@ -143,29 +144,46 @@ def _system_shape_b(name: str, guid: str | None, channel: str, computer: str) ->
     return _system(provider, channel, computer, related=18, payload=19)
 
 
-def _system(provider: tuple[tuple[str, str | Sub], ...], channel: str | Sub, computer: str,
-            related: int, payload: int) -> Element:
+def _system(
+    provider: tuple[tuple[str, str | Sub], ...],
+    channel: str | Sub,
+    computer: str,
+    related: int,
+    payload: int,
+) -> Element:
     """The System template as real records carry it (security.evtx / system.evtx)."""
-    return Element("Event", (("xmlns", EVENT_NS),), (
-        Element("System", (), (
-            Element("Provider", provider),
-            Element("EventID", (("Qualifiers", Sub(4, UINT16)),), (Sub(3, UINT16),)),
-            Element("Version", (), (Sub(11, UINT8),)),
-            Element("Level", (), (Sub(0, UINT8),)),
-            Element("Task", (), (Sub(2, UINT16),)),
-            Element("Opcode", (), (Sub(1, UINT8),)),
-            Element("Keywords", (), (Sub(5, HEXINT64),)),
-            Element("TimeCreated", (("SystemTime", Sub(6, FILETIME)),)),
-            Element("EventRecordID", (), (Sub(10, UINT64),)),
-            Element("Correlation", (("ActivityID", Sub(7, GUID)),
-                                    ("RelatedActivityID", Sub(related, GUID)))),
-            Element("Execution", (("ProcessID", Sub(8, UINT32)), ("ThreadID", Sub(9, UINT32)))),
-            Element("Channel", (), (channel,)),
-            Element("Computer", (), (computer,)),
-            Element("Security", (("UserID", Sub(12, SID)),)),
-        )),
-        Sub(payload, BINXML),
-    ))
+    return Element(
+        "Event",
+        (("xmlns", EVENT_NS),),
+        (
+            Element(
+                "System",
+                (),
+                (
+                    Element("Provider", provider),
+                    Element("EventID", (("Qualifiers", Sub(4, UINT16)),), (Sub(3, UINT16),)),
+                    Element("Version", (), (Sub(11, UINT8),)),
+                    Element("Level", (), (Sub(0, UINT8),)),
+                    Element("Task", (), (Sub(2, UINT16),)),
+                    Element("Opcode", (), (Sub(1, UINT8),)),
+                    Element("Keywords", (), (Sub(5, HEXINT64),)),
+                    Element("TimeCreated", (("SystemTime", Sub(6, FILETIME)),)),
+                    Element("EventRecordID", (), (Sub(10, UINT64),)),
+                    Element(
+                        "Correlation",
+                        (("ActivityID", Sub(7, GUID)), ("RelatedActivityID", Sub(related, GUID))),
+                    ),
+                    Element(
+                        "Execution", (("ProcessID", Sub(8, UINT32)), ("ThreadID", Sub(9, UINT32)))
+                    ),
+                    Element("Channel", (), (channel,)),
+                    Element("Computer", (), (computer,)),
+                    Element("Security", (("UserID", Sub(12, SID)),)),
+                ),
+            ),
+            Sub(payload, BINXML),
+        ),
+    )
 
 
 def payload_template(event: SynthEvent) -> Template:
@@ -177,19 +195,28 @@ def payload_template(event: SynthEvent) -> Template:
 
 
 @lru_cache(maxsize=4096)
-def _payload_template(fields: tuple[tuple[str | None, int], ...],
-                      user_data: tuple[str, str] | None) -> Template:
+def _payload_template(
+    fields: tuple[tuple[str | None, int], ...], user_data: tuple[str, str] | None
+) -> Template:
     if user_data is not None:
         name, xmlns = user_data
-        children = tuple(Element(field or f"Value{i}", (), (Sub(i, vtype),))
-                         for i, (field, vtype) in enumerate(fields))
+        children = tuple(
+            Element(field or f"Value{i}", (), (Sub(i, vtype),))
+            for i, (field, vtype) in enumerate(fields)
+        )
         inner = Element(name, (("xmlns", xmlns),) if xmlns else (), children)
         root = Element("UserData", (), (inner,))
     else:
-        root = Element("EventData", (), tuple(
-            Element("Data", (("Name", field),), (Sub(i, vtype),)) if field
-            else Element("Data", (), (Sub(i, vtype),))
-            for i, (field, vtype) in enumerate(fields)))
+        root = Element(
+            "EventData",
+            (),
+            tuple(
+                Element("Data", (("Name", field),), (Sub(i, vtype),))
+                if field
+                else Element("Data", (), (Sub(i, vtype),))
+                for i, (field, vtype) in enumerate(fields)
+            ),
+        )
     return Template(root, template_guid(root))
 
 
@@ -198,6 +225,7 @@ def payload_fields(event: SynthEvent) -> tuple[Field, ...]:
 
 
 # --- the writer -----------------------------------------------------------------------------
+
 
 class EvtxWriter:
     """Collects events and lays them out as an EVTX file; `to_bytes()` gives the file."""
@@ -224,11 +252,13 @@ class EvtxWriter:
             self.chunks.append(chunk)
             record = self._record(event, record_id, chunk)
             if record is None:
-                raise ValueError(f"event {event.event_id} of {event.provider} does not fit in "
-                                 "one 64 KiB chunk; shorten its field values")
+                raise ValueError(
+                    f"event {event.event_id} of {event.provider} does not fit in "
+                    "one 64 KiB chunk; shorten its field values"
+                )
         data, tables, values_at = record
         offset = chunk.free
-        chunk.data[offset:offset + len(data)] = data
+        chunk.data[offset : offset + len(data)] = data
         chunk.tables = tables
         number = self.next_number
         self.next_number += 1
@@ -241,24 +271,29 @@ class EvtxWriter:
         self.next_id += 1
         return record_id
 
-    def _record(self, event: SynthEvent, record_id: int,
-                chunk: _Chunk) -> tuple[bytes, ChunkTables, int] | None:
+    def _record(
+        self, event: SynthEvent, record_id: int, chunk: _Chunk
+    ) -> tuple[bytes, ChunkTables, int] | None:
         """The record's bytes at the chunk's free offset, or None if it does not fit."""
         tables = chunk.tables.copy()
         encoder = Encoder(tables, chunk.free + 24)
         encoder.out += FRAGMENT_HEADER
-        system = system_template(event.computer, (event.provider, event.provider_guid,
-                                                  event.channel) if event.classic else None)
+        system = system_template(
+            event.computer,
+            (event.provider, event.provider_guid, event.channel) if event.classic else None,
+        )
+
         def nested(inner: Encoder) -> None:
             if event.classic:
                 inner.out += FRAGMENT_HEADER
-            values = [(f.vtype, None if f.value is None else encode_value(f.vtype, f.value))
-                      for f in payload_fields(event)]
+            values = [
+                (f.vtype, None if f.value is None else encode_value(f.vtype, f.value))
+                for f in payload_fields(event)
+            ]
             inner.template_instance(payload_template(event), values)
             inner.u8(T_EOF)
 
-        values_at = encoder.template_instance(system,
-                                              self._system_values(event, record_id, nested))
+        values_at = encoder.template_instance(system, self._system_values(event, record_id, nested))
         encoder.u8(T_EOF)
         binxml = bytes(encoder.out)
         size = 24 + len(binxml) + 4
@@ -266,9 +301,13 @@ class EvtxWriter:
         if chunk.free + size > CHUNK_SIZE:
             return None
         padding = size - 28 - len(binxml)
-        record = (b"\x2a\x2a\x00\x00" + struct.pack("<IQQ", size, record_id,
-                                                     filetime(event.time_ns))
-                  + binxml + bytes(padding) + struct.pack("<I", size))
+        record = (
+            b"\x2a\x2a\x00\x00"
+            + struct.pack("<IQQ", size, record_id, filetime(event.time_ns))
+            + binxml
+            + bytes(padding)
+            + struct.pack("<I", size)
+        )
         return record, tables, 24 + values_at
 
     @staticmethod
@@ -277,20 +316,30 @@ class EvtxWriter:
             return (vtype, None if value is None else encode_value(vtype, value))
 
         values: list[Value] = [
-            opt(UINT8, event.level), opt(UINT8, event.opcode), opt(UINT16, event.task),
-            opt(UINT16, event.event_id), opt(UINT16, event.qualifiers),
-            opt(HEXINT64, event.keywords), opt(FILETIME, event.time_ns),
-            opt(GUID, event.activity_id), opt(UINT32, event.process_id),
-            opt(UINT32, event.thread_id), opt(UINT64, record_id), opt(UINT8, event.version),
+            opt(UINT8, event.level),
+            opt(UINT8, event.opcode),
+            opt(UINT16, event.task),
+            opt(UINT16, event.event_id),
+            opt(UINT16, event.qualifiers),
+            opt(HEXINT64, event.keywords),
+            opt(FILETIME, event.time_ns),
+            opt(GUID, event.activity_id),
+            opt(UINT32, event.process_id),
+            opt(UINT32, event.thread_id),
+            opt(UINT64, record_id),
+            opt(UINT8, event.version),
             opt(SID, event.user_sid),
         ]
         if event.classic:
-            values += [(NULL, None)] * 5 + [opt(GUID, event.related_activity_id),
-                                            (BINXML, nested)]
+            values += [(NULL, None)] * 5 + [opt(GUID, event.related_activity_id), (BINXML, nested)]
         else:
-            values += [opt(GUID, event.related_activity_id), opt(STRING, event.provider),
-                       opt(GUID, event.provider_guid), opt(STRING, event.channel),
-                       (BINXML, nested)]
+            values += [
+                opt(GUID, event.related_activity_id),
+                opt(STRING, event.provider),
+                opt(GUID, event.provider_guid),
+                opt(STRING, event.channel),
+                (BINXML, nested),
+            ]
         return values
 
     # --- output ---------------------------------------------------------------------------
@@ -303,9 +352,9 @@ class EvtxWriter:
         header = self._file_header(len(chunks), damage)
         data = header + b"".join(blobs)
         if damage.truncate_at is not None:
-            data = data[:damage.truncate_at]
+            data = data[: damage.truncate_at]
         if damage.truncate_at_record is not None:
-            data = data[:self._record_middle(damage.truncate_at_record)]
+            data = data[: self._record_middle(damage.truncate_at_record)]
         return data
 
     def _record_middle(self, number: int) -> int:
@@ -330,34 +379,68 @@ class EvtxWriter:
             chunk_count = max(1, count - 1)
             last = chunk_count - 1
             next_id = self.chunks[last].last_id + 1 if self.chunks else next_id
-        struct.pack_into("<8sQQQIHHHH", header, 0, b"ElfFile\x00", 0, last, next_id, 128,
-                         self.minor_version, 3, FILE_HEADER_SIZE, chunk_count)
+        struct.pack_into(
+            "<8sQQQIHHHH",
+            header,
+            0,
+            b"ElfFile\x00",
+            0,
+            last,
+            next_id,
+            128,
+            self.minor_version,
+            3,
+            FILE_HEADER_SIZE,
+            chunk_count,
+        )
         struct.pack_into("<I", header, 120, flags)
         struct.pack_into("<I", header, 124, zlib.crc32(header[:120]))
         return bytes(header)
 
-    def _chunk_bytes(self, chunk: _Chunk, number: int, damage: Damage,
-                     chunks: list[_Chunk]) -> bytes:
+    def _chunk_bytes(
+        self, chunk: _Chunk, number: int, damage: Damage, chunks: list[_Chunk]
+    ) -> bytes:
         data = bytearray(chunk.data)
         last_chunk = number == len(chunks) - 1
         if chunk.records:
-            struct.pack_into("<8sQQQQIII", data, 0, b"ElfChnk\x00", chunk.first_number,
-                             chunk.last_number, chunk.first_id, chunk.last_id, 128,
-                             chunk.last_offset, chunk.free)
+            struct.pack_into(
+                "<8sQQQQIII",
+                data,
+                0,
+                b"ElfChnk\x00",
+                chunk.first_number,
+                chunk.last_number,
+                chunk.first_id,
+                chunk.last_id,
+                128,
+                chunk.last_offset,
+                chunk.free,
+            )
         else:  # an empty chunk, as Windows writes one for a new or cleared log
-            struct.pack_into("<8sQQQQIII", data, 0, b"ElfChnk\x00", 1, 2**64 - 1, 2**64 - 1,
-                             2**64 - 1, 128, 0, CHUNK_HEADER_SIZE)
+            struct.pack_into(
+                "<8sQQQQIII",
+                data,
+                0,
+                b"ElfChnk\x00",
+                1,
+                2**64 - 1,
+                2**64 - 1,
+                2**64 - 1,
+                128,
+                0,
+                CHUNK_HEADER_SIZE,
+            )
         struct.pack_into("<I", data, 120, 1)
         struct.pack_into("<64I", data, 128, *chunk.tables.string_table)
         struct.pack_into("<32I", data, 384, *chunk.tables.template_table)
-        records_crc = zlib.crc32(data[CHUNK_HEADER_SIZE:chunk.free])
+        records_crc = zlib.crc32(data[CHUNK_HEADER_SIZE : chunk.free])
         if damage.bad_crc_chunk == number:
             records_crc ^= 0xDEADBEEF
         struct.pack_into("<I", data, 52, records_crc)
         struct.pack_into("<I", data, 124, zlib.crc32(data[:120] + data[128:512]))
         if last_chunk and damage.torn_last_record and chunk.records:
             offset, size, values_at = chunk.records[-1]
-            data[values_at:offset + size] = bytes(offset + size - values_at)  # CRC now stale
+            data[values_at : offset + size] = bytes(offset + size - values_at)  # CRC now stale
         if last_chunk and damage.slack_records:
             self._fill_slack(data, chunk, damage.slack_records, chunks)
         return bytes(data)
@@ -370,6 +453,6 @@ class EvtxWriter:
             for offset, size, _ in other.records[:count]:
                 if position + size > CHUNK_SIZE or count <= 0:
                     return
-                data[position:position + size] = other.data[offset:offset + size]
+                data[position : position + size] = other.data[offset : offset + size]
                 position += size
                 count -= 1

@@ -52,14 +52,18 @@ from evtxdoc.web.uploads import UploadError, receive
 
 COOKIE = "evtxdoc_session"
 PRUNE_EVERY_S = 3600  # how often analyses past --keep-days are deleted
-PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-            "form-action 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-            "script-src 'nonce-{}'")
+PAGE_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "script-src 'nonce-{}'"
+)
 # A report holds attacker-written event text: it runs sandboxed, in an origin of its own, with
 # no access to the service's cookie, and may load nothing from anywhere.
-REPORT_CSP = ("sandbox allow-scripts allow-popups allow-downloads; default-src 'none'; "
-              "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
-              "frame-ancestors 'self'")
+REPORT_CSP = (
+    "sandbox allow-scripts allow-popups allow-downloads; default-src 'none'; "
+    "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'self'"
+)
 
 
 def _session_value(token: str) -> str:
@@ -68,14 +72,21 @@ def _session_value(token: str) -> str:
 
 
 def _templates() -> Environment:
-    env = Environment(loader=PackageLoader("evtxdoc.web", "templates"),
-                      autoescape=select_autoescape(["html", "j2"]), undefined=StrictUndefined)
+    env = Environment(
+        loader=PackageLoader("evtxdoc.web", "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+        undefined=StrictUndefined,
+    )
     env.filters["utc"] = lambda ts: dt.datetime.fromtimestamp(ts, dt.UTC).strftime(
-        "%Y-%m-%d %H:%M:%S")
-    env.filters["mib"] = lambda size: (f"{size / 2**20:,.1f} MiB" if size >= 2**20
-                                       else f"{size / 1024:,.1f} KiB")
-    env.filters["names"] = lambda files: ", ".join(f["name"] for f in files[:4]) + (
-        f" … (+{len(files) - 4})" if len(files) > 4 else "")
+        "%Y-%m-%d %H:%M:%S"
+    )
+    env.filters["mib"] = lambda size: (
+        f"{size / 2**20:,.1f} MiB" if size >= 2**20 else f"{size / 1024:,.1f} KiB"
+    )
+    env.filters["names"] = lambda files: (
+        ", ".join(f["name"] for f in files[:4])
+        + (f" … (+{len(files) - 4})" if len(files) > 4 else "")
+    )
     return env
 
 
@@ -98,7 +109,8 @@ class Service:
         auth = request.headers.get("authorization", "")
         scheme, _, given = auth.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.strip().encode(), self.settings.token.encode())
+            given.strip().encode(), self.settings.token.encode()
+        )
 
     def same_origin(self, request: Request) -> bool:
         """A form POST must come from this service's own pages (or carry the Bearer token):
@@ -113,9 +125,13 @@ class Service:
     def page(self, request: Request, name: str, status: int = 200, **values: Any) -> Response:
         nonce = secrets.token_urlsafe(16)
         html = self.templates.get_template(name).render(
-            signed_in=self.signed_in(request), nonce=nonce, **values)
-        return HTMLResponse(html, status, headers={"Content-Security-Policy": PAGE_CSP.format(
-            nonce), **_COMMON_HEADERS})
+            signed_in=self.signed_in(request), nonce=nonce, **values
+        )
+        return HTMLResponse(
+            html,
+            status,
+            headers={"Content-Security-Policy": PAGE_CSP.format(nonce), **_COMMON_HEADERS},
+        )
 
     def prune(self) -> list[str]:
         """Delete finished analyses older than --keep-days, with their files."""
@@ -133,8 +149,11 @@ class Service:
             return None
 
 
-_COMMON_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
-                   "Cache-Control": "no-store"}
+_COMMON_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 
 
 def _wants_json(request: Request) -> bool:
@@ -145,19 +164,30 @@ def _wants_json(request: Request) -> bool:
 def _error(request: Request, service: Service, message: str, status: int) -> Response:
     if _wants_json(request) or request.headers.get("authorization"):
         return JSONResponse({"error": message}, status, headers=_COMMON_HEADERS)
-    return service.page(request, "index.html.j2", status, error=message,
-                        jobs=service.store.list(), **_limits(service))
+    return service.page(
+        request,
+        "index.html.j2",
+        status,
+        error=message,
+        jobs=service.store.list(),
+        **_limits(service),
+    )
 
 
 def _limits(service: Service) -> dict[str, Any]:
-    return {"max_files": service.settings.max_files,
-            "max_upload_mb": service.settings.max_upload_bytes // 2**20}
+    return {
+        "max_files": service.settings.max_files,
+        "max_upload_mb": service.settings.max_upload_bytes // 2**20,
+    }
 
 
 def _unauthorized(request: Request) -> Response:
     if _wants_json(request) or request.headers.get("authorization"):
-        return JSONResponse({"error": "sign in: send Authorization: Bearer <token>"}, 401,
-                            headers={"WWW-Authenticate": "Bearer", **_COMMON_HEADERS})
+        return JSONResponse(
+            {"error": "sign in: send Authorization: Bearer <token>"},
+            401,
+            headers={"WWW-Authenticate": "Bearer", **_COMMON_HEADERS},
+        )
     return RedirectResponse("/login", 303)
 
 
@@ -170,15 +200,14 @@ def create_app(settings: WebSettings) -> Starlette:
             if not service.signed_in(request):
                 return _unauthorized(request)
             if request.method == "POST" and not service.same_origin(request):
-                return PlainTextResponse("cross-site request refused", 403,
-                                         headers=_COMMON_HEADERS)
+                return PlainTextResponse("cross-site request refused", 403, headers=_COMMON_HEADERS)
             return await handler(request)
+
         return wrapper
 
     async def index(request: Request) -> Response:
         jobs = await run_in_threadpool(service.store.list)
-        return service.page(request, "index.html.j2", jobs=jobs, error=None,
-                            **_limits(service))
+        return service.page(request, "index.html.j2", jobs=jobs, error=None, **_limits(service))
 
     async def login_form(request: Request) -> Response:
         token = request.query_params.get("token")
@@ -194,11 +223,18 @@ def create_app(settings: WebSettings) -> Starlette:
 
     def _sign_in(request: Request, token: str) -> Response:
         if not hmac.compare_digest(token.strip().encode(), settings.token.encode()):
-            return service.page(request, "login.html.j2", 401,
-                                error="that is not the access token of this service")
+            return service.page(
+                request, "login.html.j2", 401, error="that is not the access token of this service"
+            )
         response = RedirectResponse("/", 303)
-        response.set_cookie(COOKIE, service.session, httponly=True, samesite="strict",
-                            secure=settings.secure_cookie, max_age=30 * 86400)
+        response.set_cookie(
+            COOKIE,
+            service.session,
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookie,
+            max_age=30 * 86400,
+        )
         return response
 
     async def logout(request: Request) -> Response:
@@ -220,8 +256,9 @@ def create_app(settings: WebSettings) -> Starlette:
         job = await run_in_threadpool(service.store.create, job_id, files)
         service.runner.submit(job_id)
         if _wants_json(request) or request.headers.get("authorization"):
-            return JSONResponse(job.public(), 201, headers={
-                "Location": f"/analyses/{job_id}", **_COMMON_HEADERS})
+            return JSONResponse(
+                job.public(), 201, headers={"Location": f"/analyses/{job_id}", **_COMMON_HEADERS}
+            )
         return RedirectResponse(f"/analyses/{job_id}", 303)
 
     async def jobs(request: Request) -> Response:
@@ -246,14 +283,18 @@ def create_app(settings: WebSettings) -> Starlette:
         if job is None or name not in REPORTS:
             return PlainTextResponse("no such report", 404, headers=_COMMON_HEADERS)
         if job.status is not Status.done:
-            return PlainTextResponse(f"the analysis is {job.status}; no report yet", 409,
-                                     headers=_COMMON_HEADERS)
+            return PlainTextResponse(
+                f"the analysis is {job.status}; no report yet", 409, headers=_COMMON_HEADERS
+            )
         file_name, media_type = REPORTS[name]
         path = service.store.folder(job.id) / file_name
         if not path.is_file():
-            return PlainTextResponse("the report file is missing from the data folder; delete "
-                                     "this analysis and upload the logs again", 404,
-                                     headers=_COMMON_HEADERS)
+            return PlainTextResponse(
+                "the report file is missing from the data folder; delete "
+                "this analysis and upload the logs again",
+                404,
+                headers=_COMMON_HEADERS,
+            )
         headers = {"Content-Security-Policy": REPORT_CSP, **_COMMON_HEADERS}
         if request.query_params.get("download"):
             stamp = dt.datetime.fromtimestamp(job.created, dt.UTC).strftime("%Y%m%d-%H%M%S")
@@ -265,8 +306,12 @@ def create_app(settings: WebSettings) -> Starlette:
         if job is None:
             return _error(request, service, "no such analysis (deleted already?)", 404)
         if job.status in (Status.queued, Status.running) and job.id in service.runner.running:
-            return _error(request, service, "the analysis is still running; delete it when it "
-                          "has finished", 409)
+            return _error(
+                request,
+                service,
+                "the analysis is still running; delete it when it has finished",
+                409,
+            )
         await run_in_threadpool(service.store.delete, job.id)
         if request.headers.get("authorization"):
             return JSONResponse({"deleted": job.id}, headers=_COMMON_HEADERS)

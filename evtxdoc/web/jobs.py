@@ -49,24 +49,32 @@ def run_job(data_dir: str, job_id: str, read_workers: int | None) -> None:
         os.chdir(upload)  # inputs by relative name: the report shows upload names, not paths
         inputs = sorted(entry.name for entry in upload.iterdir())
         analysis = pipeline.analyze(inputs, AnalyzeOptions(workers=read_workers), progress)
-        _write_reports(analysis, store.folder(job_id),
-                       lambda done, name: store.progress(job_id, "report", done, 4, name))
+        _write_reports(
+            analysis,
+            store.folder(job_id),
+            lambda done, name: store.progress(job_id, "report", done, 4, name),
+        )
         store.finish(job_id, summary(analysis))
     except EvtxdocError as error:
         where = f"{error.where}: " if error.where else ""
         hint = f" ({error.hint})" if error.hint else ""
         store.fail(job_id, f"{where}{error.message}{hint}")
     except Exception as error:  # anything else is a bug: keep the trace for the maintainers
-        store.fail(job_id, f"internal error: {type(error).__name__}: {error}\n"
-                           + traceback.format_exc(limit=8))
+        store.fail(
+            job_id,
+            f"internal error: {type(error).__name__}: {error}\n" + traceback.format_exc(limit=8),
+        )
 
 
-def _write_reports(analysis: Analysis, folder: Path,
-                   progress: Callable[[int, str], None]) -> None:
-    for done, (name, fmt, redact) in enumerate((("report.html", Format.html, False),
-                                                ("report.json", Format.json, False),
-                                                ("report-redacted.html", Format.html, True),
-                                                ("report-redacted.json", Format.json, True))):
+def _write_reports(analysis: Analysis, folder: Path, progress: Callable[[int, str], None]) -> None:
+    for done, (name, fmt, redact) in enumerate(
+        (
+            ("report.html", Format.html, False),
+            ("report.json", Format.json, False),
+            ("report-redacted.html", Format.html, True),
+            ("report-redacted.json", Format.json, True),
+        )
+    ):
         progress(done, name)
         partial = folder / f".{name}.part"
         with partial.open("wb") as out:
@@ -82,8 +90,12 @@ def summary(analysis: Analysis) -> dict[str, Any]:
         "summary": data["summary"],
         "findings_by_severity": data["rules"].get("findings_by_severity", {}),
         "verdicts": [
-            {"name": v["name"], "status": v["status"], "verdict": v["verdict"],
-             "root_cause": (v.get("root_cause") or {}).get("title")}
+            {
+                "name": v["name"],
+                "status": v["status"],
+                "verdict": v["verdict"],
+                "root_cause": (v.get("root_cause") or {}).get("title"),
+            }
             for v in data["verdicts"][:50]
         ],
         "problems": len(data["problems"]),
@@ -104,15 +116,18 @@ class JobRunner:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # a fresh process per job: an analysis's memory goes back to the system with it
-            self._pool = ProcessPoolExecutor(max_workers=self.concurrent,
-                                             mp_context=multiprocessing.get_context("spawn"),
-                                             max_tasks_per_child=1)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.concurrent,
+                mp_context=multiprocessing.get_context("spawn"),
+                max_tasks_per_child=1,
+            )
         return self._pool
 
     def submit(self, job_id: str) -> None:
         with self._lock:
-            future = self._executor().submit(run_job, str(self.store.data_dir), job_id,
-                                             self.read_workers)
+            future = self._executor().submit(
+                run_job, str(self.store.data_dir), job_id, self.read_workers
+            )
             self.running[job_id] = future
         future.add_done_callback(lambda done: self._finished(job_id, done))
 
@@ -132,9 +147,11 @@ class JobRunner:
             if self.store.get(job_id).status == Status.queued:  # waiting, not the one that died
                 self.submit(job_id)
                 return
-            message = ("the analysis process died (out of memory, or killed); the upload is "
-                       "kept: delete this analysis and upload fewer files at once, or ask the "
-                       "operator to give the service more memory")
+            message = (
+                "the analysis process died (out of memory, or killed); the upload is "
+                "kept: delete this analysis and upload fewer files at once, or ask the "
+                "operator to give the service more memory"
+            )
         else:
             message = f"internal error: {type(error).__name__}: {error}"
         log.error("job %s failed: %s", job_id, message)

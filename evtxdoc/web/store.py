@@ -79,11 +79,20 @@ class Job:
     def public(self) -> dict[str, Any]:
         """The job as the status API shows it."""
         return {
-            "id": self.id, "status": str(self.status), "created": self.created,
-            "started": self.started, "finished": self.finished,
-            "progress": {"stage": self.stage, "done": self.done, "total": self.total,
-                         "detail": self.detail},
-            "files": self.files, "bytes": self.bytes, "error": self.error,
+            "id": self.id,
+            "status": str(self.status),
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "progress": {
+                "stage": self.stage,
+                "done": self.done,
+                "total": self.total,
+                "detail": self.detail,
+            },
+            "files": self.files,
+            "bytes": self.bytes,
+            "error": self.error,
             "summary": self.summary,
             "reports": [name for name in REPORTS] if self.finished_ok else [],
         }
@@ -126,8 +135,10 @@ class JobStore:
     def create(self, job_id: str, files: list[dict[str, Any]]) -> Job:
         total = sum(int(f["size"]) for f in files)
         with self._connect() as db:
-            db.execute("INSERT INTO jobs (id, created, status, files, bytes) VALUES (?,?,?,?,?)",
-                       (job_id, time.time(), Status.queued, json.dumps(files), total))
+            db.execute(
+                "INSERT INTO jobs (id, created, status, files, bytes) VALUES (?,?,?,?,?)",
+                (job_id, time.time(), Status.queued, json.dumps(files), total),
+            )
         return self.get(job_id)
 
     def get(self, job_id: str) -> Job:
@@ -139,35 +150,47 @@ class JobStore:
 
     def list(self, limit: int = 200) -> list[Job]:
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM jobs ORDER BY created DESC LIMIT ?",
-                              (limit,)).fetchall()
+            rows = db.execute(
+                "SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)
+            ).fetchall()
         return [_job(row) for row in rows]
 
     def unfinished(self) -> list[Job]:
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created",
-                              (Status.queued, Status.running)).fetchall()
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE status IN (?, ?) ORDER BY created",
+                (Status.queued, Status.running),
+            ).fetchall()
         return [_job(row) for row in rows]
 
     def start(self, job_id: str) -> None:
         with self._connect() as db:
-            db.execute("UPDATE jobs SET status=?, started=?, stage='', done=0, total=0, "
-                       "detail='', error=NULL WHERE id=?", (Status.running, time.time(), job_id))
+            db.execute(
+                "UPDATE jobs SET status=?, started=?, stage='', done=0, total=0, "
+                "detail='', error=NULL WHERE id=?",
+                (Status.running, time.time(), job_id),
+            )
 
     def progress(self, job_id: str, stage: str, done: int, total: int, detail: str) -> None:
         with self._connect() as db:
-            db.execute("UPDATE jobs SET stage=?, done=?, total=?, detail=? WHERE id=?",
-                       (stage, done, total, detail[-200:], job_id))
+            db.execute(
+                "UPDATE jobs SET stage=?, done=?, total=?, detail=? WHERE id=?",
+                (stage, done, total, detail[-200:], job_id),
+            )
 
     def finish(self, job_id: str, summary: dict[str, Any]) -> None:
         with self._connect() as db:
-            db.execute("UPDATE jobs SET status=?, finished=?, summary=? WHERE id=?",
-                       (Status.done, time.time(), json.dumps(summary), job_id))
+            db.execute(
+                "UPDATE jobs SET status=?, finished=?, summary=? WHERE id=?",
+                (Status.done, time.time(), json.dumps(summary), job_id),
+            )
 
     def fail(self, job_id: str, error: str) -> None:
         with self._connect() as db:
-            db.execute("UPDATE jobs SET status=?, finished=?, error=? WHERE id=?",
-                       (Status.failed, time.time(), error[:4000], job_id))
+            db.execute(
+                "UPDATE jobs SET status=?, finished=?, error=? WHERE id=?",
+                (Status.failed, time.time(), error[:4000], job_id),
+            )
 
     def requeue(self, job_id: str) -> None:
         with self._connect() as db:
@@ -176,8 +199,10 @@ class JobStore:
     def expired(self, before: float) -> list[str]:
         """Finished (done or failed) jobs created before `before` (Unix seconds)."""
         with self._connect() as db:
-            rows = db.execute("SELECT id FROM jobs WHERE created < ? AND status IN (?, ?)",
-                              (before, Status.done, Status.failed)).fetchall()
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE created < ? AND status IN (?, ?)",
+                (before, Status.done, Status.failed),
+            ).fetchall()
         return [row["id"] for row in rows]
 
     def delete(self, job_id: str) -> None:
@@ -189,9 +214,17 @@ class JobStore:
 
 def _job(row: sqlite3.Row) -> Job:
     return Job(
-        id=row["id"], created=row["created"], status=Status(row["status"]), stage=row["stage"],
-        done=row["done"], total=row["total"], detail=row["detail"],
-        files=json.loads(row["files"]), bytes=row["bytes"], started=row["started"],
-        finished=row["finished"], error=row["error"],
+        id=row["id"],
+        created=row["created"],
+        status=Status(row["status"]),
+        stage=row["stage"],
+        done=row["done"],
+        total=row["total"],
+        detail=row["detail"],
+        files=json.loads(row["files"]),
+        bytes=row["bytes"],
+        started=row["started"],
+        finished=row["finished"],
+        error=row["error"],
         summary=json.loads(row["summary"]) if row["summary"] else None,
     )

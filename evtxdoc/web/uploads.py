@@ -61,27 +61,33 @@ async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
 
 
 def _too_big(limit: int) -> str:
-    return (f"the upload is larger than this service accepts ({limit / 2**20:,.0f} MiB in all); "
-            "upload fewer files at once, or ask the operator to raise --max-upload-mb")
+    return (
+        f"the upload is larger than this service accepts ({limit / 2**20:,.0f} MiB in all); "
+        "upload fewer files at once, or ask the operator to raise --max-upload-mb"
+    )
 
 
-async def receive(request: Request, folder: Path, max_bytes: int,
-                  max_files: int) -> list[dict[str, Any]]:
+async def receive(
+    request: Request, folder: Path, max_bytes: int, max_files: int
+) -> list[dict[str, Any]]:
     """Save every file of a multipart upload under `folder`; [{name, size}] in upload order."""
     if "multipart/form-data" not in request.headers.get("content-type", ""):
         raise UploadError("send the files as multipart/form-data (field name: files)", 415)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise UploadError(_too_big(max_bytes), 413)
-    parser = MultiPartParser(request.headers, _limited(request, max_bytes),
-                             max_files=max_files, max_fields=20)
+    parser = MultiPartParser(
+        request.headers, _limited(request, max_bytes), max_files=max_files, max_fields=20
+    )
     try:
         form = await parser.parse()
     except MultiPartException as error:
         message = str(error)
         if "files" in message.lower():
-            message = (f"too many files in one upload (at most {max_files}); zip them, or "
-                       "upload them in several analyses")
+            message = (
+                f"too many files in one upload (at most {max_files}); zip them, or "
+                "upload them in several analyses"
+            )
         raise UploadError(message) from error
     saved: list[dict[str, Any]] = []
     try:
@@ -93,8 +99,9 @@ async def receive(request: Request, folder: Path, max_bytes: int,
             target.parent.mkdir(parents=True, exist_ok=True)
             with target.open("wb") as out:
                 await _copy(value, out)
-            saved.append({"name": target.relative_to(folder).as_posix(),
-                          "size": target.stat().st_size})
+            saved.append(
+                {"name": target.relative_to(folder).as_posix(), "size": target.stat().st_size}
+            )
     finally:
         await form.close()
     if not saved:
