@@ -182,7 +182,8 @@ class Catalog:
         exact = [
             e for e in entries if e.provider and provider and e.provider.lower() == provider.lower()
         ]
-        return (exact or [e for e in entries if not e.provider] or [None])[0]
+        found = exact or [e for e in entries if not e.provider]
+        return found[0] if found else None
 
     def message(
         self, channel: str, event_id: int, provider: str | None, fields: dict[str, Any]

@@ -305,6 +305,8 @@ def _damaged(coverage: list[ChannelCoverage], case: dict[str, Any]) -> list[Chan
     if not case.get("damaged"):
         return coverage
     start = parse_time_ns(str(case.get("start", DEFAULT_START)))
+    if start is None:
+        raise ValueError(f"start {case.get('start')!r} is not a time")
     out = []
     for item in coverage:
         spans = tuple(

@@ -90,7 +90,8 @@ def code_pattern(codes: frozenset[int]) -> re.Pattern[bytes]:
         needles.update(re.escape(text.encode()) for text in (f"{code:x}", str(code)))
         if code >= 1 << 31:
             needles.add(re.escape(str((1 << 32) - code).encode()))
-    return re.compile(b"|".join(sorted(needles, key=len, reverse=True)), re.IGNORECASE)
+    ordered = sorted(needles, key=lambda needle: -len(needle))  # longest first
+    return re.compile(b"|".join(ordered), re.IGNORECASE)
 
 
 # Updated connector (Microsoft-Intune-ODJConnectorService/Operational 30130/30140) body keys,
@@ -299,6 +300,7 @@ def row(raw: RawRecord) -> Row | None:
     Qualifiers, a provider known by EventSourceName, missing or odd values in a damaged or
     crafted record) takes `_system_values`.
     """
+    event: Any  # rs's JSON text or a backend's dict (narrowed by `type(...) is`, for speed)
     header_id, header_time, event = raw
     payload = system = None
     if type(event) is str:
@@ -610,7 +612,10 @@ def normalize(raw: RawRecord, source_file: str) -> Event:
     time_text = _attrs(system.get("TimeCreated") if isinstance(system, dict) else None).get(
         "SystemTime"
     )
-    values = dict(zip(ROW_FIELDS, row((header_id, header_time, event)), strict=True))
+    found = row((header_id, header_time, event))
+    if found is None:
+        raise ValueError(f"record {header_id}: no <Event> in the rendered record")
+    values: dict[str, Any] = dict(zip(ROW_FIELDS, found, strict=True))
     payload = values.pop("payload")
     del values["exact_time"]
     return Event(

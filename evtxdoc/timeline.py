@@ -140,7 +140,7 @@ class ColumnBatch:
             for value in set(values).difference(index):
                 if value is not None:
                     index[value] = len(index)
-            lookup = {**index, None: -1} if None in values else index  # None: missing
+            lookup: Any = {**index, None: -1} if None in values else index  # None: missing
             self._codes[name].append(
                 np.fromiter(map(lookup.__getitem__, values), dtype=np.int32, count=count)
             )
@@ -203,7 +203,7 @@ def build_frame(batches: Sequence[ColumnBatch]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(COLUMNS))
 
 
-def _merge_categorical(batches: Sequence[ColumnBatch], name: str) -> pd.Categorical:
+def _merge_categorical(batches: Sequence[ColumnBatch], name: str) -> Any:
     merged: dict[str, int] = {}
     code_parts = []
     if name == "source_file":  # one source per batch
@@ -281,7 +281,9 @@ def to_events(frame: pd.DataFrame) -> Iterator[Event]:
     for ts, payload, row in zip(
         ts_values, frame["payload"], zip(*columns, strict=True), strict=True
     ):
-        values = {k: (None if _is_missing(v) else v) for k, v in zip(names, row, strict=True)}
+        values: dict[str, Any] = {
+            k: (None if _is_missing(v) else v) for k, v in zip(names, row, strict=True)
+        }
         for key in ("host", "channel", "provider", "source_file"):
             values[key] = values[key] or ""
         ts_ns = int(ts)
@@ -339,15 +341,17 @@ def coverage(frame: pd.DataFrame) -> list[ChannelCoverage]:
         return []
     grouped = frame.groupby(["host", "channel"], observed=True, sort=True)
     stats = grouped["ts"].agg(["size", "min", "max"])
-    sources = grouped["source_file"].agg(lambda s: tuple(sorted(set(map(str, s)))))
+    sources: Any = grouped["source_file"].agg(lambda s: tuple(sorted(set(map(str, s)))))
+    sources = sources.reindex(stats.index)
+    keys: list[tuple[Any, Any]] = list(stats.index)
     return [
-        ChannelCoverage(
-            str(host),
-            str(channel),
-            int(row["size"]),
-            row["min"].value,
-            row["max"].value,
-            sources.loc[(host, channel)],
+        ChannelCoverage(str(host), str(channel), int(size), int(first), int(last), files)
+        for (host, channel), size, first, last, files in zip(
+            keys,
+            stats["size"].to_numpy(),
+            stats["min"].array.asi8,
+            stats["max"].array.asi8,
+            sources.to_numpy(),
+            strict=True,
         )
-        for (host, channel), row in stats.iterrows()
     ]

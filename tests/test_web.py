@@ -97,7 +97,7 @@ def test_a_cross_site_form_post_is_refused(tmp_path):
         )
         assert foreign.status_code == 403
         assert browser.post("/analyses", files=_files(CONNECTOR)).status_code == 403  # no origin
-        assert JobStore(tmp_path / "data").list() == []
+        assert JobStore(tmp_path / "data").recent() == []
 
 
 def test_an_upload_is_analyzed_in_its_own_process_like_the_cli_does(client):
@@ -152,7 +152,7 @@ def test_uploads_over_the_limits_are_refused_with_the_reason(tmp_path, limits, f
     with TestClient(create_app(_settings(tmp_path, **limits))) as api:
         refused = api.post("/analyses", files=_files(*files), headers=BEARER)
         assert refused.status_code == status and says in refused.json()["error"]
-        assert JobStore(tmp_path / "data").list() == []
+        assert JobStore(tmp_path / "data").recent() == []
         assert not any((tmp_path / "data" / "jobs").iterdir())
 
 

@@ -79,8 +79,9 @@ def shared_ids(devices: dict[str, Device]) -> set[str]:
     or a reused registry dump. They cannot tell the machines apart, so no match uses them."""
     owners: dict[str, int] = defaultdict(int)
     for device in devices.values():
-        for device_id in {device.facts.entdmid, device.facts.entra_device_id} - {None}:
-            owners[device_id] += 1
+        for device_id in {device.facts.entdmid, device.facts.entra_device_id}:
+            if device_id:
+                owners[device_id] += 1
     return {device_id for device_id, count in owners.items() if count > 1}
 
 
@@ -147,8 +148,8 @@ def match_by_time(devices: dict[str, Device], requests: list[ConnectorRequest]) 
     """
     changed: list[Device] = []
     claimed = {id(r) for d in devices.values() for rs in d.pairs.values() for r in rs}
-    known_names = set()
-    known_ids = set()
+    known_names: set[str] = set()
+    known_ids: set[str] = set()
     for device in devices.values():
         for draft in device.drafts:
             name, _ = computer_name(draft)
@@ -216,7 +217,8 @@ def _compatible(
 
 def estimate(device: Device) -> None:
     """The device's final-clock offset against its connector, from every matched pair."""
-    intervals, references = [], defaultdict(int)
+    intervals: list[Interval] = []
+    references: dict[str, int] = defaultdict(int)
     for index, found in device.pairs.items():
         draft = device.drafts[index]
         if draft.wait_start is None:

@@ -382,7 +382,7 @@ def notes_of(
                 "registration event(s) with no join attempt before them (the "
                 "attempt's logs may have rolled over or not be in the bundle)"
             )
-    devices = [m for m, r in role_of.items() if r == "device"]
+    device_machines = [m for m, r in role_of.items() if r == "device"]
     connectors = [m for m, r in role_of.items() if r == "connector"]
     if not attempts:
         hosts = sorted({str(h) for h in frame["host"].unique()}) if len(frame) else []
@@ -390,14 +390,14 @@ def notes_of(
             "no join attempt found: no Autopilot / MDM device step events in the "
             f"bundle ({len(hosts)} host(s) read; see coverage)"
         )
-    if not devices and connectors:
+    if not device_machines and connectors:
         notes.append(
             "only connector logs: their requests cannot be lined up with a device's "
             "own story; add the device's MdmDiagnosticsTool or Collect-diagnostics "
             "bundle"
         )
     if (
-        devices
+        device_machines
         and not connectors
         and any(a.connector_evidence == "no_connector_logs" for a in attempts)
     ):

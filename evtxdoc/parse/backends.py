@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from typing import Any
 
+PyEvtxParser: Any
 try:  # On Windows `evtx` refuses to import beside python-evtx (`Evtx`): fall back, don't die.
     from evtx import PyEvtxParser
 except ImportError:  # pragma: no cover - exercised only where the package is missing

@@ -93,7 +93,7 @@ def verdicts(
         )
         if device:
             counts[device][finding.severity] += 1
-    out = []
+    out: list[dict[str, Any]] = []
     for machine, attempts in by_device.items():
         last = attempts[-1]
         status = str(last.outcome)
@@ -129,12 +129,12 @@ def verdicts(
                 "findings": dict(counts.get(machine, {})),
             }
         )
-    for machine in correlation.machines:
-        if machine.role == "device" and machine.key not in by_device:
+    for known in correlation.machines:
+        if known.role == "device" and known.key not in by_device:
             out.append(
                 {
-                    "device": machine.key,
-                    "name": machine.hosts[0],
+                    "device": known.key,
+                    "name": known.hosts[0],
                     "status": "no_attempt",
                     "verdict": "no join attempt in the logs",
                     "reason": "the device's logs hold no Autopilot join step",
@@ -142,7 +142,7 @@ def verdicts(
                     "last_attempt": None,
                     "connector": None,
                     "root_cause": None,
-                    "findings": dict(counts.get(machine.key, {})),
+                    "findings": dict(counts.get(known.key, {})),
                 }
             )
     order = {

@@ -232,7 +232,7 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
             "attempt": None,
         }
 
-    finding_views = []
+    finding_views: list[dict[str, Any]] = []
     for index, finding in enumerate(shown_findings):
         finding_views.append(
             {

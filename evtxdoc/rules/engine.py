@@ -192,14 +192,14 @@ def _evidence(match: Match, context: Context, index: int) -> dict[str, np.ndarra
             later = then[(then > first[0]) & (then <= limit)]
             if bool(len(later)) == condition.absent:
                 return None
-        for condition in match.duration:
-            start, end = times(condition.start), times(condition.end)
+        for timed in match.duration:
+            start, end = times(timed.start), times(timed.end)
             if not len(start) or not len(end):
                 return None
             span = (end[-1] - start[0]) / SECOND
-            if condition.over is not None and not span > condition.over:
+            if timed.over is not None and not span > timed.over:
                 return None
-            if condition.under is not None and not span < condition.under:
+            if timed.under is not None and not span < timed.under:
                 return None
     if match.any:
         held = [

@@ -42,7 +42,7 @@ def _version_possible(bounds: Sequence[tuple[str, tuple[int, ...]]], kinds: froz
         return True
     if not kinds:
         return False
-    ranges = []
+    ranges: list[tuple[tuple[int, ...], tuple[int, ...], bool]] = []
     if "legacy" in kinds:
         ranges.append(((0,), LEGACY_BELOW, False))  # [0, 6.2501.2000.5)
     if "updated" in kinds:
@@ -183,7 +183,7 @@ def _machine_positions(match: Match, context: Context, machine: int) -> dict[str
 def event_rule(rule: Rule, context: Context) -> list[Finding]:
     selector = rule.match.events[0]
     rows = context.line.rows(selector)
-    out = []
+    out: list[Finding] = []
     if not len(rows):
         return out
     machines = context.host_machine[context.line.host_code[rows]]

@@ -110,7 +110,7 @@ class Timeline:
             ]
             self._by_payload: dict[tuple[int, int], dict[str, Any]] = {}
         cached = self._decoded[positions]
-        missing = positions[np.equal(cached, None)]
+        missing = positions[cached == None]  # noqa: E711 (elementwise on an object array)
         if len(missing):
             numbers, payloads = self._payload_index
             names, bodies, by_payload = self.channel_original, self._bodies, self._by_payload

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-Path = tuple[str | int, ...]
+Path = tuple[str | int | float, ...]  # keys may be numbers in YAML
 
 
 class YamlError(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -44,7 +45,7 @@ def scaled_scenario(
         noise += events // devices_wanted - EVENTS_PER_DEVICE
     devices = []
     for index in range(devices_wanted or max(1, events // EVENTS_PER_DEVICE)):
-        attempts = [
+        attempts: list[dict[str, Any]] = [
             {
                 "at": f"{index * 7}s",
                 "connector": f"CONN0{1 + index % 2}.contoso.local",

@@ -351,8 +351,8 @@ def build(scenario: Scenario) -> list[HostLog]:
     rng = random.Random(f"build:{scenario.seed}")
     connectors = {c.name: _connector_log(c) for c in scenario.connectors}
     writers = {
-        name: _Writer(log, _Clock(scenario.connector(name).clock_offset), rng)
-        for name, log in connectors.items()
+        c.name: _Writer(connectors[c.name], _Clock(c.clock_offset), rng)
+        for c in scenario.connectors
     }
     for connector in scenario.connectors:
         _connector_background(scenario, connector, writers[connector.name], rng)
@@ -847,7 +847,7 @@ def _profile(scenario: Scenario, device: Device, writer: _Writer, t: int, oobe: 
         emit(
             "autopilot_setting", t + (30 + index) * SECOND, oobe, {"Message1": name, "Int1": value}
         )
-    for index, (name, value) in enumerate(
+    for index, (name, text) in enumerate(
         (
             ("ZtdRegistrationId", device.ztdid),
             (
@@ -861,7 +861,7 @@ def _profile(scenario: Scenario, device: Device, writer: _Writer, t: int, oobe: 
             "autopilot_message",
             t + (40 + index) * SECOND,
             oobe,
-            {"Message1": name, "Message2": value},
+            {"Message1": name, "Message2": text},
         )
 
 

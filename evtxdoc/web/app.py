@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -169,7 +169,7 @@ def _error(request: Request, service: Service, message: str, status: int) -> Res
         "index.html.j2",
         status,
         error=message,
-        jobs=service.store.list(),
+        jobs=service.store.recent(),
         **_limits(service),
     )
 
@@ -195,7 +195,9 @@ def create_app(settings: WebSettings) -> Starlette:
     """The ASGI app; jobs left unfinished by an earlier run are queued again at startup."""
     service = Service(settings)
 
-    def guarded(handler):  # type: ignore[no-untyped-def]
+    def guarded(
+        handler: Callable[[Request], Awaitable[Response]],
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def wrapper(request: Request) -> Response:
             if not service.signed_in(request):
                 return _unauthorized(request)
@@ -206,7 +208,7 @@ def create_app(settings: WebSettings) -> Starlette:
         return wrapper
 
     async def index(request: Request) -> Response:
-        jobs = await run_in_threadpool(service.store.list)
+        jobs = await run_in_threadpool(service.store.recent)
         return service.page(request, "index.html.j2", jobs=jobs, error=None, **_limits(service))
 
     async def login_form(request: Request) -> Response:
@@ -262,7 +264,7 @@ def create_app(settings: WebSettings) -> Starlette:
         return RedirectResponse(f"/analyses/{job_id}", 303)
 
     async def jobs(request: Request) -> Response:
-        found = await run_in_threadpool(service.store.list)
+        found = await run_in_threadpool(service.store.recent)
         return JSONResponse([job.public() for job in found], headers=_COMMON_HEADERS)
 
     async def job_page(request: Request) -> Response:

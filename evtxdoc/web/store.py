@@ -148,7 +148,7 @@ class JobStore:
             raise KeyError(job_id)
         return _job(row)
 
-    def list(self, limit: int = 200) -> list[Job]:
+    def recent(self, limit: int = 200) -> list[Job]:
         with self._connect() as db:
             rows = db.execute(
                 "SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)
