@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from evtxdoc.errors import InputError
+from evtxdoc.errors import InputError, InternalError
 
 RULES_DIR = Path(
     os.environ.get("EVTXDOC_RULES") or Path(__file__).resolve().parent.parent / "rules"
@@ -302,7 +302,21 @@ def _read(path: Path) -> Any:
 
 @lru_cache(maxsize=4)
 def load(root: Path = RULES_DIR) -> Catalog:
-    """Read rules/catalog/ (cached per folder)."""
+    """Read rules/catalog/ (cached per folder); the shipped one broken is an InternalError."""
+    try:
+        return _load(root)
+    except InputError as error:
+        if root != RULES_DIR:
+            raise
+        raise InternalError(
+            error.message,
+            where=error.where,
+            hint="this is a bug in the "
+            "installed evtxdoc: reinstall it, or report it to the maintainers",
+        ) from error
+
+
+def _load(root: Path) -> Catalog:
     folder = root / "catalog"
     raw_sources = (_read(folder / "sources.yaml") or {}).get("sources") or {}
     sources = {

@@ -20,14 +20,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from evtxdoc import __version__, pipeline, timeline
 from evtxdoc.cli_rules import rules_app
-from evtxdoc.errors import EvtxdocError, InputError
+from evtxdoc.errors import EvtxdocError, InputError, InternalError
 from evtxdoc.models import Analysis, AnalyzeOptions
 from evtxdoc.report import events as events_export
 from evtxdoc.report import findings
 from evtxdoc.report.clock import display_zone
 from evtxdoc.report.formats import Format, OutputOptions, infer, write
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 app = typer.Typer(
     help="Explain Autopilot hybrid-join failures from Windows event logs (.evtx, cab, zip).",
@@ -102,7 +102,7 @@ def _fail(error: EvtxdocError) -> NoReturn:
     )
     if error.hint:
         stderr.print(f"  hint: {error.hint}", highlight=False, soft_wrap=True)
-    raise typer.Exit(EXIT_INPUT)
+    raise typer.Exit(EXIT_INTERNAL if isinstance(error, InternalError) else EXIT_INPUT)
 
 
 def _analysis(

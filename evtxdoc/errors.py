@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class EvtxdocError(Exception):
-    """Root of evtxdoc's own errors; the CLI turns these into exit code 2.
+    """Root of evtxdoc's own errors; the CLI turns these into exit code 2 (InternalError: 3).
 
     `where` names the file (and offset/line) involved; `hint` is the next step for the user.
     """
@@ -34,3 +34,18 @@ class BackendUnavailableError(EvtxdocError):
 
 class UsageError(EvtxdocError):
     """An option value evtxdoc cannot use (an unknown time zone, a bad format name)."""
+
+
+class InternalError(EvtxdocError):
+    """What evtxdoc ships is broken (its catalog, its built-in rules): not the user's input.
+    The CLI exits 3 and asks for a report to the maintainers."""
+
+
+class SpecError(EvtxdocError):
+    """A YAML text evtxdoc reads is not what it accepts; `line` is 1-based (0: unknown)."""
+
+    def __init__(
+        self, message: str, line: int = 0, *, where: str | None = None, hint: str | None = None
+    ) -> None:
+        self.line = line
+        super().__init__(message, where=where, hint=hint)

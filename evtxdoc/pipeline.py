@@ -18,7 +18,7 @@ import pandas as pd
 from evtxdoc import __version__, supporting, timeline
 from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
-from evtxdoc.errors import InputError, StrictModeError
+from evtxdoc.errors import InputError, InternalError, StrictModeError
 from evtxdoc.ingest import Progress, read_files
 from evtxdoc.models import (
     Analysis,
@@ -153,7 +153,16 @@ def connector_channel_of(display: str) -> str | None:
 
 def load_ruleset(extra: Sequence[str] = ()) -> RuleSet:
     """The built-in knowledge base plus `extra` folders; a broken rule stops the run."""
-    ruleset = load_rules(default_folders([Path(f) for f in extra]))
+    folders = default_folders([Path(f) for f in extra])
+    ruleset = load_rules(folders)
+    shipped = [p for p in ruleset.problems if Path(p.file).is_relative_to(folders[0])]
+    if shipped:  # evtxdoc's own knowledge base is broken: not the user's doing
+        listed = "\n".join(f"  {p}" for p in shipped[:20])
+        raise InternalError(
+            f"{len(shipped)} problem(s) in evtxdoc's built-in rules:\n{listed}",
+            hint="this is a bug in the installed evtxdoc: reinstall it, or report it with "
+            "this message to the evtxdoc maintainers",
+        )
     if ruleset.problems:
         listed = "\n".join(f"  {p}" for p in ruleset.problems[:20])
         raise InputError(

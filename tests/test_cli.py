@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from evtxdoc.cli import app
@@ -161,3 +163,23 @@ def test_a_lone_profile_file_with_error_908_is_diagnosed_not_refused(tmp_path):
     assert finding["severity"] == "error"
     assert "TPMEkPubHashMismatch" in finding["cause"]
     assert runner.invoke(app, ["analyze", str(ztd), "-o", str(out)]).exit_code == 0
+
+
+def test_broken_built_in_rules_are_an_internal_error_not_bad_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17: a broken shipped knowledge base exits 3 (report it), not 2 (bad input)."""
+    import shutil
+
+    from evtxdoc import catalog
+
+    shipped = tmp_path / "rules"
+    shutil.copytree(catalog.RULES_DIR, shipped)
+    rule = shipped / "device" / "odj-blob-timeout.yaml"
+    rule.write_text(rule.read_text().replace("severity: error", "severity: dreadful"))
+    monkeypatch.setattr(catalog, "RULES_DIR", shipped)
+    bundle = "sample_logs/healthy-hybrid/bundle"
+    result = runner.invoke(app, ["analyze", bundle, "-f", "json"])
+    assert result.exit_code == 3, result.output
+    assert "built-in rules" in result.output and "maintainers" in result.output
+    # a broken --rules folder stays exit 2: tests/test_rules.py

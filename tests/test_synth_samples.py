@@ -94,6 +94,7 @@ def test_same_seed_same_bytes_other_seed_other_names(tmp_path: Path) -> None:
 
 
 def _first_template_view(path: Path, match: str) -> str:
+    pytest.importorskip("Evtx", reason="python-evtx (the optional extra) is not installed")
     from Evtx.Evtx import Evtx
     from Evtx.Views import evtx_template_readable_view
 

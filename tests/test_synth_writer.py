@@ -155,6 +155,7 @@ def read_rs_strict(path: Path) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
 
 
 def read_python_evtx(path: Path) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+    pytest.importorskip("Evtx", reason="python-evtx (the optional extra) is not installed")
     from Evtx.Evtx import Evtx
 
     with Evtx(str(path)) as log:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from evtxdoc import catalog
+from evtxdoc.errors import EvtxdocError
 
 Test = Callable[[Any], bool]
 
@@ -54,7 +55,7 @@ class Matcher:
         )
 
 
-class MatcherError(ValueError):
+class MatcherError(EvtxdocError, ValueError):
     """A matcher spec that cannot work (bad regex, unknown code); `key` says where."""
 
     def __init__(self, message: str, key: str | None = None) -> None:

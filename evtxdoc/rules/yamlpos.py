@@ -11,16 +11,13 @@ from typing import Any
 
 import yaml
 
+from evtxdoc.errors import SpecError
+
 Path = tuple[str | int | float, ...]  # keys may be numbers in YAML
 
 
-class YamlError(Exception):
+class YamlError(SpecError):
     """The text is not YAML we accept; carries the 1-based line."""
-
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
 
 
 class Lines(dict[Path, int]):

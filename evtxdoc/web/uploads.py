@@ -14,12 +14,14 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
+from evtxdoc.errors import EvtxdocError
+
 MAX_NAME = 120  # characters of one path component
 MAX_DEPTH = 8  # folders kept from a folder upload (webkitdirectory sends relative paths)
 _UNSAFE = re.compile(r"[^\w .,()+@#%=~-]")
 
 
-class UploadError(Exception):
+class UploadError(EvtxdocError):
     """An upload the service refuses; `status` is the HTTP status, the message says why."""
 
     def __init__(self, message: str, status: int = 400):
