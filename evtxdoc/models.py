@@ -150,6 +150,7 @@ class AnalyzeOptions:
     max_depth: int = 4
     rule_folders: tuple[str, ...] = ()  # extra rule folders beside the built-in knowledge base
     evaluate: bool = True  # run the rules (off: inventory and attempts only)
+    display_root: str | None = None  # files under it are named relative to it (web uploads)
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,7 @@ def analyze(
         progress,
     )
     analysis = Analysis(
-        inputs=tuple(map(str, inputs)),
+        inputs=tuple(_shown(Path(i), options.display_root) for i in inputs),
         files=tuple(bundle.files),
         file_reports=reports,
         supporting=tuple(bundle.supporting),
@@ -114,6 +114,13 @@ def explain(
         if progress:
             progress("evaluate", len(rules), len(rules), "")
     return frame, tuple(with_files), correlation, evaluation
+
+
+def _shown(path: Path, root: str | None) -> str:
+    """An input as the user knows it: relative to `display_root` when under it."""
+    if root and path.is_relative_to(root):
+        return path.relative_to(root).as_posix()
+    return str(path)
 
 
 def with_damage(

@@ -175,6 +175,14 @@ def discover(inputs: Iterable[Path | str], workdir: Path, options: AnalyzeOption
     """Find every file in `inputs`, unpacking archives under `workdir` (owned by the caller)."""
     run = _Discovery(Path(workdir), options)
     found: list[tuple[Path, str]] = []
+    root = Path(options.display_root) if options.display_root else None
+
+    def shown(path: Path) -> str:
+        """The name a user knows a file by: relative to `display_root` when under it."""
+        if root is not None and path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+        return str(path)
+
     for raw in inputs:
         path = Path(raw)
         if not path.exists():
@@ -184,14 +192,14 @@ def discover(inputs: Iterable[Path | str], workdir: Path, options: AnalyzeOption
                 hint="check the path; pass folders, .evtx, .zip or .cab files",
             )
         if path.is_dir():
-            files = [(file, str(file)) for file in _walk_folder(path)]
+            files = [(file, shown(file)) for file in _walk_folder(path)]
             if not files:
                 run.bundle.problems.append(
                     Problem(str(raw), "empty_folder", "folder holds no files", Severity.WARNING)
                 )
             found.extend(files)
         else:
-            found.append((path, str(raw)))
+            found.append((path, shown(path) if root is not None else str(raw)))
     digests = _hash_all([path for path, _ in found])
     for (path, display), digest in zip(found, digests, strict=True):
         run.add_path(path, display, depth=0, sha256=digest)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import time
 import traceback
 from collections.abc import Callable
@@ -46,9 +45,9 @@ def run_job(data_dir: str, job_id: str, read_workers: int | None) -> None:
             store.progress(job_id, stage, done, total, detail)  # upload-relative names
 
     try:
-        os.chdir(upload)  # inputs by relative name: the report shows upload names, not paths
-        inputs = sorted(entry.name for entry in upload.iterdir())
-        analysis = pipeline.analyze(inputs, AnalyzeOptions(workers=read_workers), progress)
+        inputs = sorted(upload.iterdir())  # named relative to the upload: its names, not paths
+        options = AnalyzeOptions(workers=read_workers, display_root=str(upload))
+        analysis = pipeline.analyze(inputs, options, progress)
         _write_reports(
             analysis,
             store.folder(job_id),
