@@ -4,7 +4,6 @@ the web job runner."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -181,9 +180,9 @@ def test_a_job_runs_in_place_without_moving_the_working_directory(tmp_path: Path
     job = store.create("job1", [{"name": "bundle", "size": 1}])
     sample = ROOT / "sample_logs" / "no-connector-timeout" / "bundle"
     shutil.copytree(sample, store.upload_folder(job.id) / "bundle")
-    here = os.getcwd()
+    here = Path.cwd()
     run_job(str(tmp_path / "data"), job.id, 1)
-    assert os.getcwd() == here
+    assert Path.cwd() == here
     done = store.get(job.id)
     assert done.status == Status.done, done.error
     report = (store.folder(job.id) / "report.json").read_text()
