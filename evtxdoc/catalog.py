@@ -22,11 +22,12 @@ from typing import Any
 import yaml
 
 from evtxdoc.errors import InputError, InternalError
+from evtxdoc.vocab import CONFIDENCES
 
 RULES_DIR = Path(
     os.environ.get("EVTXDOC_RULES") or Path(__file__).resolve().parent.parent / "rules"
 )
-CONFIDENCE = ("documented", "community", "inferred")
+CONFIDENCE = CONFIDENCES
 EVENT_KEYS = {"channel", "provider", "id", "meaning", "fields", "template", "sources", "confidence"}
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
 CODE_KEYS = {

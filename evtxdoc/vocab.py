@@ -7,3 +7,20 @@ MINUTE = 60 * SECOND
 HOUR = 3600 * SECOND
 ASSUMED_SKEW_NS = 5 * MINUTE  # clocks with no offset evidence are assumed to agree this well
 WINDOW_SLACK_NS = 2 * MINUTE  # time windows are widened by this much on each side
+
+# The steps of a join attempt in the order they happen (domain.md (d)); rules name them too.
+STEPS = (
+    "profile",
+    "enrollment",
+    "odj_request",
+    "odj_blob",
+    "blob_applied",
+    "offline_join",
+    "dc_connectivity",
+    "reboot",
+    "esp",
+    "hybrid_registration",
+)
+# Finding severities and confidences, most important first (rules and findings use these).
+FINDING_SEVERITIES = ("critical", "error", "warning", "info")
+CONFIDENCES = ("documented", "community", "inferred")

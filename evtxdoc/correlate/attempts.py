@@ -19,19 +19,9 @@ from dataclasses import dataclass, field
 
 from evtxdoc.correlate.evidence import DMEDP, DeviceEvent
 from evtxdoc.models import Outcome
+from evtxdoc.vocab import STEPS
 
-STEP_ORDER = (
-    "profile",
-    "enrollment",
-    "odj_request",
-    "odj_blob",
-    "blob_applied",
-    "offline_join",
-    "dc_connectivity",
-    "reboot",
-    "esp",
-    "hybrid_registration",
-)
+STEP_ORDER = STEPS
 
 ANCHOR_STEPS = ("profile", "enrollment", "odj_request", "odj_blob", "blob_applied", "offline_join")
 

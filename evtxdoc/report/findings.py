@@ -7,8 +7,9 @@ from typing import Any
 
 from evtxdoc.catalog import RULES_DIR
 from evtxdoc.models import Evaluation, Finding
+from evtxdoc.vocab import FINDING_SEVERITIES
 
-SEVERITIES = ("info", "warning", "error", "critical")
+SEVERITIES = tuple(reversed(FINDING_SEVERITIES))  # least first: counts and --fail-on floors
 
 
 def finding_dict(finding: Finding) -> dict[str, Any]:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evtxdoc.rules.matchers import Matcher, compile_matcher
+from evtxdoc.vocab import CONFIDENCES, FINDING_SEVERITIES
 
-SEVERITY_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
-CONFIDENCE_RANK = {"documented": 0, "community": 1, "inferred": 2}
+SEVERITY_RANK = {name: rank for rank, name in enumerate(FINDING_SEVERITIES)}
+CONFIDENCE_RANK = {name: rank for rank, name in enumerate(CONFIDENCES)}
 _DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?$")
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 AT_LEAST_ONE = compile_matcher({"ge": 1})

@@ -13,21 +13,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-SEVERITIES = ("critical", "error", "warning", "info")
-CONFIDENCES = ("documented", "community", "inferred")
+from evtxdoc.vocab import CONFIDENCES, FINDING_SEVERITIES, STEPS
+
+SEVERITIES = FINDING_SEVERITIES
 SCOPES = ("event", "host", "attempt", "bundle")
-STEP_NAMES = (
-    "profile",
-    "enrollment",
-    "odj_request",
-    "odj_blob",
-    "blob_applied",
-    "offline_join",
-    "dc_connectivity",
-    "reboot",
-    "esp",
-    "hybrid_registration",
-)
+STEP_NAMES = STEPS
 ATTEMPT_ATTRIBUTES = (
     "outcome",
     "failed_step",
