@@ -19,8 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from evtxdoc import yamlpos
 from evtxdoc.errors import InputError, InternalError
 from evtxdoc.vocab import CONFIDENCES
 
@@ -291,13 +290,20 @@ def _event(raw: Any, index: int, sources: dict[str, Source], where: str) -> Even
 
 
 def _read(path: Path) -> Any:
+    """One catalog file, strictly: a duplicate key is an error at its line (yamlpos)."""
     try:
-        return yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        return yamlpos.load(path.read_text("utf-8"))[0]
+    except OSError as exc:
         raise InputError(
             f"cannot read the catalog: {exc}",
             where=str(path),
             hint="set EVTXDOC_RULES to the rules folder of an evtxdoc checkout",
+        ) from exc
+    except yamlpos.YamlError as exc:
+        raise InputError(
+            f"cannot read the catalog: {exc.message}",
+            where=f"{path}:{exc.line}",
+            hint="fix the file at that line",
         ) from exc
 
 

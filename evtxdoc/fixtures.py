@@ -28,10 +28,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from evtxdoc import pipeline, timeline
+from evtxdoc import pipeline, timeline, yamlpos
 from evtxdoc.models import ChannelCoverage, DamageSpan, Evaluation, Finding, SupportingFile
 from evtxdoc.normalize import encode_payload, parse_time_ns
-from evtxdoc.rules import yamlpos
 from evtxdoc.rules.loader import TEST_SUFFIX, RuleProblem, read_yaml
 from evtxdoc.rules.model import Rule, seconds
 from evtxdoc.rules.schema import did_you_mean

@@ -187,3 +187,28 @@ def test_a_job_runs_in_place_without_moving_the_working_directory(tmp_path: Path
     assert done.status == Status.done, done.error
     report = (store.folder(job.id) / "report.json").read_text()
     assert '"bundle/' in report and str(tmp_path) not in report
+
+
+# --- one strict YAML dialect ---------------------------------------------------------------------
+
+
+def test_scenarios_and_the_catalog_refuse_duplicate_keys_at_their_line(tmp_path: Path) -> None:
+    """yaml.safe_load kept the last of two keys silently (issue 17); both now say where."""
+    import pytest
+
+    from evtxdoc import catalog
+    from evtxdoc.errors import InputError
+    from evtxdoc.synth.scenario import load
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("name: a\nseed: 1\nseed: 2\n")
+    with pytest.raises(InputError) as raised:
+        load(scenario)
+    assert raised.value.where == f"{scenario}:3" and "duplicate key 'seed'" in raised.value.message
+    folder = tmp_path / "rules" / "catalog"
+    folder.mkdir(parents=True)
+    (folder / "sources.yaml").write_text("sources:\n  S1: {title: a}\n  S1: {title: b}\n")
+    (folder / "error_codes.yaml").write_text("codes: []\n")
+    with pytest.raises(InputError) as raised:
+        catalog.load(tmp_path / "rules")
+    assert raised.value.where.endswith("sources.yaml:3")

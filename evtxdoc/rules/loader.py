@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evtxdoc import catalog
-from evtxdoc.rules import schema, templates, yamlpos
+from evtxdoc import catalog, yamlpos
+from evtxdoc.rules import schema, templates
 from evtxdoc.rules.matchers import Matcher, MatcherError, compile_matcher
 from evtxdoc.rules.model import (
     AppliesTo,

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from evtxdoc import yamlpos
 from evtxdoc.errors import InputError
 from evtxdoc.synth import catalog
 from evtxdoc.synth.writer import SynthEvent
@@ -160,10 +159,14 @@ def load(path: Path) -> Scenario:
     """Read and check a scenario file; errors name the file and the key."""
     where = str(path)
     try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        raw = yamlpos.load(path.read_text("utf-8"))[0]
+    except OSError as exc:
         raise InputError(
             f"cannot read scenario: {exc}", where=where, hint="see docs/scenarios.md for the format"
+        ) from exc
+    except yamlpos.YamlError as exc:  # a duplicate key too: strict, with its line
+        raise InputError(
+            exc.message, where=f"{where}:{exc.line}", hint="see docs/scenarios.md for the format"
         ) from exc
     if not isinstance(raw, dict):
         raise InputError("a scenario is a YAML mapping", where=where)
