@@ -305,3 +305,13 @@ def test_analyses_past_keep_days_are_deleted_at_start(tmp_path):
     assert listed == {ids[(1, Status.done)], ids[(30, Status.queued)]}
     assert not store.folder(ids[(30, Status.done)]).exists()
     assert store.folder(ids[(1, Status.done)]).exists()
+
+
+def test_api_clients_get_their_errors_as_json(client):
+    """Issue 17: the plain-text refusals a script could not parse are JSON for API clients."""
+    missing = client.get("/analyses/nosuchjob/report.html", headers=BEARER)
+    assert missing.status_code == 404 and missing.json() == {"error": "no such report"}
+    gone = client.post("/analyses/nosuchjob/delete", headers=BEARER)
+    assert gone.status_code == 404 and gone.json() == {
+        "error": "no such analysis (deleted already?)"
+    }
