@@ -29,7 +29,7 @@ samples: setup
 
 ## Regenerate the generated docs (CLI reference, report JSON Schema).
 docs: setup
-	$(BIN)/python -m evtxdoc.cli_docs > docs/cli-reference.md
+	$(BIN)/python -m evtxdoc.cli.docs > docs/cli-reference.md
 	$(BIN)/python -m evtxdoc.report.schema > docs/report.schema.json
 
 ## Set up, lint, and run the whole test suite.

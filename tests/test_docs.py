@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from evtxdoc.cli import app
-from evtxdoc.cli_docs import COMMANDS, help_text, reference
+from evtxdoc.cli.docs import commands, help_text, reference
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BOX = re.compile(r"[─│╭╮╰╯┃━┏┓┗┛┡┩╇┳┻┼]+")
@@ -26,7 +26,7 @@ def test_cli_reference_is_what_help_prints() -> None:
     )
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("command", commands(app), ids=" ".join)
 def test_the_cli_guide_names_every_option(command: tuple[str, ...]) -> None:
     guide = (DOCS / "cli.md").read_text(encoding="utf-8")
     options = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", help_text(app, command))) - {"--help"}
@@ -35,6 +35,12 @@ def test_the_cli_guide_names_every_option(command: tuple[str, ...]) -> None:
 
 def test_fail_on_and_exit_codes_are_documented() -> None:
     guide = (DOCS / "cli.md").read_text(encoding="utf-8")
-    for text in ("--fail-on", "exit 1", "exit 2", "130"):
+    for text in ("--fail-on", "exit 1", "exit 2", "| 3 |", "130"):
         assert text in guide
     assert "--fail-on" in help_text(app, ("analyze",))
+
+
+def test_every_command_is_walked_from_the_cli_itself() -> None:
+    walked = commands(app)
+    assert ("analyze",) in walked and ("rules", "test") in walked and ("catalog", "show") in walked
+    assert len(walked) == len(set(walked)) >= 12

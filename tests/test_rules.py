@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from evtxdoc.catalog import RULES_DIR
 from evtxdoc.cli import app
-from evtxdoc.cli_rules import schema_text
+from evtxdoc.cli.rules import schema_text
 from evtxdoc.fixtures import run_rule_tests
 from evtxdoc.rules import Rule, load_rules
 from evtxdoc.rules.matchers import MatcherError, compile_matcher

@@ -1,0 +1,191 @@
+"""`evtxdoc analyze` and `evtxdoc events`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from evtxdoc import timeline
+from evtxdoc.cli.app import (
+    EXIT_FINDINGS,
+    EXIT_INPUT,
+    EventsFormat,
+    FailOn,
+    Inputs,
+    Strict,
+    Workers,
+    _analysis,
+    _fail,
+    app,
+    stderr,
+)
+from evtxdoc.errors import EvtxdocError
+from evtxdoc.report import events as events_export
+from evtxdoc.report import findings
+from evtxdoc.report.clock import display_zone
+from evtxdoc.report.formats import Format, OutputOptions, infer, write
+
+
+@app.command()
+def analyze(
+    inputs: Inputs,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o",
+            "--output",
+            help="Write to this file (its suffix picks the format: .html, .json, "
+            ".csv, .jsonl, .txt).",
+        ),
+    ] = None,
+    output_format: Annotated[
+        Format | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="html (the report), json (versioned, docs/report.schema.json), "
+            "terminal, csv or jsonl (every event with its attempt; jsonl is Timesketch-ready). "
+            "Default: from the -o suffix, else terminal on a terminal, else json.",
+        ),
+    ] = None,
+    tz: Annotated[
+        str,
+        typer.Option(
+            "--tz",
+            help="Show times in this zone (IANA name, e.g. Europe/Paris) in html and "
+            "terminal output; JSON, CSV and JSONL keep UTC.",
+        ),
+    ] = "UTC",
+    redact: Annotated[
+        bool,
+        typer.Option(
+            "--redact",
+            help="Replace user names, computer and domain names, tenant and device "
+            "ids, SIDs and IP addresses with stable pseudonyms, so the output can be shared.",
+        ),
+    ] = False,
+    max_events: Annotated[
+        int,
+        typer.Option(
+            "--max-events", min=0, help="Rows in the HTML report's event table (evidence first)."
+        ),
+    ] = 5000,
+    strict: Strict = False,
+    workers: Workers = None,
+    rules: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--rules",
+            help="A folder of your own rules, added to the built-in knowledge base (repeatable).",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when a finding is at or above this severity (exit 0 "
+            "otherwise; 2 for unreadable input or a usage error).",
+        ),
+    ] = FailOn.never,
+) -> None:
+    """Read the bundles, line up join attempts and explain them with the rules: a verdict per
+    device, findings with their fixes, swimlanes, coverage, files and problems."""
+    try:
+        zone = display_zone(tz)
+    except EvtxdocError as error:
+        _fail(error)
+    analysis = _analysis(inputs, strict, workers, rules)
+    chosen = output_format or infer(output, sys.stdout.isatty())
+    options = OutputOptions(zone=zone, redact=redact, max_events=max_events)
+    if output:
+        with output.open("wb") as handle:
+            write(analysis, chosen, handle, options)
+        stderr.print(f"{chosen} written to {output}", highlight=False)
+    elif chosen is Format.terminal:  # a pipe gets 100 columns unless COLUMNS says otherwise
+        wide = sys.stdout.isatty() or "COLUMNS" in os.environ
+        write(
+            analysis,
+            chosen,
+            sys.stdout.buffer,
+            options,
+            console=Console() if wide else Console(width=100),
+        )
+    else:
+        write(analysis, chosen, sys.stdout.buffer, options)
+        sys.stdout.buffer.flush()
+    if not analysis.readable:
+        stderr.print(
+            "[bold red]error:[/] no readable .evtx event log in the inputs", soft_wrap=True
+        )
+        stderr.print(
+            "  hint: pass the folder, .cab or .zip the logs came in; see the "
+            "Files table for what was skipped and why",
+            soft_wrap=True,
+        )
+        raise typer.Exit(EXIT_INPUT)
+    if fail_on is not FailOn.never and findings.at_or_above(analysis.evaluation, fail_on):
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def _time(value: str | None, name: str) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"not a date/time: {value!r} (use ISO 8601, e.g. 2025-02-18T10:00:00Z)", param_hint=name
+        ) from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+@app.command()
+def events(
+    inputs: Inputs,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option("--channel", help="Only this channel (repeatable), e.g. System."),
+    ] = None,
+    event_id: Annotated[
+        list[int] | None, typer.Option("--id", help="Only this event ID (repeatable).")
+    ] = None,
+    host: Annotated[
+        list[str] | None,
+        typer.Option("--host", help="Only this host (System/Computer, repeatable)."),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="From this UTC time (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Up to this UTC time (ISO 8601).")] = None,
+    output_format: Annotated[
+        EventsFormat, typer.Option("--format", "-f", help="csv or jsonl.")
+    ] = EventsFormat.jsonl,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file.")] = None,
+    strict: Strict = False,
+    workers: Workers = None,
+) -> None:
+    """Dump normalized events (UTC times, decoded fields), filtered."""
+    start, end = _time(since, "--since"), _time(until, "--until")
+    analysis = _analysis(inputs, strict, workers, evaluate=False)
+    frame = timeline.select(
+        analysis.timeline, channels=channel, event_ids=event_id, hosts=host, since=start, until=end
+    )
+    if output_format is EventsFormat.jsonl:
+        with output.open("wb") if output else _stdout_bytes() as handle:
+            count = events_export.write_jsonl(frame, handle)
+    else:
+        with output.open("w", encoding="utf-8", newline="") if output else _stdout_text() as handle:
+            count = events_export.write_csv(frame, handle)
+    stderr.print(f"{count} event(s) written", highlight=False)
+
+
+def _stdout_bytes():
+    return open(sys.stdout.fileno(), "wb", closefd=False)
+
+
+def _stdout_text():
+    return open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)

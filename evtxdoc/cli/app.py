@@ -1,0 +1,111 @@
+"""The `evtxdoc` Typer app, its shared options and exit codes, and running an analysis
+with progress for the commands."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from evtxdoc import pipeline
+from evtxdoc.errors import EvtxdocError, InternalError
+from evtxdoc.models import Analysis, AnalyzeOptions
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+app = typer.Typer(
+    help="Explain Autopilot hybrid-join failures from Windows event logs (.evtx, cab, zip).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+
+Inputs = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Log bundles: .evtx files, folders, .zip or .cab archives (nested ones too).",
+        show_default=False,
+    ),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Validate checksums and fail (exit 2) on any data problem.")
+]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers", min=1, help="Processes for reading several files (default: one per core)."
+    ),
+]
+
+
+class FailOn(StrEnum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+    critical = "critical"
+    never = "never"
+
+
+class EventsFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+def _run(
+    inputs: list[Path],
+    strict: bool,
+    workers: int | None,
+    rules: list[Path] | None = None,
+    evaluate: bool = True,
+) -> Analysis:
+    options = AnalyzeOptions(
+        strict=strict,
+        workers=workers,
+        evaluate=evaluate,
+        rule_folders=tuple(str(r) for r in rules or ()),
+    )
+    if not sys.stderr.isatty():
+        return pipeline.analyze(inputs, options)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("reading logs", total=None)
+
+        def progress(stage: str, done: int, total: int, detail: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"{stage}: {detail[-50:]}")
+
+        return pipeline.analyze(inputs, options, progress)
+
+
+def _fail(error: EvtxdocError) -> NoReturn:
+    stderr.print(
+        f"[bold red]error:[/] {error.where + ': ' if error.where else ''}{error.message}",
+        highlight=False,
+        markup=True,
+        soft_wrap=True,
+    )
+    if error.hint:
+        stderr.print(f"  hint: {error.hint}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INTERNAL if isinstance(error, InternalError) else EXIT_INPUT)
+
+
+def _analysis(
+    inputs: list[Path],
+    strict: bool,
+    workers: int | None,
+    rules: list[Path] | None = None,
+    evaluate: bool = True,
+) -> Analysis:
+    try:
+        analysis = _run(inputs, strict, workers, rules, evaluate)
+    except EvtxdocError as error:
+        _fail(error)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    return analysis
