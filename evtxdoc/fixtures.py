@@ -30,7 +30,7 @@ from typing import Any
 
 from evtxdoc import pipeline, timeline, yamlpos
 from evtxdoc.models import ChannelCoverage, DamageSpan, Evaluation, Finding, SupportingFile
-from evtxdoc.normalize import encode_payload, parse_time_ns
+from evtxdoc.parse.normalize import encode_payload, parse_time_ns
 from evtxdoc.rules.loader import TEST_SUFFIX, RuleProblem, read_yaml
 from evtxdoc.rules.model import Rule, seconds
 from evtxdoc.rules.schema import did_you_mean

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 from evtxdoc.models import DamageSpan, DiscoveredFile, FileReport, Problem, Severity
-from evtxdoc.normalize import Row, row
 from evtxdoc.parse import (
     RawRecord,
     Structure,
@@ -31,6 +30,7 @@ from evtxdoc.parse import (
     rs_records,
     scan,
 )
+from evtxdoc.parse.normalize import Row, row
 from evtxdoc.parse.structure import (
     AMBIGUOUS,
     CHUNK_SIZE,

@@ -27,7 +27,7 @@ from evtxdoc import timeline
 from evtxdoc.correlate.facts import DeviceFacts, read
 from evtxdoc.correlate.machines import container
 from evtxdoc.models import ChannelCoverage, Correlation, Machine, SupportingFile
-from evtxdoc.normalize import encode_payload, parse_time_ns
+from evtxdoc.parse.normalize import encode_payload, parse_time_ns
 
 CHANNELS = {  # supporting-file kind → the channel its event is on
     "autopilot_ztd_json": "Supporting/AutopilotDDSZTDFile.json",

@@ -19,7 +19,7 @@ import pandas as pd
 from evtxdoc import catalog
 from evtxdoc.errors import InputError
 from evtxdoc.models import ChannelCoverage, Event
-from evtxdoc.normalize import NO_TIME, Row, decode_fields, format_time_ns
+from evtxdoc.parse.normalize import NO_TIME, Row, decode_fields, format_time_ns
 
 ROW_CATEGORICAL = ("host", "channel", "provider", "activity_id", "user_sid")
 CATEGORICAL = (*ROW_CATEGORICAL, "source_file")

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from evtxdoc import pipeline
-from evtxdoc.normalize import (
+from evtxdoc.parse import fallback_available, python_evtx_records, rs_records
+from evtxdoc.parse.normalize import (
     ROW_FIELDS,
     _split_text,
     decode_fields,
@@ -21,7 +22,6 @@ from evtxdoc.normalize import (
     parse_time_ns,
     row,
 )
-from evtxdoc.parse import fallback_available, python_evtx_records, rs_records
 from evtxdoc.timeline import fields_of, select
 
 from .conftest import real, real_files

@@ -6,7 +6,7 @@ import random
 
 import pandas as pd
 
-from evtxdoc.normalize import EMPTY_PAYLOAD
+from evtxdoc.parse.normalize import EMPTY_PAYLOAD
 from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch, append, build_frame
 
 

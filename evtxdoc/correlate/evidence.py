@@ -26,7 +26,7 @@ import pandas as pd
 
 from evtxdoc.catalog import parse_code
 from evtxdoc.models import ConnectorNotice, ConnectorRequest, EventRef
-from evtxdoc.normalize import decode_fields, parse_time_ns
+from evtxdoc.parse.normalize import decode_fields, parse_time_ns
 
 DMEDP = "microsoft-windows-devicemanagement-enterprise-diagnostics-provider/admin"
 AUTOPILOT = "microsoft-windows-moderndeployment-diagnostics-provider/autopilot"

@@ -13,7 +13,7 @@ from evtxdoc.models import (
     EventRef,
     Step,
 )
-from evtxdoc.normalize import format_time_ns
+from evtxdoc.parse.normalize import format_time_ns
 from evtxdoc.vocab import SECOND
 
 

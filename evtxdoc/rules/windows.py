@@ -20,7 +20,7 @@ from evtxdoc.models import (
     EventRef,
     Outcome,
 )
-from evtxdoc.normalize import code_pattern, decode_fields, format_time_ns
+from evtxdoc.parse.normalize import code_pattern, decode_fields, format_time_ns
 from evtxdoc.rules.model import (
     Selector,
 )
