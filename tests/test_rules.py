@@ -98,11 +98,13 @@ def test_lint_reports_each_broken_rule_at_its_line() -> None:
     )
     assert f"{broken / 'duplicate-key.yaml'}:4: duplicate key 'severity' (first at line 3)" in out
     assert f"{broken / 'wrong-type.yaml'}:3: severity: 'fatal' is not one of" in out
+    # found in the same run although the rule has type errors (issue 17)
+    assert f"{broken / 'wrong-type.yaml'}:11: cause: unknown placeholder {{computre_name}}" in out
     assert (
         f"{broken / 'wrong-type.yaml'}:10: match.events.failed.event_id: '4099' is not "
         "integer or a list of integer" in out
     )
-    assert "5 problem(s)" in out
+    assert "6 problem(s)" in out
 
 
 def test_test_names_the_failing_case_and_why() -> None:
@@ -230,3 +232,28 @@ def test_analyze_with_a_broken_rule_folder_names_the_line() -> None:
     result = runner.invoke(app, ["analyze", str(bundle), "--rules", str(FILES / "rules-broken")])
     assert result.exit_code == 2
     assert "bad-keys.yaml:10" in result.output
+
+
+def test_lint_finds_every_kind_of_problem_in_one_run(tmp_path: Path) -> None:
+    """Issue 17: type errors used to hide the unknown source, the placeholder and the id, so
+    a second and a third run found the rest."""
+    (tmp_path / "bad.yaml").write_text(
+        "id: bad-rule\ntitle: A bad rule\nseverity: dreadful\nconfidence: documented\n"
+        "scope: attempt\nmatch:\n  attempt: {outcome: timed_out}\n"
+        'cause: "{nope} timed out for a while"\nfix: "1. do the right thing"\n'
+        "sources: [S999]\n"
+    )
+    result = runner.invoke(app, ["rules", "lint", "--only", str(tmp_path)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if "bad.yaml:" in line]
+    assert [line.split(":")[1] for line in lines] == sorted(
+        (line.split(":")[1] for line in lines), key=int
+    )
+    text = "\n".join(lines)
+    for wanted in (
+        "'dreadful' is not one of",
+        "unknown source 'S999'",
+        "unknown placeholder {nope}",
+        "differs from the file name",
+    ):
+        assert wanted in text, wanted
