@@ -14,6 +14,7 @@ from typing import Any
 
 from evtxdoc import catalog, yamlpos
 from evtxdoc.rules import schema, templates
+from evtxdoc.rules.lint import beside_the_schema
 from evtxdoc.rules.matchers import Matcher, MatcherError, compile_matcher
 from evtxdoc.rules.model import (
     AppliesTo,
@@ -104,7 +105,7 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleProblem]]:
     for key_path, message, hint in schema.check(data):
         check.add(key_path, message, hint)
     if check.problems:  # still say what else is wrong, so that one lint run finds it all
-        _checks_beside_the_schema(data, path, check)
+        beside_the_schema(data, path, check)
         return None, sorted(check.problems, key=lambda p: p.line)
     if data["id"] != path.name.removesuffix(".yaml"):
         check.add(
@@ -114,36 +115,6 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleProblem]]:
         )
     rule = _compile(data, check)
     return (rule if not check.problems else None), check.problems
-
-
-def _checks_beside_the_schema(data: dict[str, Any], path: Path, check: _Checker) -> None:
-    """The checks that do not need a well-typed rule, on the parts that are well typed:
-    the id against the file name, the sources against the catalog, the placeholders."""
-    if isinstance(data.get("id"), str) and data["id"] != path.name.removesuffix(".yaml"):
-        check.add(
-            ("id",),
-            f"id {data['id']!r} differs from the file name {path.name!r}",
-            f"rename the file to {data['id']}.yaml or change the id",
-        )
-    sources = data.get("sources")
-    if isinstance(sources, list):
-        known = catalog.load().sources
-        for index, source in enumerate(sources):
-            if isinstance(source, str) and source not in known:
-                check.add(
-                    ("sources", index),
-                    f"unknown source {source!r}",
-                    "add it to rules/catalog/sources.yaml",
-                )
-    scope = data.get("scope")
-    match = data.get("match")
-    events = match.get("events") if isinstance(match, dict) else None
-    names = {str(n) for n in events} if isinstance(events, dict) else set()
-    if scope in templates.CONTEXT:
-        for key in ("cause", "fix"):
-            if isinstance(data.get(key), str):
-                for message in templates.problems(data[key], scope, names):
-                    check.add((key,), message)
 
 
 def _compile(data: dict[str, Any], check: _Checker) -> Rule | None:
