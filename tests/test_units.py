@@ -212,3 +212,16 @@ def test_scenarios_and_the_catalog_refuse_duplicate_keys_at_their_line(tmp_path:
     with pytest.raises(InputError) as raised:
         catalog.load(tmp_path / "rules")
     assert raised.value.where.endswith("sources.yaml:3")
+
+
+def test_a_scenario_key_typo_is_refused_with_its_neighbour() -> None:
+    """Scenario keys were read with .get(): `sede: 3` silently kept the default seed."""
+    import pytest
+
+    from evtxdoc.errors import InputError
+    from evtxdoc.synth.scenario import parse
+
+    with pytest.raises(InputError) as raised:
+        parse({"name": "x", "devices": [{"oobe_name": "D", "attempts": [{"falt": "quota"}]}]})
+    assert raised.value.where == "<scenario>: devices[0].attempts[0]"
+    assert raised.value.hint == "did you mean 'fault'?"

@@ -10,6 +10,7 @@ documented in docs/scenarios.md.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 import random
 import re
@@ -173,7 +174,96 @@ def load(path: Path) -> Scenario:
     return parse(raw, where)
 
 
+SCENARIO_KEYS = (
+    "name",
+    "summary",
+    "root_cause",
+    "seed",
+    "start",
+    "noise",
+    "domain",
+    "tenant_id",
+    "tenant_domain",
+    "connectors",
+    "devices",
+    "damage",
+)
+CONNECTOR_KEYS = (
+    "name",
+    "kind",
+    "version",
+    "domain",
+    "clock_offset",
+    "served_before",
+    "legacy_history",
+    "layout",
+)
+DEVICE_KEYS = (
+    "oobe_name",
+    "serial",
+    "layout",
+    "clock_offset",
+    "time_zone",
+    "profile",
+    "attempts",
+    "entdmid",
+    "earlier_success",
+)
+PROFILE_KEYS = ("join", "skip_dc_check", "domain", "ou", "name_prefix")
+ATTEMPT_KEYS = (
+    "at",
+    "computer_name",
+    "connector",
+    "fault",
+    "odj_timeout",
+    "net_status",
+    "retries",
+    "expect",
+)
+DAMAGE_KEYS = (
+    "host",
+    "channel",
+    "dirty",
+    "torn_last_record",
+    "bad_crc_chunk",
+    "truncate_at",
+    "truncate_at_record",
+    "slack_records",
+)
+
+
+def _strict(item: Any, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
+    """A mapping with only the keys a scenario knows; an unknown key names its neighbour."""
+    if not isinstance(item, dict):
+        raise InputError(f"expected a mapping, got {type(item).__name__}", where=where)
+    for key in item:
+        if key not in allowed:
+            near = difflib.get_close_matches(str(key), allowed, n=1)
+            raise InputError(
+                f"unknown key {key!r}",
+                where=where,
+                hint=f"did you mean {near[0]!r}?" if near else f"one of {', '.join(allowed)}",
+            )
+    return item
+
+
+def _check_keys(raw: dict[str, Any], where: str) -> None:
+    """Every key of the scenario is known (docs/scenarios.md): a typo is not ignored."""
+    _strict(raw, SCENARIO_KEYS, where)
+    for number, item in enumerate(raw.get("connectors") or []):
+        _strict(item, CONNECTOR_KEYS, f"{where}: connectors[{number}]")
+    for number, item in enumerate(raw.get("devices") or []):
+        place = f"{where}: devices[{number}]"
+        _strict(item, DEVICE_KEYS, place)
+        _strict(item.get("profile") or {}, PROFILE_KEYS, f"{place}.profile")
+        for index, entry in enumerate(item.get("attempts") or []):
+            _strict(entry, ATTEMPT_KEYS, f"{place}.attempts[{index}]")
+    for number, item in enumerate(raw.get("damage") or []):
+        _strict(item, DAMAGE_KEYS, f"{where}: damage[{number}]")
+
+
 def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
+    _check_keys(raw, where)
     rng = random.Random(raw.get("seed", 1))
     start = dt.datetime.fromisoformat(
         str(raw.get("start", "2025-09-15T08:00:00+00:00")).replace("Z", "+00:00")
