@@ -291,8 +291,12 @@ def _event(raw: Any, index: int, sources: dict[str, Source], where: str) -> Even
 
 def _read(path: Path) -> Any:
     """One catalog file, strictly: a duplicate key is an error at its line (yamlpos)."""
+    return _read_with_lines(path)[0]
+
+
+def _read_with_lines(path: Path) -> tuple[Any, yamlpos.Lines]:
     try:
-        return yamlpos.load(path.read_text("utf-8"))[0]
+        return yamlpos.load(path.read_text("utf-8"))
     except OSError as exc:
         raise InputError(
             f"cannot read the catalog: {exc}",
@@ -330,10 +334,35 @@ def _load(root: Path) -> Catalog:
         key: Source(key, str(value.get("title", "")), value.get("url"))
         for key, value in raw_sources.items()
     }
-    raw_codes = (_read(folder / "error_codes.yaml") or {}).get("codes") or []
-    where = str(folder / "error_codes.yaml")
-    codes = [_entry(raw, i, sources, where) for i, raw in enumerate(raw_codes)]
+    errors: list[InputError] = []
+    codes = _entries(folder / "error_codes.yaml", "codes", _entry, sources, errors)
     events_file = folder / "events.yaml"
-    raw_events = ((_read(events_file) or {}).get("events") or []) if events_file.exists() else []
-    events = [_event(raw, i, sources, str(events_file)) for i, raw in enumerate(raw_events)]
+    events = (
+        _entries(events_file, "events", _event, sources, errors) if events_file.exists() else []
+    )
+    if errors:  # every broken entry at once, each at its line
+        listed = "\n".join(
+            f"  {e.where}: {e.message}" + (f" ({e.hint})" if e.hint else "") for e in errors[:20]
+        )
+        more = f"\n  … and {len(errors) - 20} more" if len(errors) > 20 else ""
+        raise InputError(
+            f"{len(errors)} broken catalog entr{'y' if len(errors) == 1 else 'ies'}"
+            f":\n{listed}{more}",
+            where=errors[0].where,
+            hint="fix each entry at its line",
+        )
     return Catalog(codes, sources, events)
+
+
+def _entries(
+    path: Path, key: str, make: Any, sources: dict[str, Source], errors: list[InputError]
+) -> list[Any]:
+    """The entries under `key`, each checked; a broken one is collected with its line."""
+    data, lines = _read_with_lines(path)
+    out = []
+    for index, raw in enumerate((data or {}).get(key) or []):
+        try:
+            out.append(make(raw, index, sources, f"{path}:{lines.at((key, index))}"))
+        except InputError as error:
+            errors.append(error)
+    return out

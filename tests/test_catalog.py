@@ -101,6 +101,24 @@ def test_a_broken_catalog_names_the_file_and_the_entry(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         catalog.load(tmp_path)
     assert "codes[1]" in caught.value.where and "fixx" in str(caught.value)
+    assert "error_codes.yaml:3: codes[1]" in caught.value.where  # its line
+
+
+def test_every_broken_catalog_entry_is_reported_in_one_pass(tmp_path: Path) -> None:
+    folder = tmp_path / "catalog"
+    folder.mkdir()
+    (folder / "sources.yaml").write_text("sources:\n  S1: {title: t, url: https://x}\n")
+    (folder / "error_codes.yaml").write_text(
+        "codes:\n  - {code: '0x1', meaning: m, context: c, fix: f, confidence: sure}\n"
+        "  - {code: '0x2', meaning: m, context: c, fix: f, confidence: documented,"
+        " sources: [S9]}\n"
+    )
+    with pytest.raises(InputError) as caught:
+        catalog.load(tmp_path)
+    text = str(caught.value)
+    assert "2 broken catalog entries" in text
+    assert "error_codes.yaml:2: codes[0]: confidence 'sure'" in text
+    assert "error_codes.yaml:3: codes[1]: unknown source 'S9'" in text
 
 
 def test_catalog_show_explains_a_code_and_exits_1_for_an_unknown_one() -> None:
