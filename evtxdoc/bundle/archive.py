@@ -20,6 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from evtxdoc.models import Problem, Severity
 
@@ -100,7 +101,7 @@ def _flat_name(index: int, name: str) -> str:
     return f"{index:05d}_{base or 'member'}"
 
 
-def _copy_bounded(src, dest: Path, limit: int) -> tuple[str, int] | None:
+def _copy_bounded(src: IO[bytes], dest: Path, limit: int) -> tuple[str, int] | None:
     """Copy at most `limit` bytes; None if the source holds more (a lying header)."""
     digest, size = hashlib.sha256(), 0
     with dest.open("wb") as out:

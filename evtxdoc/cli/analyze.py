@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO, TextIO
 
 import pandas as pd
 import typer
@@ -183,9 +183,9 @@ def events(
     stderr.print(f"{count} event(s) written", highlight=False)
 
 
-def _stdout_bytes():
+def _stdout_bytes() -> BinaryIO:
     return open(sys.stdout.fileno(), "wb", closefd=False)
 
 
-def _stdout_text():
+def _stdout_text() -> TextIO:
     return open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)

@@ -99,7 +99,8 @@ def time_created_filetime(chunk: bytes, record_offset: int) -> int | None:
         value_pos = pos + 4 * count
         for size, value_type in _DESCRIPTOR.iter_unpack(chunk[pos:value_pos]):
             if value_type == VALUE_FILETIME and size == 8:
-                return _U64.unpack_from(chunk, value_pos)[0]
+                filetime: int = _U64.unpack_from(chunk, value_pos)[0]
+                return filetime
             value_pos += size
     except (IndexError, struct.error):
         return None

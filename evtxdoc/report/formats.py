@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from rich.console import Console
@@ -57,7 +57,7 @@ class OutputOptions:
     width: int = 100  # terminal columns when writing to a file
 
 
-def document(analysis: Analysis, redactor: Redactor | None = None) -> dict:
+def document(analysis: Analysis, redactor: Redactor | None = None) -> dict[str, Any]:
     """The versioned JSON document, redacted when a redactor is given."""
     data = inventory(analysis)
     return redactor.data(data) if redactor else data

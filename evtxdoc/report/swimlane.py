@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evtxdoc.models import Attempt, EventRef
-from evtxdoc.report.clock import SECOND, DisplayZone, duration
+from evtxdoc.report.clock import DisplayZone, duration
+from evtxdoc.vocab import SECOND
 
 WIDTH = 960
 LEFT = 190  # lane titles

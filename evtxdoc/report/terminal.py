@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evtxdoc.report.clock import SECOND, UTC, DisplayZone, duration
+from evtxdoc.report.clock import UTC, DisplayZone, duration
 from evtxdoc.report.document import display_name
+from evtxdoc.vocab import SECOND
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "dim"}
 PROBLEM_STYLE = {"info": "dim", "warning": "yellow", "error": "bold red"}

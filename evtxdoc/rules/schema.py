@@ -392,7 +392,7 @@ def _check_object(
 def _describe(schema: dict[str, Any]) -> str:
     schema = _resolve(schema)
     if schema.get("description"):
-        return schema["description"]
+        return str(schema["description"])
     kinds = []
     for option in schema.get("anyOf", ()):
         option = _resolve(option)

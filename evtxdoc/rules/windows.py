@@ -299,7 +299,8 @@ def inside(line: Timeline, positions: np.ndarray, windows: Windows) -> np.ndarra
     order = np.argsort(starts, kind="stable")
     starts, reach = starts[order], np.maximum.accumulate(ends[order])
     last = np.searchsorted(starts, keys, "right") - 1
-    return (last >= 0) & (reach[np.maximum(last, 0)] >= keys)
+    covered: np.ndarray = (last >= 0) & (reach[np.maximum(last, 0)] >= keys)
+    return covered
 
 
 def count_in_windows(

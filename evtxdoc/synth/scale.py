@@ -35,7 +35,7 @@ FAULT_CYCLE = (
 
 def scaled_scenario(
     events: int, seed: int, devices_wanted: int | None = None, retry_every: int = 6
-) -> dict:
+) -> dict[str, Any]:
     """A scenario dict with enough devices for about `events` events (or `devices_wanted`
     devices, with more background events each when `events` asks for more); one device in
     `retry_every` retries after a reset."""
