@@ -29,7 +29,7 @@ from pathlib import Path
 mode, path = sys.argv[1], sys.argv[2]
 import evtx, numpy, orjson, pandas
 from evtxdoc import bundle
-from evtxdoc.ingest import read_file
+from evtxdoc.parse.reader import read_file
 from evtxdoc.models import AnalyzeOptions
 found = bundle.discover([path], Path(tempfile.mkdtemp()), AnalyzeOptions()).evtx_files[0]
 if mode == "raw":

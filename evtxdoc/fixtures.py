@@ -30,6 +30,7 @@ from typing import Any
 
 from evtxdoc import pipeline, timeline, yamlpos
 from evtxdoc.models import ChannelCoverage, DamageSpan, Evaluation, Finding, SupportingFile
+from evtxdoc.parse.batch import ColumnBatch
 from evtxdoc.parse.normalize import encode_payload, parse_time_ns
 from evtxdoc.rules.loader import TEST_SUFFIX, RuleProblem, read_yaml
 from evtxdoc.rules.model import Rule, seconds
@@ -203,7 +204,7 @@ def _check_case(
 def build_case(case: dict[str, Any], name: str = "case") -> tuple[Any, list[SupportingFile]]:
     """A case's events → (timeline frame, supporting files), as ingest would produce them."""
     start = parse_time_ns(str(case.get("start") or DEFAULT_START)) or 0
-    batches: dict[str, timeline.ColumnBatch] = {}
+    batches: dict[str, ColumnBatch] = {}
     records: dict[tuple[str, str], int] = {}
     for event in case["events"]:
         alias = str(event["channel"])
@@ -222,7 +223,7 @@ def build_case(case: dict[str, Any], name: str = "case") -> tuple[Any, list[Supp
         )
         key = (host, channel)
         records[key] = records.get(key, 0) + 1
-        batch = batches.setdefault(source, timeline.ColumnBatch(source))
+        batch = batches.setdefault(source, ColumnBatch(source))
         payload = {"EventData": _event_data(event, channel)}
         ts = start + int(seconds(event.get("t", 0)) * SECOND)
         batch.append_row(

@@ -19,7 +19,6 @@ from evtxdoc import __version__, supporting, timeline
 from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
 from evtxdoc.errors import InputError, InternalError, StrictModeError
-from evtxdoc.ingest import Progress, read_files
 from evtxdoc.models import (
     Analysis,
     AnalyzeOptions,
@@ -31,6 +30,7 @@ from evtxdoc.models import (
     Severity,
     SupportingFile,
 )
+from evtxdoc.parse.reader import Progress, read_files
 from evtxdoc.rules import RuleSet, default_folders, engine, load_rules
 from evtxdoc.rules.model import Rule
 

@@ -27,6 +27,7 @@ from evtxdoc import timeline
 from evtxdoc.correlate.facts import DeviceFacts, read
 from evtxdoc.correlate.machines import container
 from evtxdoc.models import ChannelCoverage, Correlation, Machine, SupportingFile
+from evtxdoc.parse.batch import ColumnBatch
 from evtxdoc.parse.normalize import encode_payload, parse_time_ns
 
 CHANNELS = {  # supporting-file kind → the channel its event is on
@@ -54,7 +55,7 @@ def add_events(
 
 def events(
     supporting: Sequence[SupportingFile], frame: pd.DataFrame, machines: Sequence[Machine] = ()
-) -> list[timeline.ColumnBatch]:
+) -> list[ColumnBatch]:
     """One batch per supporting file that states something (see the module docstring)."""
     owners = _owners(machines)
     newest = int(frame["ts"].array.asi8.max()) if len(frame) else None
@@ -76,7 +77,7 @@ def events(
         if ts is None:
             fields["time"] = "unknown (the bundle states no time)"
         level = ERROR_LEVEL if facts.error_code not in (None, 0, "0") else INFO_LEVEL
-        batch = timeline.ColumnBatch(item.display)
+        batch = ColumnBatch(item.display)
         batch.append_row(
             (
                 ts or 0,

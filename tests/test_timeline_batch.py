@@ -6,8 +6,9 @@ import random
 
 import pandas as pd
 
+from evtxdoc.parse.batch import BLOCK_ROWS, ColumnBatch
 from evtxdoc.parse.normalize import EMPTY_PAYLOAD
-from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch, append, build_frame
+from evtxdoc.timeline import append, build_frame
 
 
 def _row(ts=0, event_id=1, level=4, record_id=1, host="H", channel="C", activity=None):

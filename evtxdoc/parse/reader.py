@@ -30,6 +30,7 @@ from evtxdoc.parse import (
     rs_records,
     scan,
 )
+from evtxdoc.parse.batch import BLOCK_ROWS, ColumnBatch
 from evtxdoc.parse.normalize import Row, row
 from evtxdoc.parse.structure import (
     AMBIGUOUS,
@@ -39,7 +40,6 @@ from evtxdoc.parse.structure import (
     filetime_to_ns,
     record_times,
 )
-from evtxdoc.timeline import BLOCK_ROWS, ColumnBatch
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
 MAX_ERRORS_LISTED = 20
