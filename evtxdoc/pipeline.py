@@ -18,6 +18,7 @@ import pandas as pd
 from evtxdoc import __version__, supporting, timeline
 from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
+from evtxdoc.correlate.machines import container
 from evtxdoc.errors import InputError, InternalError, StrictModeError
 from evtxdoc.models import (
     Analysis,
@@ -136,10 +137,16 @@ def with_damage(
         else c
         for c in coverage
     ]
-    for report in reports:  # a connector log damaged before its first record still counts
-        channel = connector_channel_of(report.display)
+    hosts_in: dict[str, set[str]] = {}  # folder or archive → the hosts its logs name
+    for item in coverage:
+        for source in item.sources:
+            hosts_in.setdefault(container(source), set()).add(item.host)
+    for report in reports:  # a connector log damaged before its first record still counts,
+        channel = connector_channel_of(report.display)  # on the server whose logs lie beside it
         if report.damage and not report.records and channel:
-            out.append(ChannelCoverage("", channel, 0, 0, 0, (report.display,), report.damage))
+            beside = hosts_in.get(container(report.display), set())
+            host = next(iter(beside)) if len(beside) == 1 else ""  # "": cannot be attributed
+            out.append(ChannelCoverage(host, channel, 0, 0, 0, (report.display,), report.damage))
     return tuple(out)
 
 

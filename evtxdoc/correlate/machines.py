@@ -27,7 +27,7 @@ from evtxdoc.correlate.evidence import (
     category_codes,
 )
 from evtxdoc.correlate.facts import DeviceFacts, read
-from evtxdoc.models import ChannelCoverage, Machine, SupportingFile
+from evtxdoc.models import Machine, SupportingFile
 
 FILE_HOSTS_MAX = 4
 FORWARDED = "forwardedevents"
@@ -220,23 +220,3 @@ def attach_facts(
         else:
             out[machine] = facts
     return out
-
-
-def beside_unreadable_connector_logs(
-    coverage: Sequence[ChannelCoverage], sources: dict[str, set[str]]
-) -> set[str]:
-    """Machines whose folder or archive holds a connector log damaged before its first record
-    (coverage with no records, see pipeline.with_damage): they are connector servers."""
-    places = {
-        container(c.sources[0])
-        for c in coverage
-        if not c.records and c.sources and c.channel.lower() in CONNECTOR_CHANNELS
-    }
-    if not places:
-        return set()
-    return {
-        machine for machine, files in sources.items() if any(container(f) in places for f in files)
-    }
-
-
-CONNECTOR_CHANNELS = set(CONNECTOR_UPDATED + CONNECTOR_LEGACY)

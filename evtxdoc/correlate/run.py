@@ -68,8 +68,9 @@ def _correlate(
     machine_of, sources = machines.group_hosts(frame, joins)
     names = {str(h).lower(): str(h) for h in frame["host"].unique()} if len(frame) else {}
     role_of = machines.roles(frame, machine_of)
-    for machine in machines.beside_unreadable_connector_logs(coverage, sources):
-        role_of[machine] = "connector"  # its connector log is there, damaged to nothing
+    for item in coverage:  # a server whose connector log is there, damaged to nothing
+        if not item.records and item.host and item.channel.lower() in CONNECTOR_LOGS:
+            role_of[machine_of.get(item.host.lower(), item.host.lower())] = "connector"
     facts = machines.attach_facts(supporting, sources)
     requests, notices = [], []
     for record in connector_records:

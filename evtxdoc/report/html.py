@@ -30,6 +30,7 @@ from evtxdoc.report import fragments, swimlane
 from evtxdoc.report.clock import UTC, DeviceShifts, DisplayZone, duration
 from evtxdoc.report.document import device_name
 from evtxdoc.report.events import attempt_ids
+from evtxdoc.report.findings import finding_dict
 from evtxdoc.report.inventory import inventory
 from evtxdoc.report.redact import Redactor
 from evtxdoc.rules.model import CONFIDENCE_RANK, SEVERITY_RANK
@@ -236,21 +237,10 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     for index, finding in enumerate(shown_findings):
         finding_views.append(
             {
+                **finding_dict(finding),  # the JSON document's fields, then the view's own
                 "anchor": f"finding-{index + 1}",
-                "rule": finding.rule,
-                "title": finding.title,
-                "severity": finding.severity,
-                "confidence": finding.confidence,
-                "scope": finding.scope,
-                "attempt": finding.attempt,
-                "host": finding.host,
-                "root_cause": finding.root_cause,
                 "cause": bound(finding.cause, 4000),
                 "fix_steps": _fix_steps(finding.fix),
-                "references": list(finding.references),
-                "count": finding.count,
-                "superseded": list(finding.superseded),
-                "unconfirmed": list(finding.unconfirmed),
                 "evidence": [evidence_of(r) for r in finding.evidence[:MAX_EVIDENCE_SHOWN]],
                 "more_evidence": max(0, len(finding.evidence) - MAX_EVIDENCE_SHOWN),
             }

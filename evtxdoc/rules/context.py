@@ -19,7 +19,6 @@ from evtxdoc.models import (
     Attempt,
     ChannelCoverage,
     Correlation,
-    Outcome,
 )
 from evtxdoc.rules.model import (
     Selector,
@@ -31,8 +30,6 @@ PAD_BEFORE_NS = 15 * 60 * SECOND  # device events this long before an attempt's 
 PAD_AFTER_NS = 30 * 60 * SECOND
 MIN_TS = -(2**62)
 MAX_TS = 2**62
-MAX_EVIDENCE = 10  # events per selector kept as evidence
-FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN}
 
 
 # --- the context the engine works in ------------------------------------------------------------

@@ -36,22 +36,21 @@ from evtxdoc.models import (
     RuleGap,
 )
 from evtxdoc.rules import templates
-from evtxdoc.rules.context import AttemptTable, Context
+from evtxdoc.rules.context import MAX_TS, AttemptTable, Context
 from evtxdoc.rules.model import (
     Match,
     Rule,
 )
-from evtxdoc.rules.scopes import applies, bundle_rule, event_rule, evidence_refs, host_rule
+from evtxdoc.rules.scopes import (
+    applies,
+    bundle_rule,
+    event_rule,
+    evidence_refs,
+    host_rule,
+    rendered,
+)
 from evtxdoc.rules.verdict import finish
 from evtxdoc.vocab import SECOND
-
-PAD_BEFORE_NS = 15 * 60 * SECOND  # device events this long before an attempt's first step count
-PAD_AFTER_NS = 30 * 60 * SECOND
-MIN_TS = -(2**62)
-MAX_TS = 2**62
-MAX_EVIDENCE = 10  # events per selector kept as evidence
-FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN}
-
 
 # --- evaluation -------------------------------------------------------------------------------
 
@@ -248,22 +247,13 @@ def _attempt_finding(
         for s in attempt.steps
         if s.name in {c.name for c in rule.match.steps} and s.status != "info"
     )
-    return Finding(
-        rule=rule.id,
-        title=rule.title,
-        severity=rule.severity,
-        confidence=rule.confidence,
-        scope=rule.scope,
-        cause=templates.render(rule.cause, values),
-        fix=templates.render(rule.fix, values),
-        references=rule.references,
-        evidence=tuple(dict.fromkeys(refs + step_refs)),
-        attempt=attempt.id,
-        host=context.display(attempt.device.machine)
+    host = (  # a connector-only attempt has no machine of its own: its computer's name
+        context.display(attempt.device.machine)
         if attempt.steps
-        else (attempt.device.computer_name or attempt.device.hosts[0]),
-        count=count,
+        else (attempt.device.computer_name or attempt.device.hosts[0])
     )
+    evidence_all = tuple(dict.fromkeys(refs + step_refs))
+    return rendered(rule, values, evidence_all, count, attempt=attempt.id, host=host)
 
 
 def _attempt_values(attempt: Attempt, kinds: frozenset[str]) -> dict[str, Any]:

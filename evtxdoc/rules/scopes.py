@@ -14,7 +14,6 @@ from evtxdoc.correlate.evidence import (
 from evtxdoc.models import (
     EventRef,
     Finding,
-    Outcome,
 )
 from evtxdoc.rules import templates
 from evtxdoc.rules.context import Context
@@ -23,14 +22,8 @@ from evtxdoc.rules.model import (
     Match,
     Rule,
 )
-from evtxdoc.vocab import SECOND
 
-PAD_BEFORE_NS = 15 * 60 * SECOND  # device events this long before an attempt's first step count
-PAD_AFTER_NS = 30 * 60 * SECOND
-MIN_TS = -(2**62)
-MAX_TS = 2**62
 MAX_EVIDENCE = 10  # events per selector kept as evidence
-FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN}
 
 
 # --- applies_to -------------------------------------------------------------------------------
@@ -137,6 +130,19 @@ def scope_finding(
     if host is not None and refs:  # name the host that wrote the evidence, not a sibling name
         host = refs[0].host
         values["host"] = host
+    return rendered(rule, values, refs, count, host=host)
+
+
+def rendered(
+    rule: Rule,
+    values: dict[str, Any],
+    evidence: tuple[EventRef, ...],
+    count: int,
+    *,
+    attempt: str | None = None,
+    host: str | None = None,
+) -> Finding:
+    """A rule's finding, its cause and fix rendered with `values` (every scope builds it so)."""
     return Finding(
         rule=rule.id,
         title=rule.title,
@@ -146,7 +152,8 @@ def scope_finding(
         cause=templates.render(rule.cause, values),
         fix=templates.render(rule.fix, values),
         references=rule.references,
-        evidence=refs,
+        evidence=evidence,
+        attempt=attempt,
         host=host,
         count=count,
     )

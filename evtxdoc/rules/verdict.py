@@ -19,13 +19,7 @@ from evtxdoc.rules.model import (
     Rule,
     Selector,
 )
-from evtxdoc.vocab import SECOND
 
-PAD_BEFORE_NS = 15 * 60 * SECOND  # device events this long before an attempt's first step count
-PAD_AFTER_NS = 30 * 60 * SECOND
-MIN_TS = -(2**62)
-MAX_TS = 2**62
-MAX_EVIDENCE = 10  # events per selector kept as evidence
 FAILED = {Outcome.FAILED, Outcome.TIMED_OUT, Outcome.INCOMPLETE, Outcome.UNKNOWN}
 
 

@@ -10,7 +10,6 @@ documented in docs/scenarios.md.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 import random
 import re
@@ -21,6 +20,7 @@ from typing import Any
 
 from evtxdoc import yamlpos
 from evtxdoc.errors import InputError
+from evtxdoc.rules.schema import did_you_mean
 from evtxdoc.synth import catalog
 from evtxdoc.synth.writer import SynthEvent
 from evtxdoc.vocab import SECOND
@@ -238,11 +238,10 @@ def _strict(item: Any, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
         raise InputError(f"expected a mapping, got {type(item).__name__}", where=where)
     for key in item:
         if key not in allowed:
-            near = difflib.get_close_matches(str(key), allowed, n=1)
             raise InputError(
                 f"unknown key {key!r}",
                 where=where,
-                hint=f"did you mean {near[0]!r}?" if near else f"one of {', '.join(allowed)}",
+                hint=did_you_mean(key, allowed) or f"one of {', '.join(allowed)}",
             )
     return item
 
