@@ -29,10 +29,18 @@ from pathlib import Path
 from typing import Any
 
 from evtxdoc import pipeline, timeline, yamlpos
-from evtxdoc.models import ChannelCoverage, DamageSpan, Evaluation, Finding, SupportingFile
+from evtxdoc.models import (
+    ChannelCoverage,
+    DamageSpan,
+    Evaluation,
+    Finding,
+    Problem,
+    SupportingFile,
+)
 from evtxdoc.parse.batch import ColumnBatch
-from evtxdoc.parse.normalize import encode_payload, parse_time_ns
-from evtxdoc.rules.loader import TEST_SUFFIX, RuleProblem, read_yaml
+from evtxdoc.parse.payload import encode_payload
+from evtxdoc.parse.times import parse_time_ns
+from evtxdoc.rules.loader import TEST_SUFFIX, read_yaml, rule_problem
 from evtxdoc.rules.model import Rule, seconds
 from evtxdoc.rules.schema import did_you_mean
 from evtxdoc.vocab import SECOND
@@ -107,12 +115,12 @@ def fixture_path(rule: Rule) -> Path:
     return Path(rule.path).with_name(f"{rule.id}{TEST_SUFFIX}")
 
 
-def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[RuleProblem]]:
+def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[Problem]]:
     """Every case of the rule's fixture file; problems for a missing or malformed file."""
     path = fixture_path(rule)
     if not path.exists():
         return [], [
-            RuleProblem(
+            rule_problem(
                 rule.path,
                 1,
                 f"no test file {path.name}",
@@ -124,8 +132,8 @@ def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[RuleProblem]]:
         return [], problems
     cases = data.get("cases") if isinstance(data, dict) else None
     if not isinstance(cases, list) or not cases:
-        return [], [RuleProblem(str(path), 1, "a test file holds `cases:`, a list of cases")]
-    found: list[RuleProblem] = []
+        return [], [rule_problem(str(path), 1, "a test file holds `cases:`, a list of cases")]
+    found: list[Problem] = []
     results = []
     for index, case in enumerate(cases):
         place = ("cases", index)
@@ -139,7 +147,7 @@ def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[RuleProblem]]:
     for wanted in ("match", "no_match"):
         if wanted not in expects:
             found.append(
-                RuleProblem(
+                rule_problem(
                     str(path),
                     1,
                     f"no case with expect: {wanted}",
@@ -151,11 +159,11 @@ def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[RuleProblem]]:
 
 def _check_case(
     case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines, file: str
-) -> list[RuleProblem]:
-    out: list[RuleProblem] = []
+) -> list[Problem]:
+    out: list[Problem] = []
 
     def add(path: tuple[str | int, ...], message: str, hint: str | None = None) -> None:
-        out.append(RuleProblem(file, lines.at(path), message, hint))
+        out.append(rule_problem(file, lines.at(path), message, hint))
 
     if not isinstance(case, dict):
         add(place, "a case is a mapping with name, expect and events")

@@ -17,18 +17,42 @@ class Severity(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class Location:
+    """Where a problem lies: a file as the user knows it, and in it a line (YAML texts) or a
+    place in words (an EVTX chunk and offset, an archive member)."""
+
+    source: str
+    line: int | None = None
+    where: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.source}:{self.line}" if self.line is not None else self.source
+        return f"{text} ({self.where})" if self.where else text
+
+
+@dataclass(frozen=True, slots=True)
 class Problem:
-    """Something wrong with the input data, located as precisely as we can."""
+    """The one shape of a located problem: in the input data (a torn record, a zip-slip entry)
+    and in a rule, fixture or catalog file (kind "rule": `source:line`)."""
 
     source: str  # display path, archive members as `outer.zip!/inner.cab!/file.evtx`
-    kind: str  # stable machine name, e.g. "torn_record", "zip_slip"
+    kind: str  # stable machine name, e.g. "torn_record", "zip_slip", "rule"
     message: str  # what happened, in words
     severity: Severity = Severity.WARNING
     where: str | None = None  # e.g. "chunk 3, offset 0x1f00"
     hint: str | None = None  # what the user can do
+    line: int | None = None  # 1-based, in a text file (a rule, a fixture)
+
+    @property
+    def location(self) -> Location:
+        return Location(self.source, self.line, self.where)
+
+    def __str__(self) -> str:
+        hint = f" — {self.hint}" if self.hint else ""
+        return f"{self.location}: {self.message}{hint}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "source": self.source,
             "kind": self.kind,
             "severity": str(self.severity),
@@ -36,6 +60,9 @@ class Problem:
             "message": self.message,
             "hint": self.hint,
         }
+        if self.line is not None:
+            out["line"] = self.line
+        return out
 
 
 class FileKind(StrEnum):

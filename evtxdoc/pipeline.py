@@ -169,7 +169,7 @@ def load_ruleset(extra: Sequence[str] = ()) -> RuleSet:
     """The built-in knowledge base plus `extra` folders; a broken rule stops the run."""
     folders = default_folders([Path(f) for f in extra])
     ruleset = load_rules(folders)
-    shipped = [p for p in ruleset.problems if Path(p.file).is_relative_to(folders[0])]
+    shipped = [p for p in ruleset.problems if Path(p.source).is_relative_to(folders[0])]
     if shipped:  # evtxdoc's own knowledge base is broken: not the user's doing
         listed = "\n".join(f"  {p}" for p in shipped[:20])
         raise InternalError(

@@ -28,7 +28,8 @@ from evtxdoc.correlate.facts import DeviceFacts, read
 from evtxdoc.correlate.machines import container
 from evtxdoc.models import ChannelCoverage, Correlation, Machine, SupportingFile
 from evtxdoc.parse.batch import ColumnBatch
-from evtxdoc.parse.normalize import encode_payload, parse_time_ns
+from evtxdoc.parse.payload import encode_payload
+from evtxdoc.parse.times import parse_time_ns
 
 CHANNELS = {  # supporting-file kind → the channel its event is on
     "autopilot_ztd_json": "Supporting/AutopilotDDSZTDFile.json",

@@ -20,7 +20,8 @@ from evtxdoc import catalog
 from evtxdoc.errors import InputError
 from evtxdoc.models import ChannelCoverage, Event
 from evtxdoc.parse.batch import NUMERIC, ROW_CATEGORICAL, ColumnBatch
-from evtxdoc.parse.normalize import NO_TIME, decode_fields, format_time_ns
+from evtxdoc.parse.payload import decode_fields
+from evtxdoc.parse.times import NO_TIME, format_time_ns
 
 CATEGORICAL = (*ROW_CATEGORICAL, "source_file")
 OBJECT = ("message", "payload")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from evtxdoc import catalog
-from evtxdoc.parse.normalize import code_pattern, decode_fields, encode_payload
+from evtxdoc.parse.payload import code_pattern, decode_fields, encode_payload
 from evtxdoc.rules import windows as rule_windows
 from evtxdoc.rules.matchers import accepted_codes, compile_matcher
 

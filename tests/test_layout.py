@@ -13,7 +13,7 @@ PACKAGE = ROOT / "evtxdoc"
 # Known to be over the bound (lines as `ruff format` writes them), each to be split in a later
 # step of issue 17: the scenario story (one long table of faults, with the spec layer),
 # normalize (the ingest hot path, with parse/), the EVTX writer.
-OVER_BOUND = {"synth/scenario.py", "parse/normalize.py", "synth/writer.py"}
+OVER_BOUND = {"synth/scenario.py", "synth/writer.py"}
 MAX_LINES = 450
 
 

@@ -11,17 +11,9 @@ import pytest
 
 from evtxdoc import pipeline
 from evtxdoc.parse import fallback_available, python_evtx_records, rs_records
-from evtxdoc.parse.normalize import (
-    ROW_FIELDS,
-    _split_text,
-    decode_fields,
-    encode_payload,
-    event_time,
-    format_time_ns,
-    normalize,
-    parse_time_ns,
-    row,
-)
+from evtxdoc.parse.normalize import ROW_FIELDS, _split_text, normalize, row
+from evtxdoc.parse.payload import decode_fields, encode_payload
+from evtxdoc.parse.times import event_time, format_time_ns, parse_time_ns
 from evtxdoc.timeline import fields_of, select
 
 from .conftest import real, real_files

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from evtxdoc.parse import scan
 from evtxdoc.parse.backends import python_evtx_records, rs_records, xml_to_event
-from evtxdoc.parse.normalize import decode_fields, row
+from evtxdoc.parse.normalize import row
+from evtxdoc.parse.payload import decode_fields
 from evtxdoc.synth import binxml as bx
 from evtxdoc.synth.writer import Damage, EvtxWriter, Field, SynthEvent
 
@@ -183,7 +184,7 @@ def read_libevtx(path: Path) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
 
 def expected(events: list[SynthEvent], first_id: int = 1):
     """What a parser must give back, in normalized form."""
-    from evtxdoc.parse.normalize import normalize_value
+    from evtxdoc.parse.payload import normalize_value
 
     out = []
     for number, event in enumerate(events):
@@ -213,7 +214,7 @@ def _rendered(field: Field) -> Any:
     if field.vtype in (bx.HEXINT32, bx.HEXINT64):
         return f"0x{field.value:x}"
     if field.vtype == bx.FILETIME:
-        from evtxdoc.parse.normalize import format_time_ns
+        from evtxdoc.parse.times import format_time_ns
 
         return format_time_ns(field.value)
     return field.value
@@ -231,7 +232,7 @@ def _same(got, want, *, time_tolerance_ns: int = 0, folded_crlf: bool = False) -
 
 def _same_value(got: Any, want: Any, folded_crlf: bool) -> None:
     if isinstance(want, str) and want.endswith("Z") and want[:2] in ("19", "20"):
-        from evtxdoc.parse.normalize import parse_time_ns
+        from evtxdoc.parse.times import parse_time_ns
 
         assert abs(parse_time_ns(str(got)) - parse_time_ns(want)) < 10_000  # µs renderers
         return

@@ -7,7 +7,7 @@ import random
 import pandas as pd
 
 from evtxdoc.parse.batch import BLOCK_ROWS, ColumnBatch
-from evtxdoc.parse.normalize import EMPTY_PAYLOAD
+from evtxdoc.parse.payload import EMPTY_PAYLOAD
 from evtxdoc.timeline import append, build_frame
 
 

@@ -225,3 +225,15 @@ def test_a_scenario_key_typo_is_refused_with_its_neighbour() -> None:
         parse({"name": "x", "devices": [{"oobe_name": "D", "attempts": [{"falt": "quota"}]}]})
     assert raised.value.where == "<scenario>: devices[0].attempts[0]"
     assert raised.value.hint == "did you mean 'fault'?"
+
+
+def test_data_and_rule_problems_share_one_located_shape() -> None:
+    from evtxdoc.models import Problem, Severity
+    from evtxdoc.rules.loader import rule_problem
+
+    torn = Problem("bundle.zip!/System.evtx", "torn_record", "cut short", where="chunk 3")
+    rule = rule_problem("rules/x.yaml", 7, "unknown source 'S99'", "add it to sources.yaml")
+    assert str(torn) == "bundle.zip!/System.evtx (chunk 3): cut short"
+    assert str(rule) == "rules/x.yaml:7: unknown source 'S99' — add it to sources.yaml"
+    assert (rule.kind, rule.severity, rule.location.line) == ("rule", Severity.ERROR, 7)
+    assert "line" not in torn.to_dict() and rule.to_dict()["line"] == 7

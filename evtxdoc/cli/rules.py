@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from evtxdoc.fixtures import fixture_path, run_rule_tests
+from evtxdoc.models import Problem
 from evtxdoc.rules import RuleSet, default_folders, load_rules
-from evtxdoc.rules.loader import RuleProblem
+from evtxdoc.rules.loader import rule_problem
 from evtxdoc.rules.schema import SCHEMA, SCOPES
 
 rules_app = typer.Typer(
@@ -103,7 +104,7 @@ def _ruleset(folders: list[Path] | None, only: bool) -> RuleSet:
     return load_rules(chosen if only and chosen else default_folders(chosen))
 
 
-def _print_problems(problems: list[RuleProblem]) -> None:
+def _print_problems(problems: list[Problem]) -> None:
     for problem in problems:
         typer.echo(str(problem))
 
@@ -148,7 +149,7 @@ def rules_lint(folders: Folders = None, only: Only = False) -> None:
     for rule in ruleset.rules:
         if not fixture_path(rule).exists():
             problems.append(
-                RuleProblem(
+                rule_problem(
                     rule.path,
                     1,
                     f"no test file {fixture_path(rule).name}",

@@ -26,7 +26,8 @@ import pandas as pd
 
 from evtxdoc.catalog import parse_code
 from evtxdoc.models import ConnectorNotice, ConnectorRequest, EventRef
-from evtxdoc.parse.normalize import decode_fields, parse_time_ns
+from evtxdoc.parse.payload import decode_fields
+from evtxdoc.parse.times import parse_time_ns
 
 DMEDP = "microsoft-windows-devicemanagement-enterprise-diagnostics-provider/admin"
 AUTOPILOT = "microsoft-windows-moderndeployment-diagnostics-provider/autopilot"

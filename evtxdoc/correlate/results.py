@@ -24,7 +24,7 @@ from evtxdoc.models import (
     Outcome,
     Step,
 )
-from evtxdoc.parse.normalize import format_time_ns
+from evtxdoc.parse.times import format_time_ns
 from evtxdoc.vocab import SECOND, WINDOW_SLACK_NS
 
 CONNECTOR_CHANNEL = "Microsoft-Intune-ODJConnectorService/Operational"

@@ -13,7 +13,7 @@ from evtxdoc.models import (
     EventRef,
     Step,
 )
-from evtxdoc.parse.normalize import format_time_ns
+from evtxdoc.parse.times import format_time_ns
 from evtxdoc.vocab import SECOND
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from evtxdoc.correlate import evidence
 from evtxdoc.models import Analysis, Attempt, Correlation, DamageSpan, Evaluation, Machine
-from evtxdoc.parse.normalize import format_time_ns
+from evtxdoc.parse.times import format_time_ns
 
 # Channels each role's logs should hold to judge a hybrid join (domain.md a.1–a.9, (e)).
 EXPECTED_CHANNELS = {

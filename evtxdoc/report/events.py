@@ -17,7 +17,7 @@ import pandas as pd
 
 from evtxdoc.correlate.evidence import category_codes
 from evtxdoc.models import Correlation
-from evtxdoc.parse.normalize import NO_TIME, format_time_ns
+from evtxdoc.parse.times import NO_TIME, format_time_ns
 from evtxdoc.timeline import time_sorted, to_events
 
 EXPORT_COLUMNS = (

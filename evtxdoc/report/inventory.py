@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from evtxdoc.models import Analysis, FileKind
-from evtxdoc.parse.normalize import format_time_ns
+from evtxdoc.parse.times import format_time_ns
 from evtxdoc.report.attempts import correlation_dict
 from evtxdoc.report.document import coverage, verdicts
 from evtxdoc.report.findings import evaluation_dict

@@ -216,7 +216,8 @@ SCHEMA: dict[str, Any] = {
                         "where": nullable(STR),
                         "message": STR,
                         "hint": nullable(STR),
-                    }
+                    },
+                    {"line": INT},
                 )
             ),
             "attempts": array(

@@ -5,7 +5,7 @@ and its correlation (`windows`, `context`, `verdict` are its parts); `evtxdoc.fi
 the rule authors' test cases.
 """
 
-from evtxdoc.rules.loader import RuleProblem, RuleSet, default_folders, load_rule, load_rules
+from evtxdoc.rules.loader import RuleSet, default_folders, load_rule, load_rules
 from evtxdoc.rules.model import Rule
 
-__all__ = ["Rule", "RuleProblem", "RuleSet", "default_folders", "load_rule", "load_rules"]
+__all__ = ["Rule", "RuleSet", "default_folders", "load_rule", "load_rules"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from evtxdoc import catalog, yamlpos
+from evtxdoc.models import Problem, Severity
 from evtxdoc.rules import schema, templates
 from evtxdoc.rules.lint import beside_the_schema
 from evtxdoc.rules.matchers import Matcher, MatcherError, compile_matcher
@@ -30,24 +31,15 @@ from evtxdoc.rules.model import (
 TEST_SUFFIX = ".test.yaml"
 
 
-@dataclass(frozen=True)
-class RuleProblem:
-    """One thing wrong with a rule or fixture file, located."""
-
-    file: str
-    line: int
-    message: str
-    hint: str | None = None
-
-    def __str__(self) -> str:
-        hint = f" — {self.hint}" if self.hint else ""
-        return f"{self.file}:{self.line}: {self.message}{hint}"
+def rule_problem(file: str, line: int, message: str, hint: str | None = None) -> Problem:
+    """A problem in a rule or fixture file: the one `Problem` shape, kind "rule", at file:line."""
+    return Problem(file, "rule", message, Severity.ERROR, hint=hint, line=line)
 
 
 @dataclass
 class RuleSet:
     rules: list[Rule] = field(default_factory=list)
-    problems: list[RuleProblem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
     folders: tuple[str, ...] = ()
 
     def get(self, rule_id: str) -> Rule | None:
@@ -60,12 +52,12 @@ class _Checker:
     def __init__(self, path: Path, lines: yamlpos.Lines) -> None:
         self.path = str(path)
         self.lines = lines
-        self.problems: list[RuleProblem] = []
+        self.problems: list[Problem] = []
 
     def add(self, key_path: tuple[str | int, ...], message: str, hint: str | None = None) -> None:
         where = ".".join(map(str, key_path))
         text = f"{where}: {message}" if where else message
-        self.problems.append(RuleProblem(self.path, self.lines.at(key_path), text, hint))
+        self.problems.append(rule_problem(self.path, self.lines.at(key_path), text, hint))
 
 
 def rule_files(folder: Path) -> list[Path]:
@@ -77,19 +69,19 @@ def rule_files(folder: Path) -> list[Path]:
     )
 
 
-def read_yaml(path: Path) -> tuple[Any, yamlpos.Lines, list[RuleProblem]]:
+def read_yaml(path: Path) -> tuple[Any, yamlpos.Lines, list[Problem]]:
     try:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, yamlpos.Lines(), [RuleProblem(str(path), 1, f"cannot read: {exc}")]
+        return None, yamlpos.Lines(), [rule_problem(str(path), 1, f"cannot read: {exc}")]
     try:
         data, lines = yamlpos.load(text)
     except yamlpos.YamlError as exc:
-        return None, yamlpos.Lines(), [RuleProblem(str(path), exc.line, exc.message)]
+        return None, yamlpos.Lines(), [rule_problem(str(path), exc.line, exc.message)]
     return data, lines, []
 
 
-def load_rule(path: Path) -> tuple[Rule | None, list[RuleProblem]]:
+def load_rule(path: Path) -> tuple[Rule | None, list[Problem]]:
     """One rule file → (rule or None, problems)."""
     data, lines, problems = read_yaml(path)
     if problems:
@@ -106,7 +98,7 @@ def load_rule(path: Path) -> tuple[Rule | None, list[RuleProblem]]:
         check.add(key_path, message, hint)
     if check.problems:  # still say what else is wrong, so that one lint run finds it all
         beside_the_schema(data, path, check)
-        return None, sorted(check.problems, key=lambda p: p.line)
+        return None, sorted(check.problems, key=lambda p: p.line or 0)
     if data["id"] != path.name.removesuffix(".yaml"):
         check.add(
             ("id",),
@@ -391,7 +383,7 @@ def load_rules(folders: Iterable[Path]) -> RuleSet:
     for folder in folders:
         if not folder.is_dir():
             out.problems.append(
-                RuleProblem(
+                rule_problem(
                     str(folder),
                     1,
                     "not a folder of rules",
@@ -406,7 +398,7 @@ def load_rules(folders: Iterable[Path]) -> RuleSet:
                 continue
             if rule.id in first:
                 out.problems.append(
-                    RuleProblem(
+                    rule_problem(
                         str(path),
                         1,
                         f"duplicate rule id {rule.id!r}",
@@ -423,7 +415,7 @@ def load_rules(folders: Iterable[Path]) -> RuleSet:
                 lines = yamlpos.load(Path(rule.path).read_text("utf-8"))[1]
                 index = rule.supersedes.index(target)
                 out.problems.append(
-                    RuleProblem(
+                    rule_problem(
                         rule.path,
                         lines.at(("supersedes", index)),
                         f"supersedes: unknown rule {target!r}",

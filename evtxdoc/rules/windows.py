@@ -19,7 +19,8 @@ from evtxdoc.correlate.evidence import (
 from evtxdoc.models import (
     EventRef,
 )
-from evtxdoc.parse.normalize import code_pattern, decode_fields, format_time_ns
+from evtxdoc.parse.payload import code_pattern, decode_fields
+from evtxdoc.parse.times import format_time_ns
 from evtxdoc.rules.model import (
     Selector,
 )
@@ -162,7 +163,7 @@ class Timeline:
 
     def _could_hold_codes(self, selector: Selector, positions: np.ndarray) -> np.ndarray:
         """Drop rows whose stored payload cannot hold a code the selector requires: a bytes
-        search in C instead of decoding (see normalize.code_pattern), once per distinct
+        search in C instead of decoding (see payload.code_pattern), once per distinct
         payload."""
         matchers = [m for _, m in selector.fields] + [selector.any_field]
         for codes in {m.codes for m in matchers if m is not None and m.codes is not None}:
