@@ -21,7 +21,8 @@ from evtxdoc.parse.backends import python_evtx_records, rs_records, xml_to_event
 from evtxdoc.parse.normalize import row
 from evtxdoc.parse.payload import decode_fields
 from evtxdoc.synth import binxml as bx
-from evtxdoc.synth.writer import Damage, EvtxWriter, Field, SynthEvent
+from evtxdoc.synth.events import Field, SynthEvent
+from evtxdoc.synth.writer import Damage, EvtxWriter
 
 pyevtx = pytest.importorskip("pyevtx")  # libevtx-python (test dependency)
 

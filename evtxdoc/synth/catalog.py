@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from evtxdoc.synth.binxml import TYPE_NAMES
-from evtxdoc.synth.writer import Field, SynthEvent
+from evtxdoc.synth.events import Field, SynthEvent
 
 SHAPES = ("documented", "real", "inferred")
 

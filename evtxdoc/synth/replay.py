@@ -27,7 +27,8 @@ from typing import Any
 
 from evtxdoc.synth import catalog
 from evtxdoc.synth.binxml import TYPE_NAMES
-from evtxdoc.synth.writer import EvtxWriter, Field, SynthEvent
+from evtxdoc.synth.events import Field, SynthEvent
+from evtxdoc.synth.writer import EvtxWriter
 from evtxdoc.vocab import SECOND
 
 DMEDP = "DeviceManagement-Enterprise-Diagnostics-Provider"

@@ -1,0 +1,440 @@
+"""A scenario file (YAML) → the typed Scenario: hosts, attempts and faults, checked strictly
+(unknown keys with a did-you-mean, duplicate keys refused at their line), and `expected()`, what
+analysis of its bundle must find. The format is documented in docs/scenarios.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evtxdoc import yamlpos
+from evtxdoc.errors import InputError
+from evtxdoc.rules.schema import did_you_mean
+from evtxdoc.vocab import SECOND
+
+FAULTS = {  # fault → (outcome, failing step), the expectation a scenario states
+    "none": ("succeeded", None),
+    "access_denied": ("timed_out", "odj_blob"),
+    "ou_not_configured": ("timed_out", "odj_blob"),
+    "quota": ("timed_out", "odj_blob"),
+    "no_connector": ("timed_out", "odj_blob"),
+    "connector_proxy": ("timed_out", "odj_blob"),
+    "legacy_connector": ("timed_out", "odj_blob"),
+    "blob_rejected": ("failed", "offline_join"),
+    "dc_unreachable": ("failed", "dc_connectivity"),
+    "vpn_not_connected": ("failed", "dc_connectivity"),
+    "clock_skew": ("succeeded", None),
+    "clock_skew_unsynced": ("incomplete", "hybrid_registration"),
+    "sync_pending": ("incomplete", "hybrid_registration"),
+    "entra_join": ("not_hybrid", None),
+}
+FINDINGS = {  # fault → the rule (rules/) that must be the attempt's top finding
+    "none": None,
+    "access_denied": "connector-access-denied-msa",  # -legacy on a legacy connector
+    "ou_not_configured": "connector-access-denied-msa",
+    "quota": "connector-computer-quota",
+    "no_connector": "no-connector-answered",
+    "connector_proxy": "connector-proxy-failure",
+    "legacy_connector": "connector-legacy-not-serving",
+    "blob_rejected": "offline-join-failed",
+    "dc_unreachable": "dc-unreachable-no-skip",
+    "vpn_not_connected": "vpn-not-connected",
+    "clock_skew": "clock-skew-kerberos",
+    "clock_skew_unsynced": "clock-skew-kerberos",
+    "sync_pending": "hybrid-registration-sync-pending",
+    "entra_join": "not-hybrid-join",
+}
+UNSERVED = ("no_connector", "connector_proxy", "legacy_connector")  # no connector event for it
+LAYOUTS = ("cab", "zip", "intune", "live", "not_collected")  # not_collected: no device logs
+CONNECTOR_KINDS = ("updated", "legacy")
+MSA_SID_BASE = "S-1-5-21-3623811015-3361044348-30300820"
+_DURATION = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$")
+_UNITS = {"ms": 1e-3, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def seconds(value: Any, where: str) -> float:
+    """`90`, `"90s"`, `"+5m"`, `"-3h"` → seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value).strip())
+    if not match:
+        raise InputError(
+            f"{value!r} is not a duration",
+            where=where,
+            hint="write a number of seconds or e.g. 90s, 5m, -3h, 1d",
+        )
+    sign, number, unit = match.groups()
+    return (-1 if sign == "-" else 1) * float(number) * _UNITS[unit]
+
+
+@dataclass
+class Connector:
+    name: str
+    kind: str = "updated"
+    version: str = "6.2501.2000.5"
+    domain: str = "contoso.local"
+    clock_offset: float = 0.0
+    msa_sid: str = ""
+    served_before: int = 0  # successful requests for devices outside the bundle
+    layout: str = "export"  # "not_collected": the server's logs are not in the bundle
+    legacy_history: int = 0  # an updated server that ran the legacy connector: its old log
+    # still holds this many legacy failures from a month before (both logs on one host)
+
+
+@dataclass
+class Attempt:
+    at: float  # seconds after the scenario start (true time)
+    computer_name: str
+    connector: str | None
+    fault: str = "none"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Device:
+    oobe_name: str
+    serial: str
+    layout: str
+    clock_offset: float
+    join: str
+    skip_dc_check: bool
+    domain: str
+    ou: str
+    name_prefix: str
+    attempts: list[Attempt]
+    ztdid: str = ""
+    entdmid: str = ""
+    time_zone: str = "UTC"  # Windows time zone name; event logs store UTC whatever it is
+    earlier_success: dict[str, Any] = field(default_factory=dict)  # {before, computer_name}:
+    # a connector success for this device's EntDMID from a deployment before the bundle's
+
+
+@dataclass
+class Scenario:
+    name: str
+    summary: str
+    root_cause: str
+    seed: int
+    start_ns: int
+    tenant_id: str
+    tenant_domain: str
+    connectors: list[Connector]
+    devices: list[Device]
+    noise: int  # background events per device; -1 (`noise: real`): the real rate over its span
+    damage: list[dict[str, Any]]
+    source: str = ""
+
+    def connector(self, name: str | None) -> Connector | None:
+        return next((c for c in self.connectors if c.name == name), None)
+
+
+# --- loading -------------------------------------------------------------------------------
+
+CONNECTOR_LAYOUTS = ("export", "not_collected")
+
+
+def _connector_layout(layout: Any, where: str) -> str:
+    if layout not in CONNECTOR_LAYOUTS:
+        raise InputError(
+            f"connector layout {layout!r}",
+            where=where,
+            hint=f"one of {', '.join(CONNECTOR_LAYOUTS)}",
+        )
+    return str(layout)
+
+
+def load(path: Path) -> Scenario:
+    """Read and check a scenario file; errors name the file and the key."""
+    where = str(path)
+    try:
+        raw = yamlpos.load(path.read_text("utf-8"))[0]
+    except OSError as exc:
+        raise InputError(
+            f"cannot read scenario: {exc}", where=where, hint="see docs/scenarios.md for the format"
+        ) from exc
+    except yamlpos.YamlError as exc:  # a duplicate key too: strict, with its line
+        raise InputError(
+            exc.message, where=f"{where}:{exc.line}", hint="see docs/scenarios.md for the format"
+        ) from exc
+    if not isinstance(raw, dict):
+        raise InputError("a scenario is a YAML mapping", where=where)
+    return parse(raw, where)
+
+
+SCENARIO_KEYS = (
+    "name",
+    "summary",
+    "root_cause",
+    "seed",
+    "start",
+    "noise",
+    "domain",
+    "tenant_id",
+    "tenant_domain",
+    "connectors",
+    "devices",
+    "damage",
+)
+CONNECTOR_KEYS = (
+    "name",
+    "kind",
+    "version",
+    "domain",
+    "clock_offset",
+    "served_before",
+    "legacy_history",
+    "layout",
+)
+DEVICE_KEYS = (
+    "oobe_name",
+    "serial",
+    "layout",
+    "clock_offset",
+    "time_zone",
+    "profile",
+    "attempts",
+    "entdmid",
+    "earlier_success",
+)
+PROFILE_KEYS = ("join", "skip_dc_check", "domain", "ou", "name_prefix")
+ATTEMPT_KEYS = (
+    "at",
+    "computer_name",
+    "connector",
+    "fault",
+    "odj_timeout",
+    "net_status",
+    "retries",
+    "expect",
+)
+DAMAGE_KEYS = (
+    "host",
+    "channel",
+    "dirty",
+    "torn_last_record",
+    "bad_crc_chunk",
+    "truncate_at",
+    "truncate_at_record",
+    "slack_records",
+)
+
+
+def _strict(item: Any, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
+    """A mapping with only the keys a scenario knows; an unknown key names its neighbour."""
+    if not isinstance(item, dict):
+        raise InputError(f"expected a mapping, got {type(item).__name__}", where=where)
+    for key in item:
+        if key not in allowed:
+            raise InputError(
+                f"unknown key {key!r}",
+                where=where,
+                hint=did_you_mean(key, allowed) or f"one of {', '.join(allowed)}",
+            )
+    return item
+
+
+def _check_keys(raw: dict[str, Any], where: str) -> None:
+    """Every key of the scenario is known (docs/scenarios.md): a typo is not ignored."""
+    _strict(raw, SCENARIO_KEYS, where)
+    for number, item in enumerate(raw.get("connectors") or []):
+        _strict(item, CONNECTOR_KEYS, f"{where}: connectors[{number}]")
+    for number, item in enumerate(raw.get("devices") or []):
+        place = f"{where}: devices[{number}]"
+        _strict(item, DEVICE_KEYS, place)
+        _strict(item.get("profile") or {}, PROFILE_KEYS, f"{place}.profile")
+        for index, entry in enumerate(item.get("attempts") or []):
+            _strict(entry, ATTEMPT_KEYS, f"{place}.attempts[{index}]")
+    for number, item in enumerate(raw.get("damage") or []):
+        _strict(item, DAMAGE_KEYS, f"{where}: damage[{number}]")
+
+
+def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
+    _check_keys(raw, where)
+    rng = random.Random(raw.get("seed", 1))
+    start = dt.datetime.fromisoformat(
+        str(raw.get("start", "2025-09-15T08:00:00+00:00")).replace("Z", "+00:00")
+    )
+    connectors = []
+    for number, item in enumerate(raw.get("connectors") or []):
+        kind = item.get("kind", "updated")
+        if kind not in CONNECTOR_KINDS:
+            raise InputError(
+                f"connector kind {kind!r}",
+                where=f"{where}: connectors[{number}]",
+                hint=f"one of {', '.join(CONNECTOR_KINDS)}",
+            )
+        connectors.append(
+            Connector(
+                name=item["name"],
+                kind=kind,
+                version=str(
+                    item.get("version", "6.2501.2000.5" if kind == "updated" else "6.2203.1742.4")
+                ),
+                domain=item.get("domain", raw.get("domain", "contoso.local")),
+                clock_offset=seconds(item.get("clock_offset", 0), f"{where}: connectors[{number}]"),
+                msa_sid=f"{MSA_SID_BASE}-{4101 + number}",
+                served_before=int(item.get("served_before", 0)),
+                legacy_history=int(item.get("legacy_history", 0)),
+                layout=_connector_layout(
+                    item.get("layout", "export"), f"{where}: connectors[{number}]"
+                ),
+            )
+        )
+    devices = []
+    for number, item in enumerate(raw.get("devices") or []):
+        place = f"{where}: devices[{number}]"
+        profile = item.get("profile") or {}
+        layout = item.get("layout", "intune")
+        if layout not in LAYOUTS:
+            raise InputError(f"layout {layout!r}", where=place, hint=f"one of {LAYOUTS}")
+        attempts = []
+        for index, entry in enumerate(item.get("attempts") or [{}]):
+            fault = entry.get("fault", "none")
+            if fault not in FAULTS:
+                raise InputError(
+                    f"unknown fault {fault!r}",
+                    where=f"{place}.attempts[{index}]",
+                    hint=f"one of {', '.join(FAULTS)}",
+                )
+            if fault == "dc_unreachable" and profile.get("skip_dc_check"):
+                raise InputError(
+                    "fault dc_unreachable with skip_dc_check: true would be a "
+                    "success (the device skips the check)",
+                    where=f"{place}.attempts[{index}]",
+                    hint="use fault vpn_not_connected for a device that skips the "
+                    "check and then finds no DC, or drop skip_dc_check",
+                )
+            prefix = profile.get("name_prefix", "AP-")
+            name = entry.get("computer_name") or prefix + "".join(
+                rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(15 - len(prefix))
+            )
+            attempts.append(
+                Attempt(
+                    at=seconds(entry.get("at", "10m"), f"{place}.attempts[{index}]"),
+                    computer_name=name,
+                    connector=entry.get("connector"),
+                    fault=fault,
+                    options={
+                        k: v
+                        for k, v in entry.items()
+                        if k not in ("at", "computer_name", "connector", "fault")
+                    },
+                )
+            )
+        devices.append(
+            Device(
+                oobe_name=item.get("oobe_name")
+                or "DESKTOP-"
+                + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(7)),
+                serial=str(item.get("serial") or "5CG" + str(rng.randrange(10**6, 10**7))),
+                layout=layout,
+                clock_offset=seconds(item.get("clock_offset", 0), place),
+                time_zone=str(item.get("time_zone", "UTC")),
+                join=profile.get("join", "hybrid"),
+                skip_dc_check=bool(profile.get("skip_dc_check", False)),
+                domain=profile.get("domain", raw.get("domain", "contoso.local")),
+                ou=profile.get("ou", "OU=Autopilot,OU=Workstations,DC=contoso,DC=local"),
+                name_prefix=profile.get("name_prefix", "AP-"),
+                attempts=attempts,
+                ztdid=str(uuid.UUID(int=rng.getrandbits(128))),
+                entdmid=given(item.get("entdmid"), str(uuid.UUID(int=rng.getrandbits(128)))),
+                earlier_success=dict(item.get("earlier_success") or {}),
+            )
+        )
+    return Scenario(
+        name=str(raw.get("name", "scenario")),
+        summary=str(raw.get("summary", "")),
+        root_cause=str(raw.get("root_cause", "")),
+        seed=int(raw.get("seed", 1)),
+        start_ns=int(start.timestamp()) * SECOND,
+        tenant_id=str(raw.get("tenant_id", uuid.UUID(int=rng.getrandbits(128)))),
+        tenant_domain=str(raw.get("tenant_domain", "contoso.onmicrosoft.com")),
+        connectors=connectors,
+        devices=devices,
+        noise=-1 if raw.get("noise") == "real" else int(raw.get("noise", 25)),
+        damage=list(raw.get("damage") or []),
+        source=where,
+    )
+
+
+def given(value: Any, drawn: str) -> str:
+    """A value the scenario fixes, else the drawn one (drawn anyway: the stream stays put)."""
+    return str(value) if value else drawn
+
+
+def expected(scenario: Scenario) -> dict[str, Any]:
+    """What analysis of the scenario's bundle must find (written as expected.yaml)."""
+    attempts = []
+    for device in scenario.devices:
+        for attempt in device.attempts:
+            fault = "entra_join" if device.join == "entra" else attempt.fault
+            outcome, step = FAULTS[fault]
+            unnamed = device.join != "hybrid" or fault in UNSERVED  # nothing logs the name
+            attempts.append(
+                {  # a device whose logs are not collected is known by its name
+                    "device": attempt.computer_name
+                    if device.layout == "not_collected"
+                    else device.oobe_name,
+                    "computer_name": None if unnamed else attempt.computer_name,
+                    "domain": None if unnamed else device.domain,
+                    "connector": None
+                    if outcome == "not_hybrid"
+                    or fault in UNSERVED
+                    or _not_collected(scenario, attempt.connector)
+                    else attempt.connector,
+                    "outcome": outcome,
+                    "failed_step": step,
+                    "fault": fault,
+                    "top_finding": _finding(scenario, attempt, fault),
+                    **_expect(attempt),
+                }
+            )
+    return {
+        "scenario": scenario.name,
+        "summary": scenario.summary,
+        "root_cause": scenario.root_cause,
+        "attempts": attempts,
+    }
+
+
+EXPECT_KEYS = (
+    "outcome",
+    "failed_step",
+    "connector",
+    "computer_name",
+    "domain",
+    "top_finding",
+    "connector_evidence",
+)
+
+
+def _expect(attempt: Attempt) -> dict[str, Any]:
+    """An attempt's `expect:` overrides: what damage or a missing log changes in the verdict
+    (e.g. a torn connector log turns `no_request` into `damaged`)."""
+    wanted = attempt.options.get("expect") or {}
+    unknown = set(wanted) - set(EXPECT_KEYS)
+    if unknown:
+        raise InputError(
+            f"unknown expect key(s) {sorted(unknown)}",
+            where="expect",
+            hint=f"one of {', '.join(EXPECT_KEYS)}",
+        )
+    return dict(wanted)
+
+
+def _not_collected(scenario: Scenario, name: str | None) -> bool:
+    connector = scenario.connector(name)
+    return connector is not None and connector.layout == "not_collected"
+
+
+def _finding(scenario: Scenario, attempt: Attempt, fault: str) -> str | None:
+    rule = FINDINGS[fault]
+    connector = scenario.connector(attempt.connector)
+    if fault == "access_denied" and connector is not None and connector.kind == "legacy":
+        return "connector-access-denied-legacy"
+    return rule
