@@ -107,7 +107,9 @@ def _module_graph() -> dict[str, set[str]]:
             found = (
                 [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
                 if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
-                else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
             )
             for full in found:
                 target = full.removeprefix("evtxdoc.")

@@ -227,6 +227,24 @@ def test_a_scenario_key_typo_is_refused_with_its_neighbour() -> None:
     assert raised.value.hint == "did you mean 'fault'?"
 
 
+def test_every_scenario_key_typo_is_reported_at_once_at_its_line(tmp_path: Path) -> None:
+    import pytest
+
+    from evtxdoc.errors import InputError
+    from evtxdoc.synth.scenario import load
+
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "name: a\nsede: 3\ndevices:\n  - oobe_name: D\n    attempts:\n      - falt: quota\n"
+    )
+    with pytest.raises(InputError) as raised:
+        load(scenario)
+    text = raised.value.message
+    assert text.startswith("2 problems")
+    assert f"{scenario}:2: sede: unknown key 'sede' — did you mean 'seed'?" in text
+    assert f"{scenario}:6: devices[0].attempts[0].falt: unknown key 'falt'" in text
+
+
 def test_data_and_rule_problems_share_one_located_shape() -> None:
     from evtxdoc.models import Problem, Severity
     from evtxdoc.rules.loader import rule_problem

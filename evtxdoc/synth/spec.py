@@ -152,7 +152,7 @@ def load(path: Path) -> Scenario:
     """Read and check a scenario file; errors name the file and the key."""
     where = str(path)
     try:
-        raw = yamlpos.load(path.read_text("utf-8"))[0]
+        raw, lines = yamlpos.load(path.read_text("utf-8"))
     except OSError as exc:
         raise InputError(
             f"cannot read scenario: {exc}", where=where, hint="see docs/scenarios.md for the format"
@@ -163,7 +163,7 @@ def load(path: Path) -> Scenario:
         ) from exc
     if not isinstance(raw, dict):
         raise InputError("a scenario is a YAML mapping", where=where)
-    return parse(raw, where)
+    return parse(raw, where, lines)
 
 
 SCENARIO_KEYS = (
@@ -224,37 +224,68 @@ DAMAGE_KEYS = (
 )
 
 
-def _strict(item: Any, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
-    """A mapping with only the keys a scenario knows; an unknown key names its neighbour."""
+def _unknown(
+    item: Any,
+    allowed: tuple[str, ...],
+    path: yamlpos.Path,
+    found: list[tuple[yamlpos.Path, str, str]],
+) -> dict[str, Any]:
+    """Note every key of `item` a scenario does not know, with its neighbour; a non-mapping
+    is noted too and read as empty."""
     if not isinstance(item, dict):
-        raise InputError(f"expected a mapping, got {type(item).__name__}", where=where)
+        found.append((path, f"expected a mapping, got {type(item).__name__}", ""))
+        return {}
     for key in item:
         if key not in allowed:
-            raise InputError(
-                f"unknown key {key!r}",
-                where=where,
-                hint=did_you_mean(key, allowed) or f"one of {', '.join(allowed)}",
-            )
+            hint = did_you_mean(key, allowed) or f"one of {', '.join(allowed)}"
+            found.append(((*path, key), f"unknown key {key!r}", hint))
     return item
 
 
-def _check_keys(raw: dict[str, Any], where: str) -> None:
-    """Every key of the scenario is known (docs/scenarios.md): a typo is not ignored."""
-    _strict(raw, SCENARIO_KEYS, where)
+def _check_keys(raw: dict[str, Any], where: str, lines: yamlpos.Lines | None = None) -> None:
+    """Every key of the scenario is known (docs/scenarios.md): a typo is not ignored, and
+    every one is reported at once, each at its line when the file is known."""
+    found: list[tuple[yamlpos.Path, str, str]] = []
+    _unknown(raw, SCENARIO_KEYS, (), found)
     for number, item in enumerate(raw.get("connectors") or []):
-        _strict(item, CONNECTOR_KEYS, f"{where}: connectors[{number}]")
+        _unknown(item, CONNECTOR_KEYS, ("connectors", number), found)
     for number, item in enumerate(raw.get("devices") or []):
-        place = f"{where}: devices[{number}]"
-        _strict(item, DEVICE_KEYS, place)
-        _strict(item.get("profile") or {}, PROFILE_KEYS, f"{place}.profile")
-        for index, entry in enumerate(item.get("attempts") or []):
-            _strict(entry, ATTEMPT_KEYS, f"{place}.attempts[{index}]")
+        device = _unknown(item, DEVICE_KEYS, ("devices", number), found)
+        _unknown(device.get("profile") or {}, PROFILE_KEYS, ("devices", number, "profile"), found)
+        for index, entry in enumerate(device.get("attempts") or []):
+            _unknown(entry, ATTEMPT_KEYS, ("devices", number, "attempts", index), found)
     for number, item in enumerate(raw.get("damage") or []):
-        _strict(item, DAMAGE_KEYS, f"{where}: damage[{number}]")
+        _unknown(item, DAMAGE_KEYS, ("damage", number), found)
+    if not found:
+        return
+    places = [
+        f"{where}:{lines.at(path)}"
+        if lines is not None
+        else ": ".join(filter(None, (where, _dotted(path[:-1]))))
+        for path, _, _ in found
+    ]
+    if len(found) == 1:
+        _, message, hint = found[0]
+        raise InputError(message, where=places[0], hint=hint or None)
+    listed = "\n".join(
+        f"  {place}: {_dotted(path)}: {message}" + (f" — {hint}" if hint else "")
+        for place, (path, message, hint) in zip(places, found, strict=True)
+    )
+    raise InputError(f"{len(found)} problems with the scenario's keys:\n{listed}", where=where)
 
 
-def parse(raw: dict[str, Any], where: str = "<scenario>") -> Scenario:
-    _check_keys(raw, where)
+def _dotted(path: yamlpos.Path) -> str:
+    """("devices", 0, "attempts", 1) → devices[0].attempts[1]"""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def parse(
+    raw: dict[str, Any], where: str = "<scenario>", lines: yamlpos.Lines | None = None
+) -> Scenario:
+    _check_keys(raw, where, lines)
     rng = random.Random(raw.get("seed", 1))
     start = dt.datetime.fromisoformat(
         str(raw.get("start", "2025-09-15T08:00:00+00:00")).replace("Z", "+00:00")
