@@ -13,8 +13,9 @@ import random
 
 from evtxdoc.synth.connector_story import connector_background, connector_log, connector_success
 from evtxdoc.synth.device_story import device_log
+from evtxdoc.synth.expect import expected
 from evtxdoc.synth.hostlog import HostClock, HostLog, HostWriter
-from evtxdoc.synth.spec import LAYOUTS, Device, Scenario, expected, load, parse, seconds
+from evtxdoc.synth.spec import LAYOUTS, Device, Scenario, load, parse, seconds
 from evtxdoc.vocab import SECOND
 
 __all__ = ["LAYOUTS", "HostLog", "Scenario", "build", "expected", "load", "parse"]
