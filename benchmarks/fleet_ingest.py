@@ -11,7 +11,7 @@ from typing import Any
 from evtxdoc import timeline
 from evtxdoc.bundle import discover
 from evtxdoc.models import AnalyzeOptions
-from evtxdoc.parse.reader import read_files
+from evtxdoc.parse.files import read_files
 
 
 def ingest(folder: Path) -> tuple[Any, list, tuple, float]:

@@ -31,7 +31,8 @@ from evtxdoc.models import (
     Severity,
     SupportingFile,
 )
-from evtxdoc.parse.reader import Progress, read_files
+from evtxdoc.parse.files import read_files
+from evtxdoc.parse.reader import Progress
 from evtxdoc.rules import RuleSet, default_folders, engine, load_rules
 from evtxdoc.rules.model import Rule
 

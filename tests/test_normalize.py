@@ -352,10 +352,16 @@ def test_rs_text_of_any_layout_gives_the_row_of_the_whole_event(text):
     assert fast[7] == event["System"]["Computer"]
 
 
-def test_text_without_an_event_object_gives_no_row():
-    assert row((1, None, "[1, 2]")) is None
-    assert row((1, None, '{"Event": 5}')) is None
-    assert row((1, None, "{not json")) is None
+def test_text_without_an_event_object_keeps_the_record_header():
+    """rs yields `{"Event":null}` for some damaged records: never fewer records than rs."""
+    from evtxdoc.parse.normalize import DAMAGED_MESSAGE
+
+    for text in ("[1, 2]", '{"Event": 5}', '{"Event":null}', "{not json"):
+        found = row((7, "2016-07-08T18:12:51.6816408Z UTC", text))
+        assert found is not None
+        assert (found[6], found[12]) == (7, DAMAGED_MESSAGE)
+        assert found[0] == 1468001571681640800  # the header's write time
+    assert row((7, None, 5)) is None  # type: ignore[arg-type]  # not a record at all
 
 
 def test_seconds_are_counted_like_datetime_and_bad_times_refused():

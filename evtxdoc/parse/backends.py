@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
+import time
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -61,8 +63,16 @@ def rs_records(
 
     Errors about chunk-header magic are left out: the structural scan reports every slot.
     """
-    parser = PyEvtxParser(path, number_of_threads=threads, validate_checksums=strict)
-    records = parser.records_json()
+    try:
+        parser = PyEvtxParser(path, number_of_threads=threads, validate_checksums=strict)
+        records = parser.records_json()
+    except (
+        RuntimeError,
+        OSError,
+        ValueError,
+    ) as exc:  # e.g. "Could not calculate valid chunk count"
+        on_error("", f"cannot open: {exc}")
+        return
     consecutive = 0
     while True:
         try:
@@ -81,15 +91,28 @@ def rs_records(
 
 
 def python_evtx_records(
-    path: str, skip_header_ids: set[int], on_error: ErrorSink
+    path: str,
+    skip_header_ids: set[int],
+    on_error: ErrorSink,
+    tick: Callable[[], None] = lambda: None,
+    deadline: float | None = None,
 ) -> Iterator[RawRecord]:
-    """Records via python-evtx over every chunk slot, rendering only ids not in `skip`."""
+    """Records via python-evtx over every chunk slot, rendering only ids not in `skip`;
+    `tick` is called per record tried, and reading stops (with an error) at `deadline`
+    (`time.monotonic()`), as python-evtx can spend many seconds on a damaged file."""
     from Evtx.Evtx import Evtx
 
+    # python-evtx logs "Unexpected token encountered" per damaged record; with no handler,
+    # logging prints it on stderr. Its errors reach us as exceptions: keep the terminal clean.
+    logging.getLogger("Evtx").addHandler(logging.NullHandler())
     with Evtx(path) as log:
         for chunk_index, chunk in enumerate(log.get_file_header().chunks(include_inactive=True)):
             try:
                 for record in chunk.records():
+                    tick()
+                    if deadline is not None and time.monotonic() > deadline:
+                        on_error(f"chunk {chunk_index}", "python-evtx: out of time; stopped")
+                        return
                     header_id = record.record_num()
                     if header_id in skip_header_ids:
                         continue

@@ -10,6 +10,7 @@ design.md §3.
 
 from __future__ import annotations
 
+import json
 from operator import itemgetter
 from typing import Any
 
@@ -23,6 +24,10 @@ from evtxdoc.parse.times import SECOND_CACHE, event_time, parse_time_ns, second_
 PARTIAL_MESSAGE = (
     "partial record: the log was copied while this event was being written; only its header "
     "(record number and write time) survived"
+)
+DAMAGED_MESSAGE = (
+    "damaged record: its content could not be decoded; only its header (record number and "
+    "write time) survived"
 )
 # Where System ends in pyevtx-rs's compact JSON text, and the payload begins. A `},"` cannot
 # occur inside a JSON string (its quote would be escaped), so a hit is structural; a hit that is
@@ -104,13 +109,13 @@ def row(raw: RawRecord) -> Row | None:
     event: Any  # rs's JSON text or a backend's dict (narrowed by `type(...) is`, for speed)
     header_id, header_time, event = raw
     payload = system = None
+    undecoded = False
     if type(event) is str:
         payload, system = _split_text(event)
         if system is None:
-            try:
-                event = _loads(event).get("Event")
-            except (orjson.JSONDecodeError, AttributeError):
-                return None
+            event = event_root(event)
+            if event is None:  # rs gave `{"Event":null}` or text past repair: keep the header
+                event, undecoded = {}, True
     if system is None:
         if type(event) is not dict:
             return None
@@ -184,7 +189,8 @@ def row(raw: RawRecord) -> Row | None:
     if record_id == 0 and parse_time_ns(time_text) is None:
         # A torn record: its substitution values were never flushed (all zero). Only the
         # record header survived; keep the event so the gap is visible, and say so.
-        record_id, message, exact = header_id, PARTIAL_MESSAGE, True
+        record_id, exact = header_id, True
+        message = DAMAGED_MESSAGE if undecoded else PARTIAL_MESSAGE
     return (
         ts,
         event_id,
@@ -205,6 +211,30 @@ def row(raw: RawRecord) -> Row | None:
 
 
 _loads = orjson.loads
+
+
+def event_root(text: str) -> dict[str, Any] | None:
+    """The `Event` object of rs's JSON text, as forgiving as damaged files need: rs writes
+    raw control characters inside corrupted names (orjson refuses them; a non-strict parse
+    reads them), and a corrupted string table renames the root element (`{"ent": {…}}`)
+    while System is intact. None when the text holds no event at all."""
+    try:
+        document = _loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            document = json.loads(text, strict=False)
+        except (ValueError, RecursionError):
+            return None
+    if not isinstance(document, dict):
+        return None
+    event = document.get("Event")
+    if isinstance(event, dict):
+        return event
+    if len(document) == 1:  # the root renamed: accept it when it holds System
+        (only,) = document.values()
+        if isinstance(only, dict) and isinstance(only.get("System"), dict):
+            return only
+    return None
 
 
 def _split_text(text: str) -> tuple[bytes | None, Any]:
@@ -285,9 +315,8 @@ def _text_value(value: Any) -> str:
 def normalize(raw: RawRecord, source_file: str) -> Event:
     """Turn one raw record into an Event (design.md §3), fields decoded; ValueError when the
     record holds no `Event` object."""
-    header_id, header_time, event = raw
-    if isinstance(event, str):
-        event = _loads(event).get("Event")
+    header_id, header_time, rendered = raw
+    event = event_root(rendered) if isinstance(rendered, str) else rendered
     if not isinstance(event, dict):
         raise ValueError(f"record {header_id}: no <Event> in the rendered record")
     system = event.get("System")

@@ -9,12 +9,10 @@ file, never the loss of the bundle.
 from __future__ import annotations
 
 import gc
-import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +39,9 @@ from evtxdoc.parse.structure import (
     record_times,
 )
 
-PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
+# python-evtx is ~200× slower than rs and, on some damaged files, spends 8–23 s yielding nothing
+# (issue 18): it gets this long per file, then stops with a problem saying so.
+FALLBACK_BUDGET_S = 5.0
 MAX_ERRORS_LISTED = 20
 # A rendered time and the record's own FILETIME are the same instant if this close: rs renders
 # µs (rounded), python-evtx's float conversion is off by a few µs. Farther apart means the
@@ -49,6 +49,7 @@ MAX_ERRORS_LISTED = 20
 REFINE_TOLERANCE_NS = 10_000
 
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, detail)
+RecordSource = Callable[..., Iterator[RawRecord]]  # (path, on_error, *, strict) like rs_records
 
 
 @dataclass
@@ -59,15 +60,31 @@ class FileResult:
     batch: ColumnBatch
 
 
+def _no_heartbeat() -> None:
+    pass
+
+
 class _Reader:
     """Reads one file; collects its problems as it goes."""
 
-    def __init__(self, file: DiscoveredFile, strict: bool, use_fallback: bool):
+    def __init__(
+        self,
+        file: DiscoveredFile,
+        strict: bool,
+        use_fallback: bool,
+        heartbeat: Callable[[], None] | None = None,
+        records: RecordSource | None = None,
+    ):
         self.file = file
+        self.records = records  # None: rs over the whole file
+        self.tick = heartbeat or _no_heartbeat  # the watchdog's sign of progress
         self.strict = strict
         self.use_fallback = use_fallback and not strict
         self.batch = ColumnBatch(file.display)
-        self.record_ids: set[int] = set()
+        # (EventRecordID, header id) of the records kept: a record is the same record when both
+        # agree (chunk slack, the padded re-read); a damaged EventRecordID (0, or another
+        # record's) must not make two records one
+        self.record_ids: set[tuple[int, int]] = set()
         self.inexact: list[tuple[int, int]] = []  # (row index, header id): µs-only times
         self.problems: list[Problem] = []
         self.backends: list[str] = []
@@ -75,11 +92,34 @@ class _Reader:
 
     def on_error(self, where: str, message: str) -> None:
         self.errors.append((where, message))
+        self.tick()
+
+    def _step(self, name: str, step: Callable[[], None]) -> None:
+        """Run one step of reading; a failure costs that step, never the records read so far."""
+        try:
+            step()
+        except Exception as exc:  # a crafted file can break any step: keep what was read
+            self.problems.append(
+                Problem(
+                    self.file.display,
+                    "read_step_failed",
+                    f"{name} failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                    f"the {len(self.batch)} record(s) read until then are kept",
+                    Severity.WARNING,
+                    hint="report this file to the evtxdoc maintainers",
+                )
+            )
 
     def consume(self, records: Iterator[RawRecord], header_ids: set[int] | None = None) -> None:
-        """Append every record not seen before (by EventRecordID); the hottest loop of ingest,
+        """Append every record not seen before (by EventRecordID and header id); the hottest loop,
         so its lookups are bound to locals and rows go to the batch a block at a time."""
-        to_row, seen, inexact, batch = row, self.record_ids, self.inexact, self.batch
+        to_row, seen, inexact, batch, tick = (
+            row,
+            self.record_ids,
+            self.inexact,
+            self.batch,
+            self.tick,
+        )
         add_header = header_ids.add if header_ids is not None else None
         block: list[Row] = []
         append = block.append
@@ -91,9 +131,10 @@ class _Reader:
                 self.on_error(f"record {raw[0]}", "no <Event> in the rendered record")
                 continue
             record_id = values[6]
-            if record_id in seen:
+            key = (record_id, raw[0])
+            if key in seen:
                 continue
-            seen.add(record_id)
+            seen.add(key)
             if not values[14]:  # exact_time: False when only µs were known
                 inexact.append((len(batch) + len(block), raw[0]))
             append(values)
@@ -101,21 +142,23 @@ class _Reader:
                 batch.append_rows(block)
                 block = []
                 append = block.append
+                tick()
         batch.append_rows(block)
 
     def read(self) -> FileResult:
         structure = scan(self.file.path, self.file.display)
         self.problems.extend(structure.problems)
+        self.tick()
         if structure.usable:
             collecting = gc.isenabled()
             gc.disable()  # rows create no reference cycles; the collector only costs time here
             try:
-                self._read_records(structure)
+                self._step("reading records", lambda: self._read_records(structure))
             finally:
                 if collecting:
                     gc.enable()
-            self._refine_times()
-            self._inherit_channel()
+            self._step("refining times", self._refine_times)
+            self._step("naming channels", self._inherit_channel)
         self.batch.close()
         return FileResult(
             FileReport(
@@ -190,19 +233,22 @@ class _Reader:
         for index, header_id in self.inexact:
             filetime = exact.get(header_id)
             if filetime is not None and filetime != AMBIGUOUS:
-                ns = filetime_to_ns(filetime)
-                if abs(ns - column[index]) < REFINE_TOLERANCE_NS:
+                ns = filetime_to_ns(filetime)  # a Python int: a crafted FILETIME may not fit
+                if abs(ns - int(column[index])) < REFINE_TOLERANCE_NS:
                     column[index] = ns
 
     def _read_records(self, structure: Structure) -> None:
         header_ids: set[int] = set()
         if rs_available():
             self.backends.append("evtx")
-            self.consume(rs_records(self.file.path, self.on_error, strict=self.strict), header_ids)
+            source = self.records or rs_records
+            self.consume(source(self.file.path, self.on_error, strict=self.strict), header_ids)
+        unopened = any(message.startswith("cannot open") for _, message in self.errors)
         self._report_errors("undecodable_record", "evtx")
-        if structure.truncated and rs_available() and len(header_ids) < structure.records:
+        careful = self.records is not None  # chunk by chunk: a cut-off chunk is padded there
+        if not careful and structure.truncated and len(header_ids) < structure.records:
             self._read_padded(header_ids)
-        missing = not rs_available() or len(header_ids) < structure.records
+        missing = unopened or not rs_available() or len(header_ids) < structure.records
         if missing and self.use_fallback and fallback_available():
             self._fallback(header_ids)
         elif not rs_available():
@@ -244,7 +290,10 @@ class _Reader:
     def _fallback(self, header_ids: set[int]) -> None:
         before = len(self.batch)
         self.backends.append("python-evtx")
-        self.consume(python_evtx_records(self.file.path, header_ids, self.on_error))
+        deadline = time.monotonic() + FALLBACK_BUDGET_S
+        self.consume(
+            python_evtx_records(self.file.path, header_ids, self.on_error, self.tick, deadline)
+        )
         recovered = len(self.batch) - before
         failed = len(self.errors)
         self.errors.clear()
@@ -286,17 +335,25 @@ class _Reader:
         self.errors.clear()
 
 
-def read_file(file: DiscoveredFile, strict: bool = False, use_fallback: bool = True) -> FileResult:
-    """Read one EVTX file; never raises for bad content (that becomes problems)."""
+def read_file(
+    file: DiscoveredFile,
+    strict: bool = False,
+    use_fallback: bool = True,
+    heartbeat: Callable[[], None] | None = None,
+    records: RecordSource | None = None,
+) -> FileResult:
+    """Read one EVTX file; never raises for bad content (that becomes problems). `heartbeat`
+    is called as reading advances (the watchdog of parse/watchdog.py listens to it);
+    `records` replaces rs over the whole file (the watchdog's chunk-by-chunk read)."""
     try:
-        return _Reader(file, strict, use_fallback).read()
+        return _Reader(file, strict, use_fallback, heartbeat, records).read()
     except BaseException as exc:  # pyo3 panics derive from BaseException
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        return _failed(file, f"{type(exc).__name__}: {exc}")
+        return failed_read(file, f"{type(exc).__name__}: {exc}")
 
 
-def _failed(file: DiscoveredFile, why: str) -> FileResult:
+def failed_read(file: DiscoveredFile, why: str) -> FileResult:
     problem = Problem(
         file.display,
         "unreadable",
@@ -309,46 +366,3 @@ def _failed(file: DiscoveredFile, why: str) -> FileResult:
         FileReport(file.display, file.sha256, file.size, 0, (), None, False, (problem,)),
         ColumnBatch(file.display),
     )
-
-
-def _worker_count(files: Sequence[DiscoveredFile], workers: int | None) -> int:
-    if len(files) < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
-        return 1
-    return max(1, min(workers or os.cpu_count() or 1, len(files)))
-
-
-def read_files(
-    files: Sequence[DiscoveredFile],
-    *,
-    strict: bool = False,
-    use_fallback: bool = True,
-    workers: int | None = None,
-    progress: Progress | None = None,
-) -> list[FileResult]:
-    """Read every file, in parallel processes when it pays; results in input order."""
-    results: list[FileResult | None] = [None] * len(files)
-    count = _worker_count(files, workers)
-    done = 0
-
-    def finished(index: int, result: FileResult) -> None:
-        nonlocal done
-        results[index] = result
-        done += 1
-        if progress:
-            progress("read", done, len(files), files[index].display)
-
-    if count == 1:
-        for index, file in enumerate(files):
-            finished(index, read_file(file, strict, use_fallback))
-    else:
-        order = sorted(range(len(files)), key=lambda i: -files[i].size)  # largest first
-        with ProcessPoolExecutor(max_workers=count) as pool:
-            futures = {pool.submit(read_file, files[i], strict, use_fallback): i for i in order}
-            for future in as_completed(futures):
-                index = futures[future]
-                try:
-                    result = future.result()
-                except BrokenProcessPool as exc:
-                    result = _failed(files[index], f"worker process died ({exc})")
-                finished(index, result)
-    return [r for r in results if r is not None]

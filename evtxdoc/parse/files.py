@@ -1,0 +1,63 @@
+"""Reading many files: each under the watchdog (parse/watchdog.py), several at once when the
+bundle is large enough for processes to pay; results in input order."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+
+from evtxdoc.models import DiscoveredFile
+from evtxdoc.parse.reader import FileResult, Progress, failed_read, read_file
+from evtxdoc.parse.watchdog import guarded, read_watched
+
+PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
+
+
+def _worker_count(files: Sequence[DiscoveredFile], workers: int | None) -> int:
+    if len(files) < 2 or sum(f.size for f in files) < PARALLEL_MIN_BYTES:
+        return 1
+    return max(1, min(workers or os.cpu_count() or 1, len(files)))
+
+
+def read_files(
+    files: Sequence[DiscoveredFile],
+    *,
+    strict: bool = False,
+    use_fallback: bool = True,
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> list[FileResult]:
+    """Read every file, in parallel processes when it pays; results in input order."""
+    results: list[FileResult | None] = [None] * len(files)
+    count = _worker_count(files, workers)
+    done = 0
+
+    def finished(index: int, result: FileResult) -> None:
+        nonlocal done
+        results[index] = result
+        done += 1
+        if progress:
+            progress("read", done, len(files), files[index].display)
+
+    if count == 1:
+        for index, file in enumerate(files):
+            finished(index, read_watched(file, strict, use_fallback))
+        return [r for r in results if r is not None]
+    order = sorted(range(len(files)), key=lambda i: -files[i].size)  # largest first
+    # Under the watchdog each file is read in its own child process already: threads only wait
+    # for them. Without it (no fork), a process pool gives the parallelism.
+    guard = guarded()
+    pool: Executor = ThreadPoolExecutor(count) if guard else ProcessPoolExecutor(count)
+    read = read_watched if guard else read_file
+    with pool:
+        futures = {pool.submit(read, files[i], strict, use_fallback): i for i in order}
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                result = future.result()
+            except BrokenProcessPool as exc:
+                result = failed_read(files[index], f"worker process died ({exc})")
+            finished(index, result)
+    return [r for r in results if r is not None]

@@ -1,0 +1,186 @@
+"""Reading a file under a watchdog: a parser that hangs or dies costs that file's bad chunk, not
+the analysis.
+
+pyevtx-rs can spin forever inside one call while holding the GIL (issue 18: after "buffer too
+small for cursor.position" the resumed iterator never returns), so neither a thread nor a signal
+can stop it; a Rust abort (an allocation failure, a panic across the FFI) ends the process. So
+each file is read in a child process (fork: no imports to repeat) that beats a heartbeat as it
+advances. When the heartbeat stops for `STALL_S`, the file's budget runs out, or the child dies,
+the child is killed and the file is read again *carefully*: each chunk slot is copied into a
+one-chunk file and parsed by rs in its own short-lived child with a fixed deadline, and the
+records of every chunk that answered are normalized here. Only the chunk that hung is lost, and
+a problem says so. Where `fork` does not exist (Windows), files are read in-process, unguarded.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from evtxdoc.models import DiscoveredFile, Problem, Severity
+from evtxdoc.parse.backends import RawRecord, rs_records
+from evtxdoc.parse.reader import FileResult, read_file
+from evtxdoc.parse.structure import CHUNK_SIZE, FILE_HEADER_SIZE
+
+STALL_S = 4.0  # no heartbeat for this long: the parser is stuck (a healthy one beats every ~40 ms)
+CHUNK_DEADLINE_S = 3.0  # one 64 KiB chunk takes rs < 50 ms
+BUDGET_BASE_S, BUDGET_PER_MB_S = 60.0, 2.0  # a whole file, even while it progresses
+MEMORY_HEADROOM = 3 * 1024**3  # address space a reading child may add to what it inherited
+_POLL_S = 0.05
+
+ErrorSink = Callable[[str, str], None]
+
+
+def guarded() -> bool:
+    """Whether reads run under the watchdog here (a `fork` start method is needed)."""
+    return "fork" in multiprocessing.get_all_start_methods() and os.environ.get(
+        "EVTXDOC_WATCHDOG", "1"
+    ) not in ("0", "off")
+
+
+def read_watched(
+    file: DiscoveredFile,
+    strict: bool = False,
+    use_fallback: bool = True,
+    *,
+    stall_s: float = STALL_S,
+) -> FileResult:
+    """`read_file` in a watched child; on a hang, an overrun or a crash, the careful read."""
+    if not guarded():
+        return read_file(file, strict, use_fallback)
+    budget = BUDGET_BASE_S + BUDGET_PER_MB_S * file.size / 1024**2
+    outcome, value = _in_child(_read_child, (file, strict, use_fallback), stall_s, budget)
+    if outcome == "done":
+        assert isinstance(value, FileResult)
+        return value
+    why = {
+        "stalled": f"the parser stopped making progress for {stall_s:.0f} s",
+        "overrun": f"reading took longer than its {budget:.0f} s budget",
+        "died": f"the reading process died ({value})",
+    }[outcome]
+    result = read_file(file, strict, use_fallback=False, records=_chunk_by_chunk)
+    problem = Problem(
+        file.display,
+        "parser_hang" if outcome != "died" else "parser_crash",
+        f"{why}; the file was read again chunk by chunk, each under a deadline "
+        f"({len(result.batch)} record(s) kept)",
+        Severity.WARNING,
+        hint="the records of chunks that answered are all kept; a chunk that hung again is "
+        "named below. Report the file to the evtxdoc maintainers",
+    )
+    report = replace(result.report, problems=(problem, *result.report.problems))
+    return replace(result, report=report)
+
+
+def _read_child(file: DiscoveredFile, strict: bool, use_fallback: bool, beat: Any) -> FileResult:
+    return read_file(file, strict, use_fallback, heartbeat=beat)
+
+
+def _chunk_by_chunk(path: str, on_error: ErrorSink, *, strict: bool = False) -> Iterator[RawRecord]:
+    """rs's records of every chunk slot, each slot parsed alone in a child with a deadline."""
+    size = Path(path).stat().st_size
+    slots = max(0, -(-(size - FILE_HEADER_SIZE) // CHUNK_SIZE))
+    with Path(path).open("rb") as source, tempfile.TemporaryDirectory(prefix="evtxdoc-") as tmp:
+        head = source.read(FILE_HEADER_SIZE)
+        for index in range(slots):
+            chunk = source.read(CHUNK_SIZE)
+            if chunk[:8] != b"ElfChnk\x00":
+                continue  # the structural scan names it
+            one = Path(tmp) / f"chunk{index}.evtx"
+            one.write_bytes(head + chunk + bytes(CHUNK_SIZE - len(chunk)))
+            outcome, value = _in_child(
+                _chunk_child, (str(one), strict), CHUNK_DEADLINE_S, CHUNK_DEADLINE_S
+            )
+            if outcome != "done":
+                state = "died" if outcome == "died" else "hung"
+                on_error(
+                    f"chunk {index}", f"the parser {state} on this chunk: its records are lost"
+                )
+                continue
+            records, errors = value
+            for where, message in errors:
+                on_error(f"chunk {index}" + (f", {where}" if where else ""), message)
+            yield from records
+
+
+def _chunk_child(path: str, strict: bool, beat: Any) -> tuple[list[RawRecord], list[Any]]:
+    errors: list[tuple[str, str]] = []
+    records = list(rs_records(path, lambda where, message: errors.append((where, message))))
+    return records, errors
+
+
+def _in_child(
+    work: Callable[..., Any], args: tuple[Any, ...], stall_s: float, budget_s: float
+) -> tuple[str, Any]:
+    """Run `work(*args, beat)` in a forked child → ("done", value) or ("stalled" | "overrun" |
+    "died", detail). The child is always gone when this returns."""
+    context = multiprocessing.get_context("fork")
+    counter = context.RawValue("Q", 0)
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(send, counter, work, args), daemon=True)
+    child.start()
+    send.close()
+    start = last_change = time.monotonic()
+    seen = 0
+    try:
+        while True:
+            if receive.poll(_POLL_S):
+                try:
+                    return "done", receive.recv()
+                except (EOFError, OSError):
+                    child.join(1)
+                    return "died", f"exit code {child.exitcode}"
+            now = time.monotonic()
+            if counter.value != seen:
+                seen, last_change = counter.value, now
+            if not child.is_alive() and not receive.poll(0):
+                return "died", f"exit code {child.exitcode}"
+            if now - last_change > stall_s:
+                return "stalled", None
+            if now - start > budget_s:
+                return "overrun", None
+    finally:
+        receive.close()
+        if child.is_alive():
+            child.kill()
+        child.join()
+
+
+def _child_main(
+    send: Connection, counter: Any, work: Callable[..., Any], args: tuple[Any, ...]
+) -> None:
+    _limit_memory()
+
+    def beat() -> None:
+        counter.value += 1
+
+    try:
+        value = work(*args, beat)
+    except BaseException as exc:  # read_file never raises for content; this is a bug
+        send.close()
+        raise SystemExit(f"{type(exc).__name__}: {exc}") from None
+    send.send(value)
+    send.close()
+
+
+def _limit_memory() -> None:
+    """Cap the child's address space at what it inherited plus `MEMORY_HEADROOM`, so a crafted
+    file that makes a parser allocate without end ends this child, not the machine."""
+    try:
+        import resource  # POSIX only, as is fork
+
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+        inherited = pages * os.sysconf("SC_PAGE_SIZE")
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = inherited + MEMORY_HEADROOM
+        if hard == resource.RLIM_INFINITY or limit < hard:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, OSError, ValueError):
+        pass
