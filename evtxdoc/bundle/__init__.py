@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evtxdoc.bundle.archive import Budget, extract_cab, extract_zip
+from evtxdoc.bundle.archive import Budget, capped, extract_cab, extract_zip
 from evtxdoc.bundle.identify import HEAD_BYTES, SUPPORTING_KINDS, identify
 from evtxdoc.errors import InputError
 from evtxdoc.models import (
@@ -164,6 +164,8 @@ class _Discovery:
             )
             return
         self.archive_count += 1
+        if depth == 0:
+            self.budget.input_bytes += path.stat().st_size
         dest = self.workdir / f"a{self.archive_count:04d}"
         dest.mkdir(parents=True, exist_ok=True)
         extract = extract_zip if kind == "zip" else extract_cab
@@ -203,5 +205,6 @@ def discover(inputs: Iterable[Path | str], workdir: Path, options: AnalyzeOption
     digests = _hash_all([path for path, _ in found])
     for (path, display), digest in zip(found, digests, strict=True):
         run.add_path(path, display, depth=0, sha256=digest)
-    run.bundle.problems[:0] = run.budget.problems
+    found_here = capped(run.bundle.problems)  # e.g. 255 leaves of a bomb named *.evtx
+    run.bundle.problems[:] = [*run.budget.problems, *run.budget.summary(), *found_here]
     return run.bundle

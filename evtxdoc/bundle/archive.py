@@ -13,36 +13,70 @@ import os
 import re
 import shutil
 import stat
-import struct
 import subprocess
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO
 
+from evtxdoc.bundle.cab import (
+    BLOCK_MAX,
+    CabError,
+    CabFile,
+    CabHeader,
+    read_cab_header,
+    write_folder,
+)
 from evtxdoc.models import Problem, Severity
 
 COPY_BLOCK = 1024 * 1024
 RATIO_MIN_BYTES = 1024 * 1024  # small entries (empty preallocated logs) compress ~1000:1 legally
-CAB_COMPRESSION = {0: "none", 1: "MSZIP", 2: "Quantum", 3: "LZX"}
+# Real bundles: EVTX deflates 10-30:1, an empty preallocated log ~1000:1 (a cab of twenty empty
+# 1 MiB logs is ~400:1): a floor lets such bundles through whatever their ratio.
+EXPANSION_FLOOR = 512 * 1024**2
+EXPANSION_RATIO = 100.0
+PROBLEMS_PER_KIND = 20
+HEADER_READ_MAX = 16 * 1024 * 1024  # a cabinet's headers (CFHEADER, CFFOLDERs, CFFILEs) lie here
 EXTERNAL_CAB_TIMEOUT_S = 300
 
 
 @dataclass
 class Budget:
-    """Limits shared by all archives of one bundle, and what has been spent of them."""
+    """Limits shared by all archives of one bundle, nesting included, and what has been spent.
+
+    One expansion limit holds across the whole nesting: the bundle may unpack `EXPANSION_FLOOR`
+    bytes whatever it was packed from, and beyond that `EXPANSION_RATIO` times the bytes of the
+    archives as they were given — so four levels of 100:1 zips cannot compound to 10⁸:1.
+    Problems are kept `PROBLEMS_PER_KIND` per kind; the rest are counted (`summary`)."""
 
     max_total_bytes: int
     max_entries: int
     max_ratio: float
     total_bytes: int = 0
     entries: int = 0
+    input_bytes: int = 0  # the outermost archives' own sizes
     problems: list[Problem] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)
+
+    def limit(self) -> int:
+        """Bytes the whole bundle may unpack."""
+        expansion = max(EXPANSION_FLOOR, int(EXPANSION_RATIO * self.input_bytes))
+        return min(self.max_total_bytes, expansion)
+
+    def expansion_allows(self, more: int) -> bool:
+        return self.total_bytes + more <= self.limit()
 
     def refuse(self, source: str, kind: str, message: str, hint: str | None = None) -> None:
-        self.problems.append(Problem(source, kind, message, Severity.ERROR, hint=hint))
+        self.refused[kind] += 1
+        if self.refused[kind] <= PROBLEMS_PER_KIND:
+            self.problems.append(Problem(source, kind, message, Severity.ERROR, hint=hint))
+
+    def summary(self) -> list[Problem]:
+        """One problem per kind that was refused more often than it was listed."""
+        return summarize(self.problems, self.refused)
 
     def admit(self, archive: str, member: str, declared: int, compressed: int | None) -> bool:
         """Say whether one more entry of `declared` bytes fits; record a problem if not."""
@@ -55,12 +89,13 @@ class Budget:
                 "split the bundle, or raise the entry limit if the input is trusted",
             )
             return False
-        if self.total_bytes + declared > self.max_total_bytes:
+        if not self.expansion_allows(declared):
             self.refuse(
                 where,
                 "too_large",
-                f"unpacking {declared} bytes would exceed the {self.max_total_bytes}-byte limit "
-                "for the whole bundle",
+                f"unpacking {declared} bytes would exceed the {self.limit()}-byte limit for the "
+                f"whole bundle ({self.total_bytes} unpacked so far from {self.input_bytes} "
+                "bytes of archives)",
                 "pass fewer or smaller archives, or raise the size limit if the input is trusted",
             )
             return False
@@ -74,6 +109,36 @@ class Budget:
             return False
         self.entries += 1
         return True
+
+
+def summarize(listed: list[Problem], counts: Counter[str]) -> list[Problem]:
+    """For each kind counted beyond `PROBLEMS_PER_KIND`: one problem saying how many more."""
+    out = []
+    for kind, count in sorted(counts.items()):
+        if count > PROBLEMS_PER_KIND:
+            first = next(p for p in listed if p.kind == kind)
+            out.append(
+                Problem(
+                    first.source.split("!/", 1)[0],
+                    kind,
+                    f"{count - PROBLEMS_PER_KIND} more {kind!r} problem(s) like the "
+                    f"{PROBLEMS_PER_KIND} above, not listed one by one ({count} in all)",
+                    first.severity,
+                    hint=first.hint,
+                )
+            )
+    return out
+
+
+def capped(problems: list[Problem]) -> list[Problem]:
+    """`problems` with at most `PROBLEMS_PER_KIND` of each kind, and a count for the rest."""
+    counts: Counter[str] = Counter()
+    kept = []
+    for problem in problems:
+        counts[problem.kind] += 1
+        if counts[problem.kind] <= PROBLEMS_PER_KIND:
+            kept.append(problem)
+    return kept + summarize(kept, counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,112 +237,93 @@ def extract_zip(path: Path, display: str, dest: Path, budget: Budget) -> Iterato
             yield Member(info.filename, target, copied[0], copied[1])
 
 
-@dataclass(frozen=True, slots=True)
-class CabHeader:
-    """What a cabinet's headers declare, read before anything is decompressed."""
-
-    files: tuple[tuple[str, int], ...]  # (name, uncompressed size)
-    compressions: frozenset[str]
-
-
-def read_cab_header(buf: bytes) -> CabHeader:
-    """Parse CFHEADER, CFFOLDER and CFFILE records (MS-CAB) without decompressing."""
-    (
-        _sig,
-        _r1,
-        _cb,
-        _r2,
-        coff_files,
-        _r3,
-        _minor,
-        _major,
-        n_folders,
-        n_files,
-        flags,
-        _set,
-        _icab,
-    ) = struct.unpack_from("<4sIIIIIBBHHHHH", buf, 0)
-    pos = 36
-    folder_reserve = 0
-    if flags & 0x0004:
-        header_reserve, folder_reserve, _data_reserve = struct.unpack_from("<HBB", buf, pos)
-        pos += 4 + header_reserve
-    for present in (flags & 0x0001, flags & 0x0002):  # previous / next cabinet names
-        if present:
-            for _ in range(2):
-                pos = buf.index(b"\x00", pos) + 1
-    compressions = set()
-    for _ in range(n_folders):
-        (_start, _blocks, type_compress) = struct.unpack_from("<IHH", buf, pos)
-        compressions.add(CAB_COMPRESSION.get(type_compress & 0x000F, f"type {type_compress:#x}"))
-        pos += 8 + folder_reserve
-    files = []
-    pos = coff_files
-    for _ in range(n_files):
-        size, _offset, _folder, _date, _time, attribs = struct.unpack_from("<IIHHHH", buf, pos)
-        end = buf.index(b"\x00", pos + 16)
-        raw = buf[pos + 16 : end]
-        files.append((raw.decode("utf-8" if attribs & 0x80 else "cp1252", errors="replace"), size))
-        pos = end + 1
-    return CabHeader(tuple(files), frozenset(compressions))
-
-
 def extract_cab(path: Path, display: str, dest: Path, budget: Budget) -> Iterator[Member]:
-    """Yield the members of a cabinet (MdmDiagnosticsTool output), extracted safely."""
+    """Yield the members of a cabinet (MdmDiagnosticsTool output), extracted safely: headers
+    checked against the budget first, then MSZIP/stored folders streamed block by block."""
     size = path.stat().st_size
     if size > budget.max_total_bytes - budget.total_bytes:
         budget.refuse(display, "too_large", "cabinet larger than the remaining size budget")
         return
-    buf = path.read_bytes()
-    try:
-        header = read_cab_header(buf)
-    except (struct.error, ValueError) as exc:
-        budget.refuse(
-            display,
-            "bad_archive",
-            f"not a readable cabinet: {exc}",
-            "re-collect the logs (MdmDiagnosticsTool -cab) and upload again",
-        )
-        return
-    declared = sum(s for _, s in header.files)
-    if declared > RATIO_MIN_BYTES and declared / max(size, 1) > budget.max_ratio:
-        budget.refuse(
-            display,
-            "compression_ratio",
-            f"cabinet declares {declared} bytes from {size} ({declared / size:.0f}:1)",
-        )
-        return
-    if budget.total_bytes + declared > budget.max_total_bytes:
-        budget.refuse(
-            display,
-            "too_large",
-            f"cabinet declares {declared} bytes, beyond the bundle's remaining budget",
-            "pass fewer or smaller archives, or raise the size limit if trusted",
-        )
-        return
-    if header.compressions <= {"none", "MSZIP"}:
-        yield from _cab_members_builtin(buf, display, dest, budget)
-    else:
-        yield from _cab_members_external(path, display, dest, budget, header.compressions)
+    with path.open("rb") as source:
+        try:
+            header = read_cab_header(source.read(min(size, HEADER_READ_MAX)))
+        except CabError as exc:
+            budget.refuse(
+                display,
+                "bad_archive",
+                f"not a readable cabinet: {exc}",
+                "re-collect the logs (MdmDiagnosticsTool -cab) and upload again",
+            )
+            return
+        declared = sum(s for _, s in header.files)
+        if declared > RATIO_MIN_BYTES and declared / max(size, 1) > budget.max_ratio:
+            budget.refuse(
+                display,
+                "compression_ratio",
+                f"cabinet declares {declared} bytes from {size} ({declared / size:.0f}:1)",
+            )
+            return
+        if not budget.expansion_allows(declared):
+            budget.refuse(
+                display,
+                "too_large",
+                f"cabinet declares {declared} bytes, beyond the bundle's remaining budget",
+                "pass fewer or smaller archives, or raise the size limit if trusted",
+            )
+            return
+        if header.compressions <= {"none", "MSZIP"}:
+            yield from _cab_members_streamed(source, header, display, dest, budget)
+            return
+    yield from _cab_members_external(path, display, dest, budget, header.compressions)
 
 
-def _cab_members_builtin(buf: bytes, display: str, dest: Path, budget: Budget) -> Iterator[Member]:
-    from cabarchive import CabArchive
-    from cabarchive.errors import CorruptionError, NotSupportedError
-
-    try:
-        archive = CabArchive(buf)
-    except (CorruptionError, NotSupportedError, ValueError, struct.error) as exc:
-        budget.refuse(
-            display,
-            "bad_archive",
-            f"cabinet could not be unpacked: {exc}",
-            "re-collect the logs (MdmDiagnosticsTool -cab) and upload again",
-        )
-        return
-    for index, (name, entry) in enumerate(sorted(archive.items())):
-        data = entry.buf or b""
-        yield from _admit_bytes(display, dest, budget, index, name, data)
+def _cab_members_streamed(
+    source: IO[bytes], header: CabHeader, display: str, dest: Path, budget: Budget
+) -> Iterator[Member]:
+    index_of = {entry: number for number, entry in enumerate(header.entries)}
+    for folder in range(len(header.folders)):
+        files = [entry for entry in header.entries if entry.folder == folder]
+        declared = max((entry.offset + entry.size for entry in files), default=0)
+        needed = -(-declared // BLOCK_MAX)
+        if header.folders[folder].blocks > needed + 1:
+            budget.refuse(
+                f"{display}!/{files[0].name}" if files else display,
+                "compression_ratio",
+                f"cabinet folder {folder} holds {header.folders[folder].blocks} data blocks for "
+                f"{declared} declared bytes (at most {needed} needed): the blocks past its files "
+                "were not unpacked (a decompression bomb?)",
+            )
+        targets: dict[CabFile, Path | None] = {}
+        for entry in header.entries:
+            if entry.folder != folder:
+                continue
+            member = f"{display}!/{entry.name}"
+            if why := unsafe_member_name(entry.name):
+                budget.refuse(member, "zip_slip", f"entry skipped: {why}")
+                targets[entry] = None
+            elif budget.admit(display, entry.name, entry.size, None):
+                targets[entry] = dest / _flat_name(index_of[entry], entry.name)
+                budget.total_bytes += entry.size  # reserved before it is written
+            else:
+                targets[entry] = None
+        try:
+            for entry, target, digest, written in write_folder(source, header, folder, targets):
+                yield Member(entry.name, target, digest, written)
+        except CabError as exc:
+            budget.refuse(
+                display,
+                "bad_archive",
+                f"cabinet could not be unpacked: {exc}",
+                "re-collect the logs (MdmDiagnosticsTool -cab) and upload again; the entries "
+                "before the damage were still read",
+            )
+    for entry in header.entries:
+        if entry.folder >= len(header.folders):
+            budget.refuse(
+                f"{display}!/{entry.name}",
+                "bad_entry",
+                "entry lies in another cabinet of a set, or in a folder this cabinet lacks",
+            )
 
 
 def _admit_bytes(
