@@ -30,6 +30,7 @@ from evtxdoc.report import events as events_export
 from evtxdoc.report import findings
 from evtxdoc.report.clock import display_zone
 from evtxdoc.report.formats import Format, OutputOptions, infer, write
+from evtxdoc.report.printable import markup
 
 
 @app.command()
@@ -106,7 +107,7 @@ def analyze(
     if output:
         with output.open("wb") as handle:
             write(analysis, chosen, handle, options)
-        stderr.print(f"{chosen} written to {output}", highlight=False)
+        stderr.print(f"{chosen} written to {markup(output)}", highlight=False)
     elif chosen is Format.terminal:  # a pipe gets 100 columns unless COLUMNS says otherwise
         wide = sys.stdout.isatty() or "COLUMNS" in os.environ
         write(

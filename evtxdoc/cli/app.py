@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from evtxdoc import pipeline
 from evtxdoc.errors import EvtxdocError, InternalError
 from evtxdoc.models import Analysis, AnalyzeOptions
+from evtxdoc.report.printable import markup
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -77,20 +78,23 @@ def _run(
         task = bar.add_task("reading logs", total=None)
 
         def progress(stage: str, done: int, total: int, detail: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"{stage}: {detail[-50:]}")
+            bar.update(
+                task, completed=done, total=total, description=f"{stage}: {markup(detail[-50:])}"
+            )
 
         return pipeline.analyze(inputs, options, progress)
 
 
 def _fail(error: EvtxdocError) -> NoReturn:
     stderr.print(
-        f"[bold red]error:[/] {error.where + ': ' if error.where else ''}{error.message}",
+        f"[bold red]error:[/] {markup(error.where) + ': ' if error.where else ''}"
+        f"{markup(error.message)}",
         highlight=False,
         markup=True,
         soft_wrap=True,
     )
     if error.hint:
-        stderr.print(f"  hint: {error.hint}", highlight=False, soft_wrap=True)
+        stderr.print(f"  hint: {markup(error.hint)}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_INTERNAL if isinstance(error, InternalError) else EXIT_INPUT)
 
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from evtxdoc.fixtures import fixture_path, run_rule_tests
 from evtxdoc.models import Problem
+from evtxdoc.report.printable import printable
 from evtxdoc.rules import RuleSet, default_folders, load_rules
 from evtxdoc.rules.loader import rule_problem
 from evtxdoc.rules.schema import SCHEMA, SCOPES
@@ -106,7 +107,7 @@ def _ruleset(folders: list[Path] | None, only: bool) -> RuleSet:
 
 def _print_problems(problems: list[Problem]) -> None:
     for problem in problems:
-        typer.echo(str(problem))
+        typer.echo(printable(problem))
 
 
 @rules_app.command("new")
@@ -188,7 +189,7 @@ def rules_test(
             passed += result.passed
             failed += not result.passed
             if verbose or not result.passed:
-                typer.echo(str(result))
+                typer.echo(printable(result))
     _print_problems(problems)
     typer.echo(
         f"{len(chosen)} rule(s), {passed + failed} case(s): {passed} passed, "

@@ -18,6 +18,7 @@ from evtxdoc.cli.app import (
 )
 from evtxdoc.cli.rules import rules_app
 from evtxdoc.errors import EvtxdocError, InputError
+from evtxdoc.report.printable import markup
 
 
 class SynthLayout(StrEnum):
@@ -67,7 +68,7 @@ def synth(
             )
     except EvtxdocError as error:
         _fail(error)
-    stderr.print(f"{len(written)} file(s) written under {output}", highlight=False)
+    stderr.print(f"{len(written)} file(s) written under {markup(output)}", highlight=False)
 
 
 app.add_typer(rules_app, name="rules")

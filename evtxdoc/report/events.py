@@ -151,6 +151,17 @@ def write_timesketch(
     return count
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (`=HYPERLINK(…)`, `@SUM(…)`, `-2+3`)
+    gets a leading `'`, as OWASP's CSV-injection guidance recommends; other values pass."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def write_csv(
     frame: pd.DataFrame,
     out: IO[str],
@@ -163,6 +174,6 @@ def write_csv(
     for item in rows(frame, attempts):
         item = redact(item) if redact else item
         item["fields"] = _dumps(item["fields"]).decode()
-        writer.writerow(item)
+        writer.writerow({key: spreadsheet_safe(value) for key, value in item.items()})
         count += 1
     return count

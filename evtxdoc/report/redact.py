@@ -51,6 +51,38 @@ def trie_pattern(words: Iterable[str]) -> str:
 
 PUBLIC_LABELS = {"onmicrosoft", "local", "corp", "internal", "windows", "microsoft"}
 
+# Event fields that name an account, a domain or a machine (Security 4624/4625/4720/4799…,
+# Sysmon's User and hostnames, the connector's DeviceName/MachineName): their values are seeded
+# as pseudonyms, so they are replaced wherever else they appear too ("by field and by value").
+USER_FIELDS = re.compile(
+    r"(?:Subject|Target|OldTarget|NewTarget|Client|Member|Caller|Logon)?"
+    r"(?:UserName|User|AccountName|SamAccountName|DisplayName|Principal|Upn)",
+    re.IGNORECASE,
+)
+DOMAIN_FIELDS = re.compile(r"(?:Subject|Target|SubjectUser|Client)?DomainName|Domain", re.I)
+HOST_FIELDS = re.compile(
+    r"Workstation(?:Name)?|Computer(?:Name)?|MachineName|(?:Source|Destination|Client)?HostName"
+    r"|DeviceName|ClientMachine|(?:Target)?ServerName",
+    re.IGNORECASE,
+)
+# Values of those fields that name no one: built-in accounts, groups and domains, placeholders.
+WELL_KNOWN = {
+    "", "-", ".", "none", "n/a", "null", "localhost", "system", "local service",
+    "network service", "nt authority", "anonymous logon", "builtin", "workgroup",
+    "nt service", "window manager", "font driver host", "administrator", "guest",
+    "defaultaccount", "wdagutilityaccount", "administrators", "users", "guests", "power users",
+    "backup operators", "replicator", "remote desktop users", "network configuration operators",
+    "performance monitor users", "performance log users", "distributed com users", "iis_iusrs",
+    "cryptographic operators", "event log readers", "certificate service dcom access",
+    "rds remote access servers", "rds endpoint servers", "rds management servers",
+    "hyper-v administrators", "access control assistance operators", "remote management users",
+    "device owners", "system managed accounts group", "storage replica administrators",
+    "ie_user", "everyone", "authenticated users", "interactive",
+}  # fmt: skip
+MAX_NAME = 256  # longer field values are text, not names (and would deepen the trie past use)
+_SERVICE_SESSIONS = re.compile(r"(?:dwm|umfd)-\d+|%%\d+", re.IGNORECASE)
+PROFILE = r"(?<=\\users\\)(?!public\\|default\\|default user\\|all users\\)[^\\\s\"'<>]+"
+
 
 class Redactor:
     """Replaces identifiers with pseudonyms; `text()` for strings, `data()` for JSON data."""
@@ -60,6 +92,10 @@ class Redactor:
         self.counters: dict[str, int] = {}
         self._pattern: re.Pattern[str] | None = None
         self._done: dict[str, str] = {}  # text → redacted text (reports repeat values a lot)
+        # Once redaction has begun, names found in text (an e-mail's domain) get pseudonyms
+        # but do not rebuild the pattern: a rebuild per discovery cost minutes on real logs,
+        # and what came before is written already. Seeding finds them first.
+        self._redacting = False
 
     # --- seeding --------------------------------------------------------------------------
     def _next(self, kind: str) -> int:
@@ -68,8 +104,9 @@ class Redactor:
 
     def name(self, original: str, pseudonym: str) -> None:
         self.names.setdefault(original.lower(), pseudonym)
-        self._pattern = None
-        self._done.clear()
+        if not self._redacting:  # seeding: the pattern is built once, when redaction starts
+            self._pattern = None
+            self._done.clear()
 
     def host(self, original: str, base: str) -> None:
         """A computer name (short, or FQDN: its domain is seeded too)."""
@@ -123,7 +160,7 @@ class Redactor:
                     rf"(?<![\w\\])(?P<netbios>{trie_pattern(labels)})"
                     r"\\(?P<account>[A-Za-z0-9._$-]+)"
                 )
-            parts += [f"(?P<ipv4>{IPV4})", f"(?P<ipv6>{IPV6})"]
+            parts += [f"(?P<ipv4>{IPV4})", f"(?P<ipv6>{IPV6})", f"(?P<profile>{PROFILE})"]
             if known:
                 parts.append(f"{EDGE_BEFORE}(?P<known>{trie_pattern(known)}){EDGE_AFTER}")
             self._pattern = re.compile("|".join(parts), re.IGNORECASE)
@@ -155,9 +192,12 @@ class Redactor:
                 return value
         if kind in ("sid", "ipv4", "ipv6"):
             return self.seed(kind, value)
+        if kind == "profile":  # C:\Users\<name>\…: the profile folder names its user
+            return self.names.get(value.lower()) or self.seed("user", value)
         return self.names.get(value.lower(), value)
 
     def text(self, value: str) -> str:
+        self._redacting = True
         done = self._done.get(value)
         if done is None:
             done = self._compiled().sub(self._replace, value)
@@ -249,4 +289,54 @@ def for_analysis(analysis: Analysis) -> Redactor:
             if request.device_name and request.device_name.lower() not in redactor.names:
                 counters["device"] = counters.get("device", 0) + 1
                 redactor.name(request.device_name, f"device-{counters['device']:02d}")
+    _seed_from_fields(redactor, frame, counters)  # last: what correlation named keeps its name
     return redactor
+
+
+def _named(value: str) -> bool:
+    """Whether a field value names someone or something (not a built-in or a placeholder)."""
+    text = value.strip()
+    return (
+        2 <= len(text) <= MAX_NAME
+        and text.lower() not in WELL_KNOWN
+        and not _SERVICE_SESSIONS.fullmatch(text)
+        and not text.startswith("S-1-")
+    )
+
+
+def _seed_from_fields(redactor: Redactor, frame: Any, counters: dict[str, int]) -> None:
+    """Seed the accounts, domains and machines the events' fields name (Security, Sysmon, …)."""
+    if not len(frame):
+        return
+    for fields in timeline.fields_of(frame):
+        for key, value in fields.items():
+            if not isinstance(value, str) or not value:
+                continue
+            name = key.rsplit(".", 1)[-1]
+            if "\\" in value and USER_FIELDS.fullmatch(name):  # Sysmon's User: DOMAIN\user
+                domain, _, user = value.partition("\\")
+                if _named(domain) and domain.lower() not in redactor.names:
+                    redactor.name(domain, f"domain{redactor._next('domain'):02d}")
+                if _named(user):
+                    redactor.seed("user", user)
+            elif USER_FIELDS.fullmatch(name) and _named(value):
+                if value.endswith("$"):  # a machine account: HOST$
+                    _seed_host(redactor, value[:-1], counters)
+                elif value.lower() not in redactor.names:
+                    redactor.seed("user", value.strip())
+            elif DOMAIN_FIELDS.fullmatch(name) and _named(value):
+                if "." in value:
+                    redactor.domain(value)
+                elif value.lower() not in redactor.names:
+                    redactor.name(value, f"domain{redactor._next('domain'):02d}")
+            elif HOST_FIELDS.fullmatch(name) and _named(value):
+                _seed_host(redactor, value, counters)
+
+
+def _seed_host(redactor: Redactor, value: str, counters: dict[str, int]) -> None:
+    short = value.strip().split(".")[0].lower()
+    if short and short not in redactor.names:
+        counters["host"] = counters.get("host", 0) + 1
+        redactor.host(value.strip(), f"host-{counters['host']:02d}")
+    elif "." in value:
+        redactor.domain(value.strip().partition(".")[2])

@@ -10,11 +10,11 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from evtxdoc.report.clock import UTC, DisplayZone, duration
 from evtxdoc.report.document import display_name
+from evtxdoc.report.printable import markup as escape
 from evtxdoc.vocab import SECOND
 
 SEVERITY_STYLE = {"critical": "bold red", "error": "red", "warning": "yellow", "info": "dim"}
