@@ -216,8 +216,10 @@ def test_jobs_left_unfinished_run_again_when_the_service_restarts(tmp_path):
         upload.mkdir(parents=True)
         shutil.copyfile(CONNECTOR, upload / CONNECTOR.name)
         store.create(job_id, [{"name": CONNECTOR.name, "size": CONNECTOR.stat().st_size}])
-        if status is Status.running:
-            store.start(job_id)  # the service stopped in the middle of this one
+        if status is Status.running:  # the service died in the middle of this one
+            assert store.claim(job_id, "gone-host:1:dead")
+            with sqlite3.connect(store.path) as db:  # its owner stopped beating the lease
+                db.execute("UPDATE jobs SET lease = lease - 60 WHERE id = ?", (job_id,))
         ids.append(job_id)
     with TestClient(create_app(settings)) as api:
         for job_id in ids:

@@ -156,6 +156,7 @@ def _in_child(
 def _child_main(
     send: Connection, counter: Any, work: Callable[..., Any], args: tuple[Any, ...]
 ) -> None:
+    die_with_parent()
     _limit_memory()
 
     def beat() -> None:
@@ -168,6 +169,19 @@ def _child_main(
         raise SystemExit(f"{type(exc).__name__}: {exc}") from None
     send.send(value)
     send.close()
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when the thread that started it ends (PR_SET_PDEATHSIG):
+    a child never outlives an analysis that was killed, nor an analysis its server."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: children end with their work, bounded by the watchdog
 
 
 def _limit_memory() -> None:

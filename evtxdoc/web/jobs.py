@@ -1,39 +1,67 @@
-"""Analyses run in their own process, one job at a time per process, never in the server's.
+"""Analyses run in their own process, one job per process, never in the server's.
 
-A spawned process (not forked from the threaded server) calls `pipeline.analyze` on the job's
-upload folder, writes progress to the store as it goes, and writes four reports: HTML and JSON,
-plain and redacted. A crash of that process fails its job, not the service; a restart of the
-service queues the jobs it had not finished again (their uploads are on disk).
+A spawned process (not forked from the threaded server) claims its job in the store, beats its
+lease while it works, calls `pipeline.analyze` on the job's upload folder, writes progress as it
+goes, and writes four reports: HTML and JSON, plain and redacted. Exactly once across crashes:
+- a job is run only by the process that claimed it (an atomic UPDATE on a queued job, or on a
+  running one whose lease lapsed), and only its owner can end it;
+- an analysis process dies with the server (PR_SET_PDEATHSIG), so a killed server leaves no
+  orphan; its jobs' leases lapse and the next start runs each of them again, once;
+- each job has its own process, so one that dies (killed, out of memory) costs its own job
+  only: it is retried once, then failed with a message saying what to do;
+- a job's temporary files live in its own folder, removed when its process ends, whatever the
+  end; partial reports are named by their owner and renamed into place.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
+import socket
+import tempfile
+import threading
 import time
 import traceback
+import uuid
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.process import BaseProcess
 from pathlib import Path
-from threading import Lock
 from typing import Any
 
 from evtxdoc import pipeline
 from evtxdoc.errors import EvtxdocError
 from evtxdoc.models import Analysis, AnalyzeOptions
+from evtxdoc.parse.watchdog import die_with_parent
 from evtxdoc.report.formats import Format, OutputOptions, document, write
 from evtxdoc.report.redact import for_analysis
-from evtxdoc.web.store import JobStore, Status
+from evtxdoc.web.store import LEASE_S, JobStore, Status
 
 log = logging.getLogger("evtxdoc.web")
 PROGRESS_EVERY_S = 0.25  # progress writes to SQLite at most this often
+MAX_ATTEMPTS = 2  # a job whose process died is run once more, then failed
+STOP_GRACE_S = 5.0  # on shutdown, running analyses get this long after SIGTERM
+_TICK_S = 0.2
 
 
-def run_job(data_dir: str, job_id: str, read_workers: int | None) -> None:
+def new_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def run_job(data_dir: str, job_id: str, read_workers: int | None, owner: str) -> None:
     """Analyze one uploaded job and write its reports (runs in an analysis process)."""
+    die_with_parent()
     store = JobStore(Path(data_dir))
-    store.start(job_id)
+    if not store.claim(job_id, owner):
+        return  # another process runs it, or it has ended: exactly once
+    scratch = store.folder(job_id) / "tmp"
+    scratch.mkdir(exist_ok=True)
+    tempfile.tempdir = str(scratch)  # the analysis's temporary files, removed with the job
+    stop = threading.Event()
+    beating = threading.Thread(target=_beat, args=(store, job_id, owner, stop), daemon=True)
+    beating.start()
     upload = store.upload_folder(job_id)
     last = 0.0
 
@@ -52,20 +80,37 @@ def run_job(data_dir: str, job_id: str, read_workers: int | None) -> None:
             analysis,
             store.folder(job_id),
             lambda done, name: store.progress(job_id, "report", done, 4, name),
+            owner,
         )
-        store.finish(job_id, summary(analysis))
+        shutil.rmtree(scratch, ignore_errors=True)  # gone before the job is seen to end
+        store.finish(job_id, summary(analysis), owner)
     except EvtxdocError as error:
         where = f"{error.where}: " if error.where else ""
         hint = f" ({error.hint})" if error.hint else ""
-        store.fail(job_id, f"{where}{error.message}{hint}")
+        shutil.rmtree(scratch, ignore_errors=True)
+        store.fail(job_id, f"{where}{error.message}{hint}", owner)
     except Exception as error:  # anything else is a bug: keep the trace for the maintainers
+        shutil.rmtree(scratch, ignore_errors=True)
         store.fail(
             job_id,
             f"internal error: {type(error).__name__}: {error}\n" + traceback.format_exc(limit=8),
+            owner,
         )
+    finally:
+        stop.set()
 
 
-def _write_reports(analysis: Analysis, folder: Path, progress: Callable[[int, str], None]) -> None:
+def _beat(store: JobStore, job_id: str, owner: str, stop: threading.Event) -> None:
+    while not stop.wait(LEASE_S / 4):
+        try:
+            store.beat(job_id, owner)
+        except Exception:  # a busy database now and then: the next beat renews it
+            log.debug("lease renewal of %s failed", job_id, exc_info=True)
+
+
+def _write_reports(
+    analysis: Analysis, folder: Path, progress: Callable[[int, str], None], owner: str
+) -> None:
     for done, (name, fmt, redact) in enumerate(
         (
             ("report.html", Format.html, False),
@@ -75,7 +120,7 @@ def _write_reports(analysis: Analysis, folder: Path, progress: Callable[[int, st
         )
     ):
         progress(done, name)
-        partial = folder / f".{name}.part"
+        partial = folder / f".{name}.{owner.replace(':', '-')}.part"  # one writer per file
         with partial.open("wb") as out:
             write(analysis, fmt, out, OutputOptions(redact=redact))
         partial.replace(folder / name)
@@ -102,71 +147,127 @@ def summary(analysis: Analysis) -> dict[str, Any]:
 
 
 class JobRunner:
-    """Hands jobs to a pool of spawned analysis processes; resubmits after a crash."""
+    """Runs queued jobs, each in its own spawned process, at most `concurrent` at once, from
+    one scheduler thread (the parent every analysis process dies with)."""
 
     def __init__(self, store: JobStore, concurrent: int = 1, read_workers: int | None = None):
         self.store = store
         self.concurrent = concurrent
         self.read_workers = read_workers
-        self._lock = Lock()
-        self._pool: ProcessPoolExecutor | None = None
-        self.running: dict[str, Future[None]] = {}
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # a fresh process per job: an analysis's memory goes back to the system with it
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.concurrent,
-                mp_context=multiprocessing.get_context("spawn"),
-                max_tasks_per_child=1,
-            )
-        return self._pool
+        self._queue: deque[str] = deque()
+        self._lock = threading.Lock()
+        self.running: dict[str, tuple[BaseProcess, str]] = {}  # job → (process, owner)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._context = multiprocessing.get_context("spawn")
 
     def submit(self, job_id: str) -> None:
         with self._lock:
-            future = self._executor().submit(
-                run_job, str(self.store.data_dir), job_id, self.read_workers
-            )
-            self.running[job_id] = future
-        future.add_done_callback(lambda done: self._finished(job_id, done))
+            if job_id not in self._queue and job_id not in self.running:
+                self._queue.append(job_id)
+        self._ensure_thread()
 
-    def _finished(self, job_id: str, future: Future[None]) -> None:
+    def _ensure_thread(self) -> None:
         with self._lock:
-            self.running.pop(job_id, None)
-        if future.cancelled():  # the service is stopping: the next start resumes the job
-            return
-        error = future.exception()
-        if error is None:
-            return
-        if isinstance(error, BrokenProcessPool):
-            with self._lock:  # a broken pool takes no more work: start a new one
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False, cancel_futures=False)
-                self._pool = None
-            if self.store.get(job_id).status == Status.queued:  # waiting, not the one that died
-                self.submit(job_id)
-                return
-            message = (
-                "the analysis process died (out of memory, or killed); the upload is "
-                "kept: delete this analysis and upload fewer files at once, or ask the "
-                "operator to give the service more memory"
-            )
-        else:
-            message = f"internal error: {type(error).__name__}: {error}"
-        log.error("job %s failed: %s", job_id, message)
-        self.store.fail(job_id, message)
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._schedule, name="evtxdoc-jobs", daemon=True
+                )
+                self._thread.start()
 
-    def resume(self) -> list[str]:
-        """Queue again every job a previous run of the service left unfinished."""
-        ids = []
-        for job in self.store.unfinished():
+    def _schedule(self) -> None:
+        last_sweep = 0.0
+        while not self._stop.is_set():
+            self._reap()
+            if time.monotonic() - last_sweep > LEASE_S / 2:
+                last_sweep = time.monotonic()
+                self._adopt_orphans()
+            self._start_waiting()
+            self._stop.wait(_TICK_S)
+
+    def _start_waiting(self) -> None:
+        while True:
+            with self._lock:
+                if len(self.running) >= self.concurrent or not self._queue:
+                    return
+                job_id = self._queue.popleft()
+            owner = new_owner()
+            process = self._context.Process(
+                target=run_job,
+                args=(str(self.store.data_dir), job_id, self.read_workers, owner),
+                name=f"evtxdoc-job-{job_id[:8]}",
+            )
+            process.start()
+            with self._lock:
+                self.running[job_id] = (process, owner)
+
+    def _reap(self) -> None:
+        with self._lock:
+            ended = [(j, p, o) for j, (p, o) in self.running.items() if p.exitcode is not None]
+            for job_id, _, _ in ended:
+                del self.running[job_id]
+        for job_id, process, owner in ended:
+            process.join()
+            shutil.rmtree(self.store.folder(job_id) / "tmp", ignore_errors=True)
+            self._after_death(job_id, owner, process.exitcode)
+
+    def _after_death(self, job_id: str, owner: str, code: int | None) -> None:
+        """A process ended: if its job is still running under it, the process died."""
+        try:
+            job = self.store.get(job_id)
+        except KeyError:  # deleted meanwhile
+            return
+        if job.status is not Status.running or job.owner != owner:
+            if job.status is Status.queued and job.owner is None:  # never claimed: try again
+                self.submit(job_id)
+            return
+        if job.attempts < MAX_ATTEMPTS:
+            log.warning("job %s: analysis process died (exit %s); running it again", job_id, code)
+            self.store.requeue(job_id)
+            self.submit(job_id)
+            return
+        message = (
+            "the analysis process died (out of memory, or killed) twice; the upload is "
+            "kept: delete this analysis and upload fewer files at once, or ask the "
+            "operator to give the service more memory"
+        )
+        log.error("job %s failed: %s", job_id, message)
+        self.store.fail(job_id, message, owner)
+
+    def _adopt_orphans(self) -> None:
+        """Jobs a dead process (an earlier server's, or one that vanished) left running."""
+        with self._lock:
+            alive = {owner for _, owner in self.running.values()}
+        for job in self.store.orphaned(alive):
             self.store.requeue(job.id)
             self.submit(job.id)
+
+    def resume(self) -> list[str]:
+        """Queue every job a previous run of the service left unfinished: queued ones now,
+        running ones as soon as their owner's lease has lapsed (it died with that server)."""
+        ids = []
+        for job in self.store.unfinished():
+            if job.status is Status.queued:
+                self.submit(job.id)
             ids.append(job.id)
+        self._ensure_thread()
         return ids
 
     def shutdown(self) -> None:
+        """Stop scheduling; stop running analyses (their jobs resume at the next start)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+            running = list(self.running.items())
+            self.running.clear()
+        for _, (process, _) in running:
+            process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_S
+        for job_id, (process, _) in running:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+            shutil.rmtree(self.store.folder(job_id) / "tmp", ignore_errors=True)

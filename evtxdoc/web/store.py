@@ -36,9 +36,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     finished REAL,
     error TEXT,
-    summary TEXT
+    summary TEXT,
+    owner TEXT,
+    lease REAL,
+    attempts INTEGER NOT NULL DEFAULT 0
 )
 """
+# Columns added after the first release: an older store gains them on open.
+ADDED_COLUMNS = {
+    "owner": "TEXT",
+    "lease": "REAL",
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+}
+LEASE_S = 10.0  # a running job whose owner has not beaten its lease for this long is orphaned
 REPORTS = {  # name in URLs -> file in the job folder, media type
     "report.html": ("report.html", "text/html; charset=utf-8"),
     "report.json": ("report.json", "application/json"),
@@ -71,6 +81,8 @@ class Job:
     finished: float | None = None
     error: str | None = None
     summary: dict[str, Any] | None = None
+    owner: str | None = None  # the analysis process running it ("host:pid:token")
+    attempts: int = 0
 
     @property
     def finished_ok(self) -> bool:
@@ -113,6 +125,10 @@ class JobStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(SCHEMA)
+            have = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in ADDED_COLUMNS.items():
+                if name not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -163,13 +179,44 @@ class JobStore:
             ).fetchall()
         return [_job(row) for row in rows]
 
-    def start(self, job_id: str) -> None:
+    def claim(self, job_id: str, owner: str) -> bool:
+        """Make `owner` the one process running the job, atomically: only a queued job, or a
+        running one whose owner's lease has lapsed, can be claimed (exactly once)."""
+        now = time.time()
+        with self._connect() as db:
+            claimed = db.execute(
+                "UPDATE jobs SET status=?, started=?, stage='', done=0, total=0, detail='', "
+                "error=NULL, owner=?, lease=?, attempts=attempts+1 WHERE id=? AND "
+                "(status=? OR (status=? AND (lease IS NULL OR lease < ?)))",
+                (
+                    Status.running,
+                    now,
+                    owner,
+                    now,
+                    job_id,
+                    Status.queued,
+                    Status.running,
+                    now - LEASE_S,
+                ),
+            ).rowcount
+        return claimed == 1
+
+    def beat(self, job_id: str, owner: str) -> None:
+        """The owner is alive: renew its lease."""
         with self._connect() as db:
             db.execute(
-                "UPDATE jobs SET status=?, started=?, stage='', done=0, total=0, "
-                "detail='', error=NULL WHERE id=?",
-                (Status.running, time.time(), job_id),
+                "UPDATE jobs SET lease=? WHERE id=? AND owner=? AND status=?",
+                (time.time(), job_id, owner, Status.running),
             )
+
+    def orphaned(self, alive: set[str]) -> list[Job]:
+        """Running jobs whose owner is not in `alive` and whose lease has lapsed."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE status=? AND (lease IS NULL OR lease < ?)",
+                (Status.running, time.time() - LEASE_S),
+            ).fetchall()
+        return [_job(row) for row in rows if row["owner"] not in alive]
 
     def progress(self, job_id: str, stage: str, done: int, total: int, detail: str) -> None:
         with self._connect() as db:
@@ -178,23 +225,38 @@ class JobStore:
                 (stage, done, total, detail[-200:], job_id),
             )
 
-    def finish(self, job_id: str, summary: dict[str, Any]) -> None:
-        with self._connect() as db:
-            db.execute(
-                "UPDATE jobs SET status=?, finished=?, summary=? WHERE id=?",
-                (Status.done, time.time(), json.dumps(summary), job_id),
-            )
+    def finish(self, job_id: str, summary: dict[str, Any], owner: str | None = None) -> bool:
+        """Mark the job done (by its owner, when given); False if it was not theirs to end."""
+        return self._end(
+            job_id,
+            owner,
+            "status=?, finished=?, summary=?",
+            (Status.done, time.time(), json.dumps(summary)),
+        )
 
-    def fail(self, job_id: str, error: str) -> None:
+    def fail(self, job_id: str, error: str, owner: str | None = None) -> bool:
+        return self._end(
+            job_id,
+            owner,
+            "status=?, finished=?, error=?",
+            (Status.failed, time.time(), error[:4000]),
+        )
+
+    def _end(self, job_id: str, owner: str | None, sets: str, values: tuple[Any, ...]) -> bool:
+        where, args = "id=? AND status IN (?, ?)", [job_id, Status.queued, Status.running]
+        if owner is not None:
+            where += " AND owner=?"
+            args.append(owner)
         with self._connect() as db:
-            db.execute(
-                "UPDATE jobs SET status=?, finished=?, error=? WHERE id=?",
-                (Status.failed, time.time(), error[:4000], job_id),
-            )
+            ended = db.execute(f"UPDATE jobs SET {sets} WHERE {where}", (*values, *args))
+        return ended.rowcount == 1
 
     def requeue(self, job_id: str) -> None:
         with self._connect() as db:
-            db.execute("UPDATE jobs SET status=? WHERE id=?", (Status.queued, job_id))
+            db.execute(
+                "UPDATE jobs SET status=?, owner=NULL, lease=NULL WHERE id=? AND status IN (?, ?)",
+                (Status.queued, job_id, Status.queued, Status.running),
+            )
 
     def expired(self, before: float) -> list[str]:
         """Finished (done or failed) jobs created before `before` (Unix seconds)."""
@@ -227,4 +289,6 @@ def _job(row: sqlite3.Row) -> Job:
         finished=row["finished"],
         error=row["error"],
         summary=json.loads(row["summary"]) if row["summary"] else None,
+        owner=row["owner"],
+        attempts=row["attempts"],
     )
