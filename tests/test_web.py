@@ -97,7 +97,40 @@ def test_a_cross_site_form_post_is_refused(tmp_path):
         )
         assert foreign.status_code == 403
         assert browser.post("/analyses", files=_files(CONNECTOR)).status_code == 403  # no origin
+        junk = {"Origin": "http://evil.example", "Authorization": "Bearer nonsense"}
+        assert browser.post("/analyses", files=_files(CONNECTOR), headers=junk).status_code == 403
         assert JobStore(tmp_path / "data").recent() == []
+
+
+def test_wrong_tokens_are_throttled_per_client(tmp_path):
+    with TestClient(create_app(_settings(tmp_path)), base_url="http://testserver") as browser:
+        codes = [browser.get("/login?token=guess").status_code for _ in range(6)]
+        assert codes == [401] * 5 + [429]
+        throttled = browser.get(f"/login?token={TOKEN}")  # even the right one waits now
+        assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) > 50
+        api = [browser.get("/analyses", headers={"Authorization": "Bearer x"}) for _ in range(2)]
+        assert {reply.status_code for reply in api} == {429}
+
+
+def test_an_upload_that_stalls_is_dropped(monkeypatch):
+    import asyncio
+
+    from evtxdoc.web import uploads
+
+    monkeypatch.setattr(uploads, "IDLE_S", 0.2)
+
+    class Stalling:
+        async def stream(self):
+            yield b"--boundary\r\n"
+            await asyncio.sleep(5)
+            yield b"never"
+
+    async def drain():
+        return [chunk async for chunk in uploads._limited(Stalling(), 1 << 20)]
+
+    with pytest.raises(uploads.UploadError) as raised:
+        asyncio.run(drain())
+    assert raised.value.status == 408
 
 
 def test_an_upload_is_analyzed_in_its_own_process_like_the_cli_does(client):
@@ -317,3 +350,14 @@ def test_api_clients_get_their_errors_as_json(client):
     assert gone.status_code == 404 and gone.json() == {
         "error": "no such analysis (deleted already?)"
     }
+
+
+def test_a_file_and_a_folder_of_one_name_are_both_kept(client):
+    """`a` then `a/b.evtx` was an HTTP 500 that left the upload folder without its job."""
+    files = _files(CONNECTOR, CONNECTOR, CONNECTOR, names=["a", "a/b.evtx", "c/d.evtx"])
+    files.append(("files", ("c", CONNECTOR.read_bytes(), "application/octet-stream")))
+    reply = client.post("/analyses", files=files, headers=BEARER)
+    assert reply.status_code == 201, reply.text
+    names = [f["name"] for f in reply.json()["files"]]
+    assert names == ["a", "a (2)/b.evtx", "c/d.evtx", "c (2)"]
+    _wait(client, reply.json()["id"])

@@ -208,7 +208,16 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        timeout_keep_alive=5,  # an idle connection is closed after 5 s
+        timeout_graceful_shutdown=10,  # SIGTERM: requests get 10 s, then the jobs are stopped
+        limit_concurrency=200,  # beyond that, 503 at once instead of a queue without end
+    )
 
 
 @app.command()

@@ -86,6 +86,11 @@ def guarded(handler: Handler) -> Handler:
 
     async def wrapper(request: Request) -> Response:
         service = _service(request)
+        client = _client(request)
+        if request.headers.get("authorization") and not service.bearer(request):
+            if wait := service.throttle.wait_s(client):
+                return _throttled(request, wait)
+            service.throttle.failed(client)
         if not service.signed_in(request):
             return _unauthorized(request)
         if request.method == "POST" and not service.same_origin(request):
@@ -117,10 +122,25 @@ async def login(request: Request) -> Response:
     return _sign_in(request, str(form.get("token", "")))
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "?"
+
+
+def _throttled(request: Request, wait: float) -> Response:
+    seconds = max(1, int(wait + 0.999))
+    response = _refuse(request, f"too many wrong tokens; try again in {seconds} s", 429)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 def _sign_in(request: Request, token: str) -> Response:
     service = _service(request)
     settings = service.settings
+    client = _client(request)
+    if wait := service.throttle.wait_s(client):
+        return _throttled(request, wait)
     if not hmac.compare_digest(token.strip().encode(), settings.token.encode()):
+        service.throttle.failed(client)
         return service.page(
             request, "login.html.j2", 401, error="that is not the access token of this service"
         )
@@ -155,6 +175,9 @@ async def upload(request: Request) -> Response:
     except ClientDisconnect:  # the browser went away mid-upload: keep nothing of it
         await run_in_threadpool(service.store.delete, job_id)
         return _refuse(request, "upload interrupted", 400)
+    except BaseException:  # a bug or a full disk: no upload folder without its job
+        await run_in_threadpool(service.store.delete, job_id)
+        raise
     job = await run_in_threadpool(service.store.create, job_id, files)
     service.runner.submit(job_id)
     if _wants_json(request) or request.headers.get("authorization"):

@@ -4,6 +4,7 @@ upload folder under the names the user chose."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import AsyncGenerator
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from evtxdoc.errors import EvtxdocError
 
 MAX_NAME = 120  # characters of one path component
+IDLE_S = 60.0  # longest pause in an upload's body
 MAX_DEPTH = 8  # folders kept from a folder upload (webkitdirectory sends relative paths)
 _UNSAFE = re.compile(r"[^\w .,()+@#%=~-]")
 
@@ -44,18 +46,39 @@ def safe_relative_name(name: str) -> Path:
 
 
 def unique_path(folder: Path, relative: Path) -> Path:
-    """`folder/relative`, or `name (2).ext`… when an earlier file of the upload took it."""
-    target = folder / relative
-    number = 2
+    """`folder/relative`, with `name (2)`… for any part an earlier file of the upload took:
+    the file itself, or a folder of its path that is a file there (`a`, then `a/b.evtx`), or
+    a file of its name that is a folder there (`a/b.evtx`, then `a`)."""
+    parent = folder
+    for part in relative.parts[:-1]:
+        candidate, number = parent / part, 2
+        while candidate.exists() and not candidate.is_dir():
+            candidate = parent / f"{part} ({number})"
+            number += 1
+        parent = candidate
+    name = Path(relative.name)
+    target, number = parent / name, 2
     while target.exists():
-        target = folder / relative.parent / f"{relative.stem} ({number}){relative.suffix}"
+        target = parent / f"{name.stem} ({number}){name.suffix}"
         number += 1
     return target
 
 
 async def _limited(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
+    """The body, counted (a limit stops it early) and timed (a client that sends nothing for
+    `IDLE_S` is dropped: a slow-loris upload cannot hold a connection for ever)."""
     received = 0
-    async for chunk in request.stream():
+    chunks = request.stream().__aiter__()
+    while True:
+        try:
+            chunk = await asyncio.wait_for(chunks.__anext__(), IDLE_S)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadError(
+                f"the upload sent nothing for {IDLE_S:.0f} s; try again on a steadier connection",
+                408,
+            ) from None
         received += len(chunk)
         if received > limit:
             raise UploadError(_too_big(limit), 413)
