@@ -50,15 +50,29 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def run_job(data_dir: str, job_id: str, read_workers: int | None, owner: str) -> None:
-    """Analyze one uploaded job and write its reports (runs in an analysis process)."""
+def job_process(data_dir: str, job_id: str, read_workers: int | None, owner: str) -> None:
+    """The analysis process: dies with the server, keeps its temporary files in the job's
+    folder (removed with the job), and runs the job."""
     die_with_parent()
+    scratch = JobStore(Path(data_dir)).folder(job_id) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(scratch)
+    run_job(data_dir, job_id, read_workers, owner, scratch)
+
+
+def run_job(
+    data_dir: str,
+    job_id: str,
+    read_workers: int | None,
+    owner: str | None = None,
+    scratch: Path | None = None,
+) -> None:
+    """Analyze one uploaded job and write its reports, if this `owner` can claim it."""
     store = JobStore(Path(data_dir))
+    owner = owner or new_owner()
     if not store.claim(job_id, owner):
         return  # another process runs it, or it has ended: exactly once
-    scratch = store.folder(job_id) / "tmp"
-    scratch.mkdir(exist_ok=True)
-    tempfile.tempdir = str(scratch)  # the analysis's temporary files, removed with the job
+    scratch = scratch or store.folder(job_id) / "tmp"
     stop = threading.Event()
     beating = threading.Thread(target=_beat, args=(store, job_id, owner, stop), daemon=True)
     beating.start()
@@ -194,7 +208,7 @@ class JobRunner:
                 job_id = self._queue.popleft()
             owner = new_owner()
             process = self._context.Process(
-                target=run_job,
+                target=job_process,
                 args=(str(self.store.data_dir), job_id, self.read_workers, owner),
                 name=f"evtxdoc-job-{job_id[:8]}",
             )
