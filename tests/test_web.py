@@ -361,3 +361,14 @@ def test_a_file_and_a_folder_of_one_name_are_both_kept(client):
     names = [f["name"] for f in reply.json()["files"]]
     assert names == ["a", "a (2)/b.evtx", "c/d.evtx", "c (2)"]
     _wait(client, reply.json()["id"])
+
+
+def test_an_analysis_past_its_time_budget_is_stopped_and_says_so(tmp_path):
+    settings = _settings(tmp_path)
+    app = create_app(settings)
+    with TestClient(app, base_url="http://testserver") as api:
+        runner = app.state.service.runner
+        runner.budget_s = 0.5  # any analysis is over it before it ends
+        job = api.post("/analyses", files=_files(CAB, CONNECTOR), headers=BEARER).json()
+        status = _wait(api, job["id"])
+        assert status["status"] == "failed" and "longer than" in status["error"]

@@ -42,6 +42,7 @@ from evtxdoc.web.store import LEASE_S, JobStore, Status
 log = logging.getLogger("evtxdoc.web")
 PROGRESS_EVERY_S = 0.25  # progress writes to SQLite at most this often
 MAX_ATTEMPTS = 2  # a job whose process died is run once more, then failed
+JOB_BUDGET_S = 3 * 3600.0  # an analysis still running after this is stopped and failed
 STOP_GRACE_S = 5.0  # on shutdown, running analyses get this long after SIGTERM
 _TICK_S = 0.2
 
@@ -171,6 +172,8 @@ class JobRunner:
         self._queue: deque[str] = deque()
         self._lock = threading.Lock()
         self.running: dict[str, tuple[BaseProcess, str]] = {}  # job → (process, owner)
+        self._started: dict[str, float] = {}  # job → when its process started (monotonic)
+        self.budget_s = JOB_BUDGET_S
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._context = multiprocessing.get_context("spawn")
@@ -215,16 +218,37 @@ class JobRunner:
             process.start()
             with self._lock:
                 self.running[job_id] = (process, owner)
+                self._started[job_id] = time.monotonic()
 
     def _reap(self) -> None:
+        self._stop_overruns()
         with self._lock:
             ended = [(j, p, o) for j, (p, o) in self.running.items() if p.exitcode is not None]
             for job_id, _, _ in ended:
                 del self.running[job_id]
+                self._started.pop(job_id, None)
         for job_id, process, owner in ended:
             process.join()
             shutil.rmtree(self.store.folder(job_id) / "tmp", ignore_errors=True)
             self._after_death(job_id, owner, process.exitcode)
+
+    def _stop_overruns(self) -> None:
+        """An analysis past its time budget is stopped, and its job failed (not retried)."""
+        now = time.monotonic()
+        with self._lock:
+            over = [
+                (job_id, process, owner)
+                for job_id, (process, owner) in self.running.items()
+                if now - self._started.get(job_id, now) > self.budget_s and process.is_alive()
+            ]
+        for job_id, process, owner in over:
+            self.store.fail(
+                job_id,
+                f"the analysis ran longer than {self.budget_s / 3600:.1f} h and was stopped; "
+                "upload fewer files at once, or analyze them with `evtxdoc analyze`",
+                owner,
+            )
+            process.kill()
 
     def _after_death(self, job_id: str, owner: str, code: int | None) -> None:
         """A process ended: if its job is still running under it, the process died."""
