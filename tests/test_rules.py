@@ -101,8 +101,8 @@ def test_lint_reports_each_broken_rule_at_its_line() -> None:
     # found in the same run although the rule has type errors (issue 17)
     assert f"{broken / 'wrong-type.yaml'}:11: cause: unknown placeholder {{computre_name}}" in out
     assert (
-        f"{broken / 'wrong-type.yaml'}:10: match.events.failed.event_id: '4099' is not "
-        "integer or a list of integer" in out
+        f"{broken / 'wrong-type.yaml'}:10: match.events.failed.event_id: 'forty' is not "
+        "an event id" in out
     )
     assert "6 problem(s)" in out
 
@@ -257,3 +257,17 @@ def test_lint_finds_every_kind_of_problem_in_one_run(tmp_path: Path) -> None:
         "differs from the file name",
     ):
         assert wanted in text, wanted
+
+
+def test_an_event_id_written_as_text_is_the_same_id_and_a_typo_gets_its_neighbour(
+    tmp_path: Path,
+) -> None:
+    """The docs say 5 equals "5": `event_id: "30130"` was refused (issue 19)."""
+    (tmp_path / "quoted-id.yaml").write_text(
+        "id: quoted-id\ntitle: A quoted event id\nseverity: info\nconfidence: inferred\n"
+        'scope: event\nmatch:\n  events:\n    request: {channel: connector, event_id: "30130"}\n'
+        'cause: "{hots} logged a request"\nfix: "1. nothing to do here"\n'
+    )
+    result = runner.invoke(app, ["rules", "lint", "--only", str(tmp_path)])
+    assert "match.events.request.event_id" not in result.output, result.output
+    assert "unknown placeholder {hots} — did you mean {host}?" in result.output

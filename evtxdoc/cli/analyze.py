@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, BinaryIO, TextIO
 
@@ -29,7 +32,7 @@ from evtxdoc.errors import EvtxdocError
 from evtxdoc.report import events as events_export
 from evtxdoc.report import findings
 from evtxdoc.report.clock import display_zone
-from evtxdoc.report.formats import Format, OutputOptions, infer, write
+from evtxdoc.report.formats import Format, OutputOptions, check_output, infer, write
 from evtxdoc.report.printable import markup
 
 
@@ -42,7 +45,7 @@ def analyze(
             "-o",
             "--output",
             help="Write to this file (its suffix picks the format: .html, .json, "
-            ".csv, .jsonl, .txt).",
+            ".csv, .jsonl, .txt); `-` is standard output.",
         ),
     ] = None,
     output_format: Annotated[
@@ -59,8 +62,8 @@ def analyze(
         str,
         typer.Option(
             "--tz",
-            help="Show times in this zone (IANA name, e.g. Europe/Paris) in html and "
-            "terminal output; JSON, CSV and JSONL keep UTC.",
+            help="Show times in this zone (IANA name, e.g. Europe/Paris, or `local`) in "
+            "html and terminal output; JSON, CSV and JSONL keep UTC.",
         ),
     ] = "UTC",
     redact: Annotated[
@@ -101,8 +104,14 @@ def analyze(
         zone = display_zone(tz)
     except EvtxdocError as error:
         _fail(error)
+    if output is not None and str(output) == "-":
+        output = None  # `-o -`: standard output, as Hayabusa and Chainsaw take it
+    try:
+        chosen = output_format or infer(output, sys.stdout.isatty())
+        check_output(output)
+    except EvtxdocError as error:
+        _fail(error)
     analysis = _analysis(inputs, strict, workers, rules)
-    chosen = output_format or infer(output, sys.stdout.isatty())
     options = OutputOptions(zone=zone, redact=redact, max_events=max_events)
     if output:
         with output.open("wb") as handle:
@@ -165,12 +174,20 @@ def events(
     output_format: Annotated[
         EventsFormat, typer.Option("--format", "-f", help="csv or jsonl.")
     ] = EventsFormat.jsonl,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Output file (`-`: standard output).")
+    ] = None,
     strict: Strict = False,
     workers: Workers = None,
 ) -> None:
     """Dump normalized events (UTC times, decoded fields), filtered."""
     start, end = _time(since, "--since"), _time(until, "--until")
+    if output is not None and str(output) == "-":
+        output = None
+    try:
+        check_output(output)
+    except EvtxdocError as error:
+        _fail(error)
     analysis = _analysis(inputs, strict, workers, evaluate=False)
     frame = timeline.select(
         analysis.timeline, channels=channel, event_ids=event_id, hosts=host, since=start, until=end
@@ -184,9 +201,20 @@ def events(
     stderr.print(f"{count} event(s) written", highlight=False)
 
 
-def _stdout_bytes() -> BinaryIO:
-    return open(sys.stdout.fileno(), "wb", closefd=False)
+@contextmanager
+def _stdout_bytes() -> Iterator[BinaryIO]:
+    """Standard output as bytes, left open (it is not ours to close)."""
+    stream = sys.stdout.buffer
+    yield stream
+    stream.flush()
 
 
-def _stdout_text() -> TextIO:
-    return open(sys.stdout.fileno(), "w", encoding="utf-8", newline="", closefd=False)
+@contextmanager
+def _stdout_text() -> Iterator[TextIO]:
+    """Standard output as UTF-8 text with the CSV module's own line ends, left open."""
+    text = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        yield text
+    finally:
+        text.flush()
+        text.detach()

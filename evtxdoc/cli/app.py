@@ -27,6 +27,27 @@ app = typer.Typer(
 )
 stderr = Console(stderr=True)
 
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from evtxdoc import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Explain Autopilot hybrid-join failures from Windows event logs (.evtx, cab, zip)."""
+
+
 Inputs = Annotated[
     list[Path],
     typer.Argument(

@@ -7,6 +7,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from evtxdoc.errors import UsageError
@@ -68,8 +69,32 @@ def _second_text(zone: DisplayZone, seconds: int) -> tuple[str, str]:
     return f"{stamp:%Y-%m-%d %H:%M:%S}", zone.abbreviation(stamp)
 
 
+def local_zone_name() -> str | None:
+    """This machine's IANA zone: $TZ, else the /etc/localtime link (Linux, macOS), else None."""
+    import os
+
+    given = os.environ.get("TZ", "").lstrip(":")
+    if given and "/" in given:
+        return given
+    try:
+        target = str(Path("/etc/localtime").resolve())
+    except OSError:
+        return None
+    _, found, key = target.partition("zoneinfo/")
+    return key if found and key else None
+
+
 def display_zone(name: str | None) -> DisplayZone:
-    """Check a `--tz` value (IANA name such as Europe/Paris, or UTC)."""
+    """Check a `--tz` value (IANA name such as Europe/Paris, UTC, or `local`: this machine's
+    zone, as Event Viewer and CMTrace show times)."""
+    if name and name.lower() == "local":
+        local = local_zone_name()
+        if local is None:
+            raise UsageError(
+                "cannot tell this machine's time zone",
+                hint="name it: --tz Europe/Paris (an IANA name), or set $TZ",
+            )
+        name = local
     if not name or name.upper() in ("UTC", "Z", "ETC/UTC"):
         return UTC
     try:

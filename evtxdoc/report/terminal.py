@@ -6,6 +6,7 @@ Analysis objects: one document, several renderers.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -158,9 +159,24 @@ def _findings(doc: dict[str, Any], console: Console) -> None:
                 soft_wrap=False,
             )
         for line in finding["fix"].splitlines():
-            console.print(f"  {escape(line)}")
+            console.print(f"  {markdown_line(line)}")
         if finding["references"]:
             console.print(f"  [dim]sources: {escape(' '.join(finding['references'][:3]))}[/]")
+
+
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_ITALIC = re.compile(r"(?<![*\w])\*([^*\s][^*]*?)\*(?![*\w])")
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def markdown_line(line: str) -> str:
+    """One line of a rule's Markdown (`**bold**`, `*italic*`, `` `code` ``) as rich markup,
+    escaped first:
+    the terminal shows the emphasis, not the asterisks."""
+    text = escape(line)
+    text = _BOLD.sub(r"[bold]\1[/bold]", text)
+    text = _ITALIC.sub(r"[italic]\1[/italic]", text)
+    return _CODE.sub(r"[cyan]\1[/cyan]", text)
 
 
 def _hosts(doc: dict[str, Any], console: Console, zone: DisplayZone) -> None:

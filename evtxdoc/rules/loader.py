@@ -202,7 +202,11 @@ def _selector(
         name=name,
         channels=_strings(raw["channel"]) if "channel" in raw else None,
         providers=_strings(raw["provider"]) if "provider" in raw else None,
-        event_ids=(tuple(ids) if isinstance(ids, list) else (ids,)) if ids is not None else None,
+        event_ids=(
+            tuple(int(i) for i in (ids if isinstance(ids, list) else [ids]))
+            if ids is not None
+            else None
+        ),
         level=_matcher(raw["level"], (*key_path, "level"), check) if "level" in raw else None,
         side=raw.get("side", "any"),
         window=raw.get("window", "attempt"),

@@ -180,8 +180,19 @@ SCHEMA: dict[str, Any] = {
                 "event_id": {
                     "anyOf": [
                         {"type": "integer"},
-                        {"type": "array", "items": {"type": "integer"}, "minItems": 1},
-                    ]
+                        {"type": "string", "pattern": "^[0-9]+$"},
+                        {
+                            "type": "array",
+                            "items": {
+                                "anyOf": [
+                                    {"type": "integer"},
+                                    {"type": "string", "pattern": "^[0-9]+$"},
+                                ]
+                            },
+                            "minItems": 1,
+                        },
+                    ],
+                    "description": 'an event id, or a list: 30130 and "30130" are the same',
                 },
                 "level": {"$ref": "#/$defs/matcher"},
                 "side": {

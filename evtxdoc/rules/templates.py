@@ -9,6 +9,7 @@ literal braces. Values are evidence text: bounded here, escaped by the renderers
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -64,8 +65,14 @@ def problems(text: str, scope: str, event_names: set[str]) -> list[str]:
             if not rest:
                 found.append(f"{{{name}}} needs a field, e.g. {{{name}.host}}")
         elif name not in CONTEXT[scope]:
-            known = ", ".join([*CONTEXT[scope], *sorted(event_names)])
-            found.append(f"unknown placeholder {{{name}}} (known here: {known})")
+            candidates = [*CONTEXT[scope], *sorted(event_names)]
+            close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+            known = ", ".join(candidates)
+            found.append(
+                f"unknown placeholder {{{name}}}"
+                + (f" — did you mean {{{close[0]}}}?" if close else "")
+                + f" (known here: {known})"
+            )
     return found
 
 
