@@ -271,3 +271,13 @@ def test_an_event_id_written_as_text_is_the_same_id_and_a_typo_gets_its_neighbou
     result = runner.invoke(app, ["rules", "lint", "--only", str(tmp_path)])
     assert "match.events.request.event_id" not in result.output, result.output
     assert "unknown placeholder {hots} — did you mean {host}?" in result.output
+
+
+def test_show_finds_a_rule_by_its_file_or_in_a_rules_folder(tmp_path: Path) -> None:
+    assert (
+        runner.invoke(app, ["rules", "new", "my-own-rule", "--dir", str(tmp_path)]).exit_code == 0
+    )
+    by_file = runner.invoke(app, ["rules", "show", str(tmp_path / "my-own-rule.yaml")])
+    assert by_file.exit_code == 0 and by_file.output.startswith("my-own-rule:")
+    by_option = runner.invoke(app, ["rules", "show", "my-own-rule", "--rules", str(tmp_path)])
+    assert by_option.exit_code == 0, by_option.output

@@ -372,3 +372,11 @@ def test_an_analysis_past_its_time_budget_is_stopped_and_says_so(tmp_path):
         job = api.post("/analyses", files=_files(CAB, CONNECTOR), headers=BEARER).json()
         status = _wait(api, job["id"])
         assert status["status"] == "failed" and "longer than" in status["error"]
+
+
+def test_an_upload_without_any_event_log_says_so_and_is_not_done(client, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("the customer's notes, no logs")
+    job = client.post("/analyses", files=_files(text), headers=BEARER).json()
+    status = _wait(client, job["id"])
+    assert status["status"] == "failed" and "no readable .evtx event log" in status["error"]

@@ -216,11 +216,22 @@ def rules_list(folders: Folders = None, only: Only = False) -> None:
 
 @rules_app.command("show")
 def rules_show(
-    rule_id: Annotated[str, typer.Argument(metavar="ID")],
+    rule_id: Annotated[
+        str, typer.Argument(metavar="ID", help="A rule id, or a rule's .yaml file.")
+    ],
     folders: Folders = None,
     only: Only = False,
+    extra: Annotated[
+        list[Path] | None,
+        typer.Option("--rules", help="A folder of your own rules (as `analyze --rules`)."),
+    ] = None,
 ) -> None:
-    """One rule: what it matches, cause, fix, sources, confidence and its file."""
+    """One rule, by id or by its file: what it matches, cause, fix, sources, confidence."""
+    folders = [*(folders or []), *(extra or [])] or None
+    given = Path(rule_id)
+    if given.suffix == ".yaml" and given.is_file():  # `rules show mine/my-rule.yaml`
+        folders = [*(folders or []), given.parent]
+        rule_id = given.name.removesuffix(".yaml")
     ruleset = _ruleset(folders, only)
     rule = ruleset.get(rule_id)
     if rule is None:

@@ -45,6 +45,10 @@ MAX_ATTEMPTS = 2  # a job whose process died is run once more, then failed
 JOB_BUDGET_S = 3 * 3600.0  # an analysis still running after this is stopped and failed
 STOP_GRACE_S = 5.0  # on shutdown, running analyses get this long after SIGTERM
 _TICK_S = 0.2
+NO_LOGS = (
+    "no readable .evtx event log in the upload: upload the folder, .cab or .zip the logs came "
+    "in (MdmDiagnosticsTool, Intune's Collect diagnostics, or Event Viewer's Save All Events As)"
+)
 
 
 def new_owner() -> str:
@@ -98,6 +102,9 @@ def run_job(
             owner,
         )
         shutil.rmtree(scratch, ignore_errors=True)  # gone before the job is seen to end
+        if not analysis.readable:  # as the CLI exits 2: not a green "done" with 0 events
+            store.fail(job_id, NO_LOGS, owner)
+            return
         store.finish(job_id, summary(analysis), owner)
     except EvtxdocError as error:
         where = f"{error.where}: " if error.where else ""
@@ -241,13 +248,12 @@ class JobRunner:
                 for job_id, (process, owner) in self.running.items()
                 if now - self._started.get(job_id, now) > self.budget_s and process.is_alive()
             ]
-        for job_id, process, owner in over:
+        for job_id, process, _ in over:
             self.store.fail(
                 job_id,
                 f"the analysis ran longer than {self.budget_s / 3600:.1f} h and was stopped; "
                 "upload fewer files at once, or analyze them with `evtxdoc analyze`",
-                owner,
-            )
+            )  # whether or not its process has claimed it yet: it is this runner's job
             process.kill()
 
     def _after_death(self, job_id: str, owner: str, code: int | None) -> None:
