@@ -78,6 +78,7 @@ def run_job(
     if not store.claim(job_id, owner):
         return  # another process runs it, or it has ended: exactly once
     scratch = scratch or store.folder(job_id) / "tmp"
+    _remove_partials(store.folder(job_id))  # a killed run's: the claim makes them stale
     stop = threading.Event()
     beating = threading.Thread(target=_beat, args=(store, job_id, owner, stop), daemon=True)
     beating.start()
@@ -122,6 +123,16 @@ def run_job(
         stop.set()
 
 
+def partial_name(name: str, owner: str) -> str:
+    """The name a report has while `owner` writes it."""
+    return f".{name}.{owner.replace(':', '-')}.part"
+
+
+def _remove_partials(folder: Path) -> None:
+    for partial in folder.glob(".*.part"):
+        partial.unlink(missing_ok=True)
+
+
 def _beat(store: JobStore, job_id: str, owner: str, stop: threading.Event) -> None:
     while not stop.wait(LEASE_S / 4):
         try:
@@ -142,7 +153,7 @@ def _write_reports(
         )
     ):
         progress(done, name)
-        partial = folder / f".{name}.{owner.replace(':', '-')}.part"  # one writer per file
+        partial = folder / partial_name(name, owner)  # one writer per file
         with partial.open("wb") as out:
             write(analysis, fmt, out, OutputOptions(redact=redact))
         partial.replace(folder / name)
@@ -236,7 +247,10 @@ class JobRunner:
                 self._started.pop(job_id, None)
         for job_id, process, owner in ended:
             process.join()
-            shutil.rmtree(self.store.folder(job_id) / "tmp", ignore_errors=True)
+            folder = self.store.folder(job_id)
+            shutil.rmtree(folder / "tmp", ignore_errors=True)
+            for partial in folder.glob(partial_name("*", owner)):  # its own only
+                partial.unlink(missing_ok=True)
             self._after_death(job_id, owner, process.exitcode)
 
     def _stop_overruns(self) -> None:
