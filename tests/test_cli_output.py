@@ -70,3 +70,9 @@ def test_the_terminal_shows_a_fixs_emphasis_not_its_asterisks() -> None:
     assert result.exit_code == 0
     assert "Delegate" in result.stdout or "OU" in result.stdout  # a fix is shown
     assert "**" not in result.stdout and "*Create selected" not in result.stdout
+
+
+def test_the_header_counts_machines_as_coverage_does() -> None:
+    bundle = ROOT / "sample_logs" / "multi-device-two-connectors" / "bundle"
+    result = runner.invoke(app, ["analyze", str(bundle), "-f", "terminal"], env={"COLUMNS": "200"})
+    assert "5 machine(s) (7 host names)" in result.stdout.splitlines()[0]

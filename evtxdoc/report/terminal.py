@@ -56,9 +56,16 @@ def _when(iso: str, zone: DisplayZone) -> str:
 def render(doc: dict[str, Any], console: Console, zone: DisplayZone = UTC) -> None:
     """Verdicts, attempts and findings with their fixes, then hosts, files and problems."""
     summary = doc["summary"]
+    machines, names = len(doc.get("machines") or ()), summary["hosts"]
+    # one machine logs under its OOBE name and its joined name: count machines, as coverage does
+    hosts = (
+        f"{machines} machine(s) ({names} host names)"
+        if machines and machines != names
+        else f"{names} host(s)"
+    )
     console.print(
         f"[bold]evtxdoc[/] {doc['tool']['version']}: {summary['events']} events "
-        f"from {summary['evtx_files']} log file(s), {summary['hosts']} host(s), "
+        f"from {summary['evtx_files']} log file(s), {hosts}, "
         f"{summary['problems']} problem(s), {summary['seconds']} s; times in "
         f"{zone.describe()}",
         highlight=False,
