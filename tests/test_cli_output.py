@@ -76,3 +76,12 @@ def test_the_header_counts_machines_as_coverage_does() -> None:
     bundle = ROOT / "sample_logs" / "multi-device-two-connectors" / "bundle"
     result = runner.invoke(app, ["analyze", str(bundle), "-f", "terminal"], env={"COLUMNS": "200"})
     assert "5 machine(s) (7 host names)" in result.stdout.splitlines()[0]
+
+
+def test_the_terminal_counts_the_files_that_need_no_look() -> None:
+    bundle = ROOT / "sample_logs" / "multi-device-two-connectors" / "bundle"
+    result = runner.invoke(app, ["analyze", str(bundle), "-f", "terminal"], env={"COLUMNS": "200"})
+    out = result.stdout
+    assert "Files: 23 log file(s) read, 5 archive(s) unpacked, 8 supporting file(s) kept" in out
+    assert "Files to look at" in out and "ETW trace" in out  # the skipped .etl is listed
+    assert "same content as sample_logs" not in out  # duplicates are counted, not listed

@@ -213,11 +213,31 @@ def _hosts(doc: dict[str, Any], console: Console, zone: DisplayZone) -> None:
     _more(console, lacking, "missing channels")
 
 
+QUIET_STATUSES = {"read": "log file(s) read", "unpacked": "archive(s) unpacked",
+                  "kept": "supporting file(s) kept",
+                  "duplicate": "copies skipped (same content as another file)"}  # fmt: skip
+
+
 def _files(doc: dict[str, Any], console: Console) -> None:
-    table = Table(title="Files")
+    """The files that need a look (skipped, read empty); the rest are counted —
+    a bundle of hundreds of files listed one by one buried the verdicts (issue 19)."""
+    worth = []
+    counts = dict.fromkeys(QUIET_STATUSES, 0)
+    for entry in doc["files"]:
+        status = entry["status"]
+        if status not in counts or (status == "read" and not entry.get("records")):
+            worth.append(entry)
+        else:
+            counts[status] += 1
+    said = ", ".join(f"{n} {QUIET_STATUSES[k]}" for k, n in counts.items() if n)
+    if said:
+        console.print(f"Files: {said} (each one is listed in the HTML and JSON reports)")
+    if not worth:
+        return
+    table = Table(title="Files to look at")
     for column in ("file", "status", "events", "note"):
         table.add_column(column, overflow="fold")
-    for entry in doc["files"][:MAX_ROWS]:
+    for entry in worth[:MAX_ROWS]:
         note = (
             entry.get("reason") or ", ".join(entry.get("backends", [])) or entry.get("subkind", "")
         )
@@ -228,7 +248,7 @@ def _files(doc: dict[str, Any], console: Console) -> None:
             escape(note or ""),
         )
     console.print(table)
-    _more(console, doc["files"], "files")
+    _more(console, worth, "files")
 
 
 def _problems(doc: dict[str, Any], console: Console) -> None:
