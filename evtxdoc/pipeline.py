@@ -62,6 +62,8 @@ def analyze(
             workers=options.workers,
             progress=progress,
         )
+    if progress:  # each later stage is announced as it starts: a long one is not silent
+        progress("timeline", 0, 1, f"{sum(len(r.batch) for r in results):,} events")
     frame, duplicates = timeline.finish(timeline.build_frame([r.batch for r in results]))
     reports = tuple(
         replace(r.report, duplicate_events=int(duplicates.get(r.report.display, 0)))
@@ -106,12 +108,16 @@ def explain(
 ) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...], Correlation, Evaluation | None]:
     """timeline → correlate → supporting events → evaluate: the one place these stages are
     chained (analyze and the rule fixtures call it). No rules: no evaluation."""
+    if progress:
+        progress("correlate", 0, 1, "join attempts and connector requests")
     correlation = correlate(frame, files, coverage)
     frame, with_files = supporting.add_events(frame, coverage, files, correlation)
     if progress:
         progress("correlate", len(correlation.attempts), len(correlation.attempts), "")
     evaluation = None
     if rules is not None:
+        if progress:
+            progress("evaluate", 0, len(rules), f"{len(rules)} rules")
         evaluation = engine.evaluate(rules, frame, correlation, with_files, folders)
         if progress:
             progress("evaluate", len(rules), len(rules), "")

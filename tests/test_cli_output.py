@@ -85,3 +85,14 @@ def test_the_terminal_counts_the_files_that_need_no_look() -> None:
     assert "Files: 23 log file(s) read, 5 archive(s) unpacked, 8 supporting file(s) kept" in out
     assert "Files to look at" in out and "ETW trace" in out  # the skipped .etl is listed
     assert "same content as sample_logs" not in out  # duplicates are counted, not listed
+
+
+def test_a_fleet_bundle_reports_its_progress(tmp_path) -> None:
+    from evtxdoc.synth.scale import write_scaled
+
+    heard: list[tuple[str, int, int]] = []
+    write_scaled(tmp_path, 3000, progress=lambda *step: heard.append(step))
+    stages = {stage for stage, _, _ in heard}
+    assert stages == {"devices", "files"}
+    assert all(done <= total for _, done, total in heard)
+    assert heard[-1][1] == heard[-1][2]  # the last step says it is done

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from evtxdoc.synth.layout import CONNECTOR_EXPORT_NAMES, live_name
-from evtxdoc.synth.scenario import build, expected, parse
+from evtxdoc.synth.scenario import Progress, build, expected, parse
 from evtxdoc.synth.writer import EvtxWriter
 
 EVENTS_PER_DEVICE = 55  # about what one device attempt plus its noise writes (measured)
@@ -89,10 +89,17 @@ def scaled_scenario(
 
 
 def write_scaled(
-    out: Path, events: int, seed: int = 1, devices: int | None = None, retry_every: int = 6
+    out: Path,
+    events: int,
+    seed: int = 1,
+    devices: int | None = None,
+    retry_every: int = 6,
+    progress: Progress | None = None,
 ) -> list[Path]:
+    """A fleet bundle of about `events` events; `progress(stage, done, total)` hears of each
+    device built and each file written (a 200k-event bundle takes about a minute)."""
     scenario = parse(scaled_scenario(events, seed, devices, retry_every), f"<scale {events}>")
-    logs = build(scenario)
+    logs = build(scenario, progress)
     bundle = out / "bundle"
     written: list[Path] = []
     merged: dict[str, EvtxWriter] = {}
@@ -111,9 +118,11 @@ def write_scaled(
             merged.setdefault(channel, EvtxWriter()).extend(channel_events)
     fleet = bundle / "fleet"
     fleet.mkdir(parents=True, exist_ok=True)
-    for channel, writer in sorted(merged.items()):
+    for number, (channel, writer) in enumerate(sorted(merged.items()), 1):
         path = fleet / live_name(channel)
         writer.write(path)
         written.append(path)
+        if progress:
+            progress("files", number, len(merged))
     (out / "expected.yaml").write_text(yaml.safe_dump(expected(scenario), sort_keys=False))
     return [*written, out / "expected.yaml"]

@@ -10,6 +10,7 @@ documented in docs/scenarios.md.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from evtxdoc.synth.connector_story import connector_background, connector_log, connector_success
 from evtxdoc.synth.device_story import device_log
@@ -18,12 +19,15 @@ from evtxdoc.synth.hostlog import HostClock, HostLog, HostWriter
 from evtxdoc.synth.spec import LAYOUTS, Device, Scenario, load, parse, seconds
 from evtxdoc.vocab import SECOND
 
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
 __all__ = ["LAYOUTS", "HostLog", "Scenario", "build", "expected", "load", "parse"]
 
 
-def build(scenario: Scenario) -> list[HostLog]:
+def build(scenario: Scenario, progress: Progress | None = None) -> list[HostLog]:
     """Every host's log, ready for the writer and the bundle layouts. Its random stream is not
-    parse()'s (same seed, other stream), so no id drawn here repeats a device's EntDMID."""
+    parse()'s (same seed, other stream), so no id drawn here repeats a device's EntDMID.
+    `progress(stage, done, total)` hears of each device written."""
     rng = random.Random(f"build:{scenario.seed}")
     connectors = {c.name: connector_log(c) for c in scenario.connectors}
     writers = {
@@ -33,10 +37,12 @@ def build(scenario: Scenario) -> list[HostLog]:
     for connector in scenario.connectors:
         connector_background(scenario, connector, writers[connector.name], rng)
     logs = list(connectors.values())
-    for device in scenario.devices:
+    for number, device in enumerate(scenario.devices, 1):
         logs.append(device_log(scenario, device, writers, rng))
         if device.earlier_success:
             _earlier_success(scenario, device, writers, rng)
+        if progress:
+            progress("devices", number, len(scenario.devices))
     for log in logs:
         for events in log.events.values():
             # write order is true time order: a clock set backwards makes TimeCreated go back
