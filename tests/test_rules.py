@@ -281,3 +281,23 @@ def test_show_finds_a_rule_by_its_file_or_in_a_rules_folder(tmp_path: Path) -> N
     assert by_file.exit_code == 0 and by_file.output.startswith("my-own-rule:")
     by_option = runner.invoke(app, ["rules", "show", "my-own-rule", "--rules", str(tmp_path)])
     assert by_option.exit_code == 0, by_option.output
+
+
+def test_a_folder_that_is_not_one_is_named_without_a_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-rules"
+    result = runner.invoke(app, ["rules", "lint", str(missing)])
+    assert result.exit_code == 1
+    assert f"{missing}: not a folder of rules" in result.output
+    assert f"{missing}:1:" not in result.output
+
+
+def test_an_unknown_source_gets_its_neighbour_or_the_way_to_cite_ones_own(tmp_path: Path) -> None:
+    (tmp_path / "src-test.yaml").write_text(
+        "id: src-test\ntitle: A rule with a bad source\nseverity: info\nconfidence: inferred\n"
+        'scope: attempt\nmatch:\n  attempt: {outcome: failed}\ncause: "something failed here"\n'
+        'fix: "1. do the thing now"\nsources:\n  - S7x\n  - S9999\n'
+    )
+    out = runner.invoke(app, ["rules", "lint", "--only", str(tmp_path)]).output
+    assert "src-test.yaml:11: sources.0: unknown source 'S7x' — did you mean 'S7'?" in out
+    assert "src-test.yaml:12: sources.1: unknown source 'S9999' — S-numbers are those" in out
+    assert "`references:` as its https:// URL" in out

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from evtxdoc import catalog
-from evtxdoc.rules import templates
+from evtxdoc.rules import schema, templates
 
 
 class Problems(Protocol):
@@ -25,16 +25,7 @@ def beside_the_schema(data: dict[str, Any], path: Path, check: Problems) -> None
             f"id {data['id']!r} differs from the file name {path.name!r}",
             f"rename the file to {data['id']}.yaml or change the id",
         )
-    sources = data.get("sources")
-    if isinstance(sources, list):
-        known = catalog.load().sources
-        for index, source in enumerate(sources):
-            if isinstance(source, str) and source not in known:
-                check.add(
-                    ("sources", index),
-                    f"unknown source {source!r}",
-                    "add it to rules/catalog/sources.yaml",
-                )
+    check_sources(data.get("sources"), check)
     scope = data.get("scope")
     match = data.get("match")
     events = match.get("events") if isinstance(match, dict) else None
@@ -44,3 +35,19 @@ def beside_the_schema(data: dict[str, Any], path: Path, check: Problems) -> None
             if isinstance(data.get(key), str):
                 for message in templates.problems(data[key], scope, names):
                     check.add((key,), message)
+
+
+def check_sources(sources: Any, check: Problems) -> None:
+    """Each S-number of `sources` against the catalog, with its neighbour or what to do."""
+    if not isinstance(sources, list):
+        return
+    known = catalog.load().sources
+    for index, source in enumerate(sources):
+        if isinstance(source, str) and source not in known:
+            check.add(
+                ("sources", index),
+                f"unknown source {source!r}",
+                schema.did_you_mean(source, known)
+                or "S-numbers are those of evtxdoc's rules/catalog/sources.yaml; cite a "
+                "source of your own under `references:` as its https:// URL",
+            )

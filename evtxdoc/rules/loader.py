@@ -15,7 +15,7 @@ from typing import Any
 from evtxdoc import catalog, yamlpos
 from evtxdoc.models import Problem, Severity
 from evtxdoc.rules import schema, templates
-from evtxdoc.rules.lint import beside_the_schema
+from evtxdoc.rules.lint import beside_the_schema, check_sources
 from evtxdoc.rules.matchers import Matcher, MatcherError, compile_matcher
 from evtxdoc.rules.model import (
     AppliesTo,
@@ -31,7 +31,7 @@ from evtxdoc.rules.model import (
 TEST_SUFFIX = ".test.yaml"
 
 
-def rule_problem(file: str, line: int, message: str, hint: str | None = None) -> Problem:
+def rule_problem(file: str, line: int | None, message: str, hint: str | None = None) -> Problem:
     """A problem in a rule or fixture file: the one `Problem` shape, kind "rule", at file:line."""
     return Problem(file, "rule", message, Severity.ERROR, hint=hint, line=line)
 
@@ -124,13 +124,7 @@ def _compile(data: dict[str, Any], check: _Checker) -> Rule | None:
                 schema.did_you_mean(name, names) or f"events: {', '.join(sorted(names))}",
             )
     known = catalog.load().sources
-    for index, source in enumerate(data.get("sources") or ()):
-        if source not in known:
-            check.add(
-                ("sources", index),
-                f"unknown source {source!r}",
-                "add it to rules/catalog/sources.yaml",
-            )
+    check_sources(data.get("sources"), check)
     if not data.get("sources") and not data.get("references"):
         check.add((), "a rule cites its sources: give sources (S-numbers) or references (URLs)")
     urls = [known[s].url for s in data.get("sources") or () if s in known and known[s].url]
@@ -389,7 +383,7 @@ def load_rules(folders: Iterable[Path]) -> RuleSet:
             out.problems.append(
                 rule_problem(
                     str(folder),
-                    1,
+                    None,  # a folder has no line: `rules/mine: not a folder of rules`
                     "not a folder of rules",
                     "give a folder that holds <id>.yaml files",
                 )
