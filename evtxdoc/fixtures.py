@@ -157,6 +157,14 @@ def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[Problem]]:
     return results, found
 
 
+CLASSIC_CHANNELS = ("System", "Application", "Security", "Setup", "ODJ Connector Service")
+
+
+def _known_channel(channel: str) -> bool:
+    """An alias of CHANNELS, a classic log's name, or a full `Provider/Channel` name."""
+    return channel.lower() in CHANNELS or channel in CLASSIC_CHANNELS or "/" in channel
+
+
 def _check_case(
     case: Any, place: tuple[str | int, ...], lines: yamlpos.Lines, file: str
 ) -> list[Problem]:
@@ -202,6 +210,15 @@ def _check_case(
         for key in ("host", "channel", "id"):
             if key not in event:
                 add(where, f"the event needs {key!r}")
+        channel = str(event.get("channel", ""))
+        if channel and not _known_channel(channel):
+            add(
+                (*where, "channel"),
+                f"unknown channel {channel!r}: not an alias, nor a full channel name",
+                did_you_mean(channel.lower(), CHANNELS)
+                or f"aliases: {', '.join(CHANNELS)}; or a full name such as "
+                "Microsoft-Windows-AAD/Operational",
+            )
         try:
             seconds(event.get("t", 0))
         except ValueError as exc:

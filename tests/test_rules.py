@@ -301,3 +301,15 @@ def test_an_unknown_source_gets_its_neighbour_or_the_way_to_cite_ones_own(tmp_pa
     assert "src-test.yaml:11: sources.0: unknown source 'S7x' — did you mean 'S7'?" in out
     assert "src-test.yaml:12: sources.1: unknown source 'S9999' — S-numbers are those" in out
     assert "`references:` as its https:// URL" in out
+
+
+def test_a_channel_alias_typo_in_a_test_is_named_with_its_neighbour(tmp_path: Path) -> None:
+    """A wrong alias used to become a channel of that name: the case failed, pointing at the
+    rule instead of the typo (issue 19)."""
+    assert runner.invoke(app, ["rules", "new", "alias-typo", "--dir", str(tmp_path)]).exit_code == 0
+    test_file = tmp_path / "alias-typo.test.yaml"
+    test_file.write_text(test_file.read_text().replace("channel: system", "channel: sytem", 1))
+    result = runner.invoke(app, ["rules", "test", str(tmp_path), "--rule", "alias-typo"])
+    assert result.exit_code == 1
+    assert "unknown channel 'sytem': not an alias, nor a full channel name" in result.output
+    assert "did you mean 'system'?" in result.output
