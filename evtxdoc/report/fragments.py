@@ -8,11 +8,12 @@ and browser tests cover them like the template.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Any
 
 from markupsafe import Markup, escape
+
+from evtxdoc.report.inline import render_inline
 
 MAX_VALUE = 4000  # the template's bound on any printed value
 
@@ -27,26 +28,16 @@ def _text(value: Any, limit: int = MAX_VALUE) -> str:
 
 SHORT = 80  # hosts, channels, levels, times, names: the values a report repeats
 
-# The inline markup rule authors write in causes and fixes (rule-authoring.md): `code`,
-# **strong**, *emphasis*. Applied to the text after it is escaped, so it can add these three
-# tags and nothing else.
-_CODE = re.compile(r"`([^`\n]+)`")
-_STRONG = re.compile(r"\*\*(?=\S)([^*\n]+?)(?<=\S)\*\*")
-_EMPHASIS = re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
-
 
 def _marked(value: Any, limit: int = MAX_VALUE) -> str:
-    """Escaped, bounded text with the authors' inline markup turned into <code>, <strong>
-    and <em> (never inside a code span)."""
-    pieces = _CODE.split(_text(value, limit))
-    for index, piece in enumerate(pieces):
-        if index % 2:
-            pieces[index] = f"<code>{piece}</code>"
-        else:
-            pieces[index] = _EMPHASIS.sub(
-                r"<em>\1</em>", _STRONG.sub(r"<strong>\1</strong>", piece)
-            )
-    return "".join(pieces)
+    """Escaped, bounded text with the authors' inline markup (report/inline.py) turned into
+    <code>, <strong> and <em>."""
+    return render_inline(
+        _text(value, limit),
+        lambda text: f"<code>{text}</code>",
+        lambda text: f"<strong>{text}</strong>",
+        lambda text: f"<em>{text}</em>",
+    )
 
 
 @lru_cache(maxsize=16384)

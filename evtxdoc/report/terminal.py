@@ -6,7 +6,6 @@ Analysis objects: one document, several renderers.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pandas as pd
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from evtxdoc.report.clock import UTC, DisplayZone, duration
 from evtxdoc.report.document import display_name
+from evtxdoc.report.inline import render_inline
 from evtxdoc.report.printable import markup as escape
 from evtxdoc.vocab import SECOND
 
@@ -171,19 +171,15 @@ def _findings(doc: dict[str, Any], console: Console) -> None:
             console.print(f"  [dim]sources: {escape(' '.join(finding['references'][:3]))}[/]")
 
 
-_BOLD = re.compile(r"\*\*(.+?)\*\*")
-_ITALIC = re.compile(r"(?<![*\w])\*([^*\s][^*]*?)\*(?![*\w])")
-_CODE = re.compile(r"`([^`]+)`")
-
-
 def markdown_line(line: str) -> str:
-    """One line of a rule's Markdown (`**bold**`, `*italic*`, `` `code` ``) as rich markup,
-    escaped first:
+    """One line of a rule's inline markup (report/inline.py) as rich markup, escaped first:
     the terminal shows the emphasis, not the asterisks."""
-    text = escape(line)
-    text = _BOLD.sub(r"[bold]\1[/bold]", text)
-    text = _ITALIC.sub(r"[italic]\1[/italic]", text)
-    return _CODE.sub(r"[cyan]\1[/cyan]", text)
+    return render_inline(
+        escape(line),
+        lambda text: f"[cyan]{text}[/cyan]",
+        lambda text: f"[bold]{text}[/bold]",
+        lambda text: f"[italic]{text}[/italic]",
+    )
 
 
 def _hosts(doc: dict[str, Any], console: Console, zone: DisplayZone) -> None:
