@@ -4,6 +4,8 @@ with progress for the commands."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -92,18 +94,26 @@ def _run(
         evaluate=evaluate,
         rule_folders=tuple(str(r) for r in rules or ()),
     )
+    with progress_bar("reading logs") as progress:
+        return pipeline.analyze(inputs, options, progress)
+
+
+@contextmanager
+def progress_bar(what: str) -> Iterator[Callable[..., None] | None]:
+    """A transient progress bar on stderr when it is a terminal (None otherwise), fed with
+    `(stage, done, total[, detail])` as the pipeline and synth report their steps."""
     if not sys.stderr.isatty():
-        return pipeline.analyze(inputs, options)
+        yield None
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task("reading logs", total=None)
+        task = bar.add_task(what, total=None)
 
-        def progress(stage: str, done: int, total: int, detail: str) -> None:
-            bar.update(
-                task, completed=done, total=total, description=f"{stage}: {markup(detail[-50:])}"
-            )
+        def progress(stage: str, done: int, total: int, detail: str = "") -> None:
+            shown = f"{stage}: {markup(detail[-50:])}" if detail else f"{what}: {stage}"
+            bar.update(task, completed=done, total=total, description=shown)
 
-        return pipeline.analyze(inputs, options, progress)
+        yield progress
 
 
 def _fail(error: EvtxdocError) -> NoReturn:

@@ -3,9 +3,6 @@ the order `--help` lists the commands."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +14,7 @@ from evtxdoc.cli.app import (
     Workers,
     _fail,
     app,
+    progress_bar,
     stderr,
 )
 from evtxdoc.cli.rules import rules_app
@@ -29,24 +27,6 @@ class SynthLayout(StrEnum):
     zip = "zip"
     intune = "intune"
     live = "live"
-
-
-@contextmanager
-def _bar(what: str) -> Iterator[Callable[[str, int, int], None] | None]:
-    """A progress bar on stderr when it is a terminal (None otherwise)."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=stderr, transient=True) as bar:
-        task = bar.add_task(what, total=None)
-
-        def progress(stage: str, done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total, description=f"{what}: {stage}")
-
-        yield progress
 
 
 @app.command()
@@ -82,7 +62,7 @@ def synth(
 
     try:
         if scale:
-            with _bar("writing a fleet bundle") as progress:
+            with progress_bar("writing a fleet bundle") as progress:
                 written = write_scaled(output, scale, seed or 1, progress=progress)
         else:
             written = synthesis.synthesize(
