@@ -255,3 +255,18 @@ def test_data_and_rule_problems_share_one_located_shape() -> None:
     assert str(rule) == "rules/x.yaml:7: unknown source 'S99' — add it to sources.yaml"
     assert (rule.kind, rule.severity, rule.location.line) == ("rule", Severity.ERROR, 7)
     assert "line" not in torn.to_dict() and rule.to_dict()["line"] == 7
+
+
+def test_a_job_whose_process_cannot_start_fails_instead_of_respawning(tmp_path: Path) -> None:
+    """A process dying before its claim (a broken install) was restarted for ever."""
+    from evtxdoc.web.jobs import JobRunner
+
+    store = JobStore(tmp_path / "data")
+    job = store.create("job2", [{"name": "x", "size": 1}])
+    runner = JobRunner(store)
+    runner.submit = lambda job_id: None  # type: ignore[method-assign]  # no real process
+    runner._after_death(job.id, "host:1:a", 1)
+    assert store.get(job.id).status == Status.queued  # one more try
+    runner._after_death(job.id, "host:2:b", 1)
+    failed = store.get(job.id)
+    assert failed.status == Status.failed and "could not start" in (failed.error or "")

@@ -191,6 +191,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self.running: dict[str, tuple[BaseProcess, str]] = {}  # job → (process, owner)
         self._started: dict[str, float] = {}  # job → when its process started (monotonic)
+        self._unclaimed: dict[str, int] = {}  # job → processes that died before claiming it
         self.budget_s = JOB_BUDGET_S
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -277,8 +278,17 @@ class JobRunner:
         except KeyError:  # deleted meanwhile
             return
         if job.status is not Status.running or job.owner != owner:
-            if job.status is Status.queued and job.owner is None:  # never claimed: try again
-                self.submit(job_id)
+            if job.status is Status.queued and job.owner is None:  # died before its claim
+                self._unclaimed[job_id] = self._unclaimed.get(job_id, 0) + 1
+                if self._unclaimed[job_id] < MAX_ATTEMPTS:
+                    self.submit(job_id)
+                    return
+                message = (
+                    f"the analysis process could not start (exit {code}); the upload is kept: "
+                    "ask the operator to check the service's log and its installation"
+                )
+                log.error("job %s failed: %s", job_id, message)
+                self.store.fail(job_id, message)
             return
         if job.attempts < MAX_ATTEMPTS:
             log.warning("job %s: analysis process died (exit %s); running it again", job_id, code)
