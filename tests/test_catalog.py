@@ -89,14 +89,20 @@ def test_entries_are_sourced_and_carry_a_confidence() -> None:
         assert entry.sources or entry.confidence == "inferred", entry.code
 
 
-def test_a_broken_catalog_names_the_file_and_the_entry(tmp_path: Path) -> None:
-    folder = tmp_path / "catalog"
+def _catalog(root: Path, codes: str) -> None:
+    """A catalog folder under `root` with one source (S1) and these error codes."""
+    folder = root / "catalog"
     folder.mkdir()
     (folder / "sources.yaml").write_text("sources:\n  S1: {title: t, url: https://x}\n")
-    (folder / "error_codes.yaml").write_text(
+    (folder / "error_codes.yaml").write_text(codes)
+
+
+def test_a_broken_catalog_names_the_file_and_the_entry(tmp_path: Path) -> None:
+    _catalog(
+        tmp_path,
         "codes:\n  - {code: '0x1', meaning: m, context: c, fix: f, confidence: documented,"
         " sources: [S1]}\n  - {code: '0x2', meaning: m, context: c, fix: f,"
-        " confidence: documented, sources: [S1], fixx: typo}\n"
+        " confidence: documented, sources: [S1], fixx: typo}\n",
     )
     with pytest.raises(InputError) as caught:
         catalog.load(tmp_path)
@@ -105,13 +111,11 @@ def test_a_broken_catalog_names_the_file_and_the_entry(tmp_path: Path) -> None:
 
 
 def test_every_broken_catalog_entry_is_reported_in_one_pass(tmp_path: Path) -> None:
-    folder = tmp_path / "catalog"
-    folder.mkdir()
-    (folder / "sources.yaml").write_text("sources:\n  S1: {title: t, url: https://x}\n")
-    (folder / "error_codes.yaml").write_text(
+    _catalog(
+        tmp_path,
         "codes:\n  - {code: '0x1', meaning: m, context: c, fix: f, confidence: sure}\n"
         "  - {code: '0x2', meaning: m, context: c, fix: f, confidence: documented,"
-        " sources: [S9]}\n"
+        " sources: [S9]}\n",
     )
     with pytest.raises(InputError) as caught:
         catalog.load(tmp_path)

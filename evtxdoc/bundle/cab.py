@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 BLOCK_MAX = 32768  # a CFDATA block's uncompressed size is at most this (MS-CAB 2.4)
 CAB_COMPRESSION = {0: "none", 1: "MSZIP", 2: "Quantum", 3: "LZX"}
@@ -150,7 +150,7 @@ class Written:
 
     entry: CabFile
     target: Path | None  # None: not written (refused), its bytes are skipped
-    digest: object
+    digest: Any  # a hashlib sha256 object
     size: int = 0
 
 
@@ -180,7 +180,7 @@ def write_folder(
                 if handle is None:
                     handle = handles[id(item)] = item.target.open("wb")
                 handle.write(piece)
-                item.digest.update(piece)  # type: ignore[attr-defined]
+                item.digest.update(piece)
                 item.size += len(piece)
             position = end
             while pending and pending[0].entry.offset + pending[0].entry.size <= position:
@@ -190,7 +190,7 @@ def write_folder(
                         handle.close()
                     else:
                         done.target.write_bytes(b"")
-                    yield done.entry, done.target, done.digest.hexdigest(), done.size  # type: ignore[attr-defined]
+                    yield done.entry, done.target, done.digest.hexdigest(), done.size
         if pending and any(item.target is not None for item in pending):
             raise CabError(f"folder {index} ends before its files do ({position} of {limit} bytes)")
     finally:

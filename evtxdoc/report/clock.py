@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -71,8 +72,6 @@ def _second_text(zone: DisplayZone, seconds: int) -> tuple[str, str]:
 
 def local_zone_name() -> str | None:
     """This machine's IANA zone: $TZ, else the /etc/localtime link (Linux, macOS), else None."""
-    import os
-
     given = os.environ.get("TZ", "").lstrip(":")
     if given and "/" in given:
         return given

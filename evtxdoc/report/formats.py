@@ -62,7 +62,7 @@ def check_output(output: Path | None) -> None:
     """Refuse, before the analysis runs, an output that cannot be written."""
     if output is None:
         return
-    folder = output.parent if str(output.parent) else Path()
+    folder = output.parent  # "." for a bare file name
     if not folder.is_dir():
         raise UsageError(
             "the output's folder does not exist",

@@ -56,7 +56,7 @@ def _chunk_header(data: bytearray, rng: random.Random) -> str:
 
 
 def _record_size(data: bytearray, rng: random.Random) -> str:
-    starts = [m for m in _record_starts(data)]
+    starts = list(_record_starts(data))
     if not starts:
         return _flip_bits(data, rng)
     at = rng.choice(starts)
