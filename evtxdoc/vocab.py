@@ -21,6 +21,19 @@ STEPS = (
     "esp",
     "hybrid_registration",
 )
+# The steps in words, for drawings and people (the ids stay in JSON and rules).
+STEP_WORDS = {
+    "profile": "Autopilot profile",
+    "enrollment": "MDM enrollment",
+    "odj_request": "blob awaited",
+    "odj_blob": "ODJ blob",
+    "blob_applied": "blob applied",
+    "offline_join": "offline join",
+    "dc_connectivity": "domain controller",
+    "reboot": "reboot",
+    "esp": "ESP",
+    "hybrid_registration": "hybrid registration",
+}
 # Finding severities and confidences, most important first (rules and findings use these).
 FINDING_SEVERITIES = ("critical", "error", "warning", "info")
 CONFIDENCES = ("documented", "community", "inferred")

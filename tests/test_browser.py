@@ -117,6 +117,99 @@ def test_the_report_works_in_a_real_browser(browser, tmp_path: Path) -> None:  #
     page.close()
 
 
+OVERLAPS = """svg => {
+  const boxes = Array.from(svg.querySelectorAll('text')).filter(t => t.textContent.trim())
+    .map(t => [t.textContent, t.getBoundingClientRect()]);
+  const hits = [];
+  for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+    const [ta, a] = boxes[i], [tb, b] = boxes[j];
+    const apart = a.right - 0.5 <= b.left || b.right - 0.5 <= a.left ||
+      a.bottom - 0.5 <= b.top || b.bottom - 0.5 <= a.top;
+    if (!apart) hits.push(ta + ' / ' + tb);
+  }
+  return hits;
+}"""
+
+
+@pytest.mark.parametrize("width", [800, 1400])
+def test_the_report_is_usable_from_800_px(browser, tmp_path: Path, width: int) -> None:  # type: ignore[no-untyped-def]
+    """No sideways scroll of the page, swimlane labels in words that never overlap and stay
+    readable, sorting, a time filter, code search in any written form, copy and print."""
+    from playwright.sync_api import expect
+
+    analysis = pipeline.analyze([ROOT / "sample_logs/multi-device-two-connectors/bundle"])
+    report = tmp_path / "report.html"
+    report.write_text(html.render(analysis), encoding="utf-8")
+    page, seen = _open(browser, report)
+    page.set_viewport_size({"width": width, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+    # swimlanes: labels are words (no step id, no bare event id), none overlaps another
+    for svg in page.locator("figure.swimlane svg").all():
+        assert svg.evaluate(OVERLAPS) == []
+        labels = svg.locator("g.mark text").evaluate_all("ts => ts.map(t => t.textContent)")
+        assert labels and not [t for t in labels if "_" in t or t.strip().isdigit()], labels
+        size = svg.locator("g.mark text").first.evaluate("t => t.getBoundingClientRect().height")
+        assert size >= 8.5, f"labels are {size:.1f} px high at {width} px"
+    assert "ODJ blob" in page.locator("figure.swimlane").first.inner_text()
+
+    # code search in any form finds the connector's access-denied event (DiagnosticCode 5)
+    visible = page.locator("#event-table > tbody > tr:not([hidden])")
+    for query in ("0x80070005", "80070005", "-2147024891", "2147942405"):
+        page.fill("#event-filters input[name=q]", query)
+        assert visible.count() == 1, query
+        assert "DiagnosticCode 5" in visible.first.inner_text()
+    page.fill("#event-filters input[name=q]", "")
+
+    # a time span, then sorting by event id both ways
+    total = visible.count()
+    page.fill("#event-filters input[name=from]", "2025-09-26T08:14:00")
+    page.fill("#event-filters input[name=to]", "2025-09-26T08:20:00")
+    assert 0 < visible.count() < total
+    times = visible.evaluate_all("rows => rows.map(r => r.dataset.time)")
+    # "to 08:20" keeps the whole minute, as the input shows minutes when seconds are zero
+    assert all(t[:19] >= "2025-09-26 08:14:00" and t[:16] <= "2025-09-26 08:20" for t in times)
+    page.click("#event-filters button[type=reset]")
+    expect(visible).to_have_count(total)
+    ids = lambda: visible.evaluate_all("rows => rows.map(r => Number(r.dataset.id))")  # noqa: E731
+    page.click("#event-table th:nth-child(4)")
+    assert ids() == sorted(ids())
+    page.click("#event-table th:nth-child(4)")
+    assert ids() == sorted(ids(), reverse=True)
+    assert page.get_attribute("#event-table th:nth-child(4)", "aria-sort") == "descending"
+
+    # events the catalog has no text for say what their fields hold, not only a provider
+    fallback = page.locator("#event-table td span.fallback")
+    assert fallback.count() > 0 and ":" in fallback.first.inner_text()
+
+    # sources are links that leave without a referrer; fix steps copy as numbered text
+    link = page.locator("details.finding[open] .refs a").first
+    assert link.get_attribute("href").startswith("https://")
+    assert "noreferrer" in link.get_attribute("rel")
+    copy = page.locator("details.finding[open] button.copy").first
+    assert copy.get_attribute("data-copy").startswith("1. ")
+    copy.click()
+    expect(copy).not_to_have_text("Copy")
+    assert copy.inner_text() in ("Copied", "Select and copy by hand")
+
+    # print: the button is there, the print stylesheet hides the controls, details open
+    assert page.locator("#print").is_visible()
+    page.emulate_media(media="print")
+    assert not page.locator("#event-filters").is_visible()
+    assert not page.locator("#print").is_visible()
+    page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+    assert page.locator("details:not([open])").count() == 0
+    page.evaluate("window.dispatchEvent(new Event('afterprint'))")
+    page.emulate_media(media="screen")
+    assert page.locator("details:not([open])").count() > 0
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("article.attempt").first.screenshot(path=str(ARTIFACTS / f"attempt-{width}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"report-{width}.png"), full_page=False)
+    assert seen["errors"] == [] and seen["requests"] == [report.as_uri()]
+    page.close()
+
+
 def test_hostile_event_text_runs_no_script_in_a_browser(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     analysis = pipeline.analyze(
         [

@@ -281,3 +281,41 @@ def test_inline_markup_of_causes_and_fixes_becomes_three_tags_and_nothing_else()
     assert "<li>Grant <strong>Log on as a service</strong>.</li>" in html
     assert "<code>wevtutil epl System C:\\t\\*.evtx</code>" in html
     assert "<code>**literal**</code> and 2*3*4 as written." in html
+
+
+def test_a_machine_s_own_time_zone_is_read_from_system_6013() -> None:
+    """The real System log of DESKTOP-2KGM189 says `480 Pacific Standard Time` in 6013."""
+    from evtxdoc.report.zones import parse_zone
+
+    assert parse_zone(["", "14", "60", "480 Pacific Standard Time"]) == {
+        "name": "Pacific Standard Time",
+        "bias_minutes": 480,
+        "utc_offset": "UTC−08:00",
+    }
+    assert parse_zone(["-330 India Standard Time"])["utc_offset"] == "UTC+05:30"
+    assert parse_zone(["60", "14"]) is None  # numbers alone are no zone
+    real = ROOT.parent / "shared" / "real-evtx" / "system.evtx"
+    if not real.exists():
+        pytest.skip(f"{real} missing")
+    analysis = pipeline.analyze([real])
+    (machine,) = document(analysis)["coverage"]
+    assert machine["time_zone"]["name"] == "Pacific Standard Time"
+    assert "time zone: Pacific Standard Time (bias 480 min = UTC−08:00)" in html.render(analysis)
+
+
+def test_the_event_table_lists_each_event_s_codes_in_every_form() -> None:
+    """`data-codes` holds the 32-bit value and its Win32/HRESULT partner, from code fields and
+    from hex in the message; line numbers and counts are not codes."""
+    from evtxdoc.report.fragments import codes
+
+    event = {
+        "message": "HRESULT: 0x8007000d; File: x.cpp; Line: 172; took 881 ms",
+        "fields": [
+            {"name": "DiagnosticCode", "value": "5"},
+            {"name": "ErrorCode", "value": "-2147022988"},
+            {"name": "ElapsedMilliseconds", "value": "881"},
+        ],
+    }
+    assert codes(event).split() == sorted(
+        ["0000000d", "8007000d", "00000005", "80070005", "80070774", "00000774"]
+    )

@@ -14,6 +14,7 @@ from typing import Any
 from evtxdoc.correlate import evidence
 from evtxdoc.models import Analysis, Attempt, Correlation, DamageSpan, Evaluation, Machine
 from evtxdoc.parse.times import format_time_ns
+from evtxdoc.report.zones import time_zones
 
 # Channels each role's logs should hold to judge a hybrid join (domain.md a.1–a.9, (e)).
 EXPECTED_CHANNELS = {
@@ -177,6 +178,7 @@ def coverage(analysis: Analysis) -> list[dict[str, Any]]:
         for h in m.hosts
     }
     providers = _providers_by_host(analysis)
+    zones = time_zones(analysis.timeline)
     groups: dict[str, list[Any]] = defaultdict(list)
     for cover in analysis.coverage:
         if not cover.host:  # a log damaged before its first record: in files and problems
@@ -219,6 +221,11 @@ def coverage(analysis: Analysis) -> list[dict[str, Any]]:
                     for name, why in expected.items()
                     if name not in channels
                 ],
+                "time_zone": max(
+                    (zones[h.lower()] for h in hosts if h.lower() in zones),
+                    key=lambda zone: zone["seen"],
+                    default=None,
+                ),
             }
         )
     return out

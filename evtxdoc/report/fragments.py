@@ -8,11 +8,13 @@ and browser tests cover them like the template.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
 from markupsafe import Markup, escape
 
+from evtxdoc.catalog import parse_code, win32_of
 from evtxdoc.report.inline import render_inline
 
 MAX_VALUE = 4000  # the template's bound on any printed value
@@ -24,6 +26,37 @@ def _text(value: Any, limit: int = MAX_VALUE) -> str:
     if len(text) > limit:
         text = f"{text[:limit]}… ({len(text) - limit:,} more characters)"
     return _escaped_short(text) if len(text) <= SHORT else str(escape(text))
+
+
+_CODE_FIELD = re.compile(r"code|error|status|hresult|result", re.IGNORECASE)
+_CODE_IN_TEXT = re.compile(
+    r"(?<![0-9A-Za-z])(0x[0-9A-Fa-f]{1,16}|[0-9A-Fa-f]{8}|-[0-9]{9,10})(?![0-9A-Za-z])"
+)
+_NUMBER = re.compile(
+    r"(?<![0-9A-Za-z])(0x[0-9A-Fa-f]{1,16}|-?[0-9]{1,10}|[0-9A-Fa-f]{8})(?![0-9A-Za-z])"
+)
+
+
+def codes(event: dict[str, Any]) -> str:
+    """The error codes an event carries, each as 8 hex digits with its Win32/HRESULT partner
+    (0x80070005 and 5), so that the search finds a code however the query writes it: from
+    code-like fields (`ErrorCode`, `DiagnosticCode`, `HRESULT`, `Status`) any number, from the
+    message only hex and negative HRESULT forms (line numbers and counts are not codes)."""
+    found: set[int] = set()
+    texts = [(event["message"] or "", _CODE_IN_TEXT)]
+    texts += [
+        (item["value"], _NUMBER) for item in event["fields"] if _CODE_FIELD.search(item["name"])
+    ]
+    for text, pattern in texts:
+        for token in pattern.findall(str(text)[:2000]):
+            value = parse_code(token)
+            if value is None:
+                continue
+            found.add(value)
+            win32 = win32_of(value)
+            if win32 is not None:
+                found.update((win32, 0x80070000 | win32))
+    return " ".join(f"{value:08x}" for value in sorted(found))
 
 
 SHORT = 80  # hosts, channels, levels, times, names: the values a report repeats
@@ -114,6 +147,10 @@ def event_rows(events: list[dict[str, Any]]) -> Markup:
             _text(event["event_id"]),
             '" data-level="',
             level,
+            '" data-time="',
+            _text(event["time"]),
+            '" data-codes="',
+            codes(event),
             '" class="lvl-',
             level,
             '"><td class="time"',
@@ -129,7 +166,7 @@ def event_rows(events: list[dict[str, Any]]) -> Markup:
             "</td><td>",
             level,
             "</td><td>",
-            _text(event["message"] or event["provider"]),
+            _message(event),
         ]
         if event["fields"]:
             parts += ["<details><summary>", _text(len(event["fields"])), " field(s)"]
@@ -138,6 +175,42 @@ def event_rows(events: list[dict[str, Any]]) -> Markup:
             parts += ["</summary>", field_table(event), "</details>"]
         parts.append("</td></tr>\n")
     return Markup("".join(parts))
+
+
+def _message(event: dict[str, Any]) -> str:
+    """What the event says: the catalog's message, else its fields as Event Viewer lists them
+    when it has no message text for an event (marked as such), else the provider."""
+    if event["message"]:
+        return _text(event["message"])
+    if event["fields"]:
+        listed = "; ".join(
+            f"{item['name']}: {item['value']}" for item in event["fields"][:6] if item["value"]
+        )
+        if listed:
+            return f'<span class="fallback">{_text(listed, 300)}</span>'
+    return _text(event["provider"])
+
+
+def zone_words(zone: dict[str, Any]) -> str:
+    """`Pacific Standard Time (bias 480 min = UTC−08:00)`."""
+    return f"{zone['name']} (bias {zone['bias_minutes']} min = {zone['utc_offset']})"
+
+
+def _plain(step: str) -> str:
+    """A fix step as plain text for the clipboard (markup dropped), escaped for an attribute."""
+    text = render_inline(step, str, str, str)
+    return str(escape(text)).replace("\n", "&#10;")
+
+
+def _reference(reference: str) -> str:
+    """A source: a link when it is a web address (opened without referrer), else text."""
+    if reference.startswith(("https://", "http://")):
+        shown = reference.split("://", 1)[1].removeprefix("www.")
+        return (
+            f'<a class="ref" href="{_text(reference)}" rel="noreferrer noopener" '
+            f'target="_blank">{_text(shown if len(shown) <= 90 else shown[:89] + "…")}</a>'
+        )
+    return f'<span class="ref">{_text(reference)}</span>'
 
 
 def _status_badge(outcome: str, failed_step: str | None) -> str:
@@ -206,7 +279,11 @@ def finding_blocks(findings: list[dict[str, Any]]) -> Markup:
             )
         if f["fix_steps"]:
             steps = "".join(f"<li>{_marked(step)}</li>" for step in f["fix_steps"])
-            parts.append(f'    <h4>What to do</h4><ol class="fix">{steps}</ol>\n')
+            plain = "\n".join(f"{n}. {_plain(step)}" for n, step in enumerate(f["fix_steps"], 1))
+            parts.append(
+                f'    <h4>What to do <button type="button" class="copy" data-copy="{plain}" '
+                f'title="Copy the steps as text">Copy</button></h4><ol class="fix">{steps}</ol>\n'
+            )
         count = f", {_text(f['count'])} matching event(s)" if f["count"] else ""
         replaces = f"; replaces {_text(', '.join(f['superseded']))}" if f["superseded"] else ""
         parts.append(
@@ -214,7 +291,7 @@ def finding_blocks(findings: list[dict[str, Any]]) -> Markup:
             f"({_text(f['scope'])} scope{count}){replaces}.</p>\n"
         )
         if f["references"]:
-            refs = " · ".join(f'<span class="ref">{_text(r)}</span>' for r in f["references"])
+            refs = " · ".join(_reference(r) for r in f["references"])
             parts.append(f'    <p class="refs">Sources: {refs}</p>\n')
         if f["evidence"]:
             more = f" (and {_text(f['more_evidence'])} more)" if f["more_evidence"] else ""
@@ -248,7 +325,7 @@ def step_rows(attempt: dict[str, Any]) -> Markup:
             detail.append(f": {_text(r['diagnostic_text'], 600)}")
         ok = "ok" if r["succeeded"] else "failed"
         parts.append(
-            f'<tr class="step-{ok}"><td class="time">{_text(r["time"])}</td>'
+            f'<tr class="step-{ok}"><td class="time">{_text(r["time_text"])}</td>'
             f"<td>connector {_text(r['kind'])}</td>"
             f"<td>{'blob created' if r['succeeded'] else 'failed'}</td>"
             f"<td>{''.join(detail)}</td></tr>"
@@ -301,8 +378,16 @@ def coverage_rows(coverage: list[dict[str, Any]]) -> Markup:
             "".join(f'<div class="missing">{_text(m["why"])}</div>' for m in c["no_events_from"])
             or '<span class="muted">—</span>'
         )
+        zone = c.get("time_zone")
+        zone_note = (
+            f'<div class="muted" title="from System 6013, last written {_text(zone["seen"])}">'
+            f"time zone: {_text(zone_words(zone))}</div>"
+            if zone
+            else ""
+        )
         parts.append(
-            f"<tr><td>{_text(', '.join(c['hosts']))}</td><td>{_text(c['role_words'])}</td>"
+            f"<tr><td>{_text(', '.join(c['hosts']))}{zone_note}</td>"
+            f"<td>{_text(c['role_words'])}</td>"
             f'<td class="num">{_text(c["records"])}</td>\n'
             f'    <td class="time">{_text(c["first_text"])}</td><td class="time">'
             f"{_text(c['last_text'])}</td>\n    <td><details><summary>{len(c['channels'])} "

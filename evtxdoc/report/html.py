@@ -265,6 +265,12 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         lanes.append(drawing.to_dict())
     lane_of = {lane["attempt"]: lane for lane in lanes}
 
+    zone_of_host = {
+        host.lower(): c["time_zone"]
+        for c in document["coverage"]
+        if c["time_zone"]
+        for host in c["hosts"]
+    }
     drawn_ids = {a.id for a in drawn}
     attempt_views, other_attempts = [], []
     for attempt, data in sorted(
@@ -290,6 +296,18 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
                 **data,
                 **summary,
                 "swimlane": lane_of.get(attempt.id),
+                "device_zone": next(
+                    (
+                        zone_of_host[h.lower()]
+                        for h in attempt.device.hosts
+                        if h.lower() in zone_of_host
+                    ),
+                    None,
+                ),
+                "requests": [
+                    {**request, "time_text": zone.time(model.ts)}
+                    for request, model in zip(data["requests"], attempt.requests, strict=True)
+                ],
                 "ended_text": zone.time(attempt.ended),
                 "total": duration(attempt.ended - attempt.started),
                 "step_rows": [
@@ -407,6 +425,7 @@ def _environment() -> jinja2.Environment:
                 "step_rows",
                 "other_attempt_rows",
                 "coverage_rows",
+                "zone_words",
             )
         }
     )

@@ -181,6 +181,16 @@ SCHEMA: dict[str, Any] = {
                             )
                         ),
                         "no_events_from": array(obj({"channel": STR, "why": STR})),
+                        "time_zone": nullable(
+                            obj(
+                                {
+                                    "name": STR,
+                                    "bias_minutes": INT,
+                                    "utc_offset": STR,
+                                    "seen": TIME,
+                                }
+                            )
+                        ),
                     }
                 )
             ),

@@ -15,17 +15,20 @@ from typing import Any
 
 from evtxdoc.models import Attempt, EventRef
 from evtxdoc.report.clock import DisplayZone, duration
-from evtxdoc.vocab import SECOND
+from evtxdoc.vocab import SECOND, STEP_WORDS
 
 WIDTH = 960
 LEFT = 190  # lane titles
 RIGHT = 24
-LANE_HEIGHT = 64
+LANE_HEIGHT = 80
 TOP = 28
 AXIS = 34
 GAP_FRACTION = 0.18  # a pause longer than this share of the attempt is drawn as a gap
 GAP_MIN_NS = 120 * SECOND
-MAX_LABELS_PER_LANE = 14
+LABEL_ROWS = (-12.0, -27.0, 24.0)  # label baselines against the lane line: two above, one below
+CHAR_WIDTH = 6.4  # px per character of a 11 px label (system-ui is narrower: an upper bound)
+LABEL_CHARS = 24  # longer labels are cut with "…" (the tooltip has the whole text)
+LABEL_PAD = 6  # px kept free between two labels
 
 
 @dataclass
@@ -35,7 +38,7 @@ class Mark:
     status: str  # ok | failed | waiting | timed_out | not_configured | info | evidence
     label: str  # short, drawn
     tip: str  # long, hover and <title>
-    level: int = 0  # label row, to keep labels apart
+    label_y: float = 0  # baseline of the label (labels never overlap: `_placed`)
     anchor: str = "middle"  # text-anchor of the label (start/end near the edges)
 
 
@@ -46,6 +49,7 @@ class Band:
     y: float
     kind: str  # gap | timeout | wait
     label: str
+    label_y: float = 0
 
 
 @dataclass
@@ -126,7 +130,8 @@ def build(
         tip += f"\n{zone.time(step.ts_corrected)}"
         if step.ts != step.ts_corrected:
             tip += f" (device clock {zone.time(step.ts)})"
-        points.append((step.ts_corrected, 0, step.status, step.name, tip))
+        words = STEP_WORDS.get(step.name, step.name.replace("_", " "))
+        points.append((step.ts_corrected, 0, step.status, words, tip))
     for request in attempt.requests:
         verdict = "blob created" if request.succeeded else "request failed"
         detail = request.diagnostic_text or request.error_code or ""
@@ -145,7 +150,8 @@ def build(
             if ref.host not in extra_hosts:
                 extra_hosts.append(ref.host)
             lane = 2 + extra_hosts.index(ref.host)
-        points.append((ts, lane, "evidence", f"{ref.event_id}", f"{label}\n{zone.time(ts)}"))
+        title = label.rsplit(" (", 1)[0]  # the finding's title, without "(channel id)"
+        points.append((ts, lane, "evidence", title, f"{label}\n{zone.time(ts)}"))
     for host in extra_hosts:
         lanes.append(("other", _short(host)))
     if not points:
@@ -166,22 +172,16 @@ def build(
     drawing = Swimlane(attempt.id, WIDTH, TOP + len(lanes) * LANE_HEIGHT + AXIS)
     drawing.lanes = [Lane(y_of(i), title, role) for i, (role, title) in enumerate(lanes)]
     drawing.axis_y = TOP + len(lanes) * LANE_HEIGHT + 4
-    last_x: dict[tuple[int, int], float] = {}
-    last_label: dict[int, tuple[str, float]] = {}
-    for ts, lane, status, label, tip in sorted(points):
-        x = x_of(ts)
-        previous = last_label.get(lane)
-        if previous and previous[0] == label and x - previous[1] < 120:
-            label = ""  # the same step again close by: the mark and its tooltip say it
-        level = next((lvl for lvl in range(3) if x - last_x.get((lane, lvl), -1e9) > 70), 3)
-        if label and level < 3:
-            last_x[(lane, level)] = x
-            last_label[lane] = (label, x)
-        anchor = "end" if x > WIDTH - RIGHT - 50 else "start" if x < LEFT + 30 else "middle"
-        drawing.marks.append(
-            Mark(x, y_of(lane), status, label if level < 3 else "", tip, min(level, 2), anchor)
-        )
     _gaps(attempt, drawing, x_of, y_of(0))
+    below = len(LABEL_ROWS) - 1  # band labels sit in the device lane's row below the line
+    taken = {
+        (0, below): [
+            ((b.x1 + b.x2) / 2 - w / 2 - LABEL_PAD, (b.x1 + b.x2) / 2 + w / 2 + LABEL_PAD)
+            for b in drawing.bands
+            for w in (len(b.label) * CHAR_WIDTH,)
+        ]
+    }
+    drawing.marks = _placed(sorted(points), x_of, y_of, taken)
     _links(attempt, drawing, x_of, y_of(0), y_of(1))
     drawing.ticks = [
         (x_of(start + (end - start) * i // 4), zone.clock(start + (end - start) * i // 4))
@@ -190,6 +190,60 @@ def build(
     drawing.span_note = f"{zone.time(start, precise=False)} → {zone.time(end, precise=False)}"
     drawing.clock_note = clock_note(attempt)
     return drawing
+
+
+def _placed(
+    points: list[tuple[int, int, str, str, str]],
+    x_of: Callable[[int], float],
+    y_of: Callable[[int], float],
+    taken: dict[tuple[int, int], list[tuple[float, float]]],
+) -> list[Mark]:
+    """Marks with their labels laid out so that no two labels overlap.
+
+    Each label is a box of its estimated width; it goes in the first label row of its lane
+    where the box is free, anchored so it stays inside the drawing. A label with no free row,
+    or the same words as the label just before it nearby, is left off: the mark keeps its
+    tooltip and <title>, so nothing is lost but the clutter.
+    """
+    last_words: dict[int, tuple[str, float]] = {}
+    marks = []
+    for _ts, lane, status, label, tip in points:
+        x, y = x_of(_ts), y_of(lane)
+        words = clip_words(label)
+        previous = last_words.get(lane)
+        if previous and previous[0] == words and x - previous[1] < 160:
+            words = ""  # the same step again close by: the mark and its tooltip say it
+        mark = Mark(x, y, status, "", tip)
+        if words:
+            width = len(words) * CHAR_WIDTH
+            anchor, left = _anchored(x, width)
+            box = (left - LABEL_PAD, left + width + LABEL_PAD)
+            for row, offset in enumerate(LABEL_ROWS):
+                boxes = taken.setdefault((lane, row), [])
+                if all(box[1] <= a or box[0] >= b for a, b in boxes):
+                    boxes.append(box)
+                    mark.label, mark.label_y, mark.anchor = words, y + offset, anchor
+                    last_words[lane] = (words, x)
+                    break
+        marks.append(mark)
+    return marks
+
+
+def clip_words(text: str, limit: int = LABEL_CHARS) -> str:
+    """A label cut at a word boundary with "…" when longer than `limit` characters."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return (cut if len(cut) >= limit // 2 else text[: limit - 1]) + "…"
+
+
+def _anchored(x: float, width: float) -> tuple[str, float]:
+    """The text-anchor that keeps a label of `width` inside the plot, and its left edge."""
+    if x - width / 2 < LEFT - 20:
+        return "start", x
+    if x + width / 2 > WIDTH - 4:
+        return "end", x - width
+    return "middle", x - width / 2
 
 
 def _on_reference_clock(attempt: Attempt, ts: int) -> int:
@@ -220,6 +274,7 @@ def _gaps(attempt: Attempt, drawing: Swimlane, x_of: Callable[[int], float], y: 
                 y,
                 kind,
                 f"{words} {duration(pause)}",
+                y + LABEL_ROWS[-1],
             )
         )
 
