@@ -123,10 +123,20 @@ def test_lint_and_test_pass_on_the_knowledge_base() -> None:
     assert " 0 failed, 0 problem(s)" in result.output
 
 
-def test_new_writes_a_rule_that_lints_and_tests_clean(tmp_path: Path) -> None:
+def test_new_writes_a_rule_whose_cases_pass_and_lint_wants_its_todos_replaced(
+    tmp_path: Path,
+) -> None:
     result = runner.invoke(app, ["rules", "new", "my-first-rule", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "my-first-rule.yaml").exists()
+    rule = tmp_path / "my-first-rule.yaml"
+    linted = runner.invoke(app, ["rules", "lint", str(tmp_path)])
+    assert linted.exit_code == 1
+    assert [line.split(": ")[1] for line in linted.output.splitlines()[:-1]] == [
+        "title",
+        "cause",
+        "fix",
+    ], linted.output
+    rule.write_text(rule.read_text().replace("TODO: ", ""))
     assert runner.invoke(app, ["rules", "lint", str(tmp_path)]).exit_code == 0
     tested = runner.invoke(app, ["rules", "test", str(tmp_path), "--rule", "my-first-rule"])
     assert tested.exit_code == 0, tested.output

@@ -18,7 +18,7 @@ from evtxdoc.fixtures import fixture_path, run_rule_tests
 from evtxdoc.models import Problem
 from evtxdoc.report.printable import printable
 from evtxdoc.rules import RuleSet, default_folders, load_rules
-from evtxdoc.rules.loader import rule_problem
+from evtxdoc.rules.loader import authoring_problems, rule_problem
 from evtxdoc.rules.schema import SCHEMA, SCOPES
 
 rules_app = typer.Typer(
@@ -42,7 +42,7 @@ ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*[a-z0-9]$")
 
 RULE_TEMPLATE = """\
 id: {id}
-title: Say in one line what went wrong
+title: "TODO: say in one line what went wrong"
 severity: error            # critical | error | warning | info
 confidence: inferred       # documented | community | inferred
 scope: {scope}
@@ -51,12 +51,12 @@ applies_to:
 match:
 {match}
 cause: >-
-  Why it happened, with values from the evidence: {{computer_name}} in {{domain}},
+  TODO: why it happened, with values from the evidence: {{computer_name}} in {{domain}},
   {{failed.NetStatusCode|code}}.
 fix: |
-  1. First step.
+  1. TODO: the first step.
   2. Then retry the deployment.
-sources: [S1]              # S-numbers of rules/catalog/sources.yaml
+sources: [S1]              # TODO: the S-numbers of rules/catalog/sources.yaml that say so
 """
 MATCHES = {
     "attempt": """\
@@ -116,7 +116,8 @@ def rules_new(
     folder: Annotated[Path, typer.Option("--dir", help="Where to write the two files.")] = Path(),
     scope: Annotated[str, typer.Option(help=f"One of {', '.join(SCOPES)}.")] = "attempt",
 ) -> None:
-    """Write ID.yaml and ID.test.yaml from a template that lints and tests clean."""
+    """Write ID.yaml and ID.test.yaml: a working example whose TODO texts lint refuses until
+    you replace them (its test cases pass as written)."""
     if not ID_PATTERN.match(rule_id):
         typer.echo(f"error: {rule_id!r} is not a rule id (lower-case words with dashes)", err=True)
         raise typer.Exit(2)
@@ -137,7 +138,8 @@ def rules_new(
     rule.write_text(text, "utf-8")
     test.write_text(TEST_TEMPLATE, "utf-8")
     typer.echo(
-        f"wrote {rule} and {test}\nnext: edit them, then `evtxdoc rules lint {folder}` "
+        f"wrote {rule} and {test}\nnext: replace every TODO and edit the match and the cases, "
+        f"then `evtxdoc rules lint {folder}` (it fails while a TODO is left) "
         f"and `evtxdoc rules test {folder}`"
     )
 
@@ -148,6 +150,7 @@ def rules_lint(folders: Folders = None, only: Only = False) -> None:
     ruleset = _ruleset(folders, only)
     problems = list(ruleset.problems)
     for rule in ruleset.rules:
+        problems += authoring_problems(Path(rule.path))
         if not fixture_path(rule).exists():
             problems.append(
                 rule_problem(

@@ -3,11 +3,14 @@ reports every problem of the file: type errors do not hide the rest."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Protocol
 
 from evtxdoc import catalog
 from evtxdoc.rules import schema, templates
+
+TODO = "TODO:"  # what `evtxdoc rules new` leaves for the author to replace
 
 
 class Problems(Protocol):
@@ -35,6 +38,76 @@ def beside_the_schema(data: dict[str, Any], path: Path, check: Problems) -> None
             if isinstance(data.get(key), str):
                 for message in templates.problems(data[key], scope, names):
                     check.add((key,), message)
+    authoring(data, check)
+
+
+def authoring(data: dict[str, Any], check: Problems) -> None:
+    """What a well-typed rule can still get wrong: the template's TODO texts left in, and
+    `{event.Field}` placeholders naming a field the catalog does not list for that event."""
+    for key in ("title", "cause", "fix", "description"):
+        if isinstance(data.get(key), str) and TODO in data[key]:
+            check.add(
+                (key,),
+                f"still holds the template's {TODO!r} text",
+                "say it for this rule: `rules new` writes a working example to change",
+            )
+    match = data.get("match")
+    events = match.get("events") if isinstance(match, dict) else None
+    if not isinstance(events, dict):
+        return
+    for key in ("cause", "fix"):
+        if isinstance(data.get(key), str):
+            for message, hint in field_problems(data[key], events):
+                check.add((key,), message, hint)
+
+
+def field_problems(text: str, events: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """`{slow.ElapsedMs}` where the catalog lists the fields of the `slow` event and
+    ElapsedMs is not one of them: the text would read "(unknown)" on every real log."""
+    found: list[tuple[str, str | None]] = []
+    for name, rest, _ in templates.placeholders(text):
+        selector = events.get(name)
+        field = rest.split(".")[0] if rest else ""
+        if not isinstance(selector, dict) or not field or field in templates.EVENT_ATTRIBUTES:
+            continue
+        known = catalog_fields(selector.get("channel"), selector.get("event_id"))
+        if known is None or field in known:
+            continue
+        close = difflib.get_close_matches(field, sorted(known), n=1, cutoff=0.5)
+        where = f"{selector.get('channel')} {selector.get('event_id')}"
+        found.append(
+            (
+                f"{{{name}.{field}}}: the catalog lists no field {field!r} for {where} "
+                f"(its fields: {', '.join(sorted(known))})",
+                f"did you mean {{{name}.{close[0]}}}?"
+                if close
+                else f"the event attributes are {', '.join(templates.EVENT_ATTRIBUTES)}; "
+                "if real logs carry the field, add it to rules/catalog/events.yaml",
+            )
+        )
+    return found
+
+
+def catalog_fields(channel: Any, event_id: Any) -> set[str] | None:
+    """The fields the catalog lists for a selector's channel and id(s); None when it lists
+    none (an event it does not know, or one whose fields it does not give)."""
+    if not isinstance(channel, str):
+        return None
+    ids = event_id if isinstance(event_id, list) else [event_id]
+    known = catalog.load()
+    fields: set[str] = set()
+    for value in ids:
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            return None
+        entries = [e for e in known.events if e.id == number]
+        entries = [e for e in entries if e.channel.lower() == channel.lower()]
+        if not entries or not any(e.fields for e in entries):
+            return None
+        for entry in entries:
+            fields.update(entry.fields)
+    return fields or None
 
 
 def check_sources(sources: Any, check: Problems) -> None:
