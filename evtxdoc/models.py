@@ -178,6 +178,7 @@ class AnalyzeOptions:
     rule_folders: tuple[str, ...] = ()  # extra rule folders beside the built-in knowledge base
     evaluate: bool = True  # run the rules (off: inventory and attempts only)
     display_root: str | None = None  # files under it are named relative to it (web uploads)
+    zip_passwords: tuple[str, ...] = field(default=(), repr=False)  # tried on encrypted entries
 
 
 @dataclass(frozen=True)

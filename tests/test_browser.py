@@ -234,8 +234,7 @@ def test_hostile_event_text_runs_no_script_in_a_browser(browser, tmp_path: Path)
     page.close()
 
 
-@pytest.fixture
-def live_service(tmp_path: Path):  # type: ignore[no-untyped-def]
+def _serve(settings):  # type: ignore[no-untyped-def]
     """`evtxdoc serve`'s app under uvicorn on a free localhost port, in a thread."""
     import socket
     import threading
@@ -243,12 +242,12 @@ def live_service(tmp_path: Path):  # type: ignore[no-untyped-def]
 
     import uvicorn
 
-    from evtxdoc.web import WebSettings, create_app
+    from evtxdoc.web import create_app
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(WebSettings(tmp_path / "data", "browser-token"))
+    app = create_app(settings)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -256,9 +255,71 @@ def live_service(tmp_path: Path):  # type: ignore[no-untyped-def]
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def live_service(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from evtxdoc.web import WebSettings
+
+    server, thread, url = _serve(WebSettings(tmp_path / "data", "browser-token"))
+    yield url
     server.should_exit = True
     thread.join(15)
+
+
+@pytest.fixture
+def small_service(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """The service with a 1 MiB upload limit."""
+    from evtxdoc.web import WebSettings
+
+    settings = WebSettings(tmp_path / "data", "browser-token", max_upload_bytes=2**20)
+    server, thread, url = _serve(settings)
+    yield url
+    server.should_exit = True
+    thread.join(15)
+
+
+def test_the_upload_page_checks_size_first_takes_a_folder_and_a_case_name(  # type: ignore[no-untyped-def]
+    browser, small_service, tmp_path: Path
+):
+    """A file over the limit is refused before a byte is sent; a folder is uploaded with its
+    subfolders' names; the case name titles the job and finds it again."""
+    page = browser.new_page(viewport={"width": 800, "height": 900})
+    posts: list[str] = []
+    errors: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{small_service}/login?token=browser-token")
+    big = tmp_path / "huge.evtx"
+    big.write_bytes(b"\0" * (2 * 2**20))
+    page.set_input_files("#files", str(big))
+    assert "takes at most 1.0 MiB" in page.inner_text("#chosen")
+    page.click("#upload button[type=submit]")
+    assert posts == [] and "takes at most 1.0 MiB" in page.inner_text("#chosen")
+
+    page.set_input_files("#files", [])
+    bundle = ROOT / "sample_logs" / "access-denied-legacy" / "bundle"
+    page.set_input_files("#folder", str(bundle))
+    assert "file(s)" in page.inner_text("#chosen")
+    page.fill("#case", "TrackingID 2412030010009876")
+    page.click("#upload button[type=submit]")
+    page.wait_for_selector("text=Open the report", timeout=120_000)
+    assert "TrackingID 2412030010009876" in page.inner_text("h1")
+    files = page.locator("section:has(h2:text('Files')) td:first-child").all_inner_texts()
+    assert "bundle/ODJSRV.fabrikam.local/ODJ Connector Service.evtx" in files, files
+    assert "FAB-7TQ2XK9M3A" in page.content()  # signed in: names as logged
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web-job-800.png"), full_page=True)
+    page.goto(f"{small_service}/")
+    page.fill("input[name=q]", "2412030010009876")
+    page.press("input[name=q]", "Enter")
+    page.wait_for_load_state("load")
+    assert page.locator("table tbody tr").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "web-search-800.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    assert errors == []
+    page.close()
 
 
 def test_a_support_engineer_uploads_logs_and_reads_the_report(browser, live_service):  # type: ignore[no-untyped-def]

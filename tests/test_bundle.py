@@ -208,3 +208,42 @@ def test_a_supporting_file_without_a_time_takes_its_machines_last_event(tmp_path
     logs = frame[frame["provider"].astype(str) != "evtxdoc"]
     assert stated["ts"].iloc[0] == logs["ts"].max()
     assert stated["host"].iloc[0] in set(logs["host"].astype(str))
+
+
+def test_a_password_protected_zip_is_read_with_its_password_and_only_with_it(
+    tmp_path: Path,
+) -> None:
+    """ZipCrypto entries (7-Zip's and `zip -P`'s default): no password → a problem that says
+    how to give one; the right one among several → the events; a wrong one → said so. The
+    password appears in no report."""
+    from typer.testing import CliRunner
+
+    from evtxdoc.cli import app
+    from tests.zipcrypto import write_encrypted_zip
+
+    sample = Path(__file__).resolve().parent.parent / "sample_logs/healthy-hybrid/bundle"
+    device_zip = next(sample.glob("DiagLogs-*.zip"))
+    with zipfile.ZipFile(device_zip) as source:
+        members = {i.filename: source.read(i) for i in source.infolist() if not i.is_dir()}
+    locked = tmp_path / "locked.zip"
+    write_encrypted_zip(locked, members, "Contoso-2025!")
+    plain = pipeline.analyze([device_zip])
+
+    without = pipeline.analyze([locked])
+    assert len(without.timeline) == 0
+    assert {p.kind for p in without.problems} >= {"encrypted"}
+    assert any("--zip-password" in (p.hint or "") for p in without.problems)
+
+    opened = pipeline.analyze([locked], AnalyzeOptions(zip_passwords=("wrong", "Contoso-2025!")))
+    assert len(opened.timeline) == len(plain.timeline) > 0
+    assert "encrypted" not in {p.kind for p in opened.problems}
+
+    wrong = pipeline.analyze([locked], AnalyzeOptions(zip_passwords=("contoso-2025!",)))
+    assert len(wrong.timeline) == 0 and "wrong_password" in {p.kind for p in wrong.problems}
+
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(
+        app, ["analyze", str(locked), "-o", str(out)], env={"EVTXDOC_ZIP_PASSWORD": "Contoso-2025!"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "Contoso-2025!" not in out.read_text() and '"events": 0' not in out.read_text()

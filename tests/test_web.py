@@ -170,7 +170,7 @@ def test_reports_are_served_sandboxed_and_redacted_on_request(client):
     assert client.get(f"/analyses/{job['id']}/other.html", headers=BEARER).status_code == 404
     page = client.get(f"/analyses/{job['id']}", headers=BEARER)
     assert "Open the report" in page.text
-    assert "FAB-7TQ2XK9M3A" not in page.text  # the verdict table is redacted (file names are not)
+    assert "FAB-7TQ2XK9M3A" in page.text  # signed in: the names as logged (redacted: to share)
     assert "timed out at odj_blob" in page.text
 
 
@@ -380,3 +380,62 @@ def test_an_upload_without_any_event_log_says_so_and_is_not_done(client, tmp_pat
     job = client.post("/analyses", files=_files(text), headers=BEARER).json()
     status = _wait(client, job["id"])
     assert status["status"] == "failed" and "no readable .evtx event log" in status["error"]
+    assert status["state"] == "no logs found"
+    page = client.get(f"/analyses/{job['id']}", headers=BEARER)
+    assert "no logs found" in page.text
+
+
+def test_an_upload_is_named_after_its_case_and_found_by_search(client):
+    case = "TrackingID#2412030010001234 Contoso\x07"
+    data = {"case": case}
+    job = client.post("/analyses", files=_files(CAB), data=data, headers=BEARER).json()
+    assert job["case"] == "TrackingID#2412030010001234 Contoso"  # control characters dropped
+    _wait(client, job["id"])
+    for query in ("2412030010001234", "contoso", "DESKTOP-Q8RT2ZB", "mdmdiag.cab"):
+        found = client.get("/analyses", params={"q": query}, headers=BEARER).json()
+        assert job["id"] in [j["id"] for j in found], query
+    assert client.get("/analyses", params={"q": "100%_"}, headers=BEARER).json() == []
+    page = client.get("/", params={"q": "2412030010001234"}, headers=BEARER)
+    assert "TrackingID#2412030010001234 Contoso" in page.text
+    assert "No analysis matches" in client.get("/", params={"q": "zzz"}, headers=BEARER).text
+    report = client.get(f"/analyses/{job['id']}/report.html", headers=BEARER).text
+    assert f'href="/analyses/{job["id"]}"' in report  # the way back to the job
+    shared = client.get(f"/analyses/{job['id']}/report-redacted.html", headers=BEARER).text
+    assert "/analyses/" not in shared
+
+
+def test_a_password_protected_zip_is_opened_with_the_password_given_once(client, tmp_path):
+    """The password goes with the upload to its one analysis: it is in no file of the data
+    folder and no report, and the same zip uploaded without it says what is missing."""
+    import zipfile
+
+    from tests.zipcrypto import write_encrypted_zip
+
+    locked = tmp_path / "locked.zip"
+    with zipfile.ZipFile(
+        SAMPLE.parent.parent
+        / "healthy-hybrid/bundle"
+        / next(
+            p.name for p in (SAMPLE.parent.parent / "healthy-hybrid/bundle").glob("DiagLogs-*.zip")
+        )
+    ) as source:
+        members = {i.filename: source.read(i) for i in source.infolist() if not i.is_dir()}
+    secret = "Tr0ub4dor&3-unique"
+    write_encrypted_zip(locked, members, secret)
+    job = client.post(
+        "/analyses", files=_files(locked), data={"zip_password": secret}, headers=BEARER
+    ).json()
+    status = _wait(client, job["id"])
+    assert status["status"] == "done", status
+    assert status["summary"]["summary"]["events"] > 0
+    data_dir = client.app.state.service.store.data_dir
+    for path in data_dir.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
+    again = _wait(
+        client, client.post("/analyses", files=_files(locked), headers=BEARER).json()["id"]
+    )
+    assert again["state"] == "no logs found"
+    assert "password-protected and no password was given" in again["error"]
+    report = client.get(f"/analyses/{job['id']}/report.json", headers=BEARER).json()
+    assert secret not in json.dumps(report)

@@ -81,7 +81,12 @@ class _Discovery:
     def __init__(self, workdir: Path, options: AnalyzeOptions):
         self.workdir = workdir
         self.options = options
-        self.budget = Budget(options.max_total_bytes, options.max_entries, options.max_ratio)
+        self.budget = Budget(
+            options.max_total_bytes,
+            options.max_entries,
+            options.max_ratio,
+            passwords=tuple(p.encode("utf-8") for p in options.zip_passwords),
+        )
         self.bundle = Bundle()
         self.seen: dict[str, str] = {}  # sha256 -> display of first copy
         self.archive_count = 0

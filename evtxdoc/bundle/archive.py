@@ -60,6 +60,7 @@ class Budget:
     input_bytes: int = 0  # the outermost archives' own sizes
     problems: list[Problem] = field(default_factory=list)
     refused: Counter[str] = field(default_factory=Counter)
+    passwords: tuple[bytes, ...] = field(default=(), repr=False)  # for encrypted zip entries
 
     def limit(self) -> int:
         """Bytes the whole bundle may unpack."""
@@ -202,21 +203,44 @@ def extract_zip(path: Path, display: str, dest: Path, budget: Budget) -> Iterato
             if why := unsafe_member_name(info.filename):
                 budget.refuse(member, "zip_slip", f"entry skipped: {why}")
                 continue
-            if info.flag_bits & 0x1:
+            encrypted = bool(info.flag_bits & 0x1)
+            if encrypted and not budget.passwords:
                 budget.refuse(
                     member,
                     "encrypted",
-                    "entry is password-protected; cannot read it",
-                    "re-create the zip without a password",
+                    "entry is password-protected and no password was given",
+                    "give the zip's password (`evtxdoc analyze --zip-password`, or the "
+                    "password field of the upload page), or re-create the zip without one",
                 )
                 continue
             if not budget.admit(display, info.filename, info.file_size, info.compress_size):
                 continue
             target = dest / _flat_name(index, info.filename)
             try:
-                with archive.open(info) as src:
-                    copied = _copy_bounded(src, target, info.file_size)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                if encrypted:
+                    copied = _copy_encrypted(archive, info, target, budget.passwords)
+                else:
+                    with archive.open(info) as src:
+                        copied = _copy_bounded(src, target, info.file_size)
+            except WrongPasswordError:
+                budget.refuse(
+                    member,
+                    "wrong_password",
+                    "entry is password-protected and no password given opens it",
+                    "check the password (passwords are case-sensitive)",
+                )
+                continue
+            except NotImplementedError as exc:  # AES (WinZip) encryption: not in zipfile
+                budget.refuse(
+                    member,
+                    "encrypted",
+                    f"entry could not be unpacked: {exc}",
+                    "AES-encrypted zips are not supported: re-create it with ZipCrypto "
+                    "(7-Zip: Encryption method ZipCrypto) or without a password",
+                )
+                target.unlink(missing_ok=True)
+                continue
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 budget.refuse(
                     member,
                     "bad_entry",
@@ -235,6 +259,30 @@ def extract_zip(path: Path, display: str, dest: Path, budget: Budget) -> Iterato
                 continue
             budget.total_bytes += copied[1]
             yield Member(info.filename, target, copied[0], copied[1])
+
+
+def _copy_encrypted(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, passwords: tuple[bytes, ...]
+) -> tuple[str, int] | None:
+    """The entry copied with the first password that opens it (its CRC checked: ZipCrypto's
+    one-byte check lets about 1 wrong password in 256 through); WrongPasswordError if none
+    does."""
+    for password in passwords:
+        try:
+            with archive.open(info, pwd=password) as src:
+                return _copy_bounded(src, target, info.file_size)
+        except RuntimeError:  # "Bad password for file"
+            continue
+        except zipfile.BadZipFile as exc:
+            if "CRC" not in str(exc):
+                raise
+            target.unlink(missing_ok=True)  # the check byte matched by chance
+            continue
+    raise WrongPasswordError(info.filename)
+
+
+class WrongPasswordError(Exception):
+    """No password given opens an encrypted zip entry."""
 
 
 def extract_cab(path: Path, display: str, dest: Path, budget: Budget) -> Iterator[Member]:

@@ -97,6 +97,17 @@ def analyze(
             "otherwise; 2 for unreadable input or a usage error).",
         ),
     ] = FailOn.never,
+    zip_passwords: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--zip-password",
+            envvar="EVTXDOC_ZIP_PASSWORD",
+            help="Password of encrypted zip entries (ZipCrypto; repeatable, each tried in "
+            "turn). Kept out of every report; the environment variable keeps it out of the "
+            "shell history.",
+            show_envvar=True,
+        ),
+    ] = None,
 ) -> None:
     """Read the bundles, line up join attempts and explain them with the rules: a verdict per
     device, findings with their fixes, swimlanes, coverage, files and problems."""
@@ -111,7 +122,7 @@ def analyze(
         check_output(output)
     except EvtxdocError as error:
         _fail(error)
-    analysis = _analysis(inputs, strict, workers, rules)
+    analysis = _analysis(inputs, strict, workers, rules, passwords=zip_passwords)
     options = OutputOptions(zone=zone, redact=redact, max_events=max_events)
     if output:
         with output.open("wb") as handle:

@@ -87,12 +87,14 @@ def _run(
     workers: int | None,
     rules: list[Path] | None = None,
     evaluate: bool = True,
+    passwords: list[str] | None = None,
 ) -> Analysis:
     options = AnalyzeOptions(
         strict=strict,
         workers=workers,
         evaluate=evaluate,
         rule_folders=tuple(str(r) for r in rules or ()),
+        zip_passwords=tuple(passwords or ()),
     )
     with progress_bar("reading logs") as progress:
         return pipeline.analyze(inputs, options, progress)
@@ -135,9 +137,10 @@ def _analysis(
     workers: int | None,
     rules: list[Path] | None = None,
     evaluate: bool = True,
+    passwords: list[str] | None = None,
 ) -> Analysis:
     try:
-        analysis = _run(inputs, strict, workers, rules, evaluate)
+        analysis = _run(inputs, strict, workers, rules, evaluate, passwords)
     except EvtxdocError as error:
         _fail(error)
     except KeyboardInterrupt:

@@ -79,6 +79,7 @@ class OutputOptions:
     redact: bool = False
     max_events: int = html.MAX_EVENTS
     width: int = 100  # terminal columns when writing to a file
+    back_link: str | None = None  # HTML: a link back to where the report came from
 
 
 def document(analysis: Analysis, redactor: Redactor | None = None) -> dict[str, Any]:
@@ -101,7 +102,12 @@ def write(
     elif fmt is Format.html:
         page = html.render(
             analysis,
-            html.ReportOptions(zone=options.zone, redactor=redactor, max_events=options.max_events),
+            html.ReportOptions(
+                zone=options.zone,
+                redactor=redactor,
+                max_events=options.max_events,
+                back_link=options.back_link,
+            ),
         )
         out.write(page.encode("utf-8"))
     elif fmt is Format.terminal:

@@ -61,6 +61,7 @@ class ReportOptions:
     redactor: Redactor | None = None
     max_events: int = MAX_EVENTS
     max_swimlanes: int = MAX_SWIMLANES
+    back_link: str | None = None  # the page this report belongs to (the web service's job)
 
 
 def bound(value: Any, limit: int = MAX_TEXT) -> str:
@@ -359,6 +360,7 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
             for c in document["coverage"]
         ],
         "redacted": options.redactor is not None,
+        "back_link": options.back_link,
     }
 
 
@@ -440,7 +442,8 @@ def render(analysis: Analysis, options: ReportOptions = ReportOptions()) -> str:
     """The report as one HTML document."""
     view = build_view(analysis, options)
     if options.redactor is not None:
-        view = options.redactor.data(view)
+        back, view = view["back_link"], options.redactor.data(view)
+        view["back_link"] = back  # our own path, not evidence
     style, script = _asset("report.css"), _asset("report.js")
     policy = (
         "default-src 'none'; img-src data:; "

@@ -36,8 +36,7 @@ from evtxdoc.errors import EvtxdocError
 from evtxdoc.models import Analysis, AnalyzeOptions
 from evtxdoc.parse.watchdog import die_with_parent
 from evtxdoc.report.formats import Format, OutputOptions, document, write
-from evtxdoc.report.redact import for_analysis
-from evtxdoc.web.store import LEASE_S, JobStore, Status
+from evtxdoc.web.store import LEASE_S, NO_LOGS, JobStore, Status
 
 log = logging.getLogger("evtxdoc.web")
 PROGRESS_EVERY_S = 0.25  # progress writes to SQLite at most this often
@@ -45,24 +44,27 @@ MAX_ATTEMPTS = 2  # a job whose process died is run once more, then failed
 JOB_BUDGET_S = 3 * 3600.0  # an analysis still running after this is stopped and failed
 STOP_GRACE_S = 5.0  # on shutdown, running analyses get this long after SIGTERM
 _TICK_S = 0.2
-NO_LOGS = (
-    "no readable .evtx event log in the upload: upload the folder, .cab or .zip the logs came "
-    "in (MdmDiagnosticsTool, Intune's Collect diagnostics, or Event Viewer's Save All Events As)"
-)
 
 
 def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def job_process(data_dir: str, job_id: str, read_workers: int | None, owner: str) -> None:
+def job_process(
+    data_dir: str,
+    job_id: str,
+    read_workers: int | None,
+    owner: str,
+    passwords: tuple[str, ...] = (),
+) -> None:
     """The analysis process: dies with the server, keeps its temporary files in the job's
-    folder (removed with the job), and runs the job."""
+    folder (removed with the job), and runs the job (zip passwords come through the spawn
+    pipe, never through a file or the command line)."""
     die_with_parent()
     scratch = JobStore(Path(data_dir)).folder(job_id) / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(scratch)
-    run_job(data_dir, job_id, read_workers, owner, scratch)
+    run_job(data_dir, job_id, read_workers, owner, scratch, passwords)
 
 
 def run_job(
@@ -71,6 +73,7 @@ def run_job(
     read_workers: int | None,
     owner: str | None = None,
     scratch: Path | None = None,
+    passwords: tuple[str, ...] = (),
 ) -> None:
     """Analyze one uploaded job and write its reports, if this `owner` can claim it."""
     store = JobStore(Path(data_dir))
@@ -94,7 +97,9 @@ def run_job(
 
     try:
         inputs = sorted(upload.iterdir())  # named relative to the upload: its names, not paths
-        options = AnalyzeOptions(workers=read_workers, display_root=str(upload))
+        options = AnalyzeOptions(
+            workers=read_workers, display_root=str(upload), zip_passwords=passwords
+        )
         analysis = pipeline.analyze(inputs, options, progress)
         _write_reports(
             analysis,
@@ -104,7 +109,9 @@ def run_job(
         )
         shutil.rmtree(scratch, ignore_errors=True)  # gone before the job is seen to end
         if not analysis.readable:  # as the CLI exits 2: not a green "done" with 0 events
-            store.fail(job_id, NO_LOGS, owner)
+            locked = [p for p in analysis.problems if p.kind in ("encrypted", "wrong_password")]
+            said = f"; {locked[0].message} ({locked[0].hint})" if locked else ""
+            store.fail(job_id, NO_LOGS + said, owner)
             return
         store.finish(job_id, summary(analysis), owner)
     except EvtxdocError as error:
@@ -155,14 +162,16 @@ def _write_reports(
         progress(done, name)
         partial = folder / partial_name(name, owner)  # one writer per file
         with partial.open("wb") as out:
-            write(analysis, fmt, out, OutputOptions(redact=redact))
+            back = None if redact else f"/analyses/{folder.name}"  # shared copies: no link
+            write(analysis, fmt, out, OutputOptions(redact=redact, back_link=back))
         partial.replace(folder / name)
     progress(4, "")
 
 
 def summary(analysis: Analysis) -> dict[str, Any]:
-    """What the job list and page show without opening a report (redacted: names replaced)."""
-    data = document(analysis, for_analysis(analysis))
+    """What the job list and page show without opening a report, with the names as logged:
+    whoever sees the page is signed in (the redacted reports are the copies to share)."""
+    data = document(analysis)
     return {
         "summary": data["summary"],
         "findings_by_severity": data["rules"].get("findings_by_severity", {}),
@@ -192,13 +201,18 @@ class JobRunner:
         self.running: dict[str, tuple[BaseProcess, str]] = {}  # job → (process, owner)
         self._started: dict[str, float] = {}  # job → when its process started (monotonic)
         self._unclaimed: dict[str, int] = {}  # job → processes that died before claiming it
+        self._passwords: dict[str, tuple[str, ...]] = {}  # job → zip passwords, until it starts
         self.budget_s = JOB_BUDGET_S
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._context = multiprocessing.get_context("spawn")
 
-    def submit(self, job_id: str) -> None:
+    def submit(self, job_id: str, passwords: tuple[str, ...] = ()) -> None:
+        """Queue a job; its zip passwords stay in this process's memory until its analysis
+        process starts, and go with it only (a restart forgets them: upload again)."""
         with self._lock:
+            if passwords:
+                self._passwords[job_id] = passwords
             if job_id not in self._queue and job_id not in self.running:
                 self._queue.append(job_id)
         self._ensure_thread()
@@ -228,10 +242,11 @@ class JobRunner:
                 if len(self.running) >= self.concurrent or not self._queue:
                     return
                 job_id = self._queue.popleft()
+                passwords = self._passwords.pop(job_id, ())  # used once
             owner = new_owner()
             process = self._context.Process(
                 target=job_process,
-                args=(str(self.store.data_dir), job_id, self.read_workers, owner),
+                args=(str(self.store.data_dir), job_id, self.read_workers, owner, passwords),
                 name=f"evtxdoc-job-{job_id[:8]}",
             )
             process.start()

@@ -60,7 +60,7 @@ async def _error(request: Request, service: Service, message: str, status: int) 
         return JSONResponse({"error": message}, status, headers=COMMON_HEADERS)
     jobs = await run_in_threadpool(service.store.recent)
     return service.page(
-        request, "index.html.j2", status, error=message, jobs=jobs, **_limits(service)
+        request, "index.html.j2", status, error=message, jobs=jobs, query="", **_limits(service)
     )
 
 
@@ -102,8 +102,11 @@ def guarded(handler: Handler) -> Handler:
 
 async def index(request: Request) -> Response:
     service = _service(request)
-    jobs = await run_in_threadpool(service.store.recent)
-    return service.page(request, "index.html.j2", jobs=jobs, error=None, **_limits(service))
+    query = request.query_params.get("q", "")[:200]
+    jobs = await run_in_threadpool(service.store.recent, 200, query)
+    return service.page(
+        request, "index.html.j2", jobs=jobs, error=None, query=query, **_limits(service)
+    )
 
 
 async def login_form(request: Request) -> Response:
@@ -168,7 +171,7 @@ async def upload(request: Request) -> Response:
     job_id = new_job_id()
     folder = service.store.upload_folder(job_id)
     try:
-        files = await receive(request, folder, settings.max_upload_bytes, settings.max_files)
+        received = await receive(request, folder, settings.max_upload_bytes, settings.max_files)
     except UploadError as rejected:
         await run_in_threadpool(service.store.delete, job_id)
         return await _error(request, service, str(rejected), rejected.status)
@@ -178,8 +181,8 @@ async def upload(request: Request) -> Response:
     except BaseException:  # a bug or a full disk: no upload folder without its job
         await run_in_threadpool(service.store.delete, job_id)
         raise
-    job = await run_in_threadpool(service.store.create, job_id, files)
-    service.runner.submit(job_id)
+    job = await run_in_threadpool(service.store.create, job_id, received.files, received.case_name)
+    service.runner.submit(job_id, received.passwords)
     if _wants_json(request) or request.headers.get("authorization"):
         return JSONResponse(
             job.public(), 201, headers={"Location": f"/analyses/{job_id}", **COMMON_HEADERS}
@@ -189,7 +192,9 @@ async def upload(request: Request) -> Response:
 
 async def jobs(request: Request) -> Response:
     service = _service(request)
-    found = await run_in_threadpool(service.store.recent)
+    found = await run_in_threadpool(
+        service.store.recent, 200, request.query_params.get("q", "")[:200]
+    )
     return JSONResponse([job.public() for job in found], headers=COMMON_HEADERS)
 
 

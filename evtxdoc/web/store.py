@@ -11,6 +11,7 @@ WAL mode lets the analysis write progress while the server reads it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sqlite3
 import time
@@ -47,6 +48,7 @@ ADDED_COLUMNS = {
     "owner": "TEXT",
     "lease": "REAL",
     "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "case_name": "TEXT NOT NULL DEFAULT ''",
 }
 LEASE_S = 10.0  # a running job whose owner has not beaten its lease for this long is orphaned
 REPORTS = {  # name in URLs -> file in the job folder, media type
@@ -55,6 +57,12 @@ REPORTS = {  # name in URLs -> file in the job folder, media type
     "report-redacted.html": ("report-redacted.html", "text/html; charset=utf-8"),
     "report-redacted.json": ("report-redacted.json", "application/json"),
 }
+
+
+NO_LOGS = (
+    "no readable .evtx event log in the upload: upload the folder, .cab or .zip the logs came "
+    "in (MdmDiagnosticsTool, Intune's Collect diagnostics, or Event Viewer's Save All Events As)"
+)
 
 
 class Status(StrEnum):
@@ -83,16 +91,26 @@ class Job:
     summary: dict[str, Any] | None = None
     owner: str | None = None  # the analysis process running it ("host:pid:token")
     attempts: int = 0
+    case_name: str = ""  # the case or ticket the engineer named the upload after
 
     @property
     def finished_ok(self) -> bool:
         return self.status is Status.done
 
+    @property
+    def state(self) -> str:
+        """The status in words: "no logs found" is not a failure of the service."""
+        if self.status is Status.failed and (self.error or "").startswith(NO_LOGS):
+            return "no logs found"
+        return str(self.status)
+
     def public(self) -> dict[str, Any]:
         """The job as the status API shows it."""
         return {
             "id": self.id,
+            "case": self.case_name,
             "status": str(self.status),
+            "state": self.state,
             "created": self.created,
             "started": self.started,
             "finished": self.finished,
@@ -148,12 +166,13 @@ class JobStore:
     def upload_folder(self, job_id: str) -> Path:
         return self.folder(job_id) / "upload"
 
-    def create(self, job_id: str, files: list[dict[str, Any]]) -> Job:
+    def create(self, job_id: str, files: list[dict[str, Any]], case_name: str = "") -> Job:
         total = sum(int(f["size"]) for f in files)
         with self._connect() as db:
             db.execute(
-                "INSERT INTO jobs (id, created, status, files, bytes) VALUES (?,?,?,?,?)",
-                (job_id, time.time(), Status.queued, json.dumps(files), total),
+                "INSERT INTO jobs (id, created, status, files, bytes, case_name) "
+                "VALUES (?,?,?,?,?,?)",
+                (job_id, time.time(), Status.queued, json.dumps(files), total, case_name),
             )
         return self.get(job_id)
 
@@ -164,11 +183,22 @@ class JobStore:
             raise KeyError(job_id)
         return _job(row)
 
-    def recent(self, limit: int = 200) -> list[Job]:
+    def recent(self, limit: int = 200, query: str = "") -> list[Job]:
+        """The newest jobs; with `query`, those whose case name, file names, device names or
+        root causes hold it (ignoring case)."""
         with self._connect() as db:
-            rows = db.execute(
-                "SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)
-            ).fetchall()
+            if not query.strip():
+                rows = db.execute(
+                    "SELECT * FROM jobs ORDER BY created DESC LIMIT ?", (limit,)
+                ).fetchall()
+            else:
+                like = "%" + re.sub(r"([%_\\])", r"\\\1", query.strip()) + "%"
+                rows = db.execute(
+                    "SELECT * FROM jobs WHERE case_name LIKE ?1 ESCAPE '\\' "
+                    "OR files LIKE ?1 ESCAPE '\\' OR summary LIKE ?1 ESCAPE '\\' "
+                    "ORDER BY created DESC LIMIT ?2",
+                    (like, limit),
+                ).fetchall()
         return [_job(row) for row in rows]
 
     def unfinished(self) -> list[Job]:
@@ -291,4 +321,5 @@ def _job(row: sqlite3.Row) -> Job:
         summary=json.loads(row["summary"]) if row["summary"] else None,
         owner=row["owner"],
         attempts=row["attempts"],
+        case_name=row["case_name"],
     )

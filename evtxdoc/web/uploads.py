@@ -8,6 +8,7 @@ import asyncio
 import re
 import unicodedata
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,28 @@ MAX_NAME = 120  # characters of one path component
 IDLE_S = 60.0  # longest pause in an upload's body
 MAX_DEPTH = 8  # folders kept from a folder upload (webkitdirectory sends relative paths)
 _UNSAFE = re.compile(r"[^\w .,()+@#%=~-]")
+
+
+MAX_CASE = 120  # characters of a case or ticket name
+MAX_PASSWORD = 256
+
+
+@dataclass(frozen=True)
+class Received:
+    """What an upload brought: the saved files, the case name, the zip passwords (held in
+    memory for the one analysis, never written)."""
+
+    files: list[dict[str, Any]]
+    case_name: str = ""
+    passwords: tuple[str, ...] = field(default=(), repr=False)
+
+
+def clean_case_name(text: str) -> str:
+    """A case or ticket name as typed: one line, no control characters, bounded."""
+    text = "".join(
+        c for c in unicodedata.normalize("NFC", text) if unicodedata.category(c)[0] != "C"
+    )
+    return " ".join(text.split())[:MAX_CASE]
 
 
 class UploadError(EvtxdocError):
@@ -92,10 +115,9 @@ def _too_big(limit: int) -> str:
     )
 
 
-async def receive(
-    request: Request, folder: Path, max_bytes: int, max_files: int
-) -> list[dict[str, Any]]:
-    """Save every file of a multipart upload under `folder`; [{name, size}] in upload order."""
+async def receive(request: Request, folder: Path, max_bytes: int, max_files: int) -> Received:
+    """Save every file of a multipart upload under `folder` ([{name, size}] in upload order),
+    with the form's case name (`case`) and zip password (`zip_password`)."""
     if "multipart/form-data" not in request.headers.get("content-type", ""):
         raise UploadError("send the files as multipart/form-data (field name: files)", 415)
     declared = request.headers.get("content-length")
@@ -115,10 +137,15 @@ async def receive(
             )
         raise UploadError(message) from error
     saved: list[dict[str, Any]] = []
+    case_name, passwords = "", []
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for _, value in form.multi_items():
+        for key, value in form.multi_items():
             if not isinstance(value, UploadFile):
+                if key == "case":
+                    case_name = clean_case_name(str(value))
+                elif key == "zip_password" and value:
+                    passwords.append(str(value)[:MAX_PASSWORD])
                 continue
             target = unique_path(folder, safe_relative_name(value.filename or ""))
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +158,7 @@ async def receive(
         await form.close()
     if not saved:
         raise UploadError("no files in the upload: choose .evtx, .zip or .cab files")
-    return saved
+    return Received(saved, case_name, tuple(passwords))
 
 
 async def _copy(upload: UploadFile, out: Any) -> None:
