@@ -36,8 +36,28 @@ def test_analyze_terminal_lists_hosts_and_problems():
         app, ["analyze", str(real("sysmon.evtx")), "--format", "terminal"], env={"COLUMNS": "160"}
     )
     assert result.exit_code == 0
-    assert "Microsoft-Windows-Sysmon/Operational" in result.output
+    assert "Sysmon/Operational (" in result.output  # short names: no cell breaks a name
     assert "not a valid chunk" in " ".join(result.output.split())
+
+
+def test_terminal_tables_break_no_channel_name_mid_word():
+    """At 100 columns every channel fits its cell whole (the short names the table uses), and
+    the machines table is one row per machine, renamed devices included."""
+    from evtxdoc.report.terminal import short_channel
+
+    sample = Path(__file__).resolve().parent.parent / "sample_logs/multi-device-two-connectors"
+    result = runner.invoke(
+        app, ["analyze", str(sample / "bundle"), "--format", "terminal"], env={"COLUMNS": "100"}
+    )
+    table = result.output.split("Machines and their logs")[1].split("Files:")[0]
+    cells = [line.split("│")[4].strip() for line in table.splitlines() if line.count("│") == 5]
+    words = " ".join(cells).replace(",", " ").split()
+    for channel in ("Microsoft-Windows-AAD/Operational",
+                    "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin",
+                    "Microsoft-Intune-ODJConnectorService/Operational"):  # fmt: skip
+        assert short_channel(channel) in words, (channel, cells)
+    machines = [line for line in table.splitlines() if line.startswith("│ ") and "│     " in line]
+    assert len([line for line in machines if line.split("│")[2].strip().isdigit()]) == 5
 
 
 def test_missing_path_exits_2_with_a_hint(tmp_path):
@@ -139,7 +159,7 @@ def test_analyze_reports_attempts_in_json_and_terminal(tmp_path):
 def test_analyze_terminal_shows_the_root_cause_and_its_fix() -> None:
     bundle = "sample_logs/multi-device-two-connectors/bundle"
     result = runner.invoke(app, ["analyze", bundle, "--format", "terminal"], env={"COLUMNS": "100"})
-    findings = result.output.split("Findings (")[1].split("Hosts and channels")[0]
+    findings = result.output.split("Findings (")[1].split("Machines and their logs")[0]
     assert "(root cause)" in findings and "connector-access-denied-msa" in findings
     assert "OrganizationalUnitsUsedForOfflineDomainJoin" in findings
     assert max(len(line) for line in result.output.splitlines()) <= 100

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -28,6 +28,30 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stderr = Console(stderr=True)
+
+
+def _help_as_people_read_it() -> None:
+    """Two habits of typer 0.29's help, put back as click and sigma-cli write it: every flag
+    showed a type (`--redact <bool>`, as if it took a value: a user typed `--redact true`), and
+    a required argument read `{inputs}...`. Now: no type on a flag, `PATH...` and
+    `[FOLDER]...` in the usage line."""
+    from typer.core import TyperArgument, TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    def usage_name(self: TyperArgument) -> str:
+        name = self.display_name_raw if self.metavar else self.display_name_raw.upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+
+
+_help_as_people_read_it()
 
 
 def _print_version(wanted: bool) -> None:
@@ -53,6 +77,7 @@ def _main(
 Inputs = Annotated[
     list[Path],
     typer.Argument(
+        metavar="PATH",
         help="Log bundles: .evtx files, folders, .zip or .cab archives (nested ones too).",
         show_default=False,
     ),

@@ -28,6 +28,7 @@ rules_app = typer.Typer(
 Folders = Annotated[
     list[Path] | None,
     typer.Argument(
+        metavar="FOLDER",
         help="Rule folders besides the built-in knowledge base (default: the built-in one only).",
         show_default=False,
     ),

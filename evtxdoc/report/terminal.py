@@ -53,6 +53,11 @@ def _when(iso: str, zone: DisplayZone) -> str:
     return zone.time(pd.Timestamp(iso).value, precise=False)
 
 
+def _clock(iso: str, zone: DisplayZone) -> str:
+    """`2025-09-26 08:05:00` in the zone the header names (a column says which)."""
+    return _when(iso, zone).rsplit(" ", 1)[0]
+
+
 def render(doc: dict[str, Any], console: Console, zone: DisplayZone = UTC) -> None:
     """Verdicts, attempts and findings with their fixes, then hosts, files and problems."""
     summary = doc["summary"]
@@ -182,31 +187,55 @@ def markdown_line(line: str) -> str:
     )
 
 
+SHORT_PREFIXES = ("Microsoft-Windows-", "Microsoft-Intune-", "Microsoft-", "Supporting/")
+SHORT_NAMES = {  # the channels' long middles, as support engineers say them
+    "DeviceManagement-Enterprise-Diagnostics-Provider": "DM-EDP",
+    "ModernDeployment-Diagnostics-Provider": "ModernDeployment",
+}
+
+
+def short_channel(channel: str) -> str:
+    """`Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin` →
+    `DM-EDP/Admin`: a channel name a 100-column table can hold without breaking it mid-word
+    (the HTML and JSON reports keep the full names)."""
+    for prefix in SHORT_PREFIXES:
+        if channel.startswith(prefix):
+            channel = channel[len(prefix) :]
+            break
+    head, slash, tail = channel.partition("/")
+    return SHORT_NAMES.get(head, head) + slash + tail
+
+
 def _hosts(doc: dict[str, Any], console: Console, zone: DisplayZone) -> None:
+    """One row per machine (a renamed device is one): its role, events, span and channels."""
     if not doc["hosts"]:
         console.print("[yellow]No events found in the inputs.[/]")
         return
-    table = Table(title="Hosts and channels")
-    for column in ("host", "channel", "events", "first", "last"):
-        table.add_column(column, overflow="fold", justify="right" if column == "events" else "left")
-    rows = [(host["host"], channel) for host in doc["hosts"] for channel in host["channels"]]
-    for host, channel in rows[:MAX_ROWS]:
+    table = Table(title="Machines and their logs", expand=True)
+    table.add_column("machine", overflow="fold", width=30)
+    table.add_column("events", justify="right", width=6)
+    table.add_column(f"from → to ({zone.name})", width=19)
+    table.add_column("channels (events)", ratio=1)
+    coverage = doc["coverage"]
+    for entry in coverage[:MAX_ROWS]:
+        channels: dict[str, int] = {}
+        for channel in entry["channels"]:
+            name = short_channel(channel["channel"])
+            channels[name] = channels.get(name, 0) + channel["records"]
+        listed = ", ".join(f"{escape(name)} ({count})" for name, count in channels.items())
+        missing = "".join(f"\n[yellow]no {escape(m['why'])}[/]" for m in entry["no_events_from"])
+        zone_note = entry.get("time_zone")
+        machine = escape(", ".join(entry["hosts"])) + f"\n[dim]{escape(entry['role_words'])}[/]"
+        if zone_note:
+            machine += f"\n[dim]time zone: {escape(zone_note['name'])}[/]"
         table.add_row(
-            escape(host),
-            escape(channel["channel"]),
-            str(channel["records"]),
-            _when(channel["first"], zone),
-            _when(channel["last"], zone),
+            machine,
+            str(entry["records"]),
+            f"{_clock(entry['first'], zone)}\n{_clock(entry['last'], zone)}",
+            listed + missing,
         )
     console.print(table)
-    _more(console, rows, "host channels")
-    lacking = [(entry, missing) for entry in doc["coverage"] for missing in entry["no_events_from"]]
-    for entry, missing in lacking[:MAX_ROWS]:
-        console.print(
-            f"[yellow]no events:[/] {escape(', '.join(entry['hosts']))} "
-            f"({entry['role_words']}) has no {escape(missing['why'])}"
-        )
-    _more(console, lacking, "missing channels")
+    _more(console, coverage, "machines")
 
 
 QUIET_STATUSES = {"read": "log file(s) read", "unpacked": "archive(s) unpacked",
