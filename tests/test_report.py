@@ -22,6 +22,7 @@ from evtxdoc.cli import app
 from evtxdoc.models import Analysis
 from evtxdoc.report import html
 from evtxdoc.report.clock import display_zone
+from evtxdoc.report.event_view import positions_of
 from evtxdoc.report.formats import Format, OutputOptions, document, write
 from evtxdoc.report.redact import EMAIL, GUID, IPV4, SID, for_analysis
 from evtxdoc.report.schema import schema_text
@@ -246,7 +247,7 @@ def test_every_evidence_event_of_every_sample_is_shown_with_its_fields() -> None
     frame = analysis.timeline
     some = next(f.evidence[0] for f in analysis.evaluation.findings if f.evidence)
     respelled = some._replace(host=some.host.swapcase(), channel=some.channel.upper())
-    located = html._positions_of(frame, [some, respelled])
+    located = positions_of(frame, [some, respelled])
     assert located[some] == located[respelled]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -22,28 +21,29 @@ import markupsafe
 import numpy as np
 import pandas as pd
 
-from evtxdoc import catalog
-from evtxdoc.correlate.evidence import category_codes
-from evtxdoc.errors import InputError
 from evtxdoc.models import Analysis, Attempt, EventRef
 from evtxdoc.report import fragments, swimlane
 from evtxdoc.report.clock import UTC, DeviceShifts, DisplayZone, duration
 from evtxdoc.report.document import device_name
+from evtxdoc.report.event_view import (
+    bound,
+    choose_rows,
+    clip,
+    event_views,
+    positions_of,
+)
 from evtxdoc.report.events import attempt_ids
 from evtxdoc.report.findings import finding_dict
 from evtxdoc.report.inventory import inventory
 from evtxdoc.report.redact import Redactor
 from evtxdoc.rules.model import CONFIDENCE_RANK, SEVERITY_RANK
-from evtxdoc.timeline import to_events
 
 MAX_EVENTS = 5000  # rows in the event table (evidence first, then known events, then the rest)
 MAX_SWIMLANES = 250  # attempts drawn in full (failing first); the rest are listed
+MAX_VERDICT_ROWS = 300  # devices listed one by one; beyond, grouped by verdict and cause
 MAX_FINDINGS = 2000  # findings shown in full; info findings beyond are counted
 MAX_EVIDENCE_SHOWN = 8  # evidence events per finding
-MAX_TEXT = 1200  # characters of one message or field value
-MAX_FIELDS = 60  # fields per event
 MAX_PRINTED = 4000  # characters of any value the template prints
-LEVELS = {0: "information", 1: "critical", 2: "error", 3: "warning", 4: "information", 5: "verbose"}
 STATUS_ORDER = (
     "failed",
     "timed_out",
@@ -62,118 +62,6 @@ class ReportOptions:
     max_events: int = MAX_EVENTS
     max_swimlanes: int = MAX_SWIMLANES
     back_link: str | None = None  # the page this report belongs to (the web service's job)
-
-
-def bound(value: Any, limit: int = MAX_TEXT) -> str:
-    """Text no longer than `limit` characters, saying how much was cut."""
-    text = "" if value is None else str(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
-
-
-def clip(value: Any, limit: int) -> str:
-    """Text cut to `limit` characters with an ellipsis (labels in drawings)."""
-    text = "" if value is None else str(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# --- events -------------------------------------------------------------------------------
-
-
-def _positions_of(frame: pd.DataFrame, refs: Iterable[EventRef]) -> dict[EventRef, int]:
-    """Timeline row of each ref (by source file and EventRecordID)."""
-    refs = set(refs)
-    if not refs or frame.empty:
-        return {}
-    wanted: dict[tuple[str, int], list[EventRef]] = {}
-    for ref in refs:  # refs to one event may differ in other parts (a host's spelling)
-        wanted.setdefault((ref.source_file, ref.record_id), []).append(ref)
-    records = frame["record_id"].to_numpy()
-    source_codes, source_names = category_codes(frame["source_file"])
-    out: dict[EventRef, int] = {}
-    for position in np.flatnonzero(np.isin(records, [r.record_id for r in refs])).tolist():
-        code = source_codes[position]
-        for ref in wanted.get(
-            (source_names[code] if code >= 0 else "", int(records[position])), ()
-        ):
-            out.setdefault(ref, position)
-    return out
-
-
-def _known_mask(frame: pd.DataFrame) -> np.ndarray:
-    """Rows whose (channel, event id) the catalog knows: the domain's own events."""
-    try:
-        known = catalog.load()
-    except InputError:
-        return np.zeros(len(frame), dtype=bool)
-    ids_by_channel: dict[str, set[int]] = {}
-    for entry in known.events:
-        ids_by_channel.setdefault(entry.channel.lower(), set()).add(entry.id)
-    codes, names = category_codes(frame["channel"])
-    event_ids = frame["event_id"].to_numpy()
-    mask = np.zeros(len(frame), dtype=bool)
-    for code, name in enumerate(names):
-        ids = ids_by_channel.get(name.lower())
-        if ids:
-            mask |= (codes == code) & np.isin(event_ids, list(ids))
-    return mask
-
-
-def _choose_rows(frame: pd.DataFrame, must: Iterable[int], limit: int) -> np.ndarray:
-    """Up to `limit` row positions in time order: `must` rows, known events, errors, the rest."""
-    if len(frame) <= limit:
-        return np.arange(len(frame))
-    score = np.zeros(len(frame), dtype=np.int8)
-    levels = frame["level"].to_numpy()
-    score[(levels >= 1) & (levels <= 3)] = 1
-    score[_known_mask(frame)] = 2
-    score[np.fromiter(must, dtype=np.int64)] = 3
-    chosen = np.argsort(-score, kind="stable")[:limit]
-    return np.sort(chosen)
-
-
-def _event_view(
-    event: Any, position: int, zone: DisplayZone, attempt: str | None, shifts: DeviceShifts
-) -> dict[str, Any]:
-    fields = list(event.fields.items())
-    shown = [{"name": bound(k, 120), "value": bound(v, 400)} for k, v in fields[:MAX_FIELDS]]
-    shift = shifts.shift(event.host, event.ts) if shifts else 0
-    return {
-        "row": position,
-        "time": zone.time(event.ts - shift),
-        "ts": event.ts,
-        "raw_time": zone.time(event.ts) if shift else "",
-        "host": event.host,
-        "channel": event.channel,
-        "provider": event.provider,
-        "event_id": event.event_id,
-        "level": LEVELS.get(event.level, str(event.level)),
-        "record_id": event.record_id,
-        "source": event.source_file,
-        "message": bound(event.message or ""),
-        "fields": shown,
-        "more_fields": max(0, len(fields) - MAX_FIELDS),
-        "attempt": attempt,
-        "user_sid": event.user_sid or "",
-        "activity_id": event.activity_id or "",
-    }
-
-
-def _events(
-    frame: pd.DataFrame,
-    positions: np.ndarray,
-    zone: DisplayZone,
-    claimed: dict[int, str | None],
-    shifts: DeviceShifts,
-) -> list[dict[str, Any]]:
-    if not len(positions):
-        return []
-    subset = frame.iloc[positions]
-    return [
-        _event_view(event, int(p), zone, claimed[p], shifts)
-        for event, p in zip(to_events(subset), positions.tolist(), strict=True)
-    ]
 
 
 # --- the view ----------------------------------------------------------------------------
@@ -204,15 +92,17 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     for attempt in drawn:
         refs.update(s.ref for s in attempt.steps)
         refs.update(r.ref for r in attempt.requests)
-    located = _positions_of(frame, refs)
-    table_rows = _choose_rows(frame, located.values(), options.max_events)
+    located = positions_of(frame, refs)
+    table_rows = choose_rows(frame, located.values(), options.max_events)
     extra = np.array(sorted(set(located.values()) - set(table_rows.tolist())), dtype=np.int64)
     shown = np.concatenate([table_rows, extra]).astype(np.int64)
     # which attempt claims each shown row (a row's claim does not depend on the other rows)
     claimed = dict(zip(shown.tolist(), attempt_ids(frame.iloc[shown], correlation), strict=True))
     shifts = DeviceShifts(attempts)
-    events = _events(frame, table_rows, zone, claimed, shifts)
-    event_by_row = {e["row"]: e for e in (*events, *_events(frame, extra, zone, claimed, shifts))}
+    events = event_views(frame, table_rows, zone, claimed, shifts)
+    event_by_row = {
+        e["row"]: e for e in (*events, *event_views(frame, extra, zone, claimed, shifts))
+    }
 
     def evidence_of(ref: EventRef) -> dict[str, Any]:
         position = located.get(ref)
@@ -332,6 +222,8 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
                 "anchor": anchor_of.get((cause["rule"], cause["attempt"])) if cause else None,
             }
         )
+    verdict_groups = _grouped(verdicts) if len(verdicts) > MAX_VERDICT_ROWS else []
+    verdicts.sort(key=lambda v: order.get(str(v["status"]), 9))
 
     filters = {
         "hosts": sorted({e["host"] for e in events}, key=str.lower),
@@ -346,7 +238,9 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         "document": document,
         "zone": zone.describe(),
         "generated": zone.time(int(analysis.started * 1_000_000_000), precise=False),
-        "verdicts": verdicts,
+        "verdicts": verdicts[:MAX_VERDICT_ROWS],
+        "verdicts_total": len(verdicts),
+        "verdict_groups": verdict_groups,
         "attempts": attempt_views,
         "other_attempts": other_attempts,
         "findings": finding_views,
@@ -362,6 +256,30 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         "redacted": options.redactor is not None,
         "back_link": options.back_link,
     }
+
+
+def _grouped(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Devices counted by (verdict, root cause), most devices first, with a few names each:
+    a fleet's page starts with what went wrong how often, not with thousands of rows."""
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
+    for v in verdicts:
+        cause = v["root_cause"]
+        key = (str(v["status"]), cause["rule"] if cause else "")
+        group = groups.setdefault(
+            key,
+            {
+                "status": v["status"],
+                "verdict": v["verdict"],
+                "cause": cause["title"] if cause else None,
+                "anchor": v["anchor"],
+                "devices": 0,
+                "examples": [],
+            },
+        )
+        group["devices"] += 1
+        if len(group["examples"]) < 5:
+            group["examples"].append(v["name"])
+    return sorted(groups.values(), key=lambda g: (-g["devices"], g["verdict"]))
 
 
 def _ns(iso: str) -> int:
