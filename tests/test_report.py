@@ -320,3 +320,27 @@ def test_the_event_table_lists_each_event_s_codes_in_every_form() -> None:
     assert codes(event).split() == sorted(
         ["0000000d", "8007000d", "00000005", "80070005", "80070774", "00000774"]
     )
+
+
+def test_a_fleet_s_page_counts_devices_by_cause_and_stays_bounded(tmp_path: Path) -> None:
+    """Beyond 300 devices the page starts with devices counted by verdict and root cause (each
+    device once), lists the first 300 failing first, and caps the coverage table, saying so."""
+    from evtxdoc.report.html import MAX_COVERAGE_ROWS, MAX_VERDICT_ROWS
+
+    scenario = ROOT / "sample_logs" / "healthy-hybrid" / "scenario.yaml"
+    made = CliRunner().invoke(
+        app, ["synth", str(scenario), "--scale", "22000", "-o", str(tmp_path / "fleet")]
+    )
+    assert made.exit_code == 0, made.output
+    analysis = pipeline.analyze([tmp_path / "fleet" / "bundle"])
+    view = html.build_view(analysis)
+    total = len(document(analysis)["verdicts"])
+    assert total > MAX_VERDICT_ROWS
+    assert sum(g["devices"] for g in view["verdict_groups"]) == total == view["verdicts_total"]
+    assert len(view["verdicts"]) == MAX_VERDICT_ROWS
+    failing = [v["status"] not in ("succeeded", "not_hybrid") for v in view["verdicts"]]
+    assert failing == sorted(failing, reverse=True)  # failing devices first
+    assert len(view["coverage"]) == min(MAX_COVERAGE_ROWS, view["coverage_total"])
+    page = html.render(analysis)
+    assert f"{total} devices by verdict and root cause" in page
+    assert f"The first {MAX_VERDICT_ROWS} of {total} devices are listed below" in page

@@ -41,7 +41,9 @@ from evtxdoc.rules.model import CONFIDENCE_RANK, SEVERITY_RANK
 MAX_EVENTS = 5000  # rows in the event table (evidence first, then known events, then the rest)
 MAX_SWIMLANES = 250  # attempts drawn in full (failing first); the rest are listed
 MAX_VERDICT_ROWS = 300  # devices listed one by one; beyond, grouped by verdict and cause
-MAX_FINDINGS = 2000  # findings shown in full; info findings beyond are counted
+MAX_FINDINGS = 1000  # findings shown in full; info findings beyond are counted
+MAX_OTHER_ATTEMPTS = 2000  # attempts listed (without swimlane) after the drawn ones
+MAX_COVERAGE_ROWS = 300  # machines in the coverage table: those lacking logs first
 MAX_EVIDENCE_SHOWN = 8  # evidence events per finding
 MAX_PRINTED = 4000  # characters of any value the template prints
 STATUS_ORDER = (
@@ -242,7 +244,8 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         "verdicts_total": len(verdicts),
         "verdict_groups": verdict_groups,
         "attempts": attempt_views,
-        "other_attempts": other_attempts,
+        "other_attempts": other_attempts[:MAX_OTHER_ATTEMPTS],
+        "other_attempts_total": len(other_attempts),
         "findings": finding_views,
         "hidden_findings": hidden_findings,
         "findings_total": len(findings),
@@ -251,11 +254,22 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         "filters": filters,
         "coverage": [
             {**c, "first_text": zone.time(_ns(c["first"])), "last_text": zone.time(_ns(c["last"]))}
-            for c in document["coverage"]
+            for c in _worth_a_look(document["coverage"])[:MAX_COVERAGE_ROWS]
         ],
+        "coverage_total": len(document["coverage"]),
         "redacted": options.redactor is not None,
         "back_link": options.back_link,
     }
+
+
+def _worth_a_look(coverage: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Machines whose logs lack a channel or are damaged first, then the others, each group in
+    its own order (a fleet's table must show the gaps before it runs out of rows)."""
+
+    def complete(c: dict[str, Any]) -> bool:
+        return not c["no_events_from"] and not any(ch["damaged"] for ch in c["channels"])
+
+    return sorted(coverage, key=complete)
 
 
 def _grouped(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
