@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from evtxdoc import pipeline, timeline, yamlpos
@@ -40,7 +39,7 @@ from evtxdoc.models import (
 from evtxdoc.parse.batch import ColumnBatch
 from evtxdoc.parse.payload import encode_payload
 from evtxdoc.parse.times import parse_time_ns
-from evtxdoc.rules.loader import TEST_SUFFIX, read_yaml, rule_problem
+from evtxdoc.rules.loader import fixture_path, read_yaml, rule_problem
 from evtxdoc.rules.model import Rule, seconds
 from evtxdoc.rules.schema import did_you_mean
 from evtxdoc.vocab import SECOND
@@ -109,10 +108,6 @@ class CaseResult:
         mark = "ok  " if self.passed else "FAIL"
         why = f"\n      {self.why}" if self.why and not self.passed else ""
         return f"{mark} {self.rule} · {self.name} ({self.file}:{self.line}){why}"
-
-
-def fixture_path(rule: Rule) -> Path:
-    return Path(rule.path).with_name(f"{rule.id}{TEST_SUFFIX}")
 
 
 def run_rule_tests(rule: Rule) -> tuple[list[CaseResult], list[Problem]]:

@@ -29,9 +29,15 @@ class Lines(dict[Path, int]):
         return self.get(path, 1)
 
 
+# libyaml's parser when PyYAML was built with it (wheels are): the same nodes and marks, 12x
+# faster on the knowledge base (95 files: 0.42 -> 0.035 s), so that `rules` and `catalog`
+# commands start quickly; the pure-Python one otherwise.
+Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load(text: str) -> tuple[Any, Lines]:
     """Parse one YAML document (an empty one is None)."""
-    loader = yaml.SafeLoader(text)
+    loader = Loader(text)
     try:
         node = loader.get_single_node()
         lines = Lines()
@@ -49,7 +55,7 @@ def load(text: str) -> tuple[Any, Lines]:
         loader.dispose()
 
 
-def _value(loader: yaml.SafeLoader, node: yaml.Node, path: Path, lines: Lines) -> Any:
+def _value(loader: Any, node: yaml.Node, path: Path, lines: Lines) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # merge keys (<<) as PyYAML does

@@ -8,13 +8,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Annotated, BinaryIO, TextIO
 
-import pandas as pd
 import typer
 from rich.console import Console
 
-from evtxdoc import timeline
 from evtxdoc.cli.app import (
     EXIT_FINDINGS,
     EXIT_INPUT,
@@ -29,11 +27,11 @@ from evtxdoc.cli.app import (
     stderr,
 )
 from evtxdoc.errors import EvtxdocError
-from evtxdoc.report import events as events_export
-from evtxdoc.report import findings
-from evtxdoc.report.clock import display_zone
-from evtxdoc.report.formats import Format, OutputOptions, check_output, infer, write
+from evtxdoc.report.kinds import Format, check_output, infer
 from evtxdoc.report.printable import markup
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @app.command()
@@ -111,6 +109,10 @@ def analyze(
 ) -> None:
     """Read the bundles, line up join attempts and explain them with the rules: a verdict per
     device, findings with their fixes, swimlanes, coverage, files and problems."""
+    from evtxdoc.report import findings
+    from evtxdoc.report.clock import display_zone
+    from evtxdoc.report.formats import OutputOptions, write
+
     try:
         zone = display_zone(tz)
     except EvtxdocError as error:
@@ -155,6 +157,8 @@ def analyze(
 
 
 def _time(value: str | None, name: str) -> pd.Timestamp | None:
+    import pandas as pd
+
     if value is None:
         return None
     try:
@@ -192,6 +196,9 @@ def events(
     workers: Workers = None,
 ) -> None:
     """Dump normalized events (UTC times, decoded fields), filtered."""
+    from evtxdoc import timeline
+    from evtxdoc.report import events as events_export
+
     start, end = _time(since, "--since"), _time(until, "--until")
     if output is not None and str(output) == "-":
         output = None

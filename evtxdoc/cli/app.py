@@ -14,7 +14,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from evtxdoc import pipeline
 from evtxdoc.errors import EvtxdocError, InternalError
 from evtxdoc.models import Analysis, AnalyzeOptions
 from evtxdoc.report.printable import markup
@@ -122,6 +121,8 @@ def _run(
         zip_passwords=tuple(passwords or ()),
     )
     with progress_bar("reading logs") as progress:
+        from evtxdoc import pipeline  # loaded by the commands that analyze (startup: issue 20)
+
         return pipeline.analyze(inputs, options, progress)
 
 

@@ -8,18 +8,18 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from evtxdoc.fixtures import fixture_path, run_rule_tests
-from evtxdoc.models import Problem
 from evtxdoc.report.printable import printable
-from evtxdoc.rules import RuleSet, default_folders, load_rules
-from evtxdoc.rules.loader import authoring_problems, rule_problem
 from evtxdoc.rules.schema import SCHEMA, SCOPES
+
+if TYPE_CHECKING:  # the loader loads when a command reads rules (start-up: issue 20)
+    from evtxdoc.models import Problem
+    from evtxdoc.rules import RuleSet
 
 rules_app = typer.Typer(
     help="Write, lint, test, list and show knowledge-base rules (docs/rule-authoring.md).",
@@ -102,6 +102,8 @@ cases:
 
 
 def _ruleset(folders: list[Path] | None, only: bool) -> RuleSet:
+    from evtxdoc.rules import default_folders, load_rules
+
     chosen = list(folders or [])
     return load_rules(chosen if only and chosen else default_folders(chosen))
 
@@ -148,6 +150,8 @@ def rules_new(
 @rules_app.command("lint")
 def rules_lint(folders: Folders = None, only: Only = False) -> None:
     """Check every rule and fixture file; print all problems with file:line (exit 1 on any)."""
+    from evtxdoc.rules.loader import authoring_problems, fixture_path, rule_problem
+
     ruleset = _ruleset(folders, only)
     problems = list(ruleset.problems)
     for rule in ruleset.rules:
@@ -179,6 +183,8 @@ def rules_test(
     ] = False,
 ) -> None:
     """Run every case of every rule's ID.test.yaml (exit 1 on any failure or problem)."""
+    from evtxdoc.fixtures import run_rule_tests  # the pipeline: only when cases run
+
     ruleset = _ruleset(folders, only)
     problems = list(ruleset.problems)
     chosen = [r for r in ruleset.rules if rule_id in (None, r.id)]
@@ -236,6 +242,8 @@ def rules_show(
     if given.suffix == ".yaml" and given.is_file():  # `rules show mine/my-rule.yaml`
         folders = [*(folders or []), given.parent]
         rule_id = given.name.removesuffix(".yaml")
+    from evtxdoc.rules.loader import fixture_path
+
     ruleset = _ruleset(folders, only)
     rule = ruleset.get(rule_id)
     if rule is None:

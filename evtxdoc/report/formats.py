@@ -9,68 +9,19 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from enum import StrEnum
-from pathlib import Path
 from typing import IO, Any
 
 import orjson
 from rich.console import Console
 
-from evtxdoc.errors import UsageError
 from evtxdoc.models import Analysis
 from evtxdoc.report import events, html, terminal
 from evtxdoc.report.clock import UTC, DisplayZone
 from evtxdoc.report.inventory import inventory
+from evtxdoc.report.kinds import SUFFIXES, Format, check_output, infer
 from evtxdoc.report.redact import Redactor, for_analysis
 
-
-class Format(StrEnum):
-    terminal = "terminal"
-    html = "html"
-    json = "json"
-    csv = "csv"
-    jsonl = "jsonl"
-
-
-SUFFIXES = {
-    ".html": Format.html,
-    ".htm": Format.html,
-    ".json": Format.json,
-    ".csv": Format.csv,
-    ".jsonl": Format.jsonl,
-    ".ndjson": Format.jsonl,
-    ".txt": Format.terminal,
-}
-
-
-def infer(output: Path | None, interactive: bool) -> Format:
-    """The format an output file's suffix asks for; else terminal on a terminal, else json.
-    A suffix that names no format is refused, not written as JSON under a misleading name."""
-    if output is not None:
-        found = SUFFIXES.get(output.suffix.lower())
-        if found is None:
-            raise UsageError(
-                f"cannot tell the format of {output.name!r} from its suffix",
-                where=str(output),
-                hint=f"use one of {', '.join(sorted(SUFFIXES))}, or give --format",
-            )
-        return found
-    return Format.terminal if interactive else Format.json
-
-
-def check_output(output: Path | None) -> None:
-    """Refuse, before the analysis runs, an output that cannot be written."""
-    if output is None:
-        return
-    folder = output.parent  # "." for a bare file name
-    if not folder.is_dir():
-        raise UsageError(
-            "the output's folder does not exist",
-            where=str(output),
-            hint=f"create it first (mkdir -p {folder}), or write elsewhere",
-        )
-    if output.is_dir():
-        raise UsageError("the output is a folder", where=str(output), hint="name a file in it")
+__all__ = ["SUFFIXES", "Format", "OutputOptions", "check_output", "document", "infer", "write"]
 
 
 @dataclass(frozen=True)

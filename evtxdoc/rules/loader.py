@@ -109,6 +109,11 @@ def load_rule(path: Path) -> tuple[Rule | None, list[Problem]]:
     return (rule if not check.problems else None), check.problems
 
 
+def fixture_path(rule: Rule) -> Path:
+    """The test file beside a rule: `<id>.test.yaml`."""
+    return Path(rule.path).with_name(f"{rule.id}{TEST_SUFFIX}")
+
+
 def authoring_problems(path: Path) -> list[Problem]:
     """Lint's checks of a rule that loads: the template's TODO texts and placeholders naming a
     field the catalog does not list (they do not stop the rule from running)."""

@@ -13,13 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from evtxdoc import catalog
 from evtxdoc.errors import EvtxdocError
+
+if TYPE_CHECKING:  # pandas and numpy load when a column is matched: `rules lint` needs neither
+    import numpy as np
+    import pandas as pd
 
 Test = Callable[[Any], bool]
 
@@ -39,6 +40,9 @@ class Matcher:
 
     def column(self, values: pd.Series | list[Any]) -> np.ndarray:
         """Boolean mask over `values`, one test per distinct value."""
+        import numpy as np
+        import pandas as pd
+
         series = values if isinstance(values, pd.Series) else pd.Series(values, dtype=object)
         if series.empty:
             return np.zeros(0, dtype=bool)
@@ -70,7 +74,7 @@ def _hashable(value: Any) -> Any:
 
 
 def _restore(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+    return None if value is None or (isinstance(value, float) and value != value) else value
 
 
 def _text(value: Any) -> str | None:
