@@ -215,17 +215,30 @@ def coverage(frame: pd.DataFrame) -> list[ChannelCoverage]:
         return []
     grouped = frame.groupby(["host", "channel"], observed=True, sort=True)
     stats = grouped["ts"].agg(["size", "min", "max"])
-    sources: Any = grouped["source_file"].agg(lambda s: tuple(sorted(set(map(str, s)))))
-    sources = sources.reindex(stats.index)
+    # the files of each (host, channel): from the distinct triples, not a Python call per group
+    # (307,025 groups took 50 s that way; issue 20)
+    triples = frame[["host", "channel", "source_file"]].drop_duplicates()
+    files: dict[tuple[str, str], set[str]] = {}
+    for host, channel, source in zip(
+        triples["host"].astype(str), triples["channel"].astype(str),
+        triples["source_file"].astype(str), strict=True,
+    ):  # fmt: skip
+        files.setdefault((host, channel), set()).add(source)
     keys: list[tuple[Any, Any]] = list(stats.index)
     return [
-        ChannelCoverage(str(host), str(channel), int(size), int(first), int(last), files)
-        for (host, channel), size, first, last, files in zip(
+        ChannelCoverage(
+            str(host),
+            str(channel),
+            int(size),
+            int(first),
+            int(last),
+            tuple(sorted(files.get((str(host), str(channel)), ()))),
+        )
+        for (host, channel), size, first, last in zip(
             keys,
             stats["size"].to_numpy(),
             stats["min"].array.asi8,
             stats["max"].array.asi8,
-            sources.to_numpy(),
             strict=True,
         )
     ]
