@@ -344,3 +344,15 @@ def test_a_fleet_s_page_counts_devices_by_cause_and_stays_bounded(tmp_path: Path
     page = html.render(analysis)
     assert f"{total} devices by verdict and root cause" in page
     assert f"The first {MAX_VERDICT_ROWS} of {total} devices are listed below" in page
+
+
+@pytest.mark.parametrize("redact", [False, True])
+def test_the_streamed_json_is_the_document(redact: bool) -> None:
+    """`--format json` is written as it is made (report/stream.py): the same data as the
+    document, plain and redacted, on every sample."""
+    for bundle in SAMPLES:
+        analysis = pipeline.analyze([bundle])
+        out = io.BytesIO()
+        write(analysis, Format.json, out, OutputOptions(redact=redact))
+        redactor = for_analysis(analysis) if redact else None
+        assert json.loads(out.getvalue()) == json.loads(json.dumps(document(analysis, redactor)))

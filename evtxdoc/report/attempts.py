@@ -119,8 +119,9 @@ def attempt_dict(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def correlation_dict(correlation: Correlation | None) -> dict[str, Any]:
-    """The `attempts` part of the JSON document (docs/json-inventory.md)."""
+def correlation_dict(correlation: Correlation | None, lazy: bool = False) -> dict[str, Any]:
+    """The `attempts` part of the JSON document (docs/json-inventory.md); `lazy`: the attempts
+    as an iterator, each made as it is written (report/stream.py)."""
     if correlation is None:
         return {
             "attempts": [],
@@ -131,7 +132,11 @@ def correlation_dict(correlation: Correlation | None) -> dict[str, Any]:
             "correlation_notes": [],
         }
     return {
-        "attempts": [attempt_dict(a) for a in correlation.attempts],
+        "attempts": (
+            map(attempt_dict, correlation.attempts)
+            if lazy
+            else [attempt_dict(a) for a in correlation.attempts]
+        ),
         "unmatched_requests": [request_dict(r) for r in correlation.unmatched_requests],
         "connector_notices": [notice_dict(n) for n in correlation.connector_notices],
         "clock_offsets": [offset_dict(o) for o in correlation.offsets],

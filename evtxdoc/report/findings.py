@@ -32,13 +32,18 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
     }
 
 
-def evaluation_dict(evaluation: Evaluation | None) -> dict[str, Any]:
-    """The `findings` and `rules` members of the JSON inventory."""
+def evaluation_dict(evaluation: Evaluation | None, lazy: bool = False) -> dict[str, Any]:
+    """The `findings` and `rules` members of the JSON inventory (`lazy`: findings as an
+    iterator)."""
     if evaluation is None:
         return {"findings": [], "rules": None}
     counts = {s: sum(1 for f in evaluation.findings if f.severity == s) for s in SEVERITIES}
     return {
-        "findings": [finding_dict(f) for f in evaluation.findings],
+        "findings": (
+            map(finding_dict, evaluation.findings)
+            if lazy
+            else [finding_dict(f) for f in evaluation.findings]
+        ),
         "rules": {
             "evaluated": evaluation.rules,
             "folders": [_folder_name(f) for f in evaluation.rule_folders],

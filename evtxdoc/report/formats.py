@@ -11,7 +11,6 @@ import io
 from dataclasses import dataclass
 from typing import IO, Any
 
-import orjson
 from rich.console import Console
 
 from evtxdoc.models import Analysis
@@ -20,6 +19,7 @@ from evtxdoc.report.clock import UTC, DisplayZone
 from evtxdoc.report.inventory import inventory
 from evtxdoc.report.kinds import SUFFIXES, Format, check_output, infer
 from evtxdoc.report.redact import Redactor, for_analysis
+from evtxdoc.report.stream import write_json
 
 __all__ = ["SUFFIXES", "Format", "OutputOptions", "check_output", "document", "infer", "write"]
 
@@ -48,8 +48,8 @@ def write(
 ) -> None:
     """Write `analysis` as `fmt` to the binary stream `out` (or to `console` for terminal)."""
     redactor = for_analysis(analysis) if options.redact else None
-    if fmt is Format.json:
-        out.write(orjson.dumps(document(analysis, redactor), option=orjson.OPT_INDENT_2) + b"\n")
+    if fmt is Format.json:  # streamed: the document is never whole in memory (issue 20)
+        write_json(inventory(analysis, lazy=True), out, redactor.data if redactor else None)
     elif fmt is Format.html:
         page = html.render(
             analysis,

@@ -13,8 +13,9 @@ from evtxdoc.report.findings import evaluation_dict
 SCHEMA_VERSION = "1"  # fields are only ever added within a version
 
 
-def inventory(analysis: Analysis) -> dict[str, Any]:
-    """Hosts, channels per host, files read/skipped/damaged, problems: plain JSON data."""
+def inventory(analysis: Analysis, lazy: bool = False) -> dict[str, Any]:
+    """Hosts, channels per host, files read/skipped/damaged, problems: plain JSON data.
+    `lazy`: the attempts and findings as iterators, made one by one as a stream writes them."""
     reports = {r.display: r for r in analysis.file_reports}
     files = []
     for found in analysis.files:
@@ -77,6 +78,6 @@ def inventory(analysis: Analysis) -> dict[str, Any]:
             for s in analysis.supporting
         ],
         "problems": [p.to_dict() for p in analysis.problems],
-        **correlation_dict(analysis.correlation),
-        **evaluation_dict(analysis.evaluation),
+        **correlation_dict(analysis.correlation, lazy),
+        **evaluation_dict(analysis.evaluation, lazy),
     }

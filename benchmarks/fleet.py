@@ -1,0 +1,122 @@
+"""Fleet-scale speed, memory and output sizes against the raw parser, in one run (issue 20).
+
+    python benchmarks/fleet.py [--sizes 250000 1000000] [--rounds 3]
+
+For each size, `evtxdoc synth --scale N` writes a many-device bundle of the healthy-hybrid
+scenario (cached under $TMPDIR/evtxdoc-fleet-N). Each round runs, interleaved and each in a
+fresh subprocess (so its peak RSS is its own):
+
+1. raw: pyevtx-rs `records_json()` over every .evtx of the bundle, strings not parsed (the
+   ceiling evtxdoc is measured against);
+2. json1: `pipeline.analyze` with one reading process, then the JSON report written;
+3. json2: the same with two reading processes;
+4. html: one reading process, then the HTML report.
+
+Per mode the best round is kept: wall seconds, events/s, the share of raw's events/s, peak RSS
+above the after-import baseline (and bytes per event), the output's size (and bytes per event),
+and the time of every stage (discover, read, timeline, correlate, evaluate, write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "sample_logs" / "healthy-hybrid" / "scenario.yaml"
+MODES = ("raw", "json1", "json2", "html")
+
+MEASURE = r"""
+import json, resource, sys, time
+from pathlib import Path
+mode, folder, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+import evtx, pandas, orjson
+from evtxdoc import pipeline
+from evtxdoc.models import AnalyzeOptions
+from evtxdoc.report.formats import Format, write
+baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+stages, marks = {}, []
+def progress(stage, done, total, detail=""):
+    if stage not in stages:
+        stages[stage] = time.perf_counter()
+        marks.append(stage)
+start = time.perf_counter()
+if mode == "raw":
+    files = sorted(str(p) for p in folder.rglob("*.evtx"))
+    events = sum(1 for f in files for _ in evtx.PyEvtxParser(f).records_json())
+    size = 0
+else:
+    options = AnalyzeOptions(workers=2 if mode == "json2" else 1)
+    analysis = pipeline.analyze([folder], options, progress)
+    events = sum(r.records for r in analysis.file_reports)
+    progress("write", 0, 1)
+    with out.open("wb") as handle:
+        write(analysis, Format.html if mode == "html" else Format.json, handle)
+    size = out.stat().st_size
+end = time.perf_counter()
+marks.append("end"); stages["end"] = end
+timing = {name: round(stages[after] - stages[name], 3) for name, after in zip(marks, marks[1:])}
+print(json.dumps({
+    "mode": mode, "events": events, "seconds": end - start, "size": size, "stages": timing,
+    "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "baseline_kb": baseline_kb,
+    "child_peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+}))
+"""
+
+
+def bundle_of(size: int) -> Path:
+    folder = Path(tempfile.gettempdir()) / f"evtxdoc-fleet-{size}"
+    if not (folder / "bundle").is_dir():
+        subprocess.run(
+            [sys.executable, "-m", "evtxdoc", "synth", str(SCENARIO), "--scale", str(size),
+             "-o", str(folder)],
+            check=True, cwd=ROOT,
+        )  # fmt: skip
+    return folder / "bundle"
+
+
+def measure(mode: str, bundle: Path, out: Path) -> dict:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", MEASURE, mode, str(bundle), str(out)],
+        check=True, capture_output=True, text=True, cwd=ROOT, env=env,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    args = parser.parse_args()
+    for size in args.sizes:
+        bundle = bundle_of(size)
+        best: dict[str, dict] = {}
+        with tempfile.TemporaryDirectory() as work:
+            for _ in range(args.rounds):
+                for mode in args.modes:
+                    result = measure(mode, bundle, Path(work) / f"report.{mode}")
+                    if mode not in best or result["seconds"] < best[mode]["seconds"]:
+                        best[mode] = result
+        raw = best.get("raw")
+        print(f"\n== synth --scale {size}: best of {args.rounds} round(s)")
+        print(f"{'mode':<6} {'events':>9} {'wall s':>7} {'ev/s':>8} {'vs raw':>7} "
+              f"{'peak MB':>8} {'B/ev':>6} {'out MB':>7} {'B/ev':>5}  stages (s)")  # fmt: skip
+        for mode, r in best.items():
+            rate = r["events"] / r["seconds"]
+            share = f"{100 * rate / (raw['events'] / raw['seconds']):.1f}%" if raw else "-"
+            peak = (r["peak_kb"] - r["baseline_kb"]) * 1024
+            stages = " ".join(f"{k} {v}" for k, v in r["stages"].items())
+            print(f"{mode:<6} {r['events']:>9,} {r['seconds']:>7.1f} {rate:>8,.0f} {share:>7} "
+                  f"{peak / 1e6:>8.0f} {peak / r['events']:>6.0f} {r['size'] / 1e6:>7.1f} "
+                  f"{r['size'] / r['events']:>5.0f}  {stages}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
