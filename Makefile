@@ -50,6 +50,8 @@ bench: setup
 	$(BIN)/python benchmarks/correlate.py
 	$(BIN)/python benchmarks/rules.py
 	$(BIN)/python benchmarks/report.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/fleet.py --sizes 250000 1000000
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache
