@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -23,6 +24,7 @@ import pandas as pd
 
 from evtxdoc.models import Analysis, Attempt, EventRef
 from evtxdoc.report import fragments, swimlane
+from evtxdoc.report.attempts import attempt_dict
 from evtxdoc.report.clock import UTC, DeviceShifts, DisplayZone, duration
 from evtxdoc.report.document import device_name
 from evtxdoc.report.event_view import (
@@ -40,6 +42,8 @@ from evtxdoc.rules.model import CONFIDENCE_RANK, SEVERITY_RANK
 
 MAX_EVENTS = 5000  # rows in the event table (evidence first, then known events, then the rest)
 MAX_SWIMLANES = 250  # attempts drawn in full (failing first); the rest are listed
+PAGE_KEYS = ("schema_version", "tool", "inputs", "summary", "files", "problems", "rules",
+             "correlation_notes")  # fmt: skip  # the document's parts the page prints as they are
 MAX_VERDICT_ROWS = 300  # devices listed one by one; beyond, grouped by verdict and cause
 MAX_FINDINGS = 1000  # findings shown in full; info findings beyond are counted
 MAX_OTHER_ATTEMPTS = 2000  # attempts listed (without swimlane) after the drawn ones
@@ -72,7 +76,7 @@ class ReportOptions:
 def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> dict[str, Any]:
     """Everything the template shows, as plain data (redacted later if asked)."""
     zone = options.zone
-    document = inventory(analysis)
+    document = inventory(analysis, lazy=True)  # attempts made one by one below, not kept
     frame = analysis.timeline
     correlation, evaluation = analysis.correlation, analysis.evaluation
     attempts = list(correlation.attempts) if correlation else []
@@ -166,10 +170,8 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
     }
     drawn_ids = {a.id for a in drawn}
     attempt_views, other_attempts = [], []
-    for attempt, data in sorted(
-        zip(attempts, document["attempts"], strict=True),
-        key=lambda pair: order.get(str(pair[0].outcome), 9),
-    ):
+    for attempt in sorted(attempts, key=lambda a: order.get(str(a.outcome), 9)):
+        data = attempt_dict(attempt)
         cause = evaluation.root_cause(attempt.id) if evaluation else None
         summary = {
             "id": attempt.id,
@@ -237,7 +239,7 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         ],
     }
     return {
-        "document": document,
+        "document": {key: document[key] for key in PAGE_KEYS},
         "zone": zone.describe(),
         "generated": zone.time(int(analysis.started * 1_000_000_000), precise=False),
         "verdicts": verdicts[:MAX_VERDICT_ROWS],
@@ -370,10 +372,23 @@ def _sha256(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
+def _in_document_order(analysis: Analysis, redactor: Redactor) -> None:
+    """Let the redactor meet every identifier in the JSON document's order first (one item at
+    a time), so that the page numbers pseudonyms (GUID 1, 2, …) exactly as the redacted JSON
+    does, although the page keeps only a part of the document."""
+    for value in inventory(analysis, lazy=True).values():
+        if isinstance(value, list | Iterator):  # the long lists, item by item
+            for item in value:
+                redactor.data(item)
+        else:
+            redactor.data(value)
+
+
 def render(analysis: Analysis, options: ReportOptions = ReportOptions()) -> str:
     """The report as one HTML document."""
     view = build_view(analysis, options)
     if options.redactor is not None:
+        _in_document_order(analysis, options.redactor)
         back, view = view["back_link"], options.redactor.data(view)
         view["back_link"] = back  # our own path, not evidence
     style, script = _asset("report.css"), _asset("report.js")
