@@ -323,8 +323,13 @@ def test_the_event_table_lists_each_event_s_codes_in_every_form() -> None:
 
 
 def test_a_fleet_s_page_counts_devices_by_cause_and_stays_bounded(tmp_path: Path) -> None:
-    """Beyond 300 devices the page starts with devices counted by verdict and root cause (each
-    device once), lists the first 300 failing first, and caps the coverage table, saying so."""
+    """The fleet summary counts each device once: under its last attempt's root cause, as
+    healthy, or as not judged; on a generated fleet its counts are the generator's faults (the
+    scale bundle merges the devices' logs without their registry dumps, so a device that timed
+    out cannot be tied to the connector's failed request: all such devices are blob timeouts).
+    The page lists the first 300 devices, failing first, and caps the coverage table."""
+    import yaml
+
     from evtxdoc.report.html import MAX_COVERAGE_ROWS, MAX_VERDICT_ROWS
 
     scenario = ROOT / "sample_logs" / "healthy-hybrid" / "scenario.yaml"
@@ -332,18 +337,38 @@ def test_a_fleet_s_page_counts_devices_by_cause_and_stays_bounded(tmp_path: Path
         app, ["synth", str(scenario), "--scale", "22000", "-o", str(tmp_path / "fleet")]
     )
     assert made.exit_code == 0, made.output
+    expected = yaml.safe_load((tmp_path / "fleet" / "expected.yaml").read_text())
+    last = {a["device"]: a for a in expected["attempts"]}  # each device's last attempt
     analysis = pipeline.analyze([tmp_path / "fleet" / "bundle"])
+    data = document(analysis)
+    fleet = data["fleet"]
+    total = len(data["verdicts"])
+    assert fleet["devices"] == total == len(last) > MAX_VERDICT_ROWS
+    assert fleet["healthy"] == sum(1 for a in last.values() if a["outcome"] == "succeeded")
+    by_rule = {c["rule"]: c["devices"] for c in fleet["causes"]}
+    faults = {a["fault"] for a in last.values()}
+    assert by_rule == {
+        "offline-join-failed": sum(1 for a in last.values() if a["fault"] == "blob_rejected"),
+        "odj-blob-timeout": sum(1 for a in last.values() if a["outcome"] == "timed_out"),
+    }, faults
+    assert fleet["failing"] == sum(by_rule.values()) == total - fleet["healthy"]
+    assert fleet["not_judged"] == []
+    for cause in fleet["causes"]:
+        assert len(cause["device_list"]) == cause["devices"] <= cause["attempts"]
+        assert sum(h["attempts"] for h in cause["per_hour"]) == cause["attempts"]
+        assert cause["first"] <= cause["last"]
     view = html.build_view(analysis)
-    total = len(document(analysis)["verdicts"])
-    assert total > MAX_VERDICT_ROWS
-    assert sum(g["devices"] for g in view["verdict_groups"]) == total == view["verdicts_total"]
-    assert len(view["verdicts"]) == MAX_VERDICT_ROWS
+    assert len(view["verdicts"]) == MAX_VERDICT_ROWS == len(view["verdicts"])
     failing = [v["status"] not in ("succeeded", "not_hybrid") for v in view["verdicts"]]
     assert failing == sorted(failing, reverse=True)  # failing devices first
     assert len(view["coverage"]) == min(MAX_COVERAGE_ROWS, view["coverage_total"])
     page = html.render(analysis)
-    assert f"{total} devices by verdict and root cause" in page
+    assert f"{total} devices: {fleet['failing']} failing, {fleet['healthy']} healthy" in page
     assert f"The first {MAX_VERDICT_ROWS} of {total} devices are listed below" in page
+    terminal = CliRunner().invoke(
+        app, ["analyze", str(tmp_path / "fleet" / "bundle"), "-f", "terminal"]
+    )
+    assert f"Fleet: {total} devices, {fleet['failing']} failing" in terminal.output
 
 
 @pytest.mark.parametrize("redact", [False, True])

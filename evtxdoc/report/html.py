@@ -44,6 +44,7 @@ MAX_EVENTS = 5000  # rows in the event table (evidence first, then known events,
 MAX_SWIMLANES = 250  # attempts drawn in full (failing first); the rest are listed
 PAGE_KEYS = ("schema_version", "tool", "inputs", "summary", "files", "problems", "rules",
              "correlation_notes")  # fmt: skip  # the document's parts the page prints as they are
+MAX_FLEET_NAMES = 200  # devices named under each cause on the page (JSON: all)
 MAX_VERDICT_ROWS = 300  # devices listed one by one; beyond, grouped by verdict and cause
 MAX_FINDINGS = 1000  # findings shown in full; info findings beyond are counted
 MAX_OTHER_ATTEMPTS = 2000  # attempts listed (without swimlane) after the drawn ones
@@ -226,7 +227,6 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
                 "anchor": anchor_of.get((cause["rule"], cause["attempt"])) if cause else None,
             }
         )
-    verdict_groups = _grouped(verdicts) if len(verdicts) > MAX_VERDICT_ROWS else []
     verdicts.sort(key=lambda v: order.get(str(v["status"]), 9))
 
     filters = {
@@ -244,7 +244,7 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         "generated": zone.time(int(analysis.started * 1_000_000_000), precise=False),
         "verdicts": verdicts[:MAX_VERDICT_ROWS],
         "verdicts_total": len(verdicts),
-        "verdict_groups": verdict_groups,
+        "fleet": _fleet_view(document["fleet"], anchor_of, attempt_views),
         "attempts": attempt_views,
         "other_attempts": other_attempts[:MAX_OTHER_ATTEMPTS],
         "other_attempts_total": len(other_attempts),
@@ -274,28 +274,41 @@ def _worth_a_look(coverage: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(coverage, key=complete)
 
 
-def _grouped(verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Devices counted by (verdict, root cause), most devices first, with a few names each:
-    a fleet's page starts with what went wrong how often, not with thousands of rows."""
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for v in verdicts:
-        cause = v["root_cause"]
-        key = (str(v["status"]), cause["rule"] if cause else "")
-        group = groups.setdefault(
-            key,
+def _fleet_view(
+    fleet: dict[str, Any] | None,
+    anchor_of: dict[tuple[str, str | None], str],
+    drawn: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """The fleet summary with the page's links: each cause to its first finding, each device to
+    its drawn attempt, and its hourly histogram as bar heights (an SVG: no style attributes
+    under the page's CSP)."""
+    if fleet is None:
+        return None
+    attempt_anchor = {a["id"]: f"attempt-{index}" for index, a in enumerate(drawn, 1)}
+    finding_of_rule: dict[str, str] = {}
+    for (rule, _), anchor in anchor_of.items():
+        finding_of_rule.setdefault(rule, anchor)
+
+    def devices(listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**d, "anchor": attempt_anchor.get(d["attempt"])} for d in listed[:MAX_FLEET_NAMES]]
+
+    causes = []
+    for cause in fleet["causes"]:
+        hours = cause["per_hour"]
+        peak = max((h["attempts"] for h in hours), default=0) or 1
+        causes.append(
             {
-                "status": v["status"],
-                "verdict": v["verdict"],
-                "cause": cause["title"] if cause else None,
-                "anchor": v["anchor"],
-                "devices": 0,
-                "examples": [],
-            },
+                **cause,
+                "anchor": finding_of_rule.get(cause["rule"]),
+                "device_list": devices(cause["device_list"]),
+                "bars": [
+                    {"x": i * 4, "h": max(1, round(16 * h["attempts"] / peak)), "tip": h}
+                    for i, h in enumerate(hours[-60:])
+                ],
+            }
         )
-        group["devices"] += 1
-        if len(group["examples"]) < 5:
-            group["examples"].append(v["name"])
-    return sorted(groups.values(), key=lambda g: (-g["devices"], g["verdict"]))
+    not_judged = [{**g, "device_list": devices(g["device_list"])} for g in fleet["not_judged"]]
+    return {**fleet, "causes": causes, "not_judged": not_judged}
 
 
 def _ns(iso: str) -> int:

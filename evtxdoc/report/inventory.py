@@ -9,6 +9,7 @@ from evtxdoc.parse.times import format_time_ns
 from evtxdoc.report.attempts import correlation_dict
 from evtxdoc.report.document import coverage, verdicts
 from evtxdoc.report.findings import evaluation_dict
+from evtxdoc.report.fleet import fleet_summary
 
 SCHEMA_VERSION = "1"  # fields are only ever added within a version
 
@@ -55,6 +56,7 @@ def inventory(analysis: Analysis, lazy: bool = False) -> dict[str, Any]:
                 "sources": list(cover.sources),
             }
         )
+    device_verdicts = verdicts(analysis.correlation, analysis.evaluation)
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "evtxdoc", "version": analysis.version},
@@ -69,7 +71,8 @@ def inventory(analysis: Analysis, lazy: bool = False) -> dict[str, Any]:
             "findings": len(analysis.evaluation.findings) if analysis.evaluation else 0,
             "seconds": round(analysis.seconds, 3),
         },
-        "verdicts": verdicts(analysis.correlation, analysis.evaluation),
+        "fleet": fleet_summary(analysis, device_verdicts),
+        "verdicts": device_verdicts,
         "hosts": [{"host": h, "channels": c} for h, c in sorted(hosts.items())],
         "coverage": coverage(analysis),
         "files": files,

@@ -112,6 +112,41 @@ SCHEMA: dict[str, Any] = {
                 }
                 | {"seconds": NUM}
             ),
+            "fleet": nullable(
+                obj(
+                    {
+                        "devices": INT,
+                        "healthy": INT,
+                        "not_hybrid": INT,
+                        "failing": INT,
+                        "causes": array(
+                            obj(
+                                {
+                                    "rule": STR,
+                                    "title": STR,
+                                    "severity": STR,
+                                    "devices": INT,
+                                    "attempts": INT,
+                                    "connectors": array(STR),
+                                    "first": nullable(TIME),
+                                    "last": nullable(TIME),
+                                    "per_hour": array(obj({"hour": TIME, "attempts": INT})),
+                                    "device_list": array(obj({"name": STR, "attempt": STR})),
+                                }
+                            )
+                        ),
+                        "not_judged": array(
+                            obj(
+                                {
+                                    "reason": STR,
+                                    "devices": INT,
+                                    "device_list": array(obj({"name": STR, "attempt": STR})),
+                                }
+                            )
+                        ),
+                    }
+                )
+            ),
             "verdicts": array(
                 obj(
                     {

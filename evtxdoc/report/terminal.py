@@ -58,6 +58,36 @@ def _clock(iso: str, zone: DisplayZone) -> str:
     return _when(iso, zone).rsplit(" ", 1)[0]
 
 
+def _fleet(doc: dict[str, Any], console: Console) -> None:
+    """Many devices: what went wrong how often, each device once (report/fleet.py)."""
+    fleet = doc.get("fleet")
+    if not fleet:
+        return
+    table = Table(
+        title=f"Fleet: {fleet['devices']} devices, {fleet['failing']} failing, "
+        f"{fleet['healthy']} healthy"
+    )
+    for column in ("devices", "attempts", "root cause", "connectors", "first → last (UTC)"):
+        table.add_column(column, justify="right" if column in ("devices", "attempts") else "left")
+    for cause in fleet["causes"][:MAX_ROWS]:
+        table.add_row(
+            str(cause["devices"]),
+            str(cause["attempts"]),
+            f"{escape(cause['title'])}\n[dim]{escape(cause['rule'])} ({cause['severity']})[/]",
+            escape(", ".join(short_host(c) for c in cause["connectors"]) or "—"),
+            f"{(cause['first'] or '')[:16].replace('T', ' ')} →\n"
+            f"{(cause['last'] or '')[:16].replace('T', ' ')}",
+        )
+    for group in fleet["not_judged"]:
+        table.add_row(str(group["devices"]), "", f"[yellow]cannot be judged:[/] "
+                      f"{escape(group['reason'])}", "", "")  # fmt: skip
+    console.print(table)
+
+
+def short_host(host: str) -> str:
+    return host.split(".")[0]
+
+
 def render(doc: dict[str, Any], console: Console, zone: DisplayZone = UTC) -> None:
     """Verdicts, attempts and findings with their fixes, then hosts, files and problems."""
     summary = doc["summary"]
@@ -75,6 +105,7 @@ def render(doc: dict[str, Any], console: Console, zone: DisplayZone = UTC) -> No
         f"{zone.describe()}",
         highlight=False,
     )
+    _fleet(doc, console)
     _verdicts(doc, console)
     _attempts(doc, console)
     _findings(doc, console)
