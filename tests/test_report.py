@@ -381,3 +381,32 @@ def test_the_streamed_json_is_the_document(redact: bool) -> None:
         write(analysis, Format.json, out, OutputOptions(redact=redact))
         redactor = for_analysis(analysis) if redact else None
         assert json.loads(out.getvalue()) == json.loads(json.dumps(document(analysis, redactor)))
+
+
+def test_the_fleet_summary_counts_a_generated_fleet_s_faults_exactly(tmp_path: Path) -> None:
+    """Each device's own Intune "Collect diagnostics" zip (synth --scale --layout intune): the
+    registry dump beside its logs ties a device that timed out to the connector's request, so
+    every device lands under the root cause its generated fault has, and the rest are healthy."""
+    import yaml
+
+    scenario = ROOT / "sample_logs" / "healthy-hybrid" / "scenario.yaml"
+    out = tmp_path / "fleet"
+    made = CliRunner().invoke(
+        app, ["synth", str(scenario), "--scale", "5500", "--layout", "intune", "-o", str(out)]
+    )
+    assert made.exit_code == 0, made.output
+    assert len(list((out / "bundle" / "devices").glob("DiagLogs-*.zip"))) == 100
+    expected = yaml.safe_load((out / "expected.yaml").read_text())
+    last = {a["device"]: a for a in expected["attempts"]}
+    fleet = document(pipeline.analyze([out / "bundle"]))["fleet"]
+    wanted: dict[str, int] = {}
+    for attempt in last.values():
+        if attempt["outcome"] != "succeeded":
+            wanted[attempt["top_finding"]] = wanted.get(attempt["top_finding"], 0) + 1
+    assert {c["rule"]: c["devices"] for c in fleet["causes"]} == wanted
+    assert len(wanted) == 3  # access denied, no connector, blob rejected
+    assert fleet["healthy"] == sum(1 for a in last.values() if a["outcome"] == "succeeded")
+    assert fleet["not_judged"] == [] and fleet["devices"] == len(last)
+    by_rule = {c["rule"]: c for c in fleet["causes"]}
+    assert by_rule["no-connector-answered"]["connectors"] == []
+    assert by_rule["connector-access-denied-msa"]["connectors"]  # the connectors that refused

@@ -40,7 +40,10 @@ def synth(
     layout: Annotated[
         SynthLayout | None,
         typer.Option(
-            "--layout", help="Bundle layout for every device (default: as the scenario says)."
+            "--layout",
+            help="Bundle layout for every device (default: as the scenario says); with "
+            "--scale, each device's own bundle in this layout (default: the fleet's logs "
+            "merged into one file per channel).",
         ),
     ] = None,
     seed: Annotated[
@@ -63,7 +66,13 @@ def synth(
     try:
         if scale:
             with progress_bar("writing a fleet bundle") as progress:
-                written = write_scaled(output, scale, seed or 1, progress=progress)
+                written = write_scaled(
+                    output,
+                    scale,
+                    seed or 1,
+                    progress=progress,
+                    layout=layout.value if layout else None,
+                )
         else:
             written = synthesis.synthesize(
                 scenario, output, seed=seed, layout_name=layout.value if layout else None

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from evtxdoc.synth.layout import CONNECTOR_EXPORT_NAMES, live_name
+from evtxdoc.synth.layout import CONNECTOR_EXPORT_NAMES, live_name, write_host
 from evtxdoc.synth.scenario import Progress, build, expected, parse
 from evtxdoc.synth.writer import EvtxWriter
 
@@ -95,10 +95,20 @@ def write_scaled(
     devices: int | None = None,
     retry_every: int = 6,
     progress: Progress | None = None,
+    layout: str | None = None,
 ) -> list[Path]:
     """A fleet bundle of about `events` events; `progress(stage, done, total)` hears of each
-    device built and each file written (a 200k-event bundle takes about a minute)."""
-    scenario = parse(scaled_scenario(events, seed, devices, retry_every), f"<scale {events}>")
+    device built and each file written (a 200k-event bundle takes about a minute).
+
+    `layout` (cab, zip, intune, live): each device's own bundle as support engineers get it
+    from a fleet (its registry dump and Autopilot file beside its logs, so that a device that
+    timed out is still tied to the connector's request by its EntDMID), under `devices/`;
+    without it the devices' logs are merged into one file per channel under `fleet/`."""
+    spec = scaled_scenario(events, seed, devices, retry_every)
+    if layout:
+        for device in spec["devices"]:
+            device["layout"] = layout
+    scenario = parse(spec, f"<scale {events}>")
     logs = build(scenario, progress)
     bundle = out / "bundle"
     written: list[Path] = []
@@ -114,10 +124,14 @@ def write_scaled(
                 writer.write(path)
                 written.append(path)
             continue
+        if layout:
+            written += write_host(scenario, log, bundle / "devices")
+            continue
         for channel, channel_events in log.events.items():
             merged.setdefault(channel, EvtxWriter()).extend(channel_events)
     fleet = bundle / "fleet"
-    fleet.mkdir(parents=True, exist_ok=True)
+    if merged:
+        fleet.mkdir(parents=True, exist_ok=True)
     for number, (channel, writer) in enumerate(sorted(merged.items()), 1):
         path = fleet / live_name(channel)
         writer.write(path)
