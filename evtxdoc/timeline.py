@@ -225,7 +225,7 @@ def coverage(frame: pd.DataFrame) -> list[ChannelCoverage]:
     ):  # fmt: skip
         files.setdefault((host, channel), set()).add(source)
     keys: list[tuple[Any, Any]] = list(stats.index)
-    return [
+    covered = [
         ChannelCoverage(
             str(host),
             str(channel),
@@ -242,3 +242,6 @@ def coverage(frame: pd.DataFrame) -> list[ChannelCoverage]:
             strict=True,
         )
     ]
+    # by name, not by category code: the codes follow the order hosts were first read in,
+    # which rs's threaded parser does not fix (one input gave two orders in two runs)
+    return sorted(covered, key=lambda c: (c.host, c.channel))

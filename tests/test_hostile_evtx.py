@@ -82,3 +82,23 @@ def test_an_event_with_raw_control_characters_or_a_renamed_root_is_kept() -> Non
     assert event_root('{"ent":{' + system + "}}") is not None  # string table renamed the root
     assert event_root('{"ent":{"Other":1}}') is None
     assert event_root("not json") is None
+
+
+@needs_fork
+def test_a_spinning_file_inside_a_batch_costs_only_itself() -> None:
+    """Small files share one watched child (parse/watchdog.py batches): when the child stalls
+    on one of them, the files before it keep what they read, that file is read alone (and then
+    chunk by chunk), and the files after it go on in a new child."""
+    from evtxdoc.parse.watchdog import read_watched_batch
+
+    spinning = HOSTILE / "parser-spins-after-error.evtx"
+    good = SHARED / "real-evtx" / "system.evtx"
+    if not spinning.exists() or not good.exists():
+        pytest.skip("../shared/hostile-evtx or real-evtx missing")
+    files = [_discovered(good), _discovered(spinning), _discovered(good)]
+    alone = read_watched(files[0])
+    results = read_watched_batch(files, stall_s=1.0)
+    assert [r.report.display for r in results] == ["system.evtx", spinning.name, "system.evtx"]
+    assert len(results[0].batch) == len(results[2].batch) == len(alone.batch) > 0
+    assert results[1].report.problems[0].kind == "parser_hang"
+    assert len(results[1].batch) >= 220

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from evtxdoc.models import DiscoveredFile
 from evtxdoc.parse.reader import FileResult, Progress, failed_read, read_file
-from evtxdoc.parse.watchdog import guarded, read_watched
+from evtxdoc.parse.watchdog import batches, guarded, read_watched_batch
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
 
@@ -41,23 +41,33 @@ def read_files(
         if progress:
             progress("read", done, len(files), files[index].display)
 
+    indexed = {id(f): i for i, f in enumerate(files)}
     if count == 1:
-        for index, file in enumerate(files):
-            finished(index, read_watched(file, strict, use_fallback))
+        for group in batches(list(files)):
+            read = read_watched_batch(group, strict, use_fallback)
+            for file, result in zip(group, read, strict=True):
+                finished(indexed[id(file)], result)
         return [r for r in results if r is not None]
     order = sorted(range(len(files)), key=lambda i: -files[i].size)  # largest first
-    # Under the watchdog each file is read in its own child process already: threads only wait
-    # for them. Without it (no fork), a process pool gives the parallelism.
+    # Under the watchdog each group of files is read in its own child process already: threads
+    # only wait for them. Without it (no fork), a process pool gives the parallelism.
     guard = guarded()
-    pool: Executor = ThreadPoolExecutor(count) if guard else ProcessPoolExecutor(count)
-    read = read_watched if guard else read_file
-    with pool:
-        futures = {pool.submit(read, files[i], strict, use_fallback): i for i in order}
-        for future in as_completed(futures):
-            index = futures[future]
-            try:
-                result = future.result()
-            except BrokenProcessPool as exc:
-                result = failed_read(files[index], f"worker process died ({exc})")
-            finished(index, result)
+    if not guard:
+        with ProcessPoolExecutor(count) as pool:
+            futures = {pool.submit(read_file, files[i], strict, use_fallback): i for i in order}
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:
+                    result = failed_read(files[index], f"worker process died ({exc})")
+                finished(index, result)
+        return [r for r in results if r is not None]
+    groups = batches([files[i] for i in order])
+    with ThreadPoolExecutor(count) as threads:
+        waiting = {threads.submit(read_watched_batch, group, strict, use_fallback): group
+                   for group in groups}  # fmt: skip
+        for batch in as_completed(waiting):
+            for file, result in zip(waiting[batch], batch.result(), strict=True):
+                finished(indexed[id(file)], result)
     return [r for r in results if r is not None]

@@ -243,10 +243,10 @@ def _hosts(doc: dict[str, Any], console: Console, zone: DisplayZone) -> None:
         console.print("[yellow]No events found in the inputs.[/]")
         return
     table = Table(title="Machines and their logs", expand=True)
-    table.add_column("machine", overflow="fold", width=30)
+    table.add_column("machine", overflow="fold", width=28)
     table.add_column("events", justify="right", width=6)
     table.add_column(f"from → to ({zone.name})", width=19)
-    table.add_column("channels (events)", ratio=1)
+    table.add_column("channels (events)", ratio=1, overflow="fold")
     coverage = doc["coverage"]
     for entry in coverage[:MAX_ROWS]:
         channels: dict[str, int] = {}
