@@ -45,7 +45,7 @@ MAX_SWIMLANES = 250  # attempts drawn in full (failing first); the rest are list
 PAGE_KEYS = ("schema_version", "tool", "inputs", "summary", "files", "problems", "rules",
              "correlation_notes")  # fmt: skip  # the document's parts the page prints as they are
 MAX_FLEET_NAMES = 200  # devices named under each cause on the page (JSON: all)
-MAX_VERDICT_ROWS = 300  # devices listed one by one; beyond, grouped by verdict and cause
+MAX_VERDICT_ROWS = 300  # devices listed one by one (failing first); the fleet summary counts all
 MAX_FINDINGS = 1000  # findings shown in full; info findings beyond are counted
 MAX_OTHER_ATTEMPTS = 2000  # attempts listed (without swimlane) after the drawn ones
 MAX_COVERAGE_ROWS = 300  # machines in the coverage table: those lacking logs first

@@ -207,8 +207,8 @@ def _placed(
     """
     last_words: dict[int, tuple[str, float]] = {}
     marks = []
-    for _ts, lane, status, label, tip in points:
-        x, y = x_of(_ts), y_of(lane)
+    for ts, lane, status, label, tip in points:
+        x, y = x_of(ts), y_of(lane)
         words = clip_words(label)
         previous = last_words.get(lane)
         if previous and previous[0] == words and x - previous[1] < 160:
