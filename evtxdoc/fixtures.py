@@ -39,6 +39,7 @@ from evtxdoc.models import (
 from evtxdoc.parse.batch import ColumnBatch
 from evtxdoc.parse.payload import encode_payload
 from evtxdoc.parse.times import parse_time_ns
+from evtxdoc.parse.trace_text import read_text
 from evtxdoc.rules.loader import fixture_path, read_yaml, rule_problem
 from evtxdoc.rules.model import Rule, seconds
 from evtxdoc.rules.schema import did_you_mean
@@ -46,6 +47,8 @@ from evtxdoc.vocab import SECOND
 
 DEFAULT_START = "2025-09-01T08:00:00Z"
 CHANNELS = {  # alias → (channel, default provider)
+    "trace": ("WCF trace", "OnPremisesExchangeConnectorService"),  # Connector*.svclog
+    "syncs": ("Summary/Exchange connector syncs", "evtxdoc"),  # correlate/exchange.py
     "dmedp": (
         "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider/Admin",
         "Microsoft-Windows-DeviceManagement-Enterprise-Diagnostics-Provider",
@@ -309,7 +312,10 @@ def _event_data(event: dict[str, Any], channel: str) -> dict[str, Any]:
         return {"Message": "\r\n".join(lines)}  # updated connector (domain.md a.1, S30)
     if isinstance(data, list):
         return {"Data": [str(v) for v in data]}
-    return dict(data or {})
+    fields = dict(data or {})
+    if channel == "WCF trace" and isinstance(fields.get("ApplicationData"), str):
+        return {**read_text(fields["ApplicationData"]), **fields}  # as the trace reader does
+    return fields
 
 
 def evaluate_case(rules: Sequence[Rule], case: dict[str, Any], name: str = "case") -> Evaluation:

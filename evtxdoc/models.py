@@ -69,6 +69,7 @@ class FileKind(StrEnum):
     """What a discovered file was identified as (by content, not name)."""
 
     EVTX = "evtx"
+    TRACE = "trace"  # an E2E trace (.svclog): the Intune Exchange connector's own log
     SUPPORTING = "supporting"  # AutopilotDDSZTDFile.json, registry dump, dsregcmd output …
     ARCHIVE = "archive"
     SKIPPED = "skipped"
@@ -345,6 +346,43 @@ class Machine:
     sources: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class SyncRun:
+    """One quick or full sync of the Intune Exchange connector, from its trace (its attempt)."""
+
+    host: str
+    kind: str  # full | quick
+    started_ns: int | None  # None: the trace begins after the sync began
+    ended_ns: int | None  # None: never finished in the trace
+    outcome: str  # completed | failed | unfinished
+    users: int | None = None
+    devices: int | None = None  # "Devices synced: N"
+    exchange_server: str | None = None
+    error: str | None = None  # the first exception traced during the sync
+    evidence: tuple[EventRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeState:
+    """What one Exchange connector's syncs add up to (its verdict)."""
+
+    host: str
+    status: str  # healthy | failing | stopped | no_syncs | unfinished
+    syncs: int
+    failed: int
+    last_full_ok_ns: int | None
+    last_quick_ok_ns: int | None
+    failing_since_ns: int | None  # the first failure after the last success, if still failing
+    trace_ends_ns: int | None  # the connector's last trace event
+    host_ends_ns: int | None  # the machine's last event in any log
+    max_devices: int | None
+    longest_full_s: float | None
+    organization: str | None  # the Exchange server / CAS it talks to
+    settings: tuple[tuple[str, str], ...] = ()  # from its settings files
+    same_organization_as: tuple[str, ...] = ()  # other connectors for that organization
+    notes: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Correlation:
     """What correlate() found: attempts, and the evidence no attempt explains."""
@@ -355,6 +393,8 @@ class Correlation:
     unmatched_requests: tuple[ConnectorRequest, ...]  # a connector acted for no device here
     connector_notices: tuple[ConnectorNotice, ...]
     notes: tuple[str, ...]  # e.g. "no join attempt found", what is missing to conclude
+    syncs: tuple[SyncRun, ...] = ()  # the Exchange connector's syncs (correlate/exchange.py)
+    exchange: tuple[ExchangeState, ...] = ()
 
 
 # --- findings (evtxdoc/rules/engine.py) ----------------------------------------------------------

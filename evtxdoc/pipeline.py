@@ -56,7 +56,7 @@ def analyze(
         if progress:
             progress("discover", len(bundle.files), len(bundle.files), "")
         results = read_files(
-            bundle.evtx_files,
+            bundle.log_files,
             strict=options.strict,
             use_fallback=options.use_fallback,
             workers=options.workers,

@@ -24,18 +24,22 @@ from typing import Any
 import pandas as pd
 
 from evtxdoc import timeline
+from evtxdoc.correlate.exchange import SETTINGS, read_settings
 from evtxdoc.correlate.facts import DeviceFacts, read
 from evtxdoc.correlate.machines import container
 from evtxdoc.models import ChannelCoverage, Correlation, Machine, SupportingFile
 from evtxdoc.parse.batch import ColumnBatch
 from evtxdoc.parse.payload import encode_payload
-from evtxdoc.parse.times import parse_time_ns
+from evtxdoc.parse.times import format_time_ns, parse_time_ns
 
 CHANNELS = {  # supporting-file kind → the channel its event is on
     "autopilot_ztd_json": "Supporting/AutopilotDDSZTDFile.json",
     "registry_dump": "Supporting/MdmDiagReport_RegistryDump.reg",
     "dsregcmd_status": "Supporting/dsregcmd-status",
+    "exchange_connector_config": "Supporting/OnPremisesExchangeConnectorServiceConfiguration.xml",
+    "exchange_tracing_config": "Supporting/TracingConfiguration.xml",
 }
+SYNC_CHANNEL = "Summary/Exchange connector syncs"  # one event per Exchange connector
 PROVIDER = "evtxdoc"
 ERROR_LEVEL, INFO_LEVEL = 2, 4
 
@@ -47,7 +51,7 @@ def add_events(
     correlation: Correlation,
 ) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...]]:
     """The timeline and coverage with one event per supporting file that states something."""
-    batches = events(files, frame, correlation.machines)
+    batches = events(files, frame, correlation.machines) + sync_events(correlation)
     if not batches:
         return frame, tuple(coverage)
     extra = timeline.build_frame(batches)
@@ -66,8 +70,12 @@ def events(
         channel = CHANNELS.get(item.subkind)
         if channel is None:
             continue
-        facts = read(item.subkind, item.content, item.display)
-        fields = _fields(facts)
+        if item.subkind in SETTINGS:  # an Exchange connector's settings file
+            facts = DeviceFacts()
+            fields = read_settings(item.subkind, item.content)
+        else:
+            facts = read(item.subkind, item.content, item.display)
+            fields = _fields(facts)
         if not fields:
             continue
         host = _owner(owners, container(item.display)) or facts.device_name or item.display
@@ -77,7 +85,8 @@ def events(
             ts = last_of.get(host, newest)
         if ts is None:
             fields["time"] = "unknown (the bundle states no time)"
-        level = ERROR_LEVEL if facts.error_code not in (None, 0, "0") else INFO_LEVEL
+        error = facts.error_code not in (None, 0, "0") or "Error" in fields
+        level = ERROR_LEVEL if error else INFO_LEVEL
         batch = ColumnBatch(item.display)
         batch.append_row(
             (
@@ -101,6 +110,59 @@ def events(
         batch.flush()
         batches.append(batch)
     return batches
+
+
+def sync_events(correlation: Correlation) -> list[ColumnBatch]:
+    """One event per Exchange connector stating what its syncs add up to (correlate/exchange.py),
+    at the connector's last trace event, so rules can judge the syncs with the settings."""
+    machine_of = {h.lower(): m for m in correlation.machines for h in m.hosts}
+    batches = []
+    for state in correlation.exchange:
+        machine = machine_of.get(state.host.lower())
+        host = max(machine.hosts, key=lambda h: ("." in h, len(h), h)) if machine else state.host
+        fields: dict[str, Any] = {
+            "Status": state.status,
+            "Syncs": state.syncs,
+            "FailedSyncs": state.failed,
+            "LastFullSync": _time(state.last_full_ok_ns),
+            "LastQuickSync": _time(state.last_quick_ok_ns),
+            "FailingSince": _time(state.failing_since_ns),
+            "TraceEnds": _time(state.trace_ends_ns),
+            "LogsEnd": _time(state.host_ends_ns),
+            "MaxDevicesSynced": state.max_devices,
+            "LongestFullSyncSeconds": state.longest_full_s,
+            "Organization": state.organization,
+            "SameOrganizationAs": ", ".join(state.same_organization_as) or None,
+            **dict(state.settings),
+        }
+        batch = ColumnBatch(f"(syncs of {host})")
+        level = ERROR_LEVEL if state.status in ("failing", "stopped", "no_syncs") else INFO_LEVEL
+        batch.append_row(
+            (
+                state.trace_ends_ns or 0,
+                0,
+                0,
+                level,
+                0,
+                0,
+                1,
+                host,
+                SYNC_CHANNEL,
+                PROVIDER,
+                None,
+                None,
+                None,
+                encode_payload({"EventData": {k: v for k, v in fields.items() if v is not None}}),
+                True,
+            )
+        )
+        batch.flush()
+        batches.append(batch)
+    return batches
+
+
+def _time(ns: int | None) -> str | None:
+    return format_time_ns(ns) if ns is not None else None
 
 
 def _fields(facts: DeviceFacts) -> dict[str, Any]:

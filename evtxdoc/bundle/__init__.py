@@ -44,6 +44,12 @@ class Bundle:
         """The distinct EVTX files to parse (duplicates by content left out)."""
         return [f for f in self.files if f.kind is FileKind.EVTX and f.duplicate_of is None]
 
+    @property
+    def log_files(self) -> list[DiscoveredFile]:
+        """The distinct logs to read: EVTX files and E2E traces (.svclog)."""
+        kinds = (FileKind.EVTX, FileKind.TRACE)
+        return [f for f in self.files if f.kind in kinds and f.duplicate_of is None]
+
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()

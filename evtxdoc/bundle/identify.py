@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 
 from evtxdoc.models import FileKind
@@ -17,6 +18,13 @@ ZTD_JSON_NAME = "autopilotddsztdfile.json"
 ZTD_JSON_KEYS = (b"CloudAssignedDomainJoinMethod", b"CloudAssignedTenantId", b"ZtdRegistrationId")
 REGISTRY_HEADER = "Windows Registry Editor Version 5.00"
 DSREGCMD_MARKERS = ("AzureAdJoined :", "DomainJoined :", "Device State")
+# The Exchange connector's settings files (S26, S45): told by the keys they hold.
+EXCHANGE_CONFIG_KEYS = (
+    "<ExchangeWebServiceURL",
+    "<IsCasFailoverEnabled",
+    "<EnableParallelCommandSupport",
+)
+TRACING_CONFIG_KEYS = ("TraceSourceLine", "OnPremisesExchangeConnectorService")
 
 # Extensions whose skip reason we can state precisely.
 KNOWN_SKIPS = {
@@ -27,6 +35,7 @@ KNOWN_SKIPS = {
     ".txt": "text file; not an event log",
     ".csv": "CSV file (e.g. a hardware hash); not an event log",
     ".xml": "XML file; not an event log",
+    ".svclog": "named .svclog but holds no E2ETraceEvent: not a WCF trace",
     ".json": "JSON file; not an event log",
     ".cab": "named .cab but not a cabinet file",
     ".zip": "named .zip but not a zip archive",
@@ -46,8 +55,36 @@ SUPPORTING_KINDS = {
     "autopilot_ztd_json": "Autopilot profile as downloaded (AutopilotDDSZTDFile.json)",
     "registry_dump": "registry export (e.g. MdmDiagReport_RegistryDump.reg)",
     "dsregcmd_status": "dsregcmd /status output",
-    "exchange_connector_trace": "Intune Exchange connector WCF trace (Connector*.svclog)",
+    "exchange_connector_config": "Intune Exchange connector settings "
+    "(OnPremisesExchangeConnectorServiceConfiguration.xml)",
+    "exchange_tracing_config": "Intune Exchange connector trace settings "
+    "(TracingConfiguration.xml)",
 }
+
+
+TRACE_START = "<E2ETraceEvent"  # XmlWriterTraceListener's element (parse/svclog.py)
+
+
+def trace_encoding(head: bytes) -> tuple[str, int]:
+    """A text file's encoding and BOM length: the BOM, else UTF-16 told by its zero bytes."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8", 3
+    if head.startswith(codecs.BOM_UTF16_LE):
+        return "utf-16-le", 2
+    if head.startswith(codecs.BOM_UTF16_BE):
+        return "utf-16-be", 2
+    if head[:2] == b"<\x00":
+        return "utf-16-le", 0
+    if head[:2] == b"\x00<":
+        return "utf-16-be", 0
+    return "utf-8", 0
+
+
+def looks_like_trace(head: bytes) -> bool:
+    """Does the file start like an E2E trace, in whichever encoding it was written?"""
+    encoding, bom = trace_encoding(head)
+    text = head[bom : bom + 4096].decode(encoding, errors="replace")
+    return TRACE_START in text[:2048]
 
 
 def decode_text(head: bytes) -> str:
@@ -74,6 +111,8 @@ def identify(name: str, head: bytes, size: int) -> Identity:
         return Identity(FileKind.ARCHIVE, "zip")
     if head.startswith(CAB_MAGIC):
         return Identity(FileKind.ARCHIVE, "cab")
+    if looks_like_trace(head):
+        return Identity(FileKind.TRACE)
     supporting = _supporting_kind(lower, ext, head)
     if supporting:
         return Identity(FileKind.SUPPORTING, supporting)
@@ -89,9 +128,12 @@ def identify(name: str, head: bytes, size: int) -> Identity:
 def _supporting_kind(lower_name: str, ext: str, head: bytes) -> str | None:
     if lower_name == ZTD_JSON_NAME or (ext == ".json" and any(k in head for k in ZTD_JSON_KEYS)):
         return "autopilot_ztd_json"
-    if ext == ".svclog" and lower_name.startswith("connector"):
-        return "exchange_connector_trace"
     text = decode_text(head[:HEAD_BYTES])
+    if text.lstrip("\ufeff").startswith("<"):
+        if any(key in text for key in EXCHANGE_CONFIG_KEYS):
+            return "exchange_connector_config"
+        if all(key in text for key in TRACING_CONFIG_KEYS):
+            return "exchange_tracing_config"
     if text.lstrip("\ufeff").startswith(REGISTRY_HEADER):
         return "registry_dump"
     if sum(marker in text for marker in DSREGCMD_MARKERS) >= 2:

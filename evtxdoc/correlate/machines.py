@@ -108,6 +108,7 @@ def group_hosts(
         for candidate in (f"{name}.{domain}", *short.get(name, ())):
             if candidate in known and candidate != record.host.lower():
                 union.join(record.host.lower(), candidate)
+    _join_short_names(union, short, files, hosts, file_names, lowered)
     machine_of = {lower: union.find(lower) for lower in known}
     sources: dict[str, set[str]] = defaultdict(set)
     for file, host in zip(files.tolist(), hosts.tolist(), strict=True):
@@ -115,6 +116,30 @@ def group_hosts(
         if machine is not None:
             sources[machine].add(file_names[file])
     return machine_of, sources
+
+
+def _join_short_names(
+    union: _Union,
+    short: dict[str, list[str]],
+    files: np.ndarray,
+    hosts: np.ndarray,
+    file_names: list[str],
+    lowered: list[str],
+) -> None:
+    """A NetBIOS name (`EXCH01`, as .NET's Environment.MachineName writes a trace's Computer)
+    and the one full name with that first label (`EXCH01.contoso.local`, the event logs'),
+    when their files lie in one place (a folder, or an archive inside it): one machine."""
+    places: dict[str, set[str]] = defaultdict(set)
+    for file, host in zip(files.tolist(), hosts.tolist(), strict=True):
+        places[lowered[host]].add(container(file_names[file]).split("!/", 1)[0])
+    for label, names in short.items():
+        full = [n for n in names if "." in n]
+        if label not in names or len(full) != 1:
+            continue
+        near = {posixpath.dirname(p) if p.endswith((".zip", ".cab")) else p for p in places[label]}
+        if near & {posixpath.dirname(p) if p.endswith((".zip", ".cab")) else p
+                   for p in places[full[0]]}:  # fmt: skip
+            union.join(label, full[0])
 
 
 def roles(frame: pd.DataFrame, machine_of: dict[str, str]) -> dict[str, str]:

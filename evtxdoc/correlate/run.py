@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from evtxdoc.correlate import clock as clocks
-from evtxdoc.correlate import evidence, machines
+from evtxdoc.correlate import evidence, exchange, machines
 from evtxdoc.correlate.device import build_devices
 from evtxdoc.correlate.matching import estimate, match_by_identity, match_by_time
 from evtxdoc.correlate.results import (
@@ -122,13 +122,17 @@ def _correlate(
     )
     claimed = {id(r) for a in attempts for r in (*a.requests, *a.conflicts)}
     unmatched = tuple(sorted((r for r in requests if id(r) not in claimed), key=lambda r: r.ts))
+    machine_list = tuple(machines.machines(machine_of, role_of, names, sources))
+    syncs = exchange.sync_runs(frame)
     return Correlation(
         attempts=tuple(attempts),
-        machines=tuple(machines.machines(machine_of, role_of, names, sources)),
+        machines=machine_list,
         offsets=tuple(offsets),
         unmatched_requests=unmatched,
         connector_notices=tuple(sorted(notices, key=lambda n: n.ts)),
         notes=tuple(notes_of(attempts, role_of, unmatched, notices, frame, devices)),
+        syncs=syncs,
+        exchange=exchange.states(frame, syncs, machine_list, supporting),
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evtxdoc.models import DamageSpan, DiscoveredFile, FileReport, Problem, Severity
+from evtxdoc.models import DamageSpan, DiscoveredFile, FileKind, FileReport, Problem, Severity
 from evtxdoc.parse import (
     RawRecord,
     Structure,
@@ -38,6 +38,7 @@ from evtxdoc.parse.structure import (
     filetime_to_ns,
     record_times,
 )
+from evtxdoc.parse.svclog import read_trace
 
 # python-evtx is ~200× slower than rs and, on some damaged files, spends 8–23 s yielding nothing
 # (issue 18): it gets this long per file, then stops with a problem saying so.
@@ -342,10 +343,12 @@ def read_file(
     heartbeat: Callable[[], None] | None = None,
     records: RecordSource | None = None,
 ) -> FileResult:
-    """Read one EVTX file; never raises for bad content (that becomes problems). `heartbeat`
-    is called as reading advances (the watchdog of parse/watchdog.py listens to it);
-    `records` replaces rs over the whole file (the watchdog's chunk-by-chunk read)."""
+    """Read one EVTX file (or an E2E trace, parse/svclog.py); never raises for bad content (that
+    becomes problems). `heartbeat` is called as reading advances (the watchdog of
+    parse/watchdog.py listens to it); `records` replaces rs over the whole file (the watchdog's chunk-by-chunk read)."""
     try:
+        if file.kind is FileKind.TRACE:  # an E2E trace (.svclog), not EVTX
+            return FileResult(*read_trace(file, heartbeat))
         return _Reader(file, strict, use_fallback, heartbeat, records).read()
     except BaseException as exc:  # pyo3 panics derive from BaseException
         if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -24,9 +24,9 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from evtxdoc.models import DiscoveredFile, Problem, Severity
+from evtxdoc.models import DiscoveredFile, FileKind, Problem, Severity
 from evtxdoc.parse.backends import RawRecord, rs_records
-from evtxdoc.parse.reader import FileResult, read_file
+from evtxdoc.parse.reader import FileResult, failed_read, read_file
 from evtxdoc.parse.structure import CHUNK_SIZE, FILE_HEADER_SIZE
 
 STALL_S = 4.0  # no heartbeat for this long: the parser is stuck (a healthy one beats every ~40 ms)
@@ -65,6 +65,8 @@ def read_watched(
         "overrun": f"reading took longer than its {budget:.0f} s budget",
         "died": f"the reading process died ({value})",
     }[outcome]
+    if file.kind is FileKind.TRACE:  # no chunks to read one by one: the trace is lost
+        return failed_read(file, why)
     result = read_file(file, strict, use_fallback=False, records=_chunk_by_chunk)
     problem = Problem(
         file.display,

@@ -46,6 +46,7 @@ EXCHANGE_PROVIDERS = frozenset(
         "Microsoft.Management.Services.OnPremisesExchangeConnector",
     )
 )
+PROVIDER_CHANNELS = ("application", "wcf trace")  # where a host's role shows by provider
 ROLE_WORDS = {
     "device": "device",
     "connector": "ODJ connector server",
@@ -244,7 +245,9 @@ def _providers_by_host(analysis: Analysis) -> dict[str, set[str]]:
     if frame.empty:
         return {}
     channel = frame["channel"].cat
-    wanted = [i for i, name in enumerate(channel.categories) if name.lower() == "application"]
+    wanted = [  # the Application log, and the connector's own trace (.svclog)
+        i for i, name in enumerate(channel.categories) if name.lower() in PROVIDER_CHANNELS
+    ]
     pairs = frame.loc[channel.codes.isin(wanted), ["host", "provider"]].drop_duplicates()
     out: dict[str, set[str]] = defaultdict(set)
     for host, provider in zip(

@@ -35,6 +35,7 @@ from evtxdoc.report.event_view import (
     positions_of,
 )
 from evtxdoc.report.events import attempt_ids
+from evtxdoc.report.exchange import lane
 from evtxdoc.report.findings import finding_dict
 from evtxdoc.report.inventory import inventory
 from evtxdoc.report.redact import Redactor
@@ -245,6 +246,7 @@ def build_view(analysis: Analysis, options: ReportOptions = ReportOptions()) -> 
         "verdicts": verdicts[:MAX_VERDICT_ROWS],
         "verdicts_total": len(verdicts),
         "fleet": _fleet_view(document["fleet"], anchor_of, attempt_views),
+        "exchange": [lane(e, zone.time) for e in document["exchange"]],
         "attempts": attempt_views,
         "other_attempts": other_attempts[:MAX_OTHER_ATTEMPTS],
         "other_attempts_total": len(other_attempts),

@@ -8,10 +8,13 @@ from evtxdoc.models import Analysis, FileKind
 from evtxdoc.parse.times import format_time_ns
 from evtxdoc.report.attempts import correlation_dict
 from evtxdoc.report.document import coverage, verdicts
+from evtxdoc.report.exchange import exchange_summary
 from evtxdoc.report.findings import evaluation_dict
 from evtxdoc.report.fleet import fleet_summary
 
 SCHEMA_VERSION = "1"  # fields are only ever added within a version
+
+LOG_KINDS = (FileKind.EVTX, FileKind.TRACE)  # files read into the timeline
 
 
 def inventory(analysis: Analysis, lazy: bool = False) -> dict[str, Any]:
@@ -32,7 +35,7 @@ def inventory(analysis: Analysis, lazy: bool = False) -> dict[str, Any]:
             entry["status"], entry["reason"] = "duplicate", found.reason
         elif found.kind is FileKind.SKIPPED:
             entry["status"], entry["reason"] = "skipped", found.reason
-        elif found.kind is FileKind.EVTX and (report := reports.get(found.display)):
+        elif found.kind in LOG_KINDS and (report := reports.get(found.display)):
             damaged = any(p.severity != "info" for p in report.problems)
             entry.update(
                 status="damaged" if damaged else "read",
@@ -72,6 +75,7 @@ def inventory(analysis: Analysis, lazy: bool = False) -> dict[str, Any]:
             "seconds": round(analysis.seconds, 3),
         },
         "fleet": fleet_summary(analysis, device_verdicts),
+        "exchange": exchange_summary(analysis),
         "verdicts": device_verdicts,
         "hosts": [{"host": h, "channels": c} for h, c in sorted(hosts.items())],
         "coverage": coverage(analysis),

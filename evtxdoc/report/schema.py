@@ -86,6 +86,46 @@ COUNTS = {
     "propertyNames": {"enum": ["critical", "error", "warning", "info"]},
 }
 
+EXCHANGE = array(  # report/exchange.py: one entry per Intune Exchange connector
+    obj(
+        {
+            "connector": STR,
+            "hosts": array(STR),
+            "status": enum("healthy", "failing", "stopped", "no_syncs", "unfinished"),
+            "verdict": STR,
+            "syncs_total": INT,
+            "failed": INT,
+            "last_full_sync": nullable(TIME),
+            "last_quick_sync": nullable(TIME),
+            "failing_since": nullable(TIME),
+            "trace_ends": nullable(TIME),
+            "logs_end": nullable(TIME),
+            "max_devices": nullable(INT),
+            "longest_full_sync_s": nullable(NUM),
+            "organization": nullable(STR),
+            "same_organization_as": array(STR),
+            "settings": {"type": "object", "additionalProperties": STR},
+            "notes": array(STR),
+            "syncs": array(
+                obj(
+                    {
+                        "kind": enum("full", "quick"),
+                        "started": nullable(TIME),
+                        "ended": nullable(TIME),
+                        "outcome": enum("completed", "failed", "unfinished"),
+                        "users": nullable(INT),
+                        "devices": nullable(INT),
+                        "exchange_server": nullable(STR),
+                        "error": nullable(STR),
+                        "evidence": array(FINDING_REF),
+                    }
+                )
+            ),
+            "syncs_truncated": BOOL,
+        }
+    )
+)
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://evtxdoc.invalid/report.schema.json",
@@ -147,6 +187,7 @@ SCHEMA: dict[str, Any] = {
                     }
                 )
             ),
+            "exchange": EXCHANGE,
             "verdicts": array(
                 obj(
                     {

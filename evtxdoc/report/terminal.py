@@ -84,6 +84,25 @@ def _fleet(doc: dict[str, Any], console: Console) -> None:
     console.print(table)
 
 
+def _exchange(doc: dict[str, Any], console: Console) -> None:
+    """The Exchange connectors' syncs: each connector's verdict (report/exchange.py)."""
+    entries = doc.get("exchange") or []
+    if not entries:
+        return
+    table = Table(title="Exchange connector syncs")
+    for column in ("connector", "status", "syncs (failed)", "verdict"):
+        table.add_column(column)
+    for entry in entries[:MAX_ROWS]:
+        style = "green" if entry["status"] == "healthy" else "red"
+        table.add_row(
+            escape(entry["connector"]),
+            f"[{style}]{entry['status'].replace('_', ' ')}[/]",
+            f"{entry['syncs_total']} ({entry['failed']})",
+            escape(entry["verdict"]),
+        )
+    console.print(table)
+
+
 def short_host(host: str) -> str:
     return host.split(".")[0]
 
@@ -106,6 +125,7 @@ def render(doc: dict[str, Any], console: Console, zone: DisplayZone = UTC) -> No
         highlight=False,
     )
     _fleet(doc, console)
+    _exchange(doc, console)
     _verdicts(doc, console)
     _attempts(doc, console)
     _findings(doc, console)

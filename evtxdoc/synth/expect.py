@@ -6,7 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from evtxdoc.errors import InputError
-from evtxdoc.synth.spec import FAULTS, FINDINGS, UNSERVED, Attempt, Scenario
+from evtxdoc.synth.spec import EXCHANGE_FAULTS, FAULTS, FINDINGS, UNSERVED, Attempt, Scenario
+
+# Exchange connector fault → every finding its server must have (besides the info notice).
+EXCHANGE_FINDINGS = {
+    "none": (),
+    "logon_denied": ("service-cannot-log-on", "exchange-connector-stopped"),
+    "cas_unreachable": (
+        "exchange-connector-cas-no-failover",
+        "exchange-connector-cas-unreachable",
+        "exchange-connector-sync-errors",
+    ),
+    "bad_request": ("exchange-connector-bad-request",),
+    "missing_cmdlets": ("exchange-connector-cmdlets-denied", "exchange-connector-sync-errors"),
+    "large_org": ("exchange-connector-parallel-commands",),
+}
 
 
 def expected(scenario: Scenario) -> dict[str, Any]:
@@ -36,12 +50,23 @@ def expected(scenario: Scenario) -> dict[str, Any]:
                     **_expect(attempt),
                 }
             )
-    return {
+    out: dict[str, Any] = {
         "scenario": scenario.name,
         "summary": scenario.summary,
         "root_cause": scenario.root_cause,
         "attempts": attempts,
     }
+    if scenario.exchange:
+        out["exchange"] = [
+            {
+                "connector": spec.name,
+                "status": EXCHANGE_FAULTS[spec.fault][0],
+                "top_finding": EXCHANGE_FAULTS[spec.fault][1],
+                "findings": [*EXCHANGE_FINDINGS[spec.fault], "exchange-connector-end-of-support"],
+            }
+            for spec in scenario.exchange
+        ]
+    return out
 
 
 EXPECT_KEYS = (

@@ -101,6 +101,8 @@ def _mdm_members(scenario: Scenario, log: HostLog) -> dict[str, bytes]:
 def write_host(scenario: Scenario, log: HostLog, out: Path) -> list[Path]:
     """Write one host's bundle under `out`; returns the paths written."""
     when = _stamp(scenario)
+    if log.role == "exchange":
+        return _write_exchange(scenario, log, out / log.name, when)
     if log.role == "connector":
         folder = out / log.name
         folder.mkdir(parents=True, exist_ok=True)
@@ -142,6 +144,29 @@ def write_host(scenario: Scenario, log: HostLog, out: Path) -> list[Path]:
         path = out / f"DiagLogs-{log.name}-{when:%Y%m%dT%H%MZ}.zip"
         path.write_bytes(_zip(outer, when))
     return [path]
+
+
+def _write_exchange(
+    scenario: Scenario, log: HostLog, folder: Path, when: dt.datetime
+) -> list[Path]:
+    """An Exchange connector server as support collects it: System.evtx, the settings files
+    from %ProgramData%\\Microsoft\\Windows Intune Exchange Connector, and its Logs folder zipped."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for channel in sorted(log.events):
+        path = folder / CONNECTOR_EXPORT_NAMES.get(channel, live_name(channel))
+        path.write_bytes(evtx_bytes(log, channel, _damage_for(scenario, log.name, channel)))
+        written.append(path)
+    traces = {k: v for k, v in log.supporting.items() if k.startswith("Logs/")}
+    for name, content in log.supporting.items():
+        if name not in traces:
+            (folder / name).write_bytes(content)
+            written.append(folder / name)
+    if traces:
+        path = folder / "Logs.zip"
+        path.write_bytes(_zip(traces, when))
+        written.append(path)
+    return written
 
 
 def _dsregcmd(log: HostLog) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from evtxdoc.synth.connector_story import connector_background, connector_log, connector_success
 from evtxdoc.synth.device_story import device_log
+from evtxdoc.synth.exchange_story import exchange_log
 from evtxdoc.synth.expect import expected
 from evtxdoc.synth.hostlog import HostClock, HostLog, HostWriter
 from evtxdoc.synth.spec import LAYOUTS, Device, Scenario, load, parse, seconds
@@ -43,6 +44,7 @@ def build(scenario: Scenario, progress: Progress | None = None) -> list[HostLog]
             _earlier_success(scenario, device, writers, rng)
         if progress:
             progress("devices", number, len(scenario.devices))
+    logs += [exchange_log(scenario, spec, rng) for spec in scenario.exchange]
     for log in logs:
         for events in log.events.values():
             # write order is true time order: a clock set backwards makes TimeCreated go back

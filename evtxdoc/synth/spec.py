@@ -49,6 +49,14 @@ FINDINGS = {  # fault → the rule (rules/) that must be the attempt's top findi
     "sync_pending": "hybrid-registration-sync-pending",
     "entra_join": "not-hybrid-join",
 }
+EXCHANGE_FAULTS = {  # Exchange connector fault → (sync status, the rule that must explain it)
+    "none": ("healthy", None),
+    "logon_denied": ("stopped", "service-cannot-log-on"),
+    "cas_unreachable": ("failing", "exchange-connector-cas-unreachable"),
+    "bad_request": ("no_syncs", "exchange-connector-bad-request"),
+    "missing_cmdlets": ("failing", "exchange-connector-cmdlets-denied"),
+    "large_org": ("healthy", "exchange-connector-parallel-commands"),
+}
 UNSERVED = ("no_connector", "connector_proxy", "legacy_connector")  # no connector event for it
 LAYOUTS = ("cab", "zip", "intune", "live", "not_collected")  # not_collected: no device logs
 CONNECTOR_KINDS = ("updated", "legacy")
@@ -84,6 +92,22 @@ class Connector:
     layout: str = "export"  # "not_collected": the server's logs are not in the bundle
     legacy_history: int = 0  # an updated server that ran the legacy connector: its old log
     # still holds this many legacy failures from a month before (both logs on one host)
+
+
+@dataclass
+class ExchangeConnector:
+    """An on-premises Intune Exchange connector server and what its syncs meet."""
+
+    name: str
+    cas: str = "cas01.contoso.local"
+    failover: bool = True
+    parallel: bool = False
+    verbose: bool = False
+    users: int = 40
+    devices: int = 120
+    fault: str = "none"
+    fault_at: float = 26 * 3600.0  # seconds after the scenario start
+    days: float = 2.0
 
 
 @dataclass
@@ -128,6 +152,7 @@ class Scenario:
     noise: int  # background events per device; -1 (`noise: real`): the real rate over its span
     damage: list[dict[str, Any]]
     source: str = ""
+    exchange: list[ExchangeConnector] = field(default_factory=list)
 
     def connector(self, name: str | None) -> Connector | None:
         return next((c for c in self.connectors if c.name == name), None)
@@ -179,7 +204,9 @@ SCENARIO_KEYS = (
     "connectors",
     "devices",
     "damage",
+    "exchange",
 )
+EXCHANGE_KEYS = tuple(ExchangeConnector.__dataclass_fields__)
 CONNECTOR_KEYS = (
     "name",
     "kind",
@@ -256,6 +283,8 @@ def _check_keys(raw: dict[str, Any], where: str, lines: yamlpos.Lines | None = N
             _unknown(entry, ATTEMPT_KEYS, ("devices", number, "attempts", index), found)
     for number, item in enumerate(raw.get("damage") or []):
         _unknown(item, DAMAGE_KEYS, ("damage", number), found)
+    for number, item in enumerate(raw.get("exchange") or []):
+        _unknown(item, EXCHANGE_KEYS, ("exchange", number), found)
     if not found:
         return
     places = [
@@ -390,6 +419,40 @@ def parse(
         noise=-1 if raw.get("noise") == "real" else int(raw.get("noise", 25)),
         damage=list(raw.get("damage") or []),
         source=where,
+        exchange=[
+            _exchange(item, f"{where}: exchange[{number}]")
+            for number, item in enumerate(raw.get("exchange") or [])
+        ],
+    )
+
+
+def _exchange(item: dict[str, Any], where: str) -> ExchangeConnector:
+    fault = str(item.get("fault", "none"))
+    if fault not in EXCHANGE_FAULTS:
+        raise InputError(
+            f"unknown Exchange connector fault {fault!r}",
+            where=where,
+            hint=f"one of {', '.join(EXCHANGE_FAULTS)}",
+        )
+    failover = bool(item.get("failover", True))
+    if fault == "cas_unreachable" and failover:
+        raise InputError(
+            "fault cas_unreachable with failover: true: the connector would fail over to "
+            "another CAS",
+            where=where,
+            hint="set failover: false (IsCasFailoverEnabled false), the case S25 describes",
+        )
+    return ExchangeConnector(
+        name=str(item["name"]),
+        cas=str(item.get("cas", "cas01.contoso.local")),
+        failover=failover,
+        parallel=bool(item.get("parallel", False)),
+        verbose=bool(item.get("verbose", False)),
+        users=int(item.get("users", 40)),
+        devices=int(item.get("devices", 6200 if fault == "large_org" else 120)),
+        fault=fault,
+        fault_at=seconds(item.get("fault_at", "26h"), where),
+        days=float(item.get("days", 2)),
     )
 
 
