@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from evtxdoc import timeline
-from evtxdoc.correlate.exchange import SETTINGS, read_settings
+from evtxdoc.correlate.exchange import SETTINGS, read_settings, tally
 from evtxdoc.correlate.facts import DeviceFacts, read
 from evtxdoc.correlate.machines import container
 from evtxdoc.models import ChannelCoverage, Correlation, Machine, SupportingFile
@@ -120,17 +120,18 @@ def sync_events(correlation: Correlation) -> list[ColumnBatch]:
     for state in correlation.exchange:
         machine = machine_of.get(state.host.lower())
         host = max(machine.hosts, key=lambda h: ("." in h, len(h), h)) if machine else state.host
+        syncs, failed, longest = tally(correlation.syncs, state.host)
         fields: dict[str, Any] = {
             "Status": state.status,
-            "Syncs": state.syncs,
-            "FailedSyncs": state.failed,
+            "Syncs": syncs,
+            "FailedSyncs": failed,
             "LastFullSync": _time(state.last_full_ok_ns),
             "LastQuickSync": _time(state.last_quick_ok_ns),
             "FailingSince": _time(state.failing_since_ns),
             "TraceEnds": _time(state.trace_ends_ns),
             "LogsEnd": _time(state.host_ends_ns),
             "MaxDevicesSynced": state.max_devices,
-            "LongestFullSyncSeconds": state.longest_full_s,
+            "LongestFullSyncSeconds": longest,
             "Organization": state.organization,
             "SameOrganizationAs": ", ".join(state.same_organization_as) or None,
             **dict(state.settings),

@@ -67,9 +67,11 @@ def test_bundle_reads_with_exactly_the_injected_problems(name: str) -> None:
     assert found == injected
     assert len(analysis.timeline) > 0
     hosts = set(analysis.timeline["host"].astype(str))
-    for device in scenario["devices"]:
+    for device in scenario.get("devices") or []:
         if device.get("layout") != "not_collected":
             assert device["oobe_name"] in hosts
+    for server in scenario.get("exchange") or []:  # its System log and its trace's NetBIOS name
+        assert {server["name"], server["name"].split(".")[0].upper()} <= hosts
 
 
 DAMAGE_PROBLEMS = {  # scenario damage → the problems reading it must report, no more

@@ -154,6 +154,17 @@ def _close(host: str, run: dict[str, Any], ended: int | None, outcome: str) -> S
     )
 
 
+def tally(runs: Sequence[SyncRun], host: str) -> tuple[int, int, float | None]:
+    """One connector's syncs, failed syncs, and its longest completed full sync (seconds)."""
+    mine = [r for r in runs if r.host == host]
+    full = [
+        (r.ended_ns - r.started_ns) / 1e9
+        for r in mine
+        if r.kind == "full" and r.outcome == "completed" and r.started_ns and r.ended_ns
+    ]
+    return len(mine), sum(r.outcome == "failed" for r in mine), max(full) if full else None
+
+
 def _int(value: Any) -> int | None:
     try:
         return None if value is None else int(value)
@@ -229,15 +240,12 @@ def _state(
         status = "unfinished"
     else:
         status = "healthy"
-    full = [r for r in completed if r.kind == "full" and r.started_ns and r.ended_ns]
     servers = [r.exchange_server for r in runs if r.exchange_server]
     url = settings.get("ExchangeWebServiceURL", "")
     organization = (urlsplit(url).hostname if url else None) or (servers[-1] if servers else None)
     return ExchangeState(
         host=host,
         status=status,
-        syncs=len(runs),
-        failed=len(failed),
         last_full_ok_ns=last_ok["full"],
         last_quick_ok_ns=last_ok["quick"],
         failing_since_ns=(failing[0].started_ns or failing[0].ended_ns)
@@ -246,9 +254,6 @@ def _state(
         trace_ends_ns=trace_end,
         host_ends_ns=host_end,
         max_devices=max((r.devices for r in completed if r.devices is not None), default=None),
-        longest_full_s=max(((r.ended_ns or 0) - (r.started_ns or 0)) / 1e9 for r in full)
-        if full
-        else None,
         organization=organization.lower() if organization else None,
         settings=tuple(sorted(settings.items())),
         notes=tuple(notes),

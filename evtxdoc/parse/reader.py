@@ -345,7 +345,8 @@ def read_file(
 ) -> FileResult:
     """Read one EVTX file (or an E2E trace, parse/svclog.py); never raises for bad content (that
     becomes problems). `heartbeat` is called as reading advances (the watchdog of
-    parse/watchdog.py listens to it); `records` replaces rs over the whole file (the watchdog's chunk-by-chunk read)."""
+    parse/watchdog.py listens to it); `records` replaces rs over the whole file (the watchdog's
+    chunk-by-chunk read)."""
     try:
         if file.kind is FileKind.TRACE:  # an E2E trace (.svclog), not EVTX
             return FileResult(*read_trace(file, heartbeat))

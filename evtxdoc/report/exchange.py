@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from evtxdoc.correlate.exchange import tally
 from evtxdoc.models import Analysis, ExchangeState, SyncRun
 from evtxdoc.parse.times import format_time_ns, parse_time_ns
 
@@ -51,21 +52,22 @@ def exchange_summary(analysis: Analysis) -> list[dict[str, Any]]:
         machine = machines.get(state.host.lower())
         hosts = list(machine.hosts) if machine else [state.host]
         runs = [r for r in correlation.syncs if r.host == state.host]
+        syncs, failed, longest = tally(runs, state.host)
         out.append(
             {
                 "connector": max(hosts, key=lambda h: ("." in h, len(h), h)),
                 "hosts": hosts,
                 "status": state.status,
                 "verdict": verdict_words(state, runs),
-                "syncs_total": state.syncs,
-                "failed": state.failed,
+                "syncs_total": syncs,
+                "failed": failed,
                 "last_full_sync": _time(state.last_full_ok_ns),
                 "last_quick_sync": _time(state.last_quick_ok_ns),
                 "failing_since": _time(state.failing_since_ns),
                 "trace_ends": _time(state.trace_ends_ns),
                 "logs_end": _time(state.host_ends_ns),
                 "max_devices": state.max_devices,
-                "longest_full_sync_s": state.longest_full_s,
+                "longest_full_sync_s": longest,
                 "organization": state.organization,
                 "same_organization_as": list(state.same_organization_as),
                 "settings": dict(state.settings),

@@ -289,6 +289,14 @@ def for_analysis(analysis: Analysis) -> Redactor:
             if request.device_name and request.device_name.lower() not in redactor.names:
                 counters["device"] = counters.get("device", 0) + 1
                 redactor.name(request.device_name, f"device-{counters['device']:02d}")
+    runs = correlation.syncs if correlation else ()
+    for state in correlation.exchange if correlation else ():  # the Exchange server it talks to
+        for server in (state.organization, *(r.exchange_server for r in runs)):
+            if server and server.split(".")[0].lower() not in redactor.names:
+                counters["exchange"] = counters.get("exchange", 0) + 1
+                redactor.name(server.split(".")[0], f"exchange-{counters['exchange']:02d}")
+                if "." in server:
+                    redactor.host(server, f"exchange-{counters['exchange']:02d}")
     _seed_from_fields(redactor, frame, counters)  # last: what correlation named keeps its name
     return redactor
 
@@ -302,6 +310,11 @@ def _named(value: str) -> bool:
         and not _SERVICE_SESSIONS.fullmatch(text)
         and not text.startswith("S-1-")
     )
+
+
+# A whole value that is an account, `DOMAIN\\user` or a local `.\\user` (any field: Service Control
+# Manager writes it as param2 of 7041).
+ACCOUNT_VALUE = re.compile(r"(\.|[A-Za-z][\w-]{0,14})\\([\w.$-]{2,64})")
 
 
 def _seed_from_fields(redactor: Redactor, frame: Any, counters: dict[str, int]) -> None:
@@ -319,6 +332,11 @@ def _seed_from_fields(redactor: Redactor, frame: Any, counters: dict[str, int]) 
                     redactor.name(domain, f"domain{redactor._next('domain'):02d}")
                 if _named(user):
                     redactor.seed("user", user)
+            elif account := ACCOUNT_VALUE.fullmatch(value):  # SCM 7041's `.\\WIEC_USER`
+                if account.group(1) != "." and account.group(1).lower() not in redactor.names:
+                    redactor.name(account.group(1), f"domain{redactor._next('domain'):02d}")
+                if _named(account.group(2)):
+                    redactor.seed("user", account.group(2))
             elif USER_FIELDS.fullmatch(name) and _named(value):
                 if value.endswith("$"):  # a machine account: HOST$
                     _seed_host(redactor, value[:-1], counters)

@@ -274,7 +274,7 @@ SCHEMA: dict[str, Any] = {
                 obj(
                     {
                         "path": STR,
-                        "kind": enum("evtx", "supporting", "archive", "skipped"),
+                        "kind": enum("evtx", "trace", "supporting", "archive", "skipped"),
                         "size": INT,
                         "sha256": STR,
                         "status": enum(

@@ -207,27 +207,10 @@ SCENARIO_KEYS = (
     "exchange",
 )
 EXCHANGE_KEYS = tuple(ExchangeConnector.__dataclass_fields__)
-CONNECTOR_KEYS = (
-    "name",
-    "kind",
-    "version",
-    "domain",
-    "clock_offset",
-    "served_before",
-    "legacy_history",
-    "layout",
-)
-DEVICE_KEYS = (
-    "oobe_name",
-    "serial",
-    "layout",
-    "clock_offset",
-    "time_zone",
-    "profile",
-    "attempts",
-    "entdmid",
-    "earlier_success",
-)
+CONNECTOR_KEYS = ("name", "kind", "version", "domain", "clock_offset", "served_before",
+                  "legacy_history", "layout")  # fmt: skip
+DEVICE_KEYS = ("oobe_name", "serial", "layout", "clock_offset", "time_zone", "profile",
+               "attempts", "entdmid", "earlier_success")  # fmt: skip
 PROFILE_KEYS = ("join", "skip_dc_check", "domain", "ou", "name_prefix")
 ATTEMPT_KEYS = (
     "at",
