@@ -52,6 +52,7 @@ bench: setup
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/fleet.py --sizes 250000 1000000
+	$(BIN)/python benchmarks/svclog.py --rounds 3
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache .ruff_cache

@@ -144,7 +144,8 @@ def analyze(
         sys.stdout.buffer.flush()
     if not analysis.readable:
         stderr.print(
-            "[bold red]error:[/] no readable .evtx event log in the inputs", soft_wrap=True
+            "[bold red]error:[/] no readable .evtx event log or .svclog trace in the inputs",
+            soft_wrap=True,
         )
         stderr.print(
             "  hint: pass the folder, .cab or .zip the logs came in; see the "

@@ -25,7 +25,6 @@ that event unreadable. The level mapping to Windows levels and the reading of th
 from __future__ import annotations
 
 import codecs
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,7 +53,6 @@ MAX_PROBLEMS = 20
 # 5 verbose); activity markers (Start, Stop, Transfer …: Level 255) read as information.
 LEVELS = {1: 1, 2: 2, 4: 3, 8: 4, 16: 5}
 TYPE_LEVELS = {"critical": 1, "error": 2, "warning": 3, "information": 4, "verbose": 5}
-_SPACE = re.compile(r"\s+")
 Heartbeat = Callable[[], None]
 
 
@@ -235,8 +233,16 @@ def _junk(text: str, scan: _Scan, display: str, at: int) -> None:
     )
 
 
+_LOCAL: dict[str, str] = {}  # `{namespace}Name` → Name (a trace repeats a few dozen tags)
+
+
 def _local(tag: Any) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+    if not isinstance(tag, str):
+        return ""
+    name = _LOCAL.get(tag)
+    if name is None:
+        name = _LOCAL[tag] = tag.rsplit("}", 1)[-1] if len(_LOCAL) < 4096 else tag.rsplit("}")[-1]
+    return name
 
 
 def _parse(text: str) -> TraceEvent | None:
@@ -257,7 +263,8 @@ def _parse(text: str) -> TraceEvent | None:
     values: dict[str, Any] = {}
     fields: dict[str, Any] = {}
     for item in system:
-        name, attrib = _local(item.tag), item.attrib
+        tag = item.tag if isinstance(item.tag, str) else ""
+        name, attrib = tag[tag.rfind("}") + 1 :], item.attrib
         if name == "TimeCreated":
             values["time"] = attrib.get("SystemTime")
         elif name == "Source":
@@ -280,10 +287,9 @@ def _parse(text: str) -> TraceEvent | None:
     raw_level = _int(values.get("Level"))
     fields["TraceLevel"] = raw_level
     level = TYPE_LEVELS.get(str(fields.get("TraceType", "")).lower()) or LEVELS.get(raw_level, 4)
-    message = ""
-    if data is not None:
-        message = _application_data(data, fields)
-    fields.update(read_text(message))
+    text = _application_data(data, fields) if data is not None else ""
+    fields.update(read_text(text))
+    message = _one_line(text) if text else ""
     activity = values.get("activity")
     activity_id = None if not activity or activity.strip("{}0-") == "" else guid(activity)
     return TraceEvent(
@@ -299,8 +305,9 @@ def _parse(text: str) -> TraceEvent | None:
 
 
 def _application_data(data: ET.Element, fields: dict[str, Any]) -> str:
-    """ApplicationData's text (bounded) into `fields`; its XML leaves as fields too."""
-    text = _SPACE.sub(" ", " ".join(data.itertext())).strip()
+    """ApplicationData's text as written (bounded) into `fields`, its XML leaves as fields too;
+    returns the text with its whitespace collapsed, for the message."""
+    text = (data.text or "").strip() if not len(data) else " ".join(data.itertext()).strip()
     if len(text) > MAX_TEXT_CHARS:
         cut = len(text) - MAX_TEXT_CHARS
         fields["ApplicationData"] = text[:MAX_TEXT_CHARS] + f" … ({cut:,} more characters)"
@@ -308,7 +315,7 @@ def _application_data(data: ET.Element, fields: dict[str, Any]) -> str:
     else:
         fields["ApplicationData"] = text
     kept = 0
-    for element in data.iter():
+    for element in data.iter() if len(data) else ():
         if element is data or len(element) or kept >= MAX_DATA_FIELDS:
             continue
         name, value = _local(element.tag), (element.text or "").strip()
@@ -318,17 +325,21 @@ def _application_data(data: ET.Element, fields: dict[str, Any]) -> str:
     return text
 
 
+def _one_line(text: str) -> str:
+    """The message: whitespace (a stack trace's CR/LF) collapsed, bounded."""
+    head = " ".join(text[: MAX_MESSAGE_CHARS * 2].split())
+    return (
+        head
+        if len(head) <= MAX_MESSAGE_CHARS and len(text) <= MAX_MESSAGE_CHARS * 2
+        else (head[:MAX_MESSAGE_CHARS] + " …")
+    )
+
+
 def _int(text: str | None) -> int:
     try:
         return int(text or 0)
     except ValueError:
         return 0
-
-
-def _message(text: str) -> str | None:
-    if not text:
-        return None
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + " …"
 
 
 def read_trace(
@@ -353,7 +364,7 @@ def read_trace(
                 event.provider,
                 event.activity_id,
                 None,
-                _message(event.message),
+                event.message or None,
                 encode_payload({"EventData": event.fields}),
                 True,
             )

@@ -42,46 +42,45 @@ def read_text(text: str) -> dict[str, Any]:
     if not text:
         return {}
     fields: dict[str, Any] = {}
-    kind = _SYNC_KIND.search(text)
+    lower = text.lower()
+    kind = _SYNC_KIND.search(text) if " sync)" in lower else None
     if kind:
         fields["SyncKind"] = kind.group(1).lower()
-        handling = _HANDLING.search(text)
+        handling = _HANDLING.search(text) if "handling command" in lower else None
         if handling:
             fields["SyncPhase"] = "start"
             fields["Command"] = handling.group(1)[:MAX_VALUE]
-        elif "completed successfully" in text.lower():
+        elif "completed successfully" in lower:
             fields["SyncPhase"] = "completed"
         elif _FAILED.search(text):
             fields["SyncPhase"] = "failed"
         users = _USERS.search(text)
         if users:
             fields["Users"] = int(users.group(1))
-    for name, pattern in (("DevicesSynced", _DEVICES),):
-        found = pattern.search(text)
-        if found:
-            fields[name] = int(found.group(1))
-    for name, pattern in (
-        ("CommandId", _COMMAND_ID),
-        ("ExchangeServer", _SERVER),
-        ("MissingCmdlet", _CMDLET),
+    for name, marker, pattern in (  # a substring first: most messages hold none of these
+        ("DevicesSynced", "devices synced", _DEVICES),
+        ("CommandId", "and id", _COMMAND_ID),
+        ("ExchangeServer", "powershellexchangeserver", _SERVER),
+        ("MissingCmdlet", "is not recognized", _CMDLET),
     ):
-        found = pattern.search(text)
+        found = pattern.search(text) if marker in lower else None
         if found:
-            fields[name] = found.group(1)[:MAX_VALUE]
+            value = found.group(1)
+            fields[name] = int(value) if name == "DevicesSynced" else value[:MAX_VALUE]
     if "ExchangeServer" in fields:
-        status = _STATUS.search(text, text.find("PowerShellExchangeServer"))
+        status = _STATUS.search(text, lower.find("powershellexchangeserver"))
         if status:
             fields["ExchangeStatus"] = status.group(1)
-    exception = _EXCEPTION.search(text)
+    exception = _EXCEPTION.search(text) if "exception" in lower else None
     if exception:
         fields["ExceptionType"] = exception.group(1)
         message = _STACK.split(exception.group(2), 1)[0].strip()
         if message:
             fields["ExceptionMessage"] = message[:MAX_VALUE]
-    http = _HTTP.search(text)
+    http = _HTTP.search(text) if ") " in text else None
     if http:
         fields["HttpStatus"] = int(http.group(1))
         fields["HttpReason"] = http.group(2).strip()
-    if "get next command" in text.lower():
+    if "get next command" in lower:
         fields["Operation"] = "Get next command"
     return fields

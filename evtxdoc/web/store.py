@@ -60,8 +60,9 @@ REPORTS = {  # name in URLs -> file in the job folder, media type
 
 
 NO_LOGS = (
-    "no readable .evtx event log in the upload: upload the folder, .cab or .zip the logs came "
-    "in (MdmDiagnosticsTool, Intune's Collect diagnostics, or Event Viewer's Save All Events As)"
+    "no readable .evtx event log or .svclog trace in the upload: upload the folder, .cab or .zip "
+    "the logs came in (MdmDiagnosticsTool, Intune's Collect diagnostics, Event Viewer's Save All "
+    "Events As, or the Exchange connector's Logs folder)"
 )
 
 
