@@ -128,7 +128,8 @@ def scope_finding(
     """A host, event or bundle finding, its texts rendered with the evidence values."""
     refs, count = evidence_refs(rule, context, evidence, values)
     if host is not None and refs:  # name the host that wrote the evidence, not a sibling name
-        host = refs[0].host
+        writer = refs[0].host  # (but a trace's NetBIOS name is the machine's full name cut short)
+        host = host if host.split(".")[0].lower() == writer.lower() else writer
         values["host"] = host
     return rendered(rule, values, refs, count, host=host)
 
