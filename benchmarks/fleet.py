@@ -10,7 +10,9 @@ fresh subprocess (so its peak RSS is its own):
    ceiling evtxdoc is measured against);
 2. json1: `pipeline.analyze` with one reading process, then the JSON report written;
 3. json2: the same with two reading processes;
-4. html: one reading process, then the HTML report.
+4. html: one reading process, then the HTML report;
+5. dask2: as json1, the logs read on a Dask LocalCluster of two worker processes
+   (`--scheduler local:2`, its start-up included).
 
 Per mode the best round is kept: wall seconds, events/s, the share of raw's events/s, peak RSS
 above the after-import baseline (and bytes per event), the output's size (and bytes per event),
@@ -29,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "sample_logs" / "healthy-hybrid" / "scenario.yaml"
-MODES = ("raw", "json1", "json2", "html")
+MODES = ("raw", "json1", "json2", "html", "dask2")
 
 MEASURE = r"""
 import json, resource, sys, time
@@ -51,7 +53,9 @@ if mode == "raw":
     events = sum(1 for f in files for _ in evtx.PyEvtxParser(f).records_json())
     size = 0
 else:
-    options = AnalyzeOptions(workers=2 if mode == "json2" else 1)
+    options = AnalyzeOptions(
+        workers=2 if mode == "json2" else 1, scheduler="local:2" if mode == "dask2" else None
+    )
     analysis = pipeline.analyze([folder], options, progress)
     events = sum(r.records for r in analysis.file_reports)
     progress("write", 0, 1)

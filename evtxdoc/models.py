@@ -171,6 +171,7 @@ class AnalyzeOptions:
 
     strict: bool = False
     workers: int | None = None  # None: one per core when there are several files
+    scheduler: str | None = None  # local:N or tcp://HOST:PORT: read on a Dask cluster
     use_fallback: bool = True  # python-evtx for records the main backend missed, if installed
     max_total_bytes: int = 8 * 1024**3
     max_entries: int = 20_000
@@ -201,12 +202,10 @@ class Analysis:
 
     @property
     def readable(self) -> bool:
-        """At least one EVTX file was read (even if it held no events), or a supporting file
-        stated something (its facts are events of the timeline)."""
+        """A log (EVTX, trace) was read, if empty, or a supporting file stated something."""
         providers = self.timeline["provider"]  # categorical: a look at its categories
-        return any(r.format_version for r in self.file_reports) or (
-            len(providers) > 0 and "evtxdoc" in providers.cat.categories
-        )
+        stated = len(providers) > 0 and "evtxdoc" in providers.cat.categories
+        return any(r.format_version for r in self.file_reports) or stated
 
 
 # --- correlation (evtxdoc/correlate/) -------------------------------------------------------

@@ -25,6 +25,7 @@ from evtxdoc.models import (
     AnalyzeOptions,
     ChannelCoverage,
     Correlation,
+    DiscoveredFile,
     Evaluation,
     FileReport,
     Problem,
@@ -32,7 +33,7 @@ from evtxdoc.models import (
     SupportingFile,
 )
 from evtxdoc.parse.files import read_files
-from evtxdoc.parse.reader import Progress
+from evtxdoc.parse.reader import FileResult, Progress
 from evtxdoc.rules import RuleSet, default_folders, engine, load_rules
 from evtxdoc.rules.model import Rule
 
@@ -55,13 +56,7 @@ def analyze(
         bundle = discover(inputs, Path(workdir), options)
         if progress:
             progress("discover", len(bundle.files), len(bundle.files), "")
-        results = read_files(
-            bundle.log_files,
-            strict=options.strict,
-            use_fallback=options.use_fallback,
-            workers=options.workers,
-            progress=progress,
-        )
+        results = read(bundle.log_files, options, progress)
     if progress:  # each later stage is announced as it starts: a long one is not silent
         progress("timeline", 0, 1, f"{sum(len(r.batch) for r in results):,} events")
     frame, duplicates = timeline.finish(timeline.build_frame([r.batch for r in results]))
@@ -96,6 +91,28 @@ def analyze(
     if options.strict:
         _enforce_strict(problems)
     return analysis
+
+
+def read(
+    files: Sequence[DiscoveredFile], options: AnalyzeOptions, progress: Progress | None
+) -> list[FileResult]:
+    """The heavy stage: every log read here, or on the Dask cluster `options.scheduler` names
+    (parse/distributed.py: the same results, in the same order)."""
+    if options.scheduler:
+        from evtxdoc.parse.distributed import client_for, read_on_cluster
+
+        with client_for(options.scheduler) as client:
+            return read_on_cluster(
+                files, client, strict=options.strict, use_fallback=options.use_fallback,
+                progress=progress,
+            )  # fmt: skip
+    return read_files(
+        files,
+        strict=options.strict,
+        use_fallback=options.use_fallback,
+        workers=options.workers,
+        progress=progress,
+    )
 
 
 def explain(

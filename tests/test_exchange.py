@@ -262,3 +262,32 @@ def test_settings_files_refuse_a_dtd_and_read_the_documented_keys() -> None:
         b'<!DOCTYPE c [<!ENTITY a "b">]><C><IsCasFailoverEnabled>&a;</IsCasFailoverEnabled></C>',
     )
     assert list(bad) == ["Error"]
+
+
+def test_the_html_report_draws_each_connector_s_syncs_and_says_its_verdict() -> None:
+    from evtxdoc.report import html
+
+    page = html.render(pipeline.analyze([SAMPLES / "exchange-cas-no-failover" / "bundle"]))
+    section = page[page.index('<section id="exchange">') : page.index('<section id="findings">')]
+    assert '<a href="#exchange">Exchange syncs</a>' in page
+    assert "quick syncs failing since 2023-11-07" in section
+    assert section.count('class="sync sync-failed"') == 4
+    assert section.count('class="sync sync-completed"') == 8
+    assert "IsCasFailoverEnabled" in section and "PSRemotingTransportException" in section
+
+
+def test_tracing_below_information_is_said_not_read_as_failure(tmp_path: Path) -> None:
+    from evtxdoc.synth import synthesize
+
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(
+        "name: quiet\nsummary: s\nroot_cause: r\nseed: 9\nstart: '2023-11-06T07:00:00Z'\n"
+        "exchange:\n  - {name: EXCH01.contoso.local, days: 1}\n"
+    )
+    synthesize(scenario, tmp_path / "out")
+    tracing = tmp_path / "out" / "bundle" / "EXCH01.contoso.local" / "TracingConfiguration.xml"
+    tracing.write_text(tracing.read_text().replace("Information ActivityTracing", "Warning "
+                                                   "ActivityTracing"))  # fmt: skip
+    entry = pipeline_document(pipeline.analyze([tmp_path / "out" / "bundle"]))["exchange"][0]
+    assert entry["settings"]["SourceLevel"] == "Warning ActivityTracing"
+    assert entry["notes"] and "proves nothing" in entry["notes"][0]

@@ -19,6 +19,7 @@ from evtxdoc.cli.app import (
     EventsFormat,
     FailOn,
     Inputs,
+    Scheduler,
     Strict,
     Workers,
     _analysis,
@@ -80,6 +81,7 @@ def analyze(
     ] = 5000,
     strict: Strict = False,
     workers: Workers = None,
+    scheduler: Scheduler = None,
     rules: Annotated[
         list[Path] | None,
         typer.Option(
@@ -124,7 +126,9 @@ def analyze(
         check_output(output)
     except EvtxdocError as error:
         _fail(error)
-    analysis = _analysis(inputs, strict, workers, rules, passwords=zip_passwords)
+    analysis = _analysis(
+        inputs, strict, workers, rules, passwords=zip_passwords, scheduler=scheduler
+    )
     options = OutputOptions(zone=zone, redact=redact, max_events=max_events)
     if output:
         with output.open("wb") as handle:

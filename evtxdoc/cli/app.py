@@ -92,6 +92,19 @@ Workers = Annotated[
 ]
 
 
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        envvar="EVTXDOC_SCHEDULER",
+        help="Read the logs on a Dask cluster: local:N (N worker processes here) or "
+        "tcp://HOST:8786 (a running dask scheduler; the inputs on a path every worker sees). "
+        "The report is the same as without it.",
+        show_default=False,
+    ),
+]
+
+
 class FailOn(StrEnum):
     info = "info"
     warning = "warning"
@@ -112,10 +125,12 @@ def _run(
     rules: list[Path] | None = None,
     evaluate: bool = True,
     passwords: list[str] | None = None,
+    scheduler: str | None = None,
 ) -> Analysis:
     options = AnalyzeOptions(
         strict=strict,
         workers=workers,
+        scheduler=scheduler,
         evaluate=evaluate,
         rule_folders=tuple(str(r) for r in rules or ()),
         zip_passwords=tuple(passwords or ()),
@@ -164,9 +179,10 @@ def _analysis(
     rules: list[Path] | None = None,
     evaluate: bool = True,
     passwords: list[str] | None = None,
+    scheduler: str | None = None,
 ) -> Analysis:
     try:
-        analysis = _run(inputs, strict, workers, rules, evaluate, passwords)
+        analysis = _run(inputs, strict, workers, rules, evaluate, passwords, scheduler)
     except EvtxdocError as error:
         _fail(error)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import typer
 
 from evtxdoc import __version__
 from evtxdoc.cli.app import (
+    Scheduler,
     Workers,
     _fail,
     app,
@@ -163,6 +164,7 @@ def serve(
     max_files: Annotated[int, typer.Option(min=1, help="Most files in one upload.")] = 500,
     jobs: Annotated[int, typer.Option(min=1, help="Analyses run at the same time.")] = 1,
     workers: Workers = None,
+    scheduler: Scheduler = None,
     secure_cookie: Annotated[
         bool,
         typer.Option(
@@ -205,6 +207,7 @@ def serve(
         max_files=max_files,
         concurrent_jobs=jobs,
         read_workers=workers,
+        scheduler=scheduler,
         secure_cookie=secure_cookie,
         keep_days=keep_days,
     )

@@ -56,6 +56,7 @@ def job_process(
     read_workers: int | None,
     owner: str,
     passwords: tuple[str, ...] = (),
+    scheduler: str | None = None,
 ) -> None:
     """The analysis process: dies with the server, keeps its temporary files in the job's
     folder (removed with the job), and runs the job (zip passwords come through the spawn
@@ -64,7 +65,7 @@ def job_process(
     scratch = JobStore(Path(data_dir)).folder(job_id) / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(scratch)
-    run_job(data_dir, job_id, read_workers, owner, scratch, passwords)
+    run_job(data_dir, job_id, read_workers, owner, scratch, passwords, scheduler)
 
 
 def run_job(
@@ -74,6 +75,7 @@ def run_job(
     owner: str | None = None,
     scratch: Path | None = None,
     passwords: tuple[str, ...] = (),
+    scheduler: str | None = None,
 ) -> None:
     """Analyze one uploaded job and write its reports, if this `owner` can claim it."""
     store = JobStore(Path(data_dir))
@@ -98,7 +100,10 @@ def run_job(
     try:
         inputs = sorted(upload.iterdir())  # named relative to the upload: its names, not paths
         options = AnalyzeOptions(
-            workers=read_workers, display_root=str(upload), zip_passwords=passwords
+            workers=read_workers,
+            scheduler=scheduler,  # the team's Dask cluster reads the logs (--scheduler)
+            display_root=str(upload),
+            zip_passwords=passwords,
         )
         analysis = pipeline.analyze(inputs, options, progress)
         _write_reports(
@@ -192,10 +197,17 @@ class JobRunner:
     """Runs queued jobs, each in its own spawned process, at most `concurrent` at once, from
     one scheduler thread (the parent every analysis process dies with)."""
 
-    def __init__(self, store: JobStore, concurrent: int = 1, read_workers: int | None = None):
+    def __init__(
+        self,
+        store: JobStore,
+        concurrent: int = 1,
+        read_workers: int | None = None,
+        scheduler: str | None = None,
+    ):
         self.store = store
         self.concurrent = concurrent
         self.read_workers = read_workers
+        self.scheduler = scheduler
         self._queue: deque[str] = deque()
         self._lock = threading.Lock()
         self.running: dict[str, tuple[BaseProcess, str]] = {}  # job → (process, owner)
@@ -246,7 +258,14 @@ class JobRunner:
             owner = new_owner()
             process = self._context.Process(
                 target=job_process,
-                args=(str(self.store.data_dir), job_id, self.read_workers, owner, passwords),
+                args=(
+                    str(self.store.data_dir),
+                    job_id,
+                    self.read_workers,
+                    owner,
+                    passwords,
+                    self.scheduler,
+                ),
                 name=f"evtxdoc-job-{job_id[:8]}",
             )
             process.start()

@@ -100,7 +100,9 @@ class Service:
     def __init__(self, settings: WebSettings):
         self.settings = settings
         self.store = JobStore(settings.data_dir)
-        self.runner = JobRunner(self.store, settings.concurrent_jobs, settings.read_workers)
+        self.runner = JobRunner(
+            self.store, settings.concurrent_jobs, settings.read_workers, settings.scheduler
+        )
         self.templates = _templates()
         self.session = _session_value(settings.token)
         self.throttle = SignInThrottle()

@@ -21,6 +21,7 @@ class WebSettings:
     max_files: int = 500  # files in one upload
     concurrent_jobs: int = 1  # analyses at a time (each reads several files on every core)
     read_workers: int | None = None  # processes per analysis for reading (None: one per core)
+    scheduler: str | None = None  # a Dask scheduler the analyses read on (tcp://HOST:8786)
     secure_cookie: bool = False  # set behind HTTPS (a reverse proxy): the cookie is Secure
     keep_days: float | None = None  # delete finished analyses older than this (None: keep)
 
