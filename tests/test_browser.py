@@ -357,3 +357,26 @@ def test_a_support_engineer_uploads_logs_and_reads_the_report(browser, live_serv
     assert page.locator("table tbody tr").count() == 1  # the past analyses list
     assert errors == [], requests
     assert all(url.startswith(live_service) for url in requests)
+
+
+def test_the_exchange_section_fits_800_px_and_tells_each_sync(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """An Exchange connector's page: no sideways scroll at 800 px, the lane's bars as wide as
+    the section, each bar's tooltip with its outcome and time, the settings table behind its
+    summary, no script error."""
+    analysis = pipeline.analyze([ROOT / "sample_logs/exchange-cas-no-failover/bundle"])
+    report = tmp_path / "report.html"
+    report.write_text(html.render(analysis), encoding="utf-8")
+    page, seen = _open(browser, report)
+    page.set_viewport_size({"width": 800, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 800
+    lane = page.locator("#exchange svg.sync-lane")
+    width = lane.evaluate("s => s.getBoundingClientRect().width")
+    assert width > 600
+    tips = lane.locator("rect.sync title").evaluate_all("ts => ts.map(t => t.textContent)")
+    assert len(tips) == 12 and sum("quick sync failed" in t for t in tips) == 4
+    assert not page.locator("#exchange table.settings").is_visible()
+    page.locator("#exchange details.settings summary").click()
+    assert page.locator("#exchange table.settings").is_visible()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#exchange").screenshot(path=str(ARTIFACTS / "exchange-800.png"))
+    assert seen["errors"] == [] and all(u.startswith("file:") for u in seen["requests"])

@@ -291,3 +291,14 @@ def test_tracing_below_information_is_said_not_read_as_failure(tmp_path: Path) -
     entry = pipeline_document(pipeline.analyze([tmp_path / "out" / "bundle"]))["exchange"][0]
     assert entry["settings"]["SourceLevel"] == "Warning ActivityTracing"
     assert entry["notes"] and "proves nothing" in entry["notes"][0]
+    quiet = tmp_path / "quiet"  # only errors traced, no sync line: not judged, not "no syncs"
+    (quiet / "EXCH01.contoso.local").mkdir(parents=True)
+    for name in ("System.evtx", "TracingConfiguration.xml"):
+        source = tracing.parent / name
+        (quiet / "EXCH01.contoso.local" / name).write_bytes(source.read_bytes())
+    (quiet / "EXCH01.contoso.local" / "Connector0.svclog").write_text(
+        event("Connecting to the Microsoft Intune service failed: System.Net.WebException: "
+              "The remote server returned an error: (503) Server Unavailable.", 3600, "Error")
+    )  # fmt: skip
+    entry = pipeline_document(pipeline.analyze([quiet]))["exchange"][0]
+    assert entry["status"] == "not_traced" and "cannot be judged" in entry["verdict"]

@@ -9,7 +9,9 @@ exception and no end failed; one with neither never finished. A completion witho
 
 Per connector: the last completed full and quick sync, whether it is failing now (its latest
 sync failed) and since when, whether it stopped (its trace ends while the machine's other logs
-go on for over `STOPPED_AFTER_S`: the service no longer runs), or never synced. Its settings
+go on for over a day, `STOPPED_AFTER_S`: the daily full sync did not run, so neither did the
+service), or never synced — unless its tracing level writes no sync lines (below Information:
+"not_traced", and no claim either way). Its settings
 (OnPremisesExchangeConnectorServiceConfiguration.xml, TracingConfiguration.xml) are read from
 the files beside its logs. Two connectors that talk to one Exchange organization are named:
 only one connector can serve an organization (S25).
@@ -34,7 +36,9 @@ from evtxdoc.parse.payload import decode_fields
 from evtxdoc.parse.svclog import CHANNEL
 
 PROVIDERS = ("onpremisesexchangeconnectorservice",)  # the TraceSource (TracingConfiguration)
-STOPPED_AFTER_S = 6 * 3600  # the trace ends this long before the machine's other logs do
+# A full sync runs once a day (S25): a trace that ends over a day (and some slack) before the
+# machine's other logs do belongs to a service that no longer ran.
+STOPPED_AFTER_S = 26 * 3600
 SETTINGS = {  # settings file kind → the elements read from it (S25, S26, S45)
     "exchange_connector_config": (
         "ExchangeWebServiceURL",
@@ -225,15 +229,17 @@ def _state(
     latest = runs[-1] if runs else None
     notes = []
     level = settings.get("SourceLevel", "").lower().split()
-    if level and level[0] in ("off", "critical", "error", "warning"):
+    quiet = bool(level) and level[0] in ("off", "critical", "error", "warning")
+    if quiet:
         notes.append(
-            f"tracing is set to {settings['SourceLevel']!r}: completed syncs are information "
-            "events and are not written, so a missing success proves nothing"
+            f"tracing is set to {settings['SourceLevel']!r}: sync starts and completions are "
+            "information events and are not written, so a missing success proves nothing"
         )
+        failing = []  # its last success is unknown: no "since"
     if (host_end - trace_end) / 1e9 > STOPPED_AFTER_S:
         status = "stopped"
     elif not runs:
-        status = "no_syncs"
+        status = "not_traced" if quiet else "no_syncs"
     elif latest is not None and latest.outcome == "failed":
         status = "failing"
     elif latest is not None and latest.outcome == "unfinished":

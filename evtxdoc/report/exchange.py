@@ -26,14 +26,18 @@ def verdict_words(state: ExchangeState, runs: Sequence[SyncRun] = ()) -> str:
         else ("no successful full sync in the trace")
     )
     if state.status == "failing":
-        when = (_time(state.failing_since_ns) or "")[:16].replace("T", " ")
-        start = state.failing_since_ns or 0
+        start = state.failing_since_ns
+        if start is None:  # a tracing level that hides successes: when it began is unknown
+            return f"its latest sync failed; {since}"
+        when = (_time(start) or "")[:16].replace("T", " ")
         kinds = {r.kind for r in runs if r.outcome == "failed" and (r.started_ns or 0) >= start}
         what = f"{kinds.pop()} syncs" if len(kinds) == 1 else "syncs"
         return f"{what} failing since {when} UTC; {since}"
     if state.status == "stopped":
         end = (_time(state.trace_ends_ns) or "")[:16].replace("T", " ")
         return f"stopped: nothing traced after {end} UTC while the server's logs go on; {since}"
+    if state.status == "not_traced":
+        return "its tracing level writes no sync lines: the syncs cannot be judged from the trace"
     if state.status == "no_syncs":
         return "no sync in the trace (the connector never synced while it traced)"
     if state.status == "unfinished":

@@ -91,7 +91,7 @@ EXCHANGE = array(  # report/exchange.py: one entry per Intune Exchange connector
         {
             "connector": STR,
             "hosts": array(STR),
-            "status": enum("healthy", "failing", "stopped", "no_syncs", "unfinished"),
+            "status": enum("healthy", "failing", "stopped", "no_syncs", "not_traced", "unfinished"),
             "verdict": STR,
             "syncs_total": INT,
             "failed": INT,
