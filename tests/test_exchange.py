@@ -302,3 +302,41 @@ def test_tracing_below_information_is_said_not_read_as_failure(tmp_path: Path) -
     )  # fmt: skip
     entry = pipeline_document(pipeline.analyze([quiet]))["exchange"][0]
     assert entry["status"] == "not_traced" and "cannot be judged" in entry["verdict"]
+
+
+def test_the_layouts_microsoft_documents_read_pretty_printed_and_with_xml_data(
+    tmp_path: Path,
+) -> None:
+    """As Learn shows E2E events (XmlWriterTraceListener; the WCF tracing docs): one element per
+    line and indented, and a WCF `TraceRecord` as XML application data."""
+    system = (
+        '<System xmlns="http://schemas.microsoft.com/2004/06/windows/eventlog/system">\n'
+        "    <EventID>262163</EventID>\n    <Type>3</Type>\n"
+        '    <SubType Name="Information">0</SubType>\n    <Level>8</Level>\n'
+        '    <TimeCreated SystemTime="2006-08-04T18:45:30.8491051Z" />\n'
+        '    <Source Name="System.ServiceModel" />\n'
+        '    <Correlation ActivityID="{27c6331d-8998-43aa-a382-03239013a6bd}"/>\n'
+        '    <Execution ProcessName="client" ProcessID="1808" ThreadID="1" />\n'
+        "    <Channel />\n    <Computer>TEST1</Computer>\n  </System>\n"
+    )
+    record = (
+        '<TraceRecord xmlns="http://schemas.microsoft.com/2004/10/E2ETraceEvent/TraceRecord" '
+        'Severity="Information"><TraceIdentifier>http://msdn.microsoft.com/library/'
+        "System.ServiceModel.Channels.MessageSent.aspx</TraceIdentifier>"
+        "<Description>Sent a message over a channel.</Description>"
+        "<AppDomain>client.exe</AppDomain></TraceRecord>"
+    )
+    text = (
+        '<E2ETraceEvent xmlns="http://schemas.microsoft.com/2004/06/E2ETraceEvent">\n  '
+        + system
+        + f"  <ApplicationData>\n  <TraceData>\n   <DataItem>{record}</DataItem>\n"
+        "  </TraceData>\n  </ApplicationData>\n</E2ETraceEvent>\n"
+    )
+    (only,), scan = read(write(tmp_path, text))
+    assert not scan.problems
+    assert only.ts == 1154717130849105100 and only.host == "TEST1"
+    assert only.event_id == 262163 and only.provider == "System.ServiceModel"
+    assert only.activity_id == "{27C6331D-8998-43AA-A382-03239013A6BD}"
+    assert only.fields["Description"] == "Sent a message over a channel."
+    assert only.fields["AppDomain"] == "client.exe" and only.fields["ThreadID"] == "1"
+    assert "Sent a message over a channel." in only.message
