@@ -274,6 +274,8 @@ def test_the_html_report_draws_each_connector_s_syncs_and_says_its_verdict() -> 
     assert section.count('class="sync sync-failed"') == 4
     assert section.count('class="sync sync-completed"') == 8
     assert "IsCasFailoverEnabled" in section and "PSRemotingTransportException" in section
+    verdicts = page[page.index('<section id="verdicts">') : page.index('<section id="exchange">')]
+    assert "No device in these logs: they are an Intune Exchange connector" in verdicts
 
 
 def test_tracing_below_information_is_said_not_read_as_failure(tmp_path: Path) -> None:
