@@ -42,7 +42,7 @@ from evtxdoc import pipeline
 from evtxdoc.models import AnalyzeOptions
 from evtxdoc.report.formats import Format, write
 baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-stages, marks = {}, []
+stages, marks, worker_kb = {}, [], []
 def progress(stage, done, total, detail=""):
     if stage not in stages:
         stages[stage] = time.perf_counter()
@@ -56,6 +56,15 @@ else:
     options = AnalyzeOptions(
         workers=2 if mode == "json2" else 1, scheduler="local:2" if mode == "dask2" else None
     )
+    if mode == "dask2":  # each worker's peak RSS, asked before the cluster closes
+        from evtxdoc.parse import distributed
+        real = distributed.read_on_cluster
+        def spied(files, client, **kwargs):
+            out = real(files, client, **kwargs)
+            peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            worker_kb.extend(client.run(peak).values())
+            return out
+        distributed.read_on_cluster = spied
     analysis = pipeline.analyze([folder], options, progress)
     events = sum(r.records for r in analysis.file_reports)
     progress("write", 0, 1)
@@ -69,6 +78,7 @@ print(json.dumps({
     "mode": mode, "events": events, "seconds": end - start, "size": size, "stages": timing,
     "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "baseline_kb": baseline_kb,
     "child_peak_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    "worker_peak_kb": worker_kb,
 }))
 """
 
@@ -120,6 +130,9 @@ def main() -> None:
             print(f"{mode:<6} {r['events']:>9,} {r['seconds']:>7.1f} {rate:>8,.0f} {share:>7} "
                   f"{peak / 1e6:>8.0f} {peak / r['events']:>6.0f} {r['size'] / 1e6:>7.1f} "
                   f"{r['size'] / r['events']:>5.0f}  {stages}")  # fmt: skip
+            if r.get("worker_peak_kb"):
+                workers = ", ".join(f"{kb / 1024:.0f}" for kb in r["worker_peak_kb"])
+                print(f"{'':<6} worker peak RSS (MB): {workers}")
 
 
 if __name__ == "__main__":
