@@ -12,11 +12,7 @@ from evtxdoc.synth.spec import EXCHANGE_FAULTS, FAULTS, FINDINGS, UNSERVED, Atte
 EXCHANGE_FINDINGS = {
     "none": (),
     "logon_denied": ("service-cannot-log-on", "exchange-connector-stopped"),
-    "cas_unreachable": (
-        "exchange-connector-cas-no-failover",
-        "exchange-connector-cas-unreachable",
-        "exchange-connector-sync-errors",
-    ),
+    "cas_unreachable": ("exchange-connector-cas-no-failover", "exchange-connector-sync-errors"),
     "bad_request": ("exchange-connector-bad-request",),
     "missing_cmdlets": ("exchange-connector-cmdlets-denied", "exchange-connector-sync-errors"),
     "large_org": ("exchange-connector-parallel-commands",),

@@ -52,7 +52,7 @@ FINDINGS = {  # fault → the rule (rules/) that must be the attempt's top findi
 EXCHANGE_FAULTS = {  # Exchange connector fault → (sync status, the rule that must explain it)
     "none": ("healthy", None),
     "logon_denied": ("stopped", "service-cannot-log-on"),
-    "cas_unreachable": ("failing", "exchange-connector-cas-unreachable"),
+    "cas_unreachable": ("failing", "exchange-connector-cas-no-failover"),
     "bad_request": ("no_syncs", "exchange-connector-bad-request"),
     "missing_cmdlets": ("failing", "exchange-connector-cmdlets-denied"),
     "large_org": ("healthy", "exchange-connector-parallel-commands"),
