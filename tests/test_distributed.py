@@ -122,3 +122,33 @@ def test_a_worker_killed_while_reading_is_retried_and_the_result_is_the_same(
     assert victim is not None, "no worker was ever busy: nothing was killed"
     assert [r.report for r in outcome["results"]] == [r.report for r in plain]
     assert [len(r.batch) for r in outcome["results"]] == [len(r.batch) for r in plain]
+
+
+def test_a_web_job_sent_to_the_cluster_writes_the_report_the_plain_job_writes(
+    tmp_path: Path, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --scheduler`: the job process reads on the cluster the service names."""
+    import shutil
+
+    from evtxdoc.web.jobs import run_job
+    from evtxdoc.web.store import JobStore, Status
+
+    store = JobStore(tmp_path)
+    bundle = SAMPLES / "multi-device-two-connectors" / "bundle"
+    asked: list[str] = []
+
+    @contextmanager
+    def the_module_s_cluster(scheduler: str) -> Iterator[Any]:
+        asked.append(scheduler)
+        yield client
+
+    monkeypatch.setattr("evtxdoc.parse.distributed.client_for", the_module_s_cluster)
+    reports = []
+    for job_id, scheduler in (("plain", None), ("cluster", "tcp://team-scheduler:8786")):
+        store.create(job_id, [{"name": "bundle", "size": 1}])
+        shutil.copytree(bundle, store.upload_folder(job_id) / "bundle")
+        run_job(str(tmp_path), job_id, None, scheduler=scheduler)
+        assert store.get(job_id).status is Status.done
+        reports.append(json.loads((store.folder(job_id) / "report.json").read_text()))
+    assert asked == ["tcp://team-scheduler:8786"]
+    assert comparable(reports[1]) == comparable(reports[0])
