@@ -197,6 +197,27 @@ def test_an_event_beyond_the_size_bound_is_skipped_and_the_next_one_read(tmp_pat
     assert [p.kind for p in scan.problems] == ["oversized_trace_event"]
 
 
+@pytest.mark.parametrize("torn", [False, True])
+def test_an_oversized_event_s_end_across_a_read_block_is_still_found(
+    tmp_path: Path, torn: bool
+) -> None:
+    """The end tag of a skipped event straddling two 1 MiB reads, or never written (the next
+    event starts inside it): the event after it is read either way."""
+    from evtxdoc.parse.svclog import READ_BYTES
+
+    closing = "</ApplicationData></E2ETraceEvent>"
+    empty = event("")
+    opening = empty[: len(empty) - len(closing)]
+    before_end = len(opening) + len("</ApplicationData>")  # characters before </E2ETraceEvent>
+    size = 5 * READ_BYTES - 5 - before_end  # so that it starts 5 bytes before a block ends
+    if torn:  # longer: the next event begins only after the skipping has begun
+        size += READ_BYTES + 7
+    big = opening + "B" * size + ("" if torn else closing)
+    events, scan = read(write(tmp_path, big + event("after", 1)))
+    assert [e.message for e in events] == ["after"]
+    assert [p.kind for p in scan.problems] == ["oversized_trace_event"]
+
+
 def test_truncation_in_the_middle_of_an_event_keeps_what_came_before(tmp_path: Path) -> None:
     whole = event("one", 0) + event("two", 1) + event("three", 2)
     path = write(tmp_path, whole[: len(whole) - 60])

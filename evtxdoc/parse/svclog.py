@@ -146,7 +146,12 @@ def _fragments(
             while True:
                 if skipping:
                     end = buffer.find(END, start)
-                    if end < 0:
+                    following = buffer.find(START, start, end if end >= 0 else None)
+                    if following >= 0:  # the oversized event never ended: the next one began
+                        start, skipping = following, False
+                        continue
+                    if end < 0:  # keep a tail: the end tag may straddle the next block
+                        start = max(start, len(buffer) - len(END) - len(START))
                         break
                     start, skipping = end + len(END), False
                     continue
@@ -179,9 +184,9 @@ def _fragments(
                             "it was skipped",
                             f"character {base + begin:,}",
                         )
-                        skipping, start = end < 0, len(buffer) if end < 0 else end + len(END)
-                        if end >= 0:
-                            continue
+                        skipping = end < 0
+                        start = end + len(END) if end >= 0 else begin + len(START)
+                        continue
                     else:
                         start = begin
                     break
