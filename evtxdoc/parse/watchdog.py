@@ -32,7 +32,9 @@ from evtxdoc.parse.structure import CHUNK_SIZE, FILE_HEADER_SIZE
 STALL_S = 4.0  # no heartbeat for this long: the parser is stuck (a healthy one beats every ~40 ms)
 CHUNK_DEADLINE_S = 3.0  # one 64 KiB chunk takes rs < 50 ms
 BUDGET_BASE_S, BUDGET_PER_MB_S = 60.0, 2.0  # a whole file, even while it progresses
-MEMORY_HEADROOM = 3 * 1024**3  # address space a reading child may add to what it inherited
+MEMORY_HEADROOM = 3 * 1024**3  # address space a reading child may add to what it inherited,
+MEMORY_PER_BYTE = 3  # plus this much per byte it reads: the file's buffer, its columns, the
+# pickle sent back (a 2.4 GB log needs ~6 GB; a fixed 3 GB cap sent it down the slow careful path)
 _POLL_S = 0.05
 
 ErrorSink = Callable[[str, str], None]
@@ -56,7 +58,9 @@ def read_watched(
     if not guarded():
         return read_file(file, strict, use_fallback)
     budget = BUDGET_BASE_S + BUDGET_PER_MB_S * file.size / 1024**2
-    outcome, value = _in_child(_read_child, (file, strict, use_fallback), stall_s, budget)
+    outcome, value = _in_child(
+        _read_child, (file, strict, use_fallback), stall_s, budget, reads=file.size
+    )
     if outcome == "done":
         assert isinstance(value, FileResult)
         return value
@@ -122,7 +126,12 @@ def read_watched_batch(
         rest = files[len(results) :]
         budget = BUDGET_BASE_S + BUDGET_PER_MB_S * sum(f.size for f in rest) / 1024**2
         outcome, value = _in_child(
-            _read_batch_child, (rest, strict, use_fallback), stall_s, budget, many=True
+            _read_batch_child,
+            (rest, strict, use_fallback),
+            stall_s,
+            budget,
+            many=True,
+            reads=max(f.size for f in rest),  # one file at a time: the largest bounds it
         )
         results.extend(value)
         if outcome != "done" and len(results) < len(files):
@@ -181,15 +190,19 @@ def _in_child(
     budget_s: float,
     *,
     many: bool = False,
+    reads: int = 0,
 ) -> tuple[str, Any]:
-    """Run `work(*args, beat)` in a forked child → ("done", value) or ("stalled" | "overrun" |
-    "died", detail). With `many`, `work(*args, beat, send)` sends several values, and the
-    value is the list of those received (what arrived before a failure included). The child
-    is always gone when this returns."""
+    """Run `work(*args, beat)` in a forked child, its memory capped for `reads` bytes of input
+    → ("done", value) or ("stalled" | "overrun" | "died", detail). With `many`,
+    `work(*args, beat, send)` sends several values, and the value is the list of those received
+    (what arrived before a failure included). The child is always gone when this returns."""
     context = multiprocessing.get_context("fork")
     counter = context.RawValue("Q", 0)
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_child_main, args=(send, counter, work, args, many), daemon=True)
+    headroom = MEMORY_HEADROOM + MEMORY_PER_BYTE * reads
+    child = context.Process(
+        target=_child_main, args=(send, counter, work, args, many, headroom), daemon=True
+    )
     child.start()
     send.close()
     start = last_change = time.monotonic()
@@ -215,7 +228,7 @@ def _in_child(
                 last_change = time.monotonic()
                 continue
             now = time.monotonic()
-            if counter.value != seen:
+            if counter.value != seen or counter.value & SENDING:
                 seen, last_change = counter.value, now
             if not child.is_alive() and not receive.poll(0):
                 return failed("died", f"exit code {child.exitcode}")
@@ -231,6 +244,10 @@ def _in_child(
 
 
 _DONE = "evtxdoc-batch-done"
+# Set in the heartbeat while the child pickles and sends a result: a 4M-event file's result
+# takes seconds to pickle with no beat (the 2.4 GB log of a 10M-event fleet was taken for a hung
+# parser). That is our code, not a parser: the file's budget still bounds it.
+SENDING = 1 << 62
 
 
 def _child_main(
@@ -239,23 +256,29 @@ def _child_main(
     work: Callable[..., Any],
     args: tuple[Any, ...],
     many: bool = False,
+    headroom: int = MEMORY_HEADROOM,
 ) -> None:
     die_with_parent()
-    _limit_memory()
+    _limit_memory(headroom)
 
     def beat() -> None:
         counter.value += 1
 
+    def sent(value: Any) -> None:
+        counter.value |= SENDING
+        send.send(value)
+        counter.value = (counter.value & ~SENDING) + 1
+
     try:
         if many:
-            work(*args, beat, send.send)
+            work(*args, beat, sent)
             value: Any = _DONE
         else:
             value = work(*args, beat)
     except BaseException as exc:  # read_file never raises for content; this is a bug
         send.close()
         raise SystemExit(f"{type(exc).__name__}: {exc}") from None
-    send.send(value)
+    sent(value)
     send.close()
 
 
@@ -272,16 +295,16 @@ def die_with_parent() -> None:
         pass  # not Linux: children end with their work, bounded by the watchdog
 
 
-def _limit_memory() -> None:
-    """Cap the child's address space at what it inherited plus `MEMORY_HEADROOM`, so a crafted
-    file that makes a parser allocate without end ends this child, not the machine."""
+def _limit_memory(headroom: int = MEMORY_HEADROOM) -> None:
+    """Cap the child's address space at what it inherited plus `headroom`, so a crafted file
+    that makes a parser allocate without end ends this child, not the machine."""
     try:
         import resource  # POSIX only, as is fork
 
         pages = int(Path("/proc/self/statm").read_text().split()[0])
         inherited = pages * os.sysconf("SC_PAGE_SIZE")
         _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = inherited + MEMORY_HEADROOM
+        limit = inherited + headroom
         if hard == resource.RLIM_INFINITY or limit < hard:
             resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     except (ImportError, OSError, ValueError):
