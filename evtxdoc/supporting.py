@@ -26,7 +26,7 @@ import pandas as pd
 from evtxdoc import timeline
 from evtxdoc.correlate.exchange import SETTINGS, read_settings, tally
 from evtxdoc.correlate.facts import DeviceFacts, read
-from evtxdoc.correlate.machines import container
+from evtxdoc.correlate.machines import container, display_name
 from evtxdoc.models import ChannelCoverage, Correlation, Machine, SupportingFile
 from evtxdoc.parse.batch import ColumnBatch
 from evtxdoc.parse.payload import encode_payload
@@ -119,7 +119,7 @@ def sync_events(correlation: Correlation) -> list[ColumnBatch]:
     batches = []
     for state in correlation.exchange:
         machine = machine_of.get(state.host.lower())
-        host = max(machine.hosts, key=lambda h: ("." in h, len(h), h)) if machine else state.host
+        host = display_name(machine.hosts) if machine else state.host
         syncs, failed, longest = tally(correlation.syncs, state.host)
         fields: dict[str, Any] = {
             "Status": state.status,
@@ -195,7 +195,7 @@ def _owners(machines: Sequence[Machine]) -> dict[str, set[str]]:
     """Folder/archive → the names of the machines whose logs lie there."""
     found: dict[str, set[str]] = {}
     for machine in machines:
-        name = max(machine.hosts or (machine.key,), key=lambda h: ("." in h, len(h), h))
+        name = display_name(machine.hosts, machine.key)
         for source in machine.sources:
             found.setdefault(container(source), set()).add(name)
     return found

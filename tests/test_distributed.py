@@ -54,6 +54,21 @@ def client() -> Any:
         yield client
 
 
+@pytest.fixture
+def asked(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every --scheduler the pipeline asks for gets the module's cluster; the list says which
+    were asked (one cluster for the module instead of one per analysis)."""
+    names: list[str] = []
+
+    @contextmanager
+    def the_module_s_cluster(scheduler: str) -> Iterator[Any]:
+        names.append(scheduler)
+        yield client
+
+    monkeypatch.setattr("evtxdoc.parse.distributed.client_for", the_module_s_cluster)
+    return names
+
+
 def test_scheduler_names_are_checked() -> None:
     assert parse_scheduler("local:3") == ("local", 3)
     assert parse_scheduler("tcp://10.0.0.5:8786") == ("address", "tcp://10.0.0.5:8786")
@@ -74,19 +89,11 @@ def test_the_cli_on_local_2_writes_the_plain_run_s_json(tmp_path: Path, name: st
 
 
 def test_a_generated_fleet_read_on_the_cluster_gives_the_same_document(
-    fleet: Path, client: Any, monkeypatch: pytest.MonkeyPatch
+    fleet: Path, asked: list[str]
 ) -> None:
     plain = document(pipeline.analyze([fleet]))
-    used: list[str] = []
-
-    @contextmanager
-    def the_module_s_cluster(scheduler: str) -> Iterator[Any]:
-        used.append(scheduler)
-        yield client
-
-    monkeypatch.setattr("evtxdoc.parse.distributed.client_for", the_module_s_cluster)
     clustered = document(pipeline.analyze([fleet], AnalyzeOptions(scheduler="local:2")))
-    assert used == ["local:2"]
+    assert asked == ["local:2"]
     assert comparable(clustered) == comparable(plain)
     assert plain["fleet"]["devices"] == 100
 
@@ -125,7 +132,7 @@ def test_a_worker_killed_while_reading_is_retried_and_the_result_is_the_same(
 
 
 def test_a_web_job_sent_to_the_cluster_writes_the_report_the_plain_job_writes(
-    tmp_path: Path, client: Any, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, asked: list[str]
 ) -> None:
     """`serve --scheduler`: the job process reads on the cluster the service names."""
     import shutil
@@ -135,14 +142,6 @@ def test_a_web_job_sent_to_the_cluster_writes_the_report_the_plain_job_writes(
 
     store = JobStore(tmp_path)
     bundle = SAMPLES / "multi-device-two-connectors" / "bundle"
-    asked: list[str] = []
-
-    @contextmanager
-    def the_module_s_cluster(scheduler: str) -> Iterator[Any]:
-        asked.append(scheduler)
-        yield client
-
-    monkeypatch.setattr("evtxdoc.parse.distributed.client_for", the_module_s_cluster)
     reports = []
     for job_id, scheduler in (("plain", None), ("cluster", "tcp://team-scheduler:8786")):
         store.create(job_id, [{"name": "bundle", "size": 1}])

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from evtxdoc.correlate.evidence import category_codes
-from evtxdoc.correlate.machines import container
+from evtxdoc.correlate.machines import folder_of
 from evtxdoc.models import EventRef, ExchangeState, Machine, SupportingFile, SyncRun
 from evtxdoc.parse.payload import decode_fields
 from evtxdoc.parse.svclog import CHANNEL
@@ -65,32 +65,45 @@ def read_settings(kind: str, content: bytes) -> dict[str, str]:
     found: dict[str, str] = {}
     for element in root.iter():
         name = element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
-        if name in wanted and name not in found:
+        # first of each, but the last SourceLevel: the listener's, after the TraceSource's own
+        if name in wanted and (name not in found or name == "SourceLevel"):
             found[name] = (element.text or "").strip()[:MAX_SETTING]
     if kind == "exchange_tracing_config" and "SourceLevel" in found:
-        levels = [
-            (e.text or "").strip()
-            for e in root.iter()
-            if isinstance(e.tag, str) and e.tag.endswith("SourceLevel")
-        ]
-        found["SourceLevel"] = levels[-1] if levels else found["SourceLevel"]  # the listener's
         found["VerboseTracing"] = str("verbose" in found["SourceLevel"].lower()).lower()
     return found
 
 
-def sync_runs(frame: pd.DataFrame) -> tuple[SyncRun, ...]:
-    """Every sync the connectors' traces show, per host in time order."""
+def syncs(
+    frame: pd.DataFrame, machines: Sequence[Machine], supporting: Sequence[SupportingFile]
+) -> tuple[tuple[SyncRun, ...], tuple[ExchangeState, ...]]:
+    """Every sync the connectors' traces show (per host in time order), and each connector's
+    verdict (see the module docstring)."""
     rows = _trace_rows(frame)
     if rows.empty:
-        return ()
-    runs: list[SyncRun] = []
-    hosts = rows["host"].astype(str).tolist()
+        return (), ()
+    runs = _runs(rows)
+    return runs, _states(frame, rows, runs, machines, supporting)
+
+
+def _runs(rows: pd.DataFrame) -> tuple[SyncRun, ...]:
+    payloads = rows["payload"].tolist()
+    levels = rows["level"].tolist()
+    columns = (
+        payloads,
+        rows["ts"].array.asi8,
+        levels,
+        rows["event_id"].tolist(),
+        rows["record_id"].tolist(),
+        rows["source_file"].astype(str).tolist(),
+    )
     by_host: dict[str, list[int]] = defaultdict(list)
-    for index, host in enumerate(hosts):
-        by_host[host].append(index)
-    ts = rows["ts"].array.asi8
+    for index, host in enumerate(rows["host"].astype(str).tolist()):
+        # only what can open, close or fail a sync is decoded: a sync line, or an error
+        if levels[index] <= 2 or b'"SyncKind"' in payloads[index]:
+            by_host[host].append(index)
+    runs: list[SyncRun] = []
     for host, indices in sorted(by_host.items()):
-        runs.extend(_host_runs(host, rows, indices, ts))
+        runs.extend(_host_runs(host, indices, columns))
     return tuple(runs)
 
 
@@ -105,14 +118,10 @@ def _trace_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[mask].sort_values("ts", kind="stable")
 
 
-def _host_runs(host: str, rows: pd.DataFrame, indices: list[int], ts: Any) -> list[SyncRun]:
+def _host_runs(host: str, indices: list[int], columns: tuple[Any, ...]) -> list[SyncRun]:
+    payloads, ts, levels, event_ids, record_ids, sources = columns
     open_runs: dict[str, dict[str, Any]] = {}  # kind → the sync under way
     done: list[SyncRun] = []
-    payloads = rows["payload"].tolist()
-    record_ids = rows["record_id"].tolist()
-    sources = rows["source_file"].astype(str).tolist()
-    levels = rows["level"].tolist()
-    event_ids = rows["event_id"].tolist()
     for index in indices:
         fields = decode_fields(payloads[index], CHANNEL, bodies=False)
         ref = EventRef(host, CHANNEL, int(event_ids[index]), int(record_ids[index]), sources[index])
@@ -176,16 +185,13 @@ def _int(value: Any) -> int | None:
         return None
 
 
-def states(
+def _states(
     frame: pd.DataFrame,
+    rows: pd.DataFrame,
     runs: Sequence[SyncRun],
     machines: Sequence[Machine],
     supporting: Sequence[SupportingFile],
 ) -> tuple[ExchangeState, ...]:
-    """Each Exchange connector's verdict (see the module docstring)."""
-    rows = _trace_rows(frame)
-    if rows.empty:
-        return ()
     machine_of = {h.lower(): m for m in machines for h in m.hosts}
     trace_end = rows.groupby(rows["host"].astype(str))["ts"].max()
     host_end = frame.groupby(frame["host"].astype(str), observed=True)["ts"].max()
@@ -208,11 +214,10 @@ def _settings_for(machine: Machine | None, supporting: Sequence[SupportingFile])
     archive of them)."""
     if machine is None:
         return {}
-    places = {container(s).split("!/", 1)[0] for s in machine.sources}
-    places |= {p.rsplit("/", 1)[0] for p in places if p.endswith((".zip", ".cab"))}
+    places = {folder_of(source) for source in machine.sources}
     found: dict[str, str] = {}
     for item in supporting:
-        if item.subkind in SETTINGS and container(item.display).split("!/", 1)[0] in places:
+        if item.subkind in SETTINGS and folder_of(item.display) in places:
             found.update(read_settings(item.subkind, item.content))
     return found
 

@@ -58,6 +58,18 @@ def container(display: str) -> str:
     return posixpath.dirname(display.replace("\\", "/"))
 
 
+def folder_of(display: str) -> str:
+    """The folder a file was collected in: its own, or the one holding the (outermost) archive
+    it lies in (`EXCH01/Logs.zip!/Logs/Connector0.svclog` → `EXCH01`)."""
+    place = container(display).split("!/", 1)[0]
+    return posixpath.dirname(place) if "!/" in display else place
+
+
+def display_name(hosts: Sequence[str], fallback: str = "") -> str:
+    """A machine's name for people: its longest host name, a full (dotted) one first."""
+    return max(hosts or (fallback,), key=lambda h: ("." in h, len(h), h))
+
+
 def _pairs(a: np.ndarray, b: np.ndarray, size_b: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct (a, b) code pairs, vectorized."""
     if not len(a):
@@ -131,14 +143,10 @@ def _join_short_names(
     when their files lie in one place (a folder, or an archive inside it): one machine."""
     places: dict[str, set[str]] = defaultdict(set)
     for file, host in zip(files.tolist(), hosts.tolist(), strict=True):
-        places[lowered[host]].add(container(file_names[file]).split("!/", 1)[0])
+        places[lowered[host]].add(folder_of(file_names[file]))
     for label, names in short.items():
         full = [n for n in names if "." in n]
-        if label not in names or len(full) != 1:
-            continue
-        near = {posixpath.dirname(p) if p.endswith((".zip", ".cab")) else p for p in places[label]}
-        if near & {posixpath.dirname(p) if p.endswith((".zip", ".cab")) else p
-                   for p in places[full[0]]}:  # fmt: skip
+        if label in names and len(full) == 1 and places[label] & places[full[0]]:
             union.join(label, full[0])
 
 

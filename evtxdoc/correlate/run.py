@@ -123,7 +123,7 @@ def _correlate(
     claimed = {id(r) for a in attempts for r in (*a.requests, *a.conflicts)}
     unmatched = tuple(sorted((r for r in requests if id(r) not in claimed), key=lambda r: r.ts))
     machine_list = tuple(machines.machines(machine_of, role_of, names, sources))
-    syncs = exchange.sync_runs(frame)
+    syncs, exchange_states = exchange.syncs(frame, machine_list, supporting)
     return Correlation(
         attempts=tuple(attempts),
         machines=machine_list,
@@ -132,7 +132,7 @@ def _correlate(
         connector_notices=tuple(sorted(notices, key=lambda n: n.ts)),
         notes=tuple(notes_of(attempts, role_of, unmatched, notices, frame, devices)),
         syncs=syncs,
-        exchange=exchange.states(frame, syncs, machine_list, supporting),
+        exchange=exchange_states,
     )
 
 

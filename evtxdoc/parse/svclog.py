@@ -28,6 +28,7 @@ import codecs
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,6 @@ from evtxdoc.bundle.identify import TRACE_START as START
 from evtxdoc.bundle.identify import trace_encoding
 from evtxdoc.models import DamageSpan, DiscoveredFile, FileReport, Problem, Severity
 from evtxdoc.parse.batch import ColumnBatch
-from evtxdoc.parse.normalize import Row
 from evtxdoc.parse.payload import encode_payload, guid
 from evtxdoc.parse.times import parse_time_ns
 from evtxdoc.parse.trace_text import read_text
@@ -238,16 +238,10 @@ def _junk(text: str, scan: _Scan, display: str, at: int) -> None:
     )
 
 
-_LOCAL: dict[str, str] = {}  # `{namespace}Name` → Name (a trace repeats a few dozen tags)
-
-
-def _local(tag: Any) -> str:
-    if not isinstance(tag, str):
-        return ""
-    name = _LOCAL.get(tag)
-    if name is None:
-        name = _LOCAL[tag] = tag.rsplit("}", 1)[-1] if len(_LOCAL) < 4096 else tag.rsplit("}")[-1]
-    return name
+@lru_cache(maxsize=4096)
+def _local(tag: str) -> str:
+    """`{namespace}Name` → Name (a trace repeats a few dozen tags)."""
+    return tag[tag.rfind("}") + 1 :]
 
 
 def _parse(text: str) -> TraceEvent | None:
@@ -267,9 +261,8 @@ def _parse(text: str) -> TraceEvent | None:
         return None
     values: dict[str, Any] = {}
     fields: dict[str, Any] = {}
-    for item in system:
-        tag = item.tag if isinstance(item.tag, str) else ""
-        name, attrib = tag[tag.rfind("}") + 1 :], item.attrib
+    for item in system:  # (no comments or processing instructions: ET drops them)
+        name, attrib = _local(item.tag), item.attrib
         if name == "TimeCreated":
             values["time"] = attrib.get("SystemTime")
         elif name == "Source":
@@ -311,7 +304,7 @@ def _parse(text: str) -> TraceEvent | None:
 
 def _application_data(data: ET.Element, fields: dict[str, Any]) -> str:
     """ApplicationData's text as written (bounded) into `fields`, its XML leaves as fields too;
-    returns the text with its whitespace collapsed, for the message."""
+    returns the whole text."""
     text = (data.text or "").strip() if not len(data) else " ".join(data.itertext()).strip()
     if len(text) > MAX_TEXT_CHARS:
         cut = len(text) - MAX_TEXT_CHARS
@@ -332,12 +325,9 @@ def _application_data(data: ET.Element, fields: dict[str, Any]) -> str:
 
 def _one_line(text: str) -> str:
     """The message: whitespace (a stack trace's CR/LF) collapsed, bounded."""
-    head = " ".join(text[: MAX_MESSAGE_CHARS * 2].split())
-    return (
-        head
-        if len(head) <= MAX_MESSAGE_CHARS and len(text) <= MAX_MESSAGE_CHARS * 2
-        else (head[:MAX_MESSAGE_CHARS] + " …")
-    )
+    head = " ".join(text[: MAX_MESSAGE_CHARS * 2].split())  # collapsing never lengthens it
+    cut = len(head) > MAX_MESSAGE_CHARS or len(text) > MAX_MESSAGE_CHARS * 2
+    return head[:MAX_MESSAGE_CHARS] + " …" if cut else head
 
 
 def _int(text: str | None) -> int:
@@ -353,9 +343,8 @@ def read_trace(
     """Read one trace file into a column batch and its report; damage becomes problems."""
     scan = _Scan()
     batch = ColumnBatch(file.display)
-    rows: list[Row] = []
     for event in trace_events(file.path, file.display, scan, heartbeat):
-        rows.append(
+        batch.append_row(  # buffered and turned into columns a block at a time
             (
                 event.ts,
                 event.event_id,
@@ -374,10 +363,6 @@ def read_trace(
                 True,
             )
         )
-        if len(rows) >= 4096:
-            batch.append_rows(rows)
-            rows = []
-    batch.append_rows(rows)
     batch.close()
     problems = list(scan.problems)
     if not scan.events and not problems:

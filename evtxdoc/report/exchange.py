@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evtxdoc.correlate.exchange import tally
+from evtxdoc.correlate.machines import display_name
 from evtxdoc.models import Analysis, ExchangeState, SyncRun
 from evtxdoc.parse.times import format_time_ns, parse_time_ns
 
@@ -59,7 +60,7 @@ def exchange_summary(analysis: Analysis) -> list[dict[str, Any]]:
         syncs, failed, longest = tally(runs, state.host)
         out.append(
             {
-                "connector": max(hosts, key=lambda h: ("." in h, len(h), h)),
+                "connector": display_name(hosts),
                 "hosts": hosts,
                 "status": state.status,
                 "verdict": verdict_words(state, runs),

@@ -15,6 +15,7 @@ from evtxdoc.correlate import attempts_frame
 from evtxdoc.correlate.evidence import (
     connector_kinds,
 )
+from evtxdoc.correlate.machines import display_name
 from evtxdoc.models import (
     Attempt,
     ChannelCoverage,
@@ -88,8 +89,7 @@ class Context:
 
     def display(self, machine: str) -> str:
         """A machine's name for people: its longest (usually final, FQDN) host name."""
-        hosts = self.machine_hosts.get(machine) or (machine,)
-        return max(hosts, key=lambda h: ("." in h, len(h), h))
+        return display_name(self.machine_hosts.get(machine) or (), machine)
 
     def connector_machines(self) -> list[str]:
         return [m for m, kinds in self.kinds.items() if kinds]
