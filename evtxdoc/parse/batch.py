@@ -3,6 +3,7 @@ rows at a time; the timeline joins the batches into one DataFrame."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,58 @@ class ColumnBatch:
         # one bytes object per distinct payload, so memory holds each once.
         payloads = columns[13]
         self.payload.extend(map(self._payloads.setdefault, payloads, payloads))
+
+    def take(self, positions: np.ndarray) -> ColumnBatch:
+        """These rows (positions in row order) as a new batch with the same categories, so
+        that batches merged from parts keep the order of categories the whole ones give."""
+        part = ColumnBatch(self.source_file)
+        part.categories = {name: dict(index) for name, index in self.categories.items()}
+        for name in NUMERIC:
+            part._numeric[name] = [self.numeric(name)[positions]]
+        for name in ROW_CATEGORICAL:
+            part._codes[name] = [self.codes(name)[positions]]
+        chosen = positions.tolist()
+        part.message = [self.message[i] for i in chosen]
+        part.payload = [self.payload[i] for i in chosen]
+        return part
+
+    def skeleton(self) -> Skeleton:
+        """Every row reduced to what says an event exists (see Skeleton)."""
+        return Skeleton(
+            self.source_file,
+            {name: self.numeric(name) for name in SKELETON_NUMERIC},
+            {name: self.codes(name) for name in SKELETON_CATEGORICAL},
+            {name: dict(self.categories[name]) for name in SKELETON_CATEGORICAL},
+        )
+
+
+SKELETON_NUMERIC = ("ts", "event_id", "record_id")
+SKELETON_CATEGORICAL = ("host", "channel", "provider")
+
+
+@dataclass
+class Skeleton:
+    """One file's events reduced to which event, where and when (about 28 bytes an event):
+    enough for coverage, de-duplication, which hosts and channels a file holds, and clock
+    segments, when the rows themselves stay only for the events something reads
+    (evtxdoc/partition.py). Reads like a ColumnBatch of those columns."""
+
+    source_file: str
+    columns: dict[str, np.ndarray]
+    code_columns: dict[str, np.ndarray]
+    categories: dict[str, dict[str, int]]
+
+    def __len__(self) -> int:
+        return len(self.columns["ts"])
+
+    def flush(self) -> None:
+        """Nothing is buffered (the ColumnBatch interface)."""
+
+    def numeric(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def codes(self, name: str) -> np.ndarray:
+        return self.code_columns[name]
 
 
 def _joined(parts: list[np.ndarray], dtype: str) -> np.ndarray:

@@ -23,7 +23,7 @@ from typing import Any
 from evtxdoc.errors import InputError
 from evtxdoc.models import DiscoveredFile
 from evtxdoc.parse.reader import FileResult, Progress
-from evtxdoc.parse.watchdog import batches, read_watched_batch
+from evtxdoc.parse.watchdog import Finish, batches, read_watched_batch
 
 RETRIES = 3  # a task whose worker died is run again elsewhere this many times
 
@@ -88,13 +88,17 @@ def read_on_cluster(
     strict: bool = False,
     use_fallback: bool = True,
     progress: Progress | None = None,
+    keep: Finish | None = None,
 ) -> list[FileResult]:
-    """Every file read on the cluster's workers; results in input order."""
+    """Every file read on the cluster's workers, cut down there by `keep` (picklable);
+    results in input order."""
     from distributed import as_completed
 
     groups = batches(list(files))
     futures = [
-        client.submit(read_watched_batch, group, strict, use_fallback, retries=RETRIES, pure=False)
+        client.submit(
+            read_watched_batch, group, strict, use_fallback, keep=keep, retries=RETRIES, pure=False
+        )
         for group in groups
     ]
     index = {future.key: number for number, future in enumerate(futures)}

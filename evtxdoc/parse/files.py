@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from evtxdoc.models import DiscoveredFile
 from evtxdoc.parse.reader import FileResult, Progress, failed_read, read_file
-from evtxdoc.parse.watchdog import batches, guarded, read_watched_batch
+from evtxdoc.parse.watchdog import Finish, batches, guarded, read_watched_batch
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
 
@@ -28,8 +28,10 @@ def read_files(
     use_fallback: bool = True,
     workers: int | None = None,
     progress: Progress | None = None,
+    keep: Finish | None = None,
 ) -> list[FileResult]:
-    """Read every file, in parallel processes when it pays; results in input order."""
+    """Read every file, in parallel processes when it pays; results in input order; `keep`
+    cuts each result down where it was read (evtxdoc/partition.py)."""
     results: list[FileResult | None] = [None] * len(files)
     count = _worker_count(files, workers)
     done = 0
@@ -44,7 +46,7 @@ def read_files(
     indexed = {id(f): i for i, f in enumerate(files)}
     if count == 1:
         for group in batches(list(files)):
-            read = read_watched_batch(group, strict, use_fallback)
+            read = read_watched_batch(group, strict, use_fallback, keep=keep)
             for file, result in zip(group, read, strict=True):
                 finished(indexed[id(file)], result)
         return [r for r in results if r is not None]
@@ -54,7 +56,9 @@ def read_files(
     guard = guarded()
     if not guard:
         with ProcessPoolExecutor(count) as pool:
-            futures = {pool.submit(read_file, files[i], strict, use_fallback): i for i in order}
+            futures = {
+                pool.submit(_read_kept, files[i], strict, use_fallback, keep): i for i in order
+            }
             for future in as_completed(futures):
                 index = futures[future]
                 try:
@@ -65,9 +69,16 @@ def read_files(
         return [r for r in results if r is not None]
     groups = batches([files[i] for i in order])
     with ThreadPoolExecutor(count) as threads:
-        waiting = {threads.submit(read_watched_batch, group, strict, use_fallback): group
-                   for group in groups}  # fmt: skip
+        waiting = {threads.submit(read_watched_batch, group, strict, use_fallback, keep=keep):
+                   group for group in groups}  # fmt: skip
         for batch in as_completed(waiting):
             for file, result in zip(waiting[batch], batch.result(), strict=True):
                 finished(indexed[id(file)], result)
     return [r for r in results if r is not None]
+
+
+def _read_kept(
+    file: DiscoveredFile, strict: bool, use_fallback: bool, keep: Finish | None
+) -> FileResult:
+    result = read_file(file, strict, use_fallback)
+    return keep(result) if keep else result

@@ -28,7 +28,7 @@ from evtxdoc.parse import (
     rs_records,
     scan,
 )
-from evtxdoc.parse.batch import BLOCK_ROWS, ColumnBatch
+from evtxdoc.parse.batch import BLOCK_ROWS, ColumnBatch, Skeleton
 from evtxdoc.parse.normalize import Row, row
 from evtxdoc.parse.structure import (
     AMBIGUOUS,
@@ -58,7 +58,9 @@ class FileResult:
     """A file's report and its events; picklable so worker processes can return it."""
 
     report: FileReport
-    batch: ColumnBatch
+    batch: ColumnBatch  # every event, or only those something reads (`kept` says which)
+    skeleton: Skeleton | None = None  # every event, when `batch` holds only some
+    kept: np.ndarray | None = None  # the positions in `skeleton` of `batch`'s rows
 
 
 def _no_heartbeat() -> None:

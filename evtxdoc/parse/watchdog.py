@@ -38,6 +38,7 @@ MEMORY_PER_BYTE = 3  # plus this much per byte it reads: the file's buffer, its 
 _POLL_S = 0.05
 
 ErrorSink = Callable[[str, str], None]
+Finish = Callable[[FileResult], FileResult]  # a read file's result cut down (partition.Keep)
 
 
 def guarded() -> bool:
@@ -53,13 +54,15 @@ def read_watched(
     use_fallback: bool = True,
     *,
     stall_s: float = STALL_S,
+    keep: Finish | None = None,
 ) -> FileResult:
-    """`read_file` in a watched child; on a hang, an overrun or a crash, the careful read."""
+    """`read_file` in a watched child; on a hang, an overrun or a crash, the careful read.
+    `keep` cuts the result down where it was read (evtxdoc/partition.py)."""
     if not guarded():
-        return read_file(file, strict, use_fallback)
+        return _kept(read_file(file, strict, use_fallback), keep)
     budget = BUDGET_BASE_S + BUDGET_PER_MB_S * file.size / 1024**2
     outcome, value = _in_child(
-        _read_child, (file, strict, use_fallback), stall_s, budget, reads=file.size
+        _read_child, (file, strict, use_fallback), stall_s, budget, reads=file.size, finish=keep
     )
     if outcome == "done":
         assert isinstance(value, FileResult)
@@ -70,7 +73,7 @@ def read_watched(
         "died": f"the reading process died ({value})",
     }[outcome]
     if file.kind is FileKind.TRACE:  # no chunks to read one by one: the trace is lost
-        return failed_read(file, why)
+        return _kept(failed_read(file, why), keep)
     result = read_file(file, strict, use_fallback=False, records=_chunk_by_chunk)
     problem = Problem(
         file.display,
@@ -82,7 +85,11 @@ def read_watched(
         "named below. Report the file to the evtxdoc maintainers",
     )
     report = replace(result.report, problems=(problem, *result.report.problems))
-    return replace(result, report=report)
+    return _kept(replace(result, report=report), keep)
+
+
+def _kept(result: FileResult, keep: Finish | None) -> FileResult:
+    return keep(result) if keep else result
 
 
 BATCH_MAX_FILES = 64  # small files read one after another in one watched child
@@ -114,13 +121,14 @@ def read_watched_batch(
     use_fallback: bool = True,
     *,
     stall_s: float = STALL_S,
+    keep: Finish | None = None,
 ) -> list[FileResult]:
     """Several files read one after another in one watched child, each result sent as it is
     done. When the child stalls, overruns or dies, the file it was on is read alone under
     `read_watched` (and so carefully, if it hangs again) and the rest go on in a new child:
     a bad file costs what it costs alone, and small files cost one fork between them."""
     if len(files) == 1 or not guarded():
-        return [read_watched(f, strict, use_fallback, stall_s=stall_s) for f in files]
+        return [read_watched(f, strict, use_fallback, stall_s=stall_s, keep=keep) for f in files]
     results: list[FileResult] = []
     while len(results) < len(files):
         rest = files[len(results) :]
@@ -132,10 +140,13 @@ def read_watched_batch(
             budget,
             many=True,
             reads=max(f.size for f in rest),  # one file at a time: the largest bounds it
+            finish=keep,
         )
         results.extend(value)
         if outcome != "done" and len(results) < len(files):
-            results.append(read_watched(files[len(results)], strict, use_fallback, stall_s=stall_s))
+            results.append(
+                read_watched(files[len(results)], strict, use_fallback, stall_s=stall_s, keep=keep)
+            )
     return results
 
 
@@ -191,17 +202,19 @@ def _in_child(
     *,
     many: bool = False,
     reads: int = 0,
+    finish: Finish | None = None,
 ) -> tuple[str, Any]:
     """Run `work(*args, beat)` in a forked child, its memory capped for `reads` bytes of input
     → ("done", value) or ("stalled" | "overrun" | "died", detail). With `many`,
     `work(*args, beat, send)` sends several values, and the value is the list of those received
-    (what arrived before a failure included). The child is always gone when this returns."""
+    (what arrived before a failure included). `finish` is applied to each value in the child
+    before it is sent, as part of sending. The child is always gone when this returns."""
     context = multiprocessing.get_context("fork")
     counter = context.RawValue("Q", 0)
     receive, send = context.Pipe(duplex=False)
     headroom = MEMORY_HEADROOM + MEMORY_PER_BYTE * reads
     child = context.Process(
-        target=_child_main, args=(send, counter, work, args, many, headroom), daemon=True
+        target=_child_main, args=(send, counter, work, args, many, headroom, finish), daemon=True
     )
     child.start()
     send.close()
@@ -244,9 +257,9 @@ def _in_child(
 
 
 _DONE = "evtxdoc-batch-done"
-# Set in the heartbeat while the child pickles and sends a result: a 4M-event file's result
-# takes seconds to pickle with no beat (the 2.4 GB log of a 10M-event fleet was taken for a hung
-# parser). That is our code, not a parser: the file's budget still bounds it.
+# Set in the heartbeat while the child cuts down (`finish`), pickles and sends a result: a
+# 4M-event file's result takes seconds to pickle with no beat (the 2.4 GB log of a 10M-event fleet
+# was taken for a hung parser). That is our code, not a parser: the file's budget still bounds it.
 SENDING = 1 << 62
 
 
@@ -257,6 +270,7 @@ def _child_main(
     args: tuple[Any, ...],
     many: bool = False,
     headroom: int = MEMORY_HEADROOM,
+    finish: Finish | None = None,
 ) -> None:
     die_with_parent()
     _limit_memory(headroom)
@@ -266,7 +280,7 @@ def _child_main(
 
     def sent(value: Any) -> None:
         counter.value |= SENDING
-        send.send(value)
+        send.send(finish(value) if finish and value is not _DONE else value)
         counter.value = (counter.value & ~SENDING) + 1
 
     try:
