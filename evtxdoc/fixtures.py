@@ -321,7 +321,7 @@ def _event_data(event: dict[str, Any], channel: str) -> dict[str, Any]:
 def evaluate_case(rules: Sequence[Rule], case: dict[str, Any], name: str = "case") -> Evaluation:
     frame, files = build_case(case, name)
     coverage = _damaged(timeline.coverage(frame), case)
-    evaluation = pipeline.explain(frame, files, coverage, rules)[3]
+    evaluation = pipeline.explain(frame, files, coverage, rules)[4]
     assert evaluation is not None
     return evaluation
 

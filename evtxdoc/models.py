@@ -7,6 +7,9 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any, NamedTuple
 
+from evtxdoc.exchange_model import ExchangeState, SyncRun
+from evtxdoc.refs import EventRef as EventRef  # re-exported: most stages import it from here
+
 
 class Severity(StrEnum):
     """How much a data problem matters to the analysis."""
@@ -179,6 +182,12 @@ class AnalyzeOptions:
     max_depth: int = 4
     rule_folders: tuple[str, ...] = ()  # extra rule folders beside the built-in knowledge base
     evaluate: bool = True  # run the rules (off: inventory and attempts only)
+    # every event's row kept (True: event exports), or only what is read (False), or (None)
+    # that above `partition_bytes` of logs (evtxdoc/partition.py)
+    all_events: bool | None = None
+    partition_bytes: int = 256 * 1024**2
+    redaction: bool = True  # a redacted report may be written: keep what redaction learns from
+    sample_events: int = 5000  # rows of each kind kept for the event table, shared by the files
     display_root: str | None = None  # files under it are named relative to it (web uploads)
     zip_passwords: tuple[str, ...] = field(default=(), repr=False)  # tried on encrypted entries
 
@@ -199,6 +208,12 @@ class Analysis:
     version: str
     correlation: Correlation | None = None  # join attempts (None when not run)
     evaluation: Evaluation | None = None  # rule findings (None when not run)
+    skeleton: Any = None  # every event (timeline.SKELETON_COLUMNS); None: the timeline holds all
+
+    @property
+    def events(self) -> int:
+        """How many events the logs hold (the timeline may keep only some rows)."""
+        return len(self.timeline if self.skeleton is None else self.skeleton)
 
     @property
     def readable(self) -> bool:
@@ -220,16 +235,6 @@ class Outcome(StrEnum):
     INCOMPLETE = "incomplete"  # the logs end mid-attempt
     NOT_HYBRID = "not_hybrid"  # Entra join: the connector is not involved
     UNKNOWN = "unknown"
-
-
-class EventRef(NamedTuple):
-    """Where an event lives, so the report can show it (file + EventRecordID)."""
-
-    host: str
-    channel: str
-    event_id: int
-    record_id: int
-    source_file: str
 
 
 class Step(NamedTuple):
@@ -343,40 +348,6 @@ class Machine:
     role: str  # device | connector | other
     hosts: tuple[str, ...]
     sources: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SyncRun:
-    """One quick or full sync of the Intune Exchange connector, from its trace (its attempt)."""
-
-    host: str
-    kind: str  # full | quick
-    started_ns: int | None  # None: the trace begins after the sync began
-    ended_ns: int | None  # None: never finished in the trace
-    outcome: str  # completed | failed | unfinished
-    users: int | None = None  # "for N users"; devices: "Devices synced: N"
-    devices: int | None = None
-    exchange_server: str | None = None
-    error: str | None = None  # the first exception traced during the sync
-    evidence: tuple[EventRef, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ExchangeState:
-    """What one Exchange connector's syncs add up to (its verdict)."""
-
-    host: str
-    status: str  # healthy | failing | stopped | no_syncs | unfinished
-    last_full_ok_ns: int | None
-    last_quick_ok_ns: int | None
-    failing_since_ns: int | None  # the first failure after the last success, if still failing
-    trace_ends_ns: int | None  # the connector's last trace event
-    host_ends_ns: int | None  # the machine's last event in any log
-    max_devices: int | None  # the most "Devices synced" of a completed sync
-    organization: str | None  # the Exchange server / CAS it talks to
-    settings: tuple[tuple[str, str], ...] = ()  # from its settings files
-    same_organization_as: tuple[str, ...] = ()  # other connectors for that organization
-    notes: tuple[str, ...] = ()  # what limits the verdict (e.g. tracing at Warning)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from evtxdoc import __version__, supporting, timeline
@@ -34,6 +35,7 @@ from evtxdoc.models import (
 )
 from evtxdoc.parse.files import read_files
 from evtxdoc.parse.reader import FileResult, Progress
+from evtxdoc.partition import Keep, selectors
 from evtxdoc.rules import RuleSet, default_folders, engine, load_rules
 from evtxdoc.rules.model import Rule
 
@@ -56,23 +58,27 @@ def analyze(
         bundle = discover(inputs, Path(workdir), options)
         if progress:
             progress("discover", len(bundle.files), len(bundle.files), "")
-        results = read(bundle.log_files, options, progress)
+        keep = keep_for(options, sum(f.size for f in bundle.log_files))
+        results = read(bundle.log_files, options, progress, keep)
     if progress:  # each later stage is announced as it starts: a long one is not silent
-        progress("timeline", 0, 1, f"{sum(len(r.batch) for r in results):,} events")
-    frame, duplicates = timeline.finish(timeline.build_frame([r.batch for r in results]))
+        events = sum(len(r.skeleton if r.skeleton is not None else r.batch) for r in results)
+        progress("timeline", 0, 1, f"{events:,} events")
+    frame, skeleton, duplicates = assemble(results, keep)
     reports = tuple(
         replace(r.report, duplicate_events=int(duplicates.get(r.report.display, 0)))
         for r in results
     )
+    del results  # the batches: the timeline holds their rows now
     problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
-    coverage = with_damage(timeline.coverage(frame), reports)
-    frame, coverage, correlation, evaluation = explain(
+    coverage = with_damage(timeline.coverage(skeleton), reports)
+    frame, skeleton, coverage, correlation, evaluation = explain(
         frame,
         bundle.supporting,
         coverage,
         ruleset.rules if ruleset else None,
         ruleset.folders if ruleset else (),
         progress,
+        None if skeleton is frame else skeleton,
     )
     analysis = Analysis(
         inputs=tuple(_shown(Path(i), options.display_root) for i in inputs),
@@ -87,6 +93,7 @@ def analyze(
         version=__version__,
         correlation=correlation,
         evaluation=evaluation,
+        skeleton=None if skeleton is frame else skeleton,
     )
     if options.strict:
         _enforce_strict(problems)
@@ -94,17 +101,21 @@ def analyze(
 
 
 def read(
-    files: Sequence[DiscoveredFile], options: AnalyzeOptions, progress: Progress | None
+    files: Sequence[DiscoveredFile],
+    options: AnalyzeOptions,
+    progress: Progress | None,
+    keep: Keep | None = None,
 ) -> list[FileResult]:
     """The heavy stage: every log read here, or on the Dask cluster `options.scheduler` names
-    (parse/distributed.py: the same results, in the same order)."""
+    (parse/distributed.py: the same results, in the same order), each cut down by `keep`
+    where it was read."""
     if options.scheduler:
         from evtxdoc.parse.distributed import client_for, read_on_cluster
 
         with client_for(options.scheduler) as client:
             return read_on_cluster(
                 files, client, strict=options.strict, use_fallback=options.use_fallback,
-                progress=progress,
+                progress=progress, keep=keep,
             )  # fmt: skip
     return read_files(
         files,
@@ -112,7 +123,46 @@ def read(
         use_fallback=options.use_fallback,
         workers=options.workers,
         progress=progress,
+        keep=keep,
     )
+
+
+def keep_for(options: AnalyzeOptions, log_bytes: int) -> Keep | None:
+    """What the reading keeps of each file (evtxdoc/partition.py), None for every row; the
+    rules' selectors are loaded here first, so forked readers inherit them."""
+    whole = options.all_events
+    if whole or (whole is None and log_bytes <= options.partition_bytes):
+        return None
+    keep = Keep(
+        tuple(options.rule_folders),
+        options.evaluate,
+        options.redaction,
+        options.sample_events,
+        max(1, log_bytes),
+    )
+    if options.evaluate:
+        selectors(keep.rule_folders)
+    return keep
+
+
+def assemble(
+    results: Sequence[FileResult], keep: Keep | None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """The read files → (timeline, skeleton, duplicate events per file), sorted, each event
+    once. Without `keep` the timeline holds every row and is its own skeleton."""
+    if keep is None:
+        frame, duplicates = timeline.finish(timeline.build_frame([r.batch for r in results]))
+        return frame, frame, duplicates
+    results = [keep(r) for r in results]  # a result read elsewhere without it (none, normally)
+    sizes = [len(r.skeleton) for r in results if r.skeleton is not None]
+    offsets = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
+    kept = np.concatenate(
+        [offset + r.kept for offset, r in zip(offsets, results, strict=True) if r.kept is not None]
+        or [np.empty(0, dtype=np.int64)]
+    )
+    skeleton = timeline.build_skeleton([r.skeleton for r in results if r.skeleton is not None])
+    frame = timeline.build_frame([r.batch for r in results])
+    return timeline.finish_parts(frame, skeleton, kept)
 
 
 def explain(
@@ -122,13 +172,17 @@ def explain(
     rules: Sequence[Rule] | None,
     folders: Sequence[str] = (),
     progress: Progress | None = None,
-) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...], Correlation, Evaluation | None]:
+    skeleton: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, tuple[ChannelCoverage, ...], Correlation, Evaluation | None]:
     """timeline → correlate → supporting events → evaluate: the one place these stages are
-    chained (analyze and the rule fixtures call it). No rules: no evaluation."""
+    chained (analyze and the rule fixtures call it). No rules: no evaluation. Returns the
+    timeline and its skeleton (every event; the timeline itself when it holds them all)."""
     if progress:
         progress("correlate", 0, 1, "join attempts and connector requests")
-    correlation = correlate(frame, files, coverage)
-    frame, with_files = supporting.add_events(frame, coverage, files, correlation)
+    correlation = correlate(frame, files, coverage, skeleton)
+    frame, skeleton, with_files = supporting.add_events(
+        frame, coverage, files, correlation, skeleton
+    )
     if progress:
         progress("correlate", len(correlation.attempts), len(correlation.attempts), "")
     evaluation = None
@@ -138,7 +192,7 @@ def explain(
         evaluation = engine.evaluate(rules, frame, correlation, with_files, folders)
         if progress:
             progress("evaluate", len(rules), len(rules), "")
-    return frame, tuple(with_files), correlation, evaluation
+    return frame, skeleton, tuple(with_files), correlation, evaluation
 
 
 def _shown(path: Path, root: str | None) -> str:

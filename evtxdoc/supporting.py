@@ -49,13 +49,21 @@ def add_events(
     coverage: Sequence[ChannelCoverage],
     files: Sequence[SupportingFile],
     correlation: Correlation,
-) -> tuple[pd.DataFrame, tuple[ChannelCoverage, ...]]:
-    """The timeline and coverage with one event per supporting file that states something."""
-    batches = events(files, frame, correlation.machines) + sync_events(correlation)
+    skeleton: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, tuple[ChannelCoverage, ...]]:
+    """The timeline, its skeleton (every event; by default the timeline) and coverage, with
+    one event per supporting file that states something."""
+    whole = frame if skeleton is None else skeleton
+    batches = events(files, whole, correlation.machines) + sync_events(correlation)
     if not batches:
-        return frame, tuple(coverage)
+        return frame, whole, tuple(coverage)
     extra = timeline.build_frame(batches)
-    return timeline.append(frame, extra), (*coverage, *timeline.coverage(extra))
+    added = timeline.append(frame, extra)
+    return (
+        added,
+        added if skeleton is None else timeline.append(skeleton, extra),
+        (*coverage, *timeline.coverage(extra)),
+    )
 
 
 def events(

@@ -19,7 +19,14 @@ import pandas as pd
 from evtxdoc import catalog
 from evtxdoc.errors import InputError
 from evtxdoc.models import ChannelCoverage, Event
-from evtxdoc.parse.batch import NUMERIC, ROW_CATEGORICAL, ColumnBatch
+from evtxdoc.parse.batch import (
+    NUMERIC,
+    ROW_CATEGORICAL,
+    SKELETON_CATEGORICAL,
+    SKELETON_NUMERIC,
+    ColumnBatch,
+    Skeleton,
+)
 from evtxdoc.parse.payload import decode_fields
 from evtxdoc.parse.times import NO_TIME, format_time_ns
 
@@ -77,7 +84,23 @@ def build_frame(batches: Sequence[ColumnBatch]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(COLUMNS))
 
 
-def _merge_categorical(batches: Sequence[ColumnBatch], name: str) -> Any:
+SKELETON_COLUMNS = ("ts", "host", "channel", "provider", "event_id", "record_id", "source_file")
+
+
+def build_skeleton(skeletons: Sequence[Skeleton]) -> pd.DataFrame:
+    """Merge files' skeletons (in order) into one frame of SKELETON_COLUMNS, unsorted, its
+    categories in the order `build_frame` gives the same files' batches."""
+    data: dict[str, Any] = {}
+    for name in SKELETON_NUMERIC:
+        parts = [s.numeric(name) for s in skeletons if len(s)]
+        data[name] = np.concatenate(parts) if parts else np.empty(0, dtype=NUMERIC[name])
+    data["ts"] = pd.to_datetime(data["ts"], unit="ns", utc=True)
+    for name in (*SKELETON_CATEGORICAL, "source_file"):
+        data[name] = _merge_categorical(skeletons, name)
+    return pd.DataFrame(data, columns=list(SKELETON_COLUMNS))
+
+
+def _merge_categorical(batches: Sequence[ColumnBatch | Skeleton], name: str) -> Any:
     merged: dict[str, int] = {}
     code_parts = []
     if name == "source_file":  # one source per batch
@@ -99,11 +122,27 @@ def _merge_categorical(batches: Sequence[ColumnBatch], name: str) -> Any:
 
 def finish(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """Drop events seen in an earlier file, then sort; returns (timeline, duplicates per file)."""
-    duplicated = frame.duplicated(subset=DEDUP_KEY, keep="first")
+    duplicated = frame.duplicated(subset=DEDUP_KEY, keep="first").to_numpy()
     dropped = frame.loc[duplicated, "source_file"].value_counts()
-    frame = frame.loc[~duplicated]
+    return _sorted(frame.loc[~duplicated]), dropped
+
+
+def finish_parts(
+    frame: pd.DataFrame, skeleton: pd.DataFrame, kept: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """`finish` for a timeline that holds only some rows (`kept`: their positions in
+    `skeleton`, which holds every row): both de-duplicated by the skeleton, then sorted; the
+    rows of `frame` come out in the order the whole timeline would give them."""
+    duplicated = skeleton.duplicated(subset=DEDUP_KEY, keep="first").to_numpy()
+    dropped = skeleton.loc[duplicated, "source_file"].value_counts()
+    return (
+        _sorted(frame.loc[~duplicated[kept]]), _sorted(skeleton.loc[~duplicated]), dropped
+    )  # fmt: skip
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.sort_values(["ts", "host", "channel", "record_id"], kind="stable")
-    return frame.reset_index(drop=True), dropped
+    return frame.reset_index(drop=True)
 
 
 def append(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
@@ -113,14 +152,14 @@ def append(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
     if not len(frame):
         return extra.reset_index(drop=True)
     parts = {}
-    for name in COLUMNS:
+    for name in frame.columns:  # the timeline's COLUMNS, or a skeleton's
         left, right = frame[name], extra[name]
         if isinstance(left.dtype, pd.CategoricalDtype):
             united = pd.api.types.union_categoricals([left.array, right.array])
             parts[name] = pd.Series(united, name=name)
         else:
             parts[name] = pd.concat([left, right], ignore_index=True)
-    joined = pd.DataFrame(parts, columns=list(COLUMNS))
+    joined = pd.DataFrame(parts, columns=list(frame.columns))
     extra_ts = extra["ts"].array.asi8
     extra_order = np.argsort(extra_ts, kind="stable")
     at = np.searchsorted(frame["ts"].array.asi8, extra_ts[extra_order], side="right")

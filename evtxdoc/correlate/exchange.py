@@ -31,7 +31,8 @@ import pandas as pd
 
 from evtxdoc.correlate.evidence import category_codes
 from evtxdoc.correlate.machines import folder_of
-from evtxdoc.models import EventRef, ExchangeState, Machine, SupportingFile, SyncRun
+from evtxdoc.exchange_model import ExchangeState, SyncRun
+from evtxdoc.models import EventRef, Machine, SupportingFile
 from evtxdoc.parse.payload import decode_fields
 from evtxdoc.parse.svclog import CHANNEL
 
@@ -74,15 +75,19 @@ def read_settings(kind: str, content: bytes) -> dict[str, str]:
 
 
 def syncs(
-    frame: pd.DataFrame, machines: Sequence[Machine], supporting: Sequence[SupportingFile]
+    frame: pd.DataFrame,
+    machines: Sequence[Machine],
+    supporting: Sequence[SupportingFile],
+    skeleton: pd.DataFrame | None = None,
 ) -> tuple[tuple[SyncRun, ...], tuple[ExchangeState, ...]]:
     """Every sync the connectors' traces show (per host in time order), and each connector's
-    verdict (see the module docstring)."""
-    rows = _trace_rows(frame)
+    verdict (see the module docstring); `skeleton` (every event) gives each host's last
+    event when `frame` holds only some."""
+    rows = trace_rows(frame)
     if rows.empty:
         return (), ()
     runs = _runs(rows)
-    return runs, _states(frame, rows, runs, machines, supporting)
+    return runs, _states(frame if skeleton is None else skeleton, rows, runs, machines, supporting)
 
 
 def _runs(rows: pd.DataFrame) -> tuple[SyncRun, ...]:
@@ -107,7 +112,8 @@ def _runs(rows: pd.DataFrame) -> tuple[SyncRun, ...]:
     return tuple(runs)
 
 
-def _trace_rows(frame: pd.DataFrame) -> pd.DataFrame:
+def trace_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The connector's trace events, in time order."""
     if frame.empty:
         return frame
     channel_codes, channels = category_codes(frame["channel"])

@@ -41,19 +41,26 @@ def correlate(
     frame: pd.DataFrame,
     supporting: Sequence[SupportingFile] = (),
     coverage: Sequence[ChannelCoverage] = (),
+    skeleton: pd.DataFrame | None = None,
 ) -> Correlation:
-    """Every join attempt in the timeline, matched and judged (see the module docstring)."""
+    """Every join attempt in the timeline, matched and judged (see the module docstring).
+
+    `skeleton` (timeline.SKELETON_COLUMNS of every event) tells which events exist when
+    `frame` holds only those something reads (evtxdoc/partition.py); by default the frame."""
     collecting = gc.isenabled()
     gc.disable()  # many small objects, no cycles: the collector only costs time here
     try:
-        return _correlate(frame, supporting, coverage)
+        return _correlate(frame, supporting, coverage, frame if skeleton is None else skeleton)
     finally:
         if collecting:
             gc.enable()
 
 
 def _correlate(
-    frame: pd.DataFrame, supporting: Sequence[SupportingFile], coverage: Sequence[ChannelCoverage]
+    frame: pd.DataFrame,
+    supporting: Sequence[SupportingFile],
+    coverage: Sequence[ChannelCoverage],
+    skeleton: pd.DataFrame,
 ) -> Correlation:
     rows = evidence.select(frame)
     records = evidence.records(rows)
@@ -65,9 +72,9 @@ def _correlate(
         if r.channel not in connector_channels and (e := evidence.device_event(r))
     ]
     joins = [e.record for e in device_events if e.step == "offline_join"]
-    machine_of, sources = machines.group_hosts(frame, joins)
-    names = {str(h).lower(): str(h) for h in frame["host"].unique()} if len(frame) else {}
-    role_of = machines.roles(frame, machine_of)
+    machine_of, sources = machines.group_hosts(skeleton, joins)
+    names = {str(h).lower(): str(h) for h in skeleton["host"].unique()} if len(skeleton) else {}
+    role_of = machines.roles(skeleton, machine_of)
     for item in coverage:  # a server whose connector log is there, damaged to nothing
         if not item.records and item.host and item.channel.lower() in CONNECTOR_LOGS:
             role_of[machine_of.get(item.host.lower(), item.host.lower())] = "connector"
@@ -79,8 +86,8 @@ def _correlate(
             requests.append(found)
         elif isinstance(found, ConnectorNotice):
             notices.append(found)
-    channels_of = machines.channels_by_machine(frame, machine_of)
-    devices = build_devices(frame, records, device_events, machine_of, names, facts, channels_of)
+    channels_of = machines.channels_by_machine(skeleton, machine_of)
+    devices = build_devices(skeleton, records, device_events, machine_of, names, facts, channels_of)
     for machine, device in devices.items():
         if device.drafts:
             role_of[machine] = "device"
@@ -123,14 +130,14 @@ def _correlate(
     claimed = {id(r) for a in attempts for r in (*a.requests, *a.conflicts)}
     unmatched = tuple(sorted((r for r in requests if id(r) not in claimed), key=lambda r: r.ts))
     machine_list = tuple(machines.machines(machine_of, role_of, names, sources))
-    syncs, exchange_states = exchange.syncs(frame, machine_list, supporting)
+    syncs, exchange_states = exchange.syncs(frame, machine_list, supporting, skeleton)
     return Correlation(
         attempts=tuple(attempts),
         machines=machine_list,
         offsets=tuple(offsets),
         unmatched_requests=unmatched,
         connector_notices=tuple(sorted(notices, key=lambda n: n.ts)),
-        notes=tuple(notes_of(attempts, role_of, unmatched, notices, frame, devices)),
+        notes=tuple(notes_of(attempts, role_of, unmatched, notices, skeleton, devices)),
         syncs=syncs,
         exchange=exchange_states,
     )

@@ -74,14 +74,21 @@ def _known_mask(frame: pd.DataFrame) -> np.ndarray:
     return mask
 
 
-def choose_rows(frame: pd.DataFrame, must: Iterable[int], limit: int) -> np.ndarray:
-    """Up to `limit` row positions in time order: `must` rows, known events, errors, the rest."""
-    if len(frame) <= limit:
-        return np.arange(len(frame))
+def row_scores(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's kind for the event table: 2 an event the catalog knows, 1 an error or a
+    warning, 0 the rest."""
     score = np.zeros(len(frame), dtype=np.int8)
     levels = frame["level"].to_numpy()
     score[(levels >= 1) & (levels <= 3)] = 1
     score[_known_mask(frame)] = 2
+    return score
+
+
+def choose_rows(frame: pd.DataFrame, must: Iterable[int], limit: int) -> np.ndarray:
+    """Up to `limit` row positions in time order: `must` rows, known events, errors, the rest."""
+    if len(frame) <= limit:
+        return np.arange(len(frame))
+    score = row_scores(frame)
     score[np.fromiter(must, dtype=np.int64)] = 3
     chosen = np.argsort(-score, kind="stable")[:limit]
     return np.sort(chosen)

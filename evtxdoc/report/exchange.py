@@ -8,7 +8,8 @@ from typing import Any
 
 from evtxdoc.correlate.exchange import tally
 from evtxdoc.correlate.machines import display_name
-from evtxdoc.models import Analysis, ExchangeState, SyncRun
+from evtxdoc.exchange_model import ExchangeState, SyncRun
+from evtxdoc.models import Analysis
 from evtxdoc.parse.times import format_time_ns, parse_time_ns
 
 MAX_SYNCS = 1000  # syncs listed per connector (the latest); the counts cover them all

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from rich.console import Console
 
+from evtxdoc.errors import InternalError
 from evtxdoc.models import Analysis
 from evtxdoc.report import events, html, terminal
 from evtxdoc.report.clock import UTC, DisplayZone
@@ -47,6 +48,11 @@ def write(
     console: Console | None = None,
 ) -> None:
     """Write `analysis` as `fmt` to the binary stream `out` (or to `console` for terminal)."""
+    if fmt in (Format.csv, Format.jsonl) and analysis.skeleton is not None:
+        raise InternalError(
+            f"a {fmt} export lists every event, and this analysis kept only the rows it reads",
+            hint="analyze with AnalyzeOptions(all_events=True) (the CLI does for csv and jsonl)",
+        )
     redactor = for_analysis(analysis) if options.redact else None
     if fmt is Format.json:  # streamed: the document is never whole in memory (issue 20)
         write_json(inventory(analysis, lazy=True), out, redactor.data if redactor else None)

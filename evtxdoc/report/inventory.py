@@ -65,7 +65,7 @@ def inventory(analysis: Analysis, lazy: bool = False) -> dict[str, Any]:
         "tool": {"name": "evtxdoc", "version": analysis.version},
         "inputs": list(analysis.inputs),
         "summary": {
-            "events": len(analysis.timeline),
+            "events": analysis.events,
             "hosts": len(hosts),
             "evtx_files": len(analysis.file_reports),
             "skipped_files": sum(1 for f in files if f["status"] in ("skipped", "duplicate")),

@@ -258,9 +258,8 @@ def for_analysis(analysis: Analysis) -> Redactor:
             )
         for host in machine.hosts:
             redactor.host(host, base)
-    hosts = (
-        sorted(map(str, analysis.timeline["host"].cat.categories)) if len(analysis.timeline) else []
-    )
+    whole = analysis.timeline if analysis.skeleton is None else analysis.skeleton
+    hosts = sorted(map(str, whole["host"].cat.categories)) if len(whole) else []
     for host in hosts:
         if host.split(".")[0].lower() not in redactor.names:
             counters["host"] = counters.get("host", 0) + 1
@@ -315,6 +314,22 @@ def _named(value: str) -> bool:
 # A whole value that is an account, `DOMAIN\\user` or a local `.\\user` (any field: Service Control
 # Manager writes it as param2 of 7041).
 ACCOUNT_VALUE = re.compile(r"(\.|[A-Za-z][\w-]{0,14})\\([\w.$-]{2,64})")
+
+
+def names_someone(fields: dict[str, Any]) -> bool:
+    """Whether `_seed_from_fields` would learn a name from these fields (the same tests)."""
+    for key, value in fields.items():
+        if not isinstance(value, str) or not value:
+            continue
+        name = key.rsplit(".", 1)[-1]
+        if ("\\" in value and USER_FIELDS.fullmatch(name)) or ACCOUNT_VALUE.fullmatch(value):
+            return True
+        if _named(value) and (
+            USER_FIELDS.fullmatch(name) or DOMAIN_FIELDS.fullmatch(name)
+            or HOST_FIELDS.fullmatch(name)
+        ):  # fmt: skip
+            return True
+    return False
 
 
 def _seed_from_fields(redactor: Redactor, frame: Any, counters: dict[str, int]) -> None:

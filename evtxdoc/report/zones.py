@@ -27,9 +27,7 @@ def time_zones(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Host (lower case) → its last stated zone: name, bias, UTC offset words, when seen."""
     if frame.empty:
         return {}
-    channel = frame["channel"].cat
-    system = [i for i, name in enumerate(channel.categories) if name.lower() == "system"]
-    mask = channel.codes.isin(system).to_numpy() & (frame["event_id"].to_numpy() == UPTIME_EVENT)
+    mask = uptime_mask(frame)
     if not mask.any():
         return {}
     out: dict[str, dict[str, Any]] = {}
@@ -38,6 +36,15 @@ def time_zones(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
         if zone is not None:
             out[event.host.lower()] = {**zone, "seen": format_time_ns(event.ts)}
     return out
+
+
+def uptime_mask(frame: pd.DataFrame) -> np.ndarray:
+    """The System 6013 rows (uptime, with the time zone)."""
+    channel = frame["channel"].cat
+    system = [i for i, name in enumerate(channel.categories) if name.lower() == "system"]
+    in_system = channel.codes.isin(system).to_numpy()
+    mask: np.ndarray = in_system & (frame["event_id"].to_numpy() == UPTIME_EVENT)
+    return mask
 
 
 def parse_zone(values: Any) -> dict[str, Any] | None:
