@@ -17,6 +17,7 @@ from evtxdoc.cli.app import (
     EXIT_FINDINGS,
     EXIT_INPUT,
     EventsFormat,
+    EventsKept,
     FailOn,
     Inputs,
     Scheduler,
@@ -79,6 +80,16 @@ def analyze(
             "--max-events", min=0, help="Rows in the HTML report's event table (evidence first)."
         ),
     ] = 5000,
+    events: Annotated[
+        EventsKept,
+        typer.Option(
+            "--events",
+            help="Which events' rows stay in memory: all, or evidence (what correlation, the "
+            "rules and the report read, plus a sample for the event table; every event is "
+            "still counted, covered and de-duplicated: the findings are the same), or auto "
+            "(evidence above 256 MB of logs). csv and jsonl keep all.",
+        ),
+    ] = EventsKept.auto,
     strict: Strict = False,
     workers: Workers = None,
     scheduler: Scheduler = None,
@@ -126,9 +137,13 @@ def analyze(
         check_output(output)
     except EvtxdocError as error:
         _fail(error)
+    all_events = {EventsKept.all: True, EventsKept.evidence: False}.get(events)
+    if chosen in (Format.csv, Format.jsonl):  # every event is the output
+        all_events = True
     analysis = _analysis(
-        inputs, strict, workers, rules, passwords=zip_passwords, scheduler=scheduler
-    )
+        inputs, strict, workers, rules, passwords=zip_passwords, scheduler=scheduler,
+        all_events=all_events, redaction=redact,
+    )  # fmt: skip
     options = OutputOptions(zone=zone, redact=redact, max_events=max_events)
     if output:
         with output.open("wb") as handle:
@@ -211,7 +226,7 @@ def events(
         check_output(output)
     except EvtxdocError as error:
         _fail(error)
-    analysis = _analysis(inputs, strict, workers, evaluate=False)
+    analysis = _analysis(inputs, strict, workers, evaluate=False, all_events=True, redaction=False)
     frame = timeline.select(
         analysis.timeline, channels=channel, event_ids=event_id, hosts=host, since=start, until=end
     )

@@ -118,6 +118,14 @@ class EventsFormat(StrEnum):
     jsonl = "jsonl"
 
 
+class EventsKept(StrEnum):
+    """Which events' rows an analysis keeps in memory (evtxdoc/partition.py)."""
+
+    auto = "auto"
+    all = "all"
+    evidence = "evidence"
+
+
 def _run(
     inputs: list[Path],
     strict: bool,
@@ -126,6 +134,8 @@ def _run(
     evaluate: bool = True,
     passwords: list[str] | None = None,
     scheduler: str | None = None,
+    all_events: bool | None = None,
+    redaction: bool = True,
 ) -> Analysis:
     options = AnalyzeOptions(
         strict=strict,
@@ -134,6 +144,8 @@ def _run(
         evaluate=evaluate,
         rule_folders=tuple(str(r) for r in rules or ()),
         zip_passwords=tuple(passwords or ()),
+        all_events=all_events,
+        redaction=redaction,
     )
     with progress_bar("reading logs") as progress:
         from evtxdoc import pipeline  # loaded by the commands that analyze (startup: issue 20)
@@ -180,9 +192,13 @@ def _analysis(
     evaluate: bool = True,
     passwords: list[str] | None = None,
     scheduler: str | None = None,
+    all_events: bool | None = None,
+    redaction: bool = True,
 ) -> Analysis:
     try:
-        analysis = _run(inputs, strict, workers, rules, evaluate, passwords, scheduler)
+        analysis = _run(
+            inputs, strict, workers, rules, evaluate, passwords, scheduler, all_events, redaction
+        )
     except EvtxdocError as error:
         _fail(error)
     except KeyboardInterrupt:
