@@ -1,17 +1,21 @@
 """Fleet-scale speed, memory and output sizes against the raw parser, in one run (issue 20).
 
-    python benchmarks/fleet.py [--sizes 250000 1000000] [--rounds 3]
+    python benchmarks/fleet.py [--sizes 250000 1000000] [--rounds 3] [--per-device 1000]
 
 For each size, `evtxdoc synth --scale N` writes a many-device bundle of the healthy-hybrid
-scenario (cached under $TMPDIR/evtxdoc-fleet-N). Each round runs, interleaved and each in a
-fresh subprocess (so its peak RSS is its own):
+scenario (cached under $TMPDIR/evtxdoc-fleet-N, or evtxdoc-fleet-N-dD with `--per-device`: D
+devices of about that many events each, noise included — 1,000 is about the real mix, where 530
+of 6,909 events of a deployment are steps). Each round runs, interleaved and each in a fresh
+subprocess (so its peak RSS is its own):
 
 1. raw: pyevtx-rs `records_json()` over every .evtx of the bundle, strings not parsed (the
    ceiling evtxdoc is measured against);
 2. json1: `pipeline.analyze` with one reading process, then the JSON report written;
 3. json2: the same with two reading processes;
-4. html: one reading process, then the HTML report;
-5. dask2: as json1, the logs read on a Dask LocalCluster of two worker processes
+4. all1: as json1 with every event's row kept in memory (`--events all`: no partitioning,
+   evtxdoc/partition.py; the run before issue 22);
+5. html: one reading process, then the HTML report;
+6. dask2: as json1, the logs read on a Dask LocalCluster of two worker processes
    (`--scheduler local:2`, its start-up included).
 
 Per mode the best round is kept: wall seconds, events/s, the share of raw's events/s, peak RSS
@@ -31,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "sample_logs" / "healthy-hybrid" / "scenario.yaml"
-MODES = ("raw", "json1", "json2", "html", "dask2")
+MODES = ("raw", "json1", "json2", "all1", "html", "dask2")
 
 MEASURE = r"""
 import json, resource, sys, time
@@ -54,7 +58,8 @@ if mode == "raw":
     size = 0
 else:
     options = AnalyzeOptions(
-        workers=2 if mode == "json2" else 1, scheduler="local:2" if mode == "dask2" else None
+        workers=2 if mode == "json2" else 1, scheduler="local:2" if mode == "dask2" else None,
+        all_events=mode == "all1",
     )
     if mode == "dask2":  # each worker's peak RSS, asked before the cluster closes
         from evtxdoc.parse import distributed
@@ -83,12 +88,15 @@ print(json.dumps({
 """
 
 
-def bundle_of(size: int) -> Path:
-    folder = Path(tempfile.gettempdir()) / f"evtxdoc-fleet-{size}"
+def bundle_of(size: int, per_device: int | None = None) -> Path:
+    devices = max(1, size // per_device) if per_device else None
+    name = f"evtxdoc-fleet-{size}" + (f"-d{devices}" if devices else "")
+    folder = Path(tempfile.gettempdir()) / name
     if not (folder / "bundle").is_dir():
+        extra = ["--devices", str(devices)] if devices else []
         subprocess.run(
             [sys.executable, "-m", "evtxdoc", "synth", str(SCENARIO), "--scale", str(size),
-             "-o", str(folder)],
+             *extra, "-o", str(folder)],
             check=True, cwd=ROOT,
         )  # fmt: skip
     return folder / "bundle"
@@ -108,9 +116,10 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 1_000_000])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
+    parser.add_argument("--per-device", type=int, default=None, help="events a device")
     args = parser.parse_args()
     for size in args.sizes:
-        bundle = bundle_of(size)
+        bundle = bundle_of(size, args.per_device)
         best: dict[str, dict] = {}
         with tempfile.TemporaryDirectory() as work:
             for _ in range(args.rounds):
@@ -119,7 +128,8 @@ def main() -> None:
                     if mode not in best or result["seconds"] < best[mode]["seconds"]:
                         best[mode] = result
         raw = best.get("raw")
-        print(f"\n== synth --scale {size}: best of {args.rounds} round(s)")
+        shape = f", {args.per_device} events a device" if args.per_device else ""
+        print(f"\n== synth --scale {size}{shape}: best of {args.rounds} round(s)")
         print(f"{'mode':<6} {'events':>9} {'wall s':>7} {'ev/s':>8} {'vs raw':>7} "
               f"{'peak MB':>8} {'B/ev':>6} {'out MB':>7} {'B/ev':>5}  stages (s)")  # fmt: skip
         for mode, r in best.items():

@@ -98,6 +98,19 @@ def test_a_generated_fleet_read_on_the_cluster_gives_the_same_document(
     assert plain["fleet"]["devices"] == 100
 
 
+def test_a_fleet_cut_down_on_the_workers_gives_the_whole_timeline_s_document(
+    fleet: Path, asked: list[str]
+) -> None:
+    """Partitioned: the workers keep only the rows something reads, plus the skeleton."""
+    whole = pipeline.analyze([fleet], AnalyzeOptions(all_events=True))
+    cut = pipeline.analyze(
+        [fleet], AnalyzeOptions(scheduler="local:2", all_events=False, sample_events=10)
+    )
+    assert asked == ["local:2"]
+    assert cut.skeleton is not None and len(cut.timeline) < len(whole.timeline)
+    assert comparable(document(cut)) == comparable(document(whole))
+
+
 def test_a_worker_killed_while_reading_is_retried_and_the_result_is_the_same(
     fleet: Path, client: Any
 ) -> None:
