@@ -128,8 +128,11 @@ def _seeding(frame: pd.DataFrame) -> np.ndarray:
     keys, first_of, inverse = np.unique(pairs, return_index=True, return_inverse=True)
     naming = np.zeros(len(keys), dtype=bool)
     for number, position in enumerate(first_of.tolist()):
+        payload = uniques[codes[position]]
+        if isinstance(payload, bytes) and not redact.could_name_someone(payload):
+            continue
         channel = channel_codes[position]
-        fields = decode_fields(uniques[codes[position]], channels[channel] if channel >= 0 else "")
+        fields = decode_fields(payload, channels[channel] if channel >= 0 else "")
         naming[number] = redact.names_someone(fields)
     if not naming.any():
         return np.zeros(len(frame), dtype=bool)

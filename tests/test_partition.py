@@ -17,9 +17,10 @@ from evtxdoc import pipeline
 from evtxdoc.cli import app
 from evtxdoc.errors import InternalError
 from evtxdoc.models import Analysis, AnalyzeOptions
+from evtxdoc.parse.payload import decode_fields
 from evtxdoc.partition import Keep, _earliest
 from evtxdoc.report.formats import Format, document, write
-from evtxdoc.report.redact import for_analysis
+from evtxdoc.report.redact import could_name_someone, for_analysis, names_someone
 from tests.conftest import ROOT, SHARED
 
 SAMPLES = sorted((ROOT / "sample_logs").glob("*/bundle"))
@@ -145,3 +146,22 @@ def test_each_file_keeps_its_share_of_the_sample_by_size() -> None:
     assert keep.share(500_000) == 2500
     assert keep.share(10) == 1  # a small file still shows
     assert Keep(sample=0, total_bytes=10).share(10) == 0
+
+
+@pytest.mark.parametrize("folder", ["real-evtx", "sample_logs"])
+def test_the_quick_byte_test_never_misses_a_payload_that_names_someone(folder: str) -> None:
+    """`could_name_someone` lets the cut skip decoding most payloads; it must be a superset."""
+    bundle = SHARED / folder if folder == "real-evtx" else ROOT / folder
+    if not bundle.is_dir():
+        pytest.skip(f"{bundle} is not here")
+    frame = pipeline.analyze([bundle], WHOLE).timeline
+    seen: set[tuple[bytes, str]] = set()
+    naming = 0
+    for payload, channel in zip(frame["payload"], frame["channel"], strict=True):
+        if not isinstance(payload, bytes) or (payload, channel) in seen:
+            continue
+        seen.add((payload, channel))
+        if names_someone(decode_fields(payload, channel)):
+            naming += 1
+            assert could_name_someone(payload), payload[:300]
+    assert naming > 10  # the test saw payloads that name someone

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from evtxdoc import supporting, timeline
@@ -316,18 +317,41 @@ def _named(value: str) -> bool:
 ACCOUNT_VALUE = re.compile(r"(\.|[A-Za-z][\w-]{0,14})\\([\w.$-]{2,64})")
 
 
+# Whether an event's stored payload could name someone, from its bytes alone: every field name
+# the tests below read holds one of these words (lower case), written verbatim in the bytes
+# (MachineName may come from DiagnosticText), and a value with a backslash leaves one.
+_NAMING_WORDS = (
+    b"\\", b"user", b"accountname", b"displayname", b"principal", b"upn", b"domain",
+    b"workstation", b"computer", b"machinename", b"hostname", b"devicename", b"clientmachine",
+    b"servername", b"diagnostictext",
+)  # fmt: skip
+
+
+def could_name_someone(payload: bytes) -> bool:
+    """A quick test on a payload's bytes: False when `names_someone` of its fields is False."""
+    text = payload.lower()
+    return any(word in text for word in _NAMING_WORDS)
+
+
+@lru_cache(maxsize=4096)
+def _field_kind(name: str) -> str | None:
+    """user | domain | host: which names a field of this name holds (None: none)."""
+    if USER_FIELDS.fullmatch(name):
+        return "user"
+    if DOMAIN_FIELDS.fullmatch(name) or HOST_FIELDS.fullmatch(name):
+        return "other"
+    return None
+
+
 def names_someone(fields: dict[str, Any]) -> bool:
     """Whether `_seed_from_fields` would learn a name from these fields (the same tests)."""
     for key, value in fields.items():
         if not isinstance(value, str) or not value:
             continue
-        name = key.rsplit(".", 1)[-1]
-        if ("\\" in value and USER_FIELDS.fullmatch(name)) or ACCOUNT_VALUE.fullmatch(value):
+        kind = _field_kind(key.rsplit(".", 1)[-1])
+        if "\\" in value and (kind == "user" or ACCOUNT_VALUE.fullmatch(value)):
             return True
-        if _named(value) and (
-            USER_FIELDS.fullmatch(name) or DOMAIN_FIELDS.fullmatch(name)
-            or HOST_FIELDS.fullmatch(name)
-        ):  # fmt: skip
+        if kind and _named(value):
             return True
     return False
 
