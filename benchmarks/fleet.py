@@ -16,7 +16,9 @@ subprocess (so its peak RSS is its own):
    evtxdoc/partition.py; the run before issue 22);
 5. html: one reading process, then the HTML report;
 6. dask2: as json1, the logs read on a Dask LocalCluster of two worker processes
-   (`--scheduler local:2`, its start-up included).
+   (`--scheduler local:2`, its start-up included);
+7. pq1: as json1, every event also written as Parquet (`--events-to`; its size is the
+   Parquet folder's).
 
 Per mode the best round is kept: wall seconds, events/s, the share of raw's events/s, peak RSS
 above the after-import baseline (and bytes per event), the output's size (and bytes per event),
@@ -35,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "sample_logs" / "healthy-hybrid" / "scenario.yaml"
-MODES = ("raw", "json1", "json2", "all1", "html", "dask2")
+MODES = ("raw", "json1", "json2", "all1", "html", "dask2", "pq1")
 
 MEASURE = r"""
 import json, resource, sys, time
@@ -60,6 +62,7 @@ else:
     options = AnalyzeOptions(
         workers=2 if mode == "json2" else 1, scheduler="local:2" if mode == "dask2" else None,
         all_events=mode == "all1",
+        events_to=str(out.parent / "parquet") if mode == "pq1" else None,
     )
     if mode == "dask2":  # each worker's peak RSS, asked before the cluster closes
         from evtxdoc.parse import distributed
@@ -76,6 +79,8 @@ else:
     with out.open("wb") as handle:
         write(analysis, Format.html if mode == "html" else Format.json, handle)
     size = out.stat().st_size
+    if mode == "pq1":
+        size = sum(p.stat().st_size for p in (out.parent / "parquet").rglob("*.parquet"))
 end = time.perf_counter()
 marks.append("end"); stages["end"] = end
 timing = {name: round(stages[after] - stages[name], 3) for name, after in zip(marks, marks[1:])}

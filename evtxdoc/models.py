@@ -187,6 +187,7 @@ class AnalyzeOptions:
     all_events: bool | None = None
     partition_bytes: int = 256 * 1024**2
     redaction: bool = True  # a redacted report may be written: keep what redaction learns from
+    events_to: str | None = None  # a folder: every event also written there as Parquet
     sample_events: int = 5000  # rows of each kind kept for the event table, shared by the files
     display_root: str | None = None  # files under it are named relative to it (web uploads)
     zip_passwords: tuple[str, ...] = field(default=(), repr=False)  # tried on encrypted entries

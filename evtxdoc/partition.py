@@ -34,7 +34,7 @@ from evtxdoc import timeline
 from evtxdoc.correlate import evidence, exchange
 from evtxdoc.parse.payload import decode_fields
 from evtxdoc.parse.reader import FileResult
-from evtxdoc.report import redact, zones
+from evtxdoc.report import parquet, redact, zones
 from evtxdoc.report.event_view import row_scores
 from evtxdoc.rules import default_folders, load_rules
 from evtxdoc.rules.model import Match, Selector
@@ -141,6 +141,20 @@ def _seeding(frame: pd.DataFrame) -> np.ndarray:
     np.minimum.at(earliest, inverse, ts)
     first: np.ndarray = naming[inverse] & (ts == earliest[inverse])
     return first
+
+
+@dataclass(frozen=True)
+class AfterRead:
+    """What the reading does with a file's result before it hands it back: write its every
+    event as Parquet (`events_to`, report/parquet.py), then cut it down (`keep`)."""
+
+    keep: Keep | None = None
+    events_to: str | None = None
+
+    def __call__(self, result: FileResult) -> FileResult:
+        if self.events_to and result.skeleton is None and len(result.batch):
+            parquet.write_part(result, self.events_to)
+        return self.keep(result) if self.keep else result
 
 
 def shrink_all(results: Sequence[FileResult], keep: Keep | None) -> list[FileResult]:

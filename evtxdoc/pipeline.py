@@ -35,7 +35,8 @@ from evtxdoc.models import (
 )
 from evtxdoc.parse.files import read_files
 from evtxdoc.parse.reader import FileResult, Progress
-from evtxdoc.partition import Keep, selectors
+from evtxdoc.partition import AfterRead, Keep, selectors
+from evtxdoc.report import parquet
 from evtxdoc.rules import RuleSet, default_folders, engine, load_rules
 from evtxdoc.rules.model import Rule
 
@@ -59,7 +60,10 @@ def analyze(
         if progress:
             progress("discover", len(bundle.files), len(bundle.files), "")
         keep = keep_for(options, sum(f.size for f in bundle.log_files))
-        results = read(bundle.log_files, options, progress, keep)
+        finish = AfterRead(keep, options.events_to) if options.events_to else keep
+        if options.events_to:
+            parquet.prepare(options.events_to)  # before reading, not in every reader
+        results = read(bundle.log_files, options, progress, finish)
     if progress:  # each later stage is announced as it starts: a long one is not silent
         events = sum(len(r.skeleton if r.skeleton is not None else r.batch) for r in results)
         progress("timeline", 0, 1, f"{events:,} events")
@@ -95,6 +99,10 @@ def analyze(
         evaluation=evaluation,
         skeleton=None if skeleton is frame else skeleton,
     )
+    if options.events_to:
+        if progress:
+            progress("write", 0, 1, f"Parquet: {options.events_to}")
+        parquet.finish(analysis, options.events_to)
     if options.strict:
         _enforce_strict(problems)
     return analysis
@@ -104,7 +112,7 @@ def read(
     files: Sequence[DiscoveredFile],
     options: AnalyzeOptions,
     progress: Progress | None,
-    keep: Keep | None = None,
+    keep: Keep | AfterRead | None = None,
 ) -> list[FileResult]:
     """The heavy stage: every log read here, or on the Dask cluster `options.scheduler` names
     (parse/distributed.py: the same results, in the same order), each cut down by `keep`

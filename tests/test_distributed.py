@@ -99,16 +99,23 @@ def test_a_generated_fleet_read_on_the_cluster_gives_the_same_document(
 
 
 def test_a_fleet_cut_down_on_the_workers_gives_the_whole_timeline_s_document(
-    fleet: Path, asked: list[str]
+    fleet: Path, asked: list[str], tmp_path: Path
 ) -> None:
-    """Partitioned: the workers keep only the rows something reads, plus the skeleton."""
+    """Partitioned: the workers keep only the rows something reads, plus the skeleton, and
+    write every event as Parquet (--events-to) before they cut."""
+    from tests.test_parquet import exported, written
+
     whole = pipeline.analyze([fleet], AnalyzeOptions(all_events=True))
     cut = pipeline.analyze(
-        [fleet], AnalyzeOptions(scheduler="local:2", all_events=False, sample_events=10)
+        [fleet],
+        AnalyzeOptions(
+            scheduler="local:2", all_events=False, sample_events=10, events_to=str(tmp_path)
+        ),
     )
     assert asked == ["local:2"]
     assert cut.skeleton is not None and len(cut.timeline) < len(whole.timeline)
     assert comparable(document(cut)) == comparable(document(whole))
+    assert written(tmp_path) == exported(whole)
 
 
 def test_a_worker_killed_while_reading_is_retried_and_the_result_is_the_same(

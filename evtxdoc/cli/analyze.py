@@ -28,7 +28,7 @@ from evtxdoc.cli.app import (
     app,
     stderr,
 )
-from evtxdoc.errors import EvtxdocError
+from evtxdoc.errors import EvtxdocError, UsageError
 from evtxdoc.report.kinds import Format, check_output, infer
 from evtxdoc.report.printable import markup
 
@@ -90,6 +90,15 @@ def analyze(
             "(evidence above 256 MB of logs). csv and jsonl keep all.",
         ),
     ] = EventsKept.auto,
+    events_to: Annotated[
+        Path | None,
+        typer.Option(
+            "--events-to",
+            help="Also write every event to this folder as Parquet, one file per log "
+            "(events/*.parquet, the CSV's columns, written where each log is read) and "
+            "attempts.parquet: a fleet's whole event list without holding it in memory.",
+        ),
+    ] = None,
     strict: Strict = False,
     workers: Workers = None,
     scheduler: Scheduler = None,
@@ -137,12 +146,20 @@ def analyze(
         check_output(output)
     except EvtxdocError as error:
         _fail(error)
+    if events_to is not None and redact:
+        _fail(
+            UsageError(
+                "--redact does not apply to --events-to: the Parquet files hold the events "
+                "as the logs wrote them",
+                hint="share the redacted report, and keep the Parquet folder with the logs",
+            )
+        )
     all_events = {EventsKept.all: True, EventsKept.evidence: False}.get(events)
     if chosen in (Format.csv, Format.jsonl):  # every event is the output
         all_events = True
     analysis = _analysis(
         inputs, strict, workers, rules, passwords=zip_passwords, scheduler=scheduler,
-        all_events=all_events, redaction=redact,
+        all_events=all_events, redaction=redact, events_to=events_to,
     )  # fmt: skip
     options = OutputOptions(zone=zone, redact=redact, max_events=max_events)
     if output:

@@ -136,6 +136,7 @@ def _run(
     scheduler: str | None = None,
     all_events: bool | None = None,
     redaction: bool = True,
+    events_to: Path | None = None,
 ) -> Analysis:
     options = AnalyzeOptions(
         strict=strict,
@@ -146,6 +147,7 @@ def _run(
         zip_passwords=tuple(passwords or ()),
         all_events=all_events,
         redaction=redaction,
+        events_to=str(events_to) if events_to else None,
     )
     with progress_bar("reading logs") as progress:
         from evtxdoc import pipeline  # loaded by the commands that analyze (startup: issue 20)
@@ -194,11 +196,13 @@ def _analysis(
     scheduler: str | None = None,
     all_events: bool | None = None,
     redaction: bool = True,
+    events_to: Path | None = None,
 ) -> Analysis:
     try:
         analysis = _run(
-            inputs, strict, workers, rules, evaluate, passwords, scheduler, all_events, redaction
-        )
+            inputs, strict, workers, rules, evaluate, passwords, scheduler, all_events, redaction,
+            events_to,
+        )  # fmt: skip
     except EvtxdocError as error:
         _fail(error)
     except KeyboardInterrupt:
