@@ -102,19 +102,26 @@ def table_of(frame: pd.DataFrame, attempts: np.ndarray | None = None) -> Any:
     columns["record_id"] = pa.array(frame["record_id"].to_numpy())
     for name in ("activity_id", "user_sid", "source_file"):
         columns[name] = pa.array(frame[name].astype("category"))
-    columns["attempt"] = pa.array(
-        attempts if attempts is not None else np.full(len(frame), None, dtype=object),
-        type=pa.string(),
+    columns["attempt"] = _attempt_column(
+        attempts if attempts is not None else np.full(len(frame), None, dtype=object)
     )
-    messages, fields = _texts(frame)
-    columns["message"] = pa.array(messages, type=pa.string())
-    columns["fields"] = pa.array(fields, type=pa.string())
+    columns["message"], columns["fields"] = _texts(frame)
     assert tuple(columns) == EXPORT_COLUMNS
     return pa.table(columns)
 
 
-def _texts(frame: pd.DataFrame) -> tuple[list[str | None], list[str]]:
-    """Each row's message (as written, else the catalog's wording) and fields (JSON text)."""
+def _attempt_column(claimed: np.ndarray) -> Any:
+    """Each row's attempt id (None: no attempt claims it), dictionary-encoded."""
+    import pyarrow as pa
+
+    return pa.array(claimed, type=pa.string()).dictionary_encode()
+
+
+def _texts(frame: pd.DataFrame) -> tuple[Any, Any]:
+    """Each row's message (as written, else the catalog's wording) and fields (JSON text), as
+    Arrow dictionary arrays: decoded, worded and stored once per distinct payload and event."""
+    import pyarrow as pa
+
     try:
         known: catalog.Catalog | None = catalog.load()
     except InputError:
@@ -124,7 +131,6 @@ def _texts(frame: pd.DataFrame) -> tuple[list[str | None], list[str]]:
         [payload_codes, frame["channel"].astype(str), frame["event_id"], frame["provider"]]
     )
     codes, distinct = pd.factorize(keys)
-    written = frame["message"].astype(object).to_numpy()
     message_of: list[str | None] = []
     fields_of: list[str] = []
     for payload_code, channel, event_id, provider in distinct:
@@ -132,17 +138,27 @@ def _texts(frame: pd.DataFrame) -> tuple[list[str | None], list[str]]:
         fields_of.append(orjson.dumps(fields, option=orjson.OPT_NON_STR_KEYS, default=str).decode())
         wording = known.message(channel, int(event_id), provider, fields) if known else None
         message_of.append(wording)
+    indices = pa.array(codes.astype(np.int32))
+    fields_column = pa.DictionaryArray.from_arrays(indices, pa.array(fields_of, pa.string()))
+    written = frame["message"].astype(object).to_numpy()
+    as_written = np.fromiter((isinstance(t, str) for t in written), bool, len(written))
+    if not as_written.any():  # the usual case: rs renders no message
+        unworded = np.array([m is None for m in message_of], dtype=bool)
+        worded = pa.DictionaryArray.from_arrays(
+            pa.array(codes.astype(np.int32), mask=unworded[codes]),
+            pa.array([m or "" for m in message_of], pa.string()),
+        )
+        return worded, fields_column
     messages = [
         text if isinstance(text, str) else message_of[code]
         for text, code in zip(written.tolist(), codes.tolist(), strict=True)
     ]
-    return messages, [fields_of[code] for code in codes.tolist()]
+    return pa.array(messages, type=pa.string()), fields_column
 
 
 def finish(analysis: Analysis, folder: str | Path) -> int:
     """Fill every written file's attempt column and write attempts.parquet; the events written."""
     pq = require_pyarrow()
-    import pyarrow as pa
 
     written = 0
     for report in analysis.file_reports:
@@ -153,7 +169,7 @@ def finish(analysis: Analysis, folder: str | Path) -> int:
         keys = table.select(["ts", "host", "record_id", "source_file"]).to_pandas()
         claimed = attempt_ids(keys, analysis.correlation)
         index = table.schema.get_field_index("attempt")
-        table = table.set_column(index, "attempt", pa.array(claimed, type=pa.string()))
+        table = table.set_column(index, "attempt", _attempt_column(claimed))
         temporary = path.with_suffix(".tmp")
         pq.write_table(table, temporary, compression="zstd")
         temporary.replace(path)
