@@ -67,12 +67,11 @@ def analyze(
     if progress:  # each later stage is announced as it starts: a long one is not silent
         events = sum(len(r.skeleton if r.skeleton is not None else r.batch) for r in results)
         progress("timeline", 0, 1, f"{events:,} events")
-    frame, skeleton, duplicates = assemble(results, keep)
+    read_reports = [r.report for r in results]
+    frame, skeleton, duplicates = assemble(results, keep)  # empties `results`
     reports = tuple(
-        replace(r.report, duplicate_events=int(duplicates.get(r.report.display, 0)))
-        for r in results
+        replace(r, duplicate_events=int(duplicates.get(r.display, 0))) for r in read_reports
     )
-    del results  # the batches: the timeline holds their rows now
     problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
     coverage = with_damage(timeline.coverage(skeleton), reports)
     frame, skeleton, coverage, correlation, evaluation = explain(
@@ -154,22 +153,27 @@ def keep_for(options: AnalyzeOptions, log_bytes: int) -> Keep | None:
 
 
 def assemble(
-    results: Sequence[FileResult], keep: Keep | None
+    results: list[FileResult], keep: Keep | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """The read files → (timeline, skeleton, duplicate events per file), sorted, each event
-    once. Without `keep` the timeline holds every row and is its own skeleton."""
+    once. Without `keep` the timeline holds every row and is its own skeleton. `results` is
+    emptied once its columns are merged, so that their memory is free before the sort."""
     if keep is None:
-        frame, duplicates = timeline.finish(timeline.build_frame([r.batch for r in results]))
+        frame = timeline.build_frame([r.batch for r in results])
+        results.clear()
+        frame, duplicates = timeline.finish(frame)
         return frame, frame, duplicates
-    results = [keep(r) for r in results]  # a result read elsewhere without it (none, normally)
-    sizes = [len(r.skeleton) for r in results if r.skeleton is not None]
+    cut = [keep(r) for r in results]  # a result read elsewhere without it (none, normally)
+    results.clear()
+    sizes = [len(r.skeleton) for r in cut if r.skeleton is not None]
     offsets = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
     kept = np.concatenate(
-        [offset + r.kept for offset, r in zip(offsets, results, strict=True) if r.kept is not None]
+        [offset + r.kept for offset, r in zip(offsets, cut, strict=True) if r.kept is not None]
         or [np.empty(0, dtype=np.int64)]
     )
-    skeleton = timeline.build_skeleton([r.skeleton for r in results if r.skeleton is not None])
-    frame = timeline.build_frame([r.batch for r in results])
+    skeleton = timeline.build_skeleton([r.skeleton for r in cut if r.skeleton is not None])
+    frame = timeline.build_frame([r.batch for r in cut])
+    del cut
     return timeline.finish_parts(frame, skeleton, kept)
 
 

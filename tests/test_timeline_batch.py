@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pandas as pd
+import pytest
 
+from evtxdoc import timeline
 from evtxdoc.parse.batch import BLOCK_ROWS, ColumnBatch
 from evtxdoc.parse.payload import EMPTY_PAYLOAD
 from evtxdoc.timeline import append, build_frame
@@ -122,3 +125,24 @@ def test_append_inserts_rows_in_time_order_and_unites_categories():
     ]  # equal: after
     assert set(joined["host"].cat.categories) == {"DEV", "OTHER"}
     assert joined["source_file"].astype(str).tolist().count("AutopilotDDSZTDFile.json") == 3
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_repeated_rows_are_pandas_duplicated_rows(seed: int) -> None:
+    """timeline.repeated (one hash per row, the exact test on hash collisions only) marks the
+    rows `duplicated(DEDUP_KEY, keep="first")` marks, whatever the other columns hold."""
+    rng = np.random.default_rng(seed)
+    count = 4000
+    frame = pd.DataFrame(
+        {
+            "host": pd.Categorical(rng.choice(["A", "B", "c", None], count)),
+            "channel": pd.Categorical(rng.choice(["System", "Setup"], count)),
+            "record_id": rng.integers(0, 300, count),
+            "ts": pd.to_datetime(rng.integers(0, 50, count), unit="s", utc=True),
+            "event_id": rng.choice([1, 2, 4098], count).astype(np.int32),
+            "source_file": pd.Categorical(rng.choice(["a.evtx", "b.evtx"], count)),
+        }
+    )
+    expected = frame.duplicated(subset=timeline.DEDUP_KEY, keep="first").to_numpy()
+    assert 0 < expected.sum() < count
+    assert (timeline.repeated(frame) == expected).all()
