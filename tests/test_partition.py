@@ -165,3 +165,11 @@ def test_the_quick_byte_test_never_misses_a_payload_that_names_someone(folder: s
             naming += 1
             assert could_name_someone(payload), payload[:300]
     assert naming > 10  # the test saw payloads that name someone
+
+
+def test_the_quick_byte_test_lets_unicode_through() -> None:
+    """`re.IGNORECASE` folds `ſ` to `s`: a key `Uſer` names someone, with no ASCII word in it."""
+    payload = '{"EventData":{"Uſer":"alice"}}'.encode()
+    assert names_someone(decode_fields(payload))
+    assert could_name_someone(payload)
+    assert not could_name_someone(b'{"EventData":{"Status":"alice"}}')

@@ -329,6 +329,8 @@ _NAMING_WORDS = (
 
 def could_name_someone(payload: bytes) -> bool:
     """A quick test on a payload's bytes: False when `names_someone` of its fields is False."""
+    if not payload.isascii():  # a Unicode key can match a pattern case-blind (`ſ` is `s`)
+        return True
     text = payload.lower()
     return any(word in text for word in _NAMING_WORDS)
 
