@@ -212,9 +212,15 @@ class Analysis:
     skeleton: Any = None  # every event (timeline.SKELETON_COLUMNS); None: the timeline holds all
 
     @property
+    def every_event(self) -> Any:
+        """A frame with a row for every event: the skeleton, or the timeline when it holds all
+        (timeline.SKELETON_COLUMNS are in both)."""
+        return self.timeline if self.skeleton is None else self.skeleton
+
+    @property
     def events(self) -> int:
         """How many events the logs hold (the timeline may keep only some rows)."""
-        return len(self.timeline if self.skeleton is None else self.skeleton)
+        return len(self.every_event)
 
     @property
     def readable(self) -> bool:

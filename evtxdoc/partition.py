@@ -22,7 +22,7 @@ identical: tests/test_partition.py), while the rows kept in memory are those few
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -54,14 +54,16 @@ class Keep:
     sample: int = SAMPLE_ROWS
     total_bytes: int = 0  # of every log read: each file keeps its share of the sample
 
-    def __call__(self, result: FileResult) -> FileResult:
+    def __call__(self, result: FileResult, frame: pd.DataFrame | None = None) -> FileResult:
+        """`result` cut down (`frame`: its batch as a frame, when the caller has it)."""
         if result.skeleton is not None:
             return result
         batch = result.batch
         skeleton = batch.skeleton()
         if not len(batch):
             return replace(result, skeleton=skeleton, kept=np.empty(0, dtype=np.int64))
-        kept = np.flatnonzero(self.mask(timeline.build_frame([batch]), result.report.size))
+        frame = timeline.build_frame([batch]) if frame is None else frame
+        kept = np.flatnonzero(self.mask(frame, result.report.size))
         return replace(result, batch=batch.take(kept), skeleton=skeleton, kept=kept)
 
     def mask(self, frame: pd.DataFrame, size: int = 0) -> np.ndarray:
@@ -152,11 +154,8 @@ class AfterRead:
     events_to: str | None = None
 
     def __call__(self, result: FileResult) -> FileResult:
+        frame = None
         if self.events_to and result.skeleton is None and len(result.batch):
-            parquet.write_part(result, self.events_to)
-        return self.keep(result) if self.keep else result
-
-
-def shrink_all(results: Sequence[FileResult], keep: Keep | None) -> list[FileResult]:
-    """Every result cut down by `keep` (those a worker cut already pass through)."""
-    return [keep(r) if keep else r for r in results]
+            frame = timeline.build_frame([result.batch])  # once, for both
+            parquet.write_part(frame, result.report.display, self.events_to)
+        return self.keep(result, frame) if self.keep else result

@@ -29,6 +29,7 @@ from evtxdoc.cli.app import (
     stderr,
 )
 from evtxdoc.errors import EvtxdocError, UsageError
+from evtxdoc.models import AnalyzeOptions
 from evtxdoc.report.kinds import Format, check_output, infer
 from evtxdoc.report.printable import markup
 
@@ -87,7 +88,7 @@ def analyze(
             help="Which events' rows stay in memory: all, or evidence (what correlation, the "
             "rules and the report read, plus a sample for the event table; every event is "
             "still counted, covered and de-duplicated: the findings are the same), or auto "
-            "(evidence above 256 MB of logs). csv and jsonl keep all.",
+            "(evidence above 256 MiB of logs). csv and jsonl keep all.",
         ),
     ] = EventsKept.auto,
     events_to: Annotated[
@@ -158,9 +159,18 @@ def analyze(
     if chosen in (Format.csv, Format.jsonl):  # every event is the output
         all_events = True
     analysis = _analysis(
-        inputs, strict, workers, rules, passwords=zip_passwords, scheduler=scheduler,
-        all_events=all_events, redaction=redact, events_to=events_to,
-    )  # fmt: skip
+        inputs,
+        AnalyzeOptions(
+            strict=strict,
+            workers=workers,
+            scheduler=scheduler,
+            rule_folders=tuple(str(r) for r in rules or ()),
+            zip_passwords=tuple(zip_passwords or ()),
+            all_events=all_events,
+            redaction=redact,
+            events_to=str(events_to) if events_to else None,
+        ),
+    )
     options = OutputOptions(zone=zone, redact=redact, max_events=max_events)
     if output:
         with output.open("wb") as handle:
@@ -243,7 +253,10 @@ def events(
         check_output(output)
     except EvtxdocError as error:
         _fail(error)
-    analysis = _analysis(inputs, strict, workers, evaluate=False, all_events=True, redaction=False)
+    options = AnalyzeOptions(
+        strict=strict, workers=workers, evaluate=False, all_events=True, redaction=False
+    )
+    analysis = _analysis(inputs, options)
     frame = timeline.select(
         analysis.timeline, channels=channel, event_ids=event_id, hosts=host, since=start, until=end
     )

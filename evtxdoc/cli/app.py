@@ -126,29 +126,7 @@ class EventsKept(StrEnum):
     evidence = "evidence"
 
 
-def _run(
-    inputs: list[Path],
-    strict: bool,
-    workers: int | None,
-    rules: list[Path] | None = None,
-    evaluate: bool = True,
-    passwords: list[str] | None = None,
-    scheduler: str | None = None,
-    all_events: bool | None = None,
-    redaction: bool = True,
-    events_to: Path | None = None,
-) -> Analysis:
-    options = AnalyzeOptions(
-        strict=strict,
-        workers=workers,
-        scheduler=scheduler,
-        evaluate=evaluate,
-        rule_folders=tuple(str(r) for r in rules or ()),
-        zip_passwords=tuple(passwords or ()),
-        all_events=all_events,
-        redaction=redaction,
-        events_to=str(events_to) if events_to else None,
-    )
+def _run(inputs: list[Path], options: AnalyzeOptions) -> Analysis:
     with progress_bar("reading logs") as progress:
         from evtxdoc import pipeline  # loaded by the commands that analyze (startup: issue 20)
 
@@ -186,23 +164,10 @@ def _fail(error: EvtxdocError) -> NoReturn:
     raise typer.Exit(EXIT_INTERNAL if isinstance(error, InternalError) else EXIT_INPUT)
 
 
-def _analysis(
-    inputs: list[Path],
-    strict: bool,
-    workers: int | None,
-    rules: list[Path] | None = None,
-    evaluate: bool = True,
-    passwords: list[str] | None = None,
-    scheduler: str | None = None,
-    all_events: bool | None = None,
-    redaction: bool = True,
-    events_to: Path | None = None,
-) -> Analysis:
+def _analysis(inputs: list[Path], options: AnalyzeOptions) -> Analysis:
+    """`pipeline.analyze` with a progress bar; errors and Ctrl-C become exit codes."""
     try:
-        analysis = _run(
-            inputs, strict, workers, rules, evaluate, passwords, scheduler, all_events, redaction,
-            events_to,
-        )  # fmt: skip
+        analysis = _run(inputs, options)
     except EvtxdocError as error:
         _fail(error)
     except KeyboardInterrupt:

@@ -224,9 +224,10 @@ def records(rows: pd.DataFrame) -> list[Record]:
         if key in NO_FIELDS:
             fields: dict[str, Any] = {}
         elif type(payload) is bytes:
-            fields = decoded.get((payload, channel)) or decoded.setdefault(
-                (payload, channel), _fields(payload, channel, lower)
-            )
+            known = decoded.get((payload, channel))
+            if known is None:
+                known = decoded[payload, channel] = _fields(payload, channel, lower)
+            fields = known
         else:
             fields = _fields(payload, channel, lower)
         out.append(Record(ts, host, lower, prov, event_id, record_id, source, sid, fields))

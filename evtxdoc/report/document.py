@@ -241,7 +241,7 @@ def damage_dict(span: DamageSpan) -> dict[str, Any]:
 
 
 def _providers_by_host(analysis: Analysis) -> dict[str, set[str]]:
-    frame = analysis.timeline if analysis.skeleton is None else analysis.skeleton
+    frame = analysis.every_event
     if frame.empty:
         return {}
     channel = frame["channel"].cat

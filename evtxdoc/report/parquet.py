@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from evtxdoc import catalog, supporting, timeline
+from evtxdoc import catalog, supporting
 from evtxdoc.errors import InputError
 from evtxdoc.parse.payload import decode_fields
 from evtxdoc.parse.times import NO_TIME
@@ -30,7 +30,6 @@ from evtxdoc.report.events import EXPORT_COLUMNS, attempt_ids
 
 if TYPE_CHECKING:
     from evtxdoc.models import Analysis
-    from evtxdoc.parse.reader import FileResult
 
 EVENTS = "events"
 ATTEMPTS = "attempts.parquet"
@@ -75,14 +74,18 @@ def part_path(folder: str | Path, display: str) -> Path:
     return Path(folder) / EVENTS / f"{stem}-{digest}.parquet"
 
 
-def write_part(result: FileResult, folder: str) -> None:
-    """Write one read log's events (every row, in its order, no attempt yet)."""
-    pq = require_pyarrow()
-    path = part_path(folder, result.report.display)
+def write_part(frame: pd.DataFrame, display: str, folder: str) -> None:
+    """Write the events of the log shown as `display` (every row, in its order, no attempt
+    yet)."""
+    path = part_path(folder, display)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame = timeline.build_frame([result.batch])
+    _write(table_of(frame), path)
+
+
+def _write(table: Any, path: Path) -> None:
+    """`table` to `path` whole or not at all (a temporary file, then renamed)."""
     temporary = path.with_suffix(".tmp")
-    pq.write_table(table_of(frame), temporary, compression="zstd")
+    require_pyarrow().write_table(table, temporary, compression="zstd")
     temporary.replace(path)
 
 
@@ -95,19 +98,15 @@ def table_of(frame: pd.DataFrame, attempts: np.ndarray | None = None) -> Any:
     columns: dict[str, Any] = {
         "ts": pa.array(ts, type=pa.timestamp("ns", tz="UTC"), mask=ts == NO_TIME),
     }
-    for name in ("host", "channel", "provider"):
-        columns[name] = pa.array(frame[name].astype("category"))
-    columns["event_id"] = pa.array(frame["event_id"].to_numpy())
-    columns["level"] = pa.array(frame["level"].to_numpy())
-    columns["record_id"] = pa.array(frame["record_id"].to_numpy())
-    for name in ("activity_id", "user_sid", "source_file"):
-        columns[name] = pa.array(frame[name].astype("category"))
+    for name in ("host", "channel", "provider", "activity_id", "user_sid", "source_file"):
+        columns[name] = pa.array(frame[name])  # categorical: a dictionary column
+    for name in ("event_id", "level", "record_id"):
+        columns[name] = pa.array(frame[name].to_numpy())
     columns["attempt"] = _attempt_column(
         attempts if attempts is not None else np.full(len(frame), None, dtype=object)
     )
     columns["message"], columns["fields"] = _texts(frame)
-    assert tuple(columns) == EXPORT_COLUMNS
-    return pa.table(columns)
+    return pa.table({name: columns[name] for name in EXPORT_COLUMNS})
 
 
 def _attempt_column(claimed: np.ndarray) -> Any:
@@ -169,10 +168,7 @@ def finish(analysis: Analysis, folder: str | Path) -> int:
         keys = table.select(["ts", "host", "record_id", "source_file"]).to_pandas()
         claimed = attempt_ids(keys, analysis.correlation)
         index = table.schema.get_field_index("attempt")
-        table = table.set_column(index, "attempt", _attempt_column(claimed))
-        temporary = path.with_suffix(".tmp")
-        pq.write_table(table, temporary, compression="zstd")
-        temporary.replace(path)
+        _write(table.set_column(index, "attempt", _attempt_column(claimed)), path)
         written += table.num_rows
     frame = analysis.timeline
     files = frame[frame["provider"].astype(str).eq(supporting.PROVIDER).to_numpy()]

@@ -259,7 +259,7 @@ def for_analysis(analysis: Analysis) -> Redactor:
             )
         for host in machine.hosts:
             redactor.host(host, base)
-    whole = analysis.timeline if analysis.skeleton is None else analysis.skeleton
+    whole = analysis.every_event
     hosts = sorted(map(str, whole["host"].cat.categories)) if len(whole) else []
     for host in hosts:
         if host.split(".")[0].lower() not in redactor.names:
