@@ -266,6 +266,7 @@ def build_case(case: dict[str, Any], name: str = "case") -> tuple[Any, list[Supp
                 None,
                 encode_payload(payload),
                 True,
+                records[key],
             )
         )
     frame, _ = timeline.finish(timeline.build_frame(list(batches.values())))

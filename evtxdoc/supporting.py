@@ -113,6 +113,7 @@ def events(
                 None,
                 encode_payload({"EventData": fields}),
                 True,
+                1,
             )
         )
         batch.flush()
@@ -163,6 +164,7 @@ def sync_events(correlation: Correlation) -> list[ColumnBatch]:
                 None,
                 encode_payload({"EventData": {k: v for k, v in fields.items() if v is not None}}),
                 True,
+                1,
             )
         )
         batch.flush()

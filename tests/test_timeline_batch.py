@@ -31,6 +31,7 @@ def _row(ts=0, event_id=1, level=4, record_id=1, host="H", channel="C", activity
         None,
         EMPTY_PAYLOAD,
         True,
+        record_id,
     )
 
 
@@ -91,9 +92,9 @@ def test_equal_payloads_are_kept_as_one_object():
     assert first is not second
     batch.append_rows(
         [
-            (*_row()[:13], first, True),
-            (*_row()[:13], second, True),
-            (*_row()[:13], b'{"EventData":{"A":"2"}}', True),
+            (*_row()[:13], first, True, 1),
+            (*_row()[:13], second, True, 1),
+            (*_row()[:13], b'{"EventData":{"A":"2"}}', True, 1),
         ]
     )
     batch.close()

@@ -43,6 +43,9 @@ class ColumnBatch:
         self.payload: list[bytes] = []
         self._payloads: dict[bytes, bytes] = {}  # one object per distinct payload (interned)
         self._pending: list[Row] = []
+        # While a file is read: each row's exact_time and header id (Row's last two values),
+        # for the reader's de-duplication and time refinement; dropped by `close`.
+        self._reading: dict[str, list[np.ndarray]] = {"exact_time": [], "header_id": []}
 
     def __len__(self) -> int:
         return len(self.payload) + len(self._pending)
@@ -60,6 +63,12 @@ class ColumnBatch:
         after this work, but their payloads are no longer shared)."""
         self.flush()
         self._payloads = {}
+        self._reading = {"exact_time": [], "header_id": []}
+
+    def reading(self, name: str) -> np.ndarray:
+        """`exact_time` (bool) or `header_id` (int64) of every row, until `close`."""
+        self.flush()
+        return _joined(self._reading[name], "bool" if name == "exact_time" else "int64")
 
     def numeric(self, name: str) -> np.ndarray:
         """A numeric column (see NUMERIC) as one array; writes to it are kept."""
@@ -72,7 +81,8 @@ class ColumnBatch:
         return _joined(self._codes[name], "int32")
 
     def append_row(self, row: Row) -> None:
-        """Append one normalize row: 7 numeric values, 5 categorical, message, payload."""
+        """Append one normalize row: 7 numeric values, 5 categorical, message, payload,
+        exact_time, header id."""
         self.append_rows([row])
 
     def append_rows(self, rows: list[Row]) -> None:
@@ -106,6 +116,8 @@ class ColumnBatch:
             self._codes[name].append(
                 np.fromiter(map(lookup.__getitem__, values), dtype=np.int32, count=count)
             )
+        self._reading["exact_time"].append(np.fromiter(columns[14], dtype=bool, count=count))
+        self._reading["header_id"].append(_int_column(columns[15], "int64"))
         self.message.extend(columns[12])
         # Logs repeat EventData a lot (1,875 distinct payloads in 28,645 Security records): keep
         # one bytes object per distinct payload, so memory holds each once.
@@ -121,6 +133,10 @@ class ColumnBatch:
             part._numeric[name] = [self.numeric(name)[positions]]
         for name in ROW_CATEGORICAL:
             part._codes[name] = [self.codes(name)[positions]]
+        for name, parts in self._reading.items():
+            values = self.reading(name) if parts else None
+            if values is not None and len(values) == len(self):  # not after `close`
+                part._reading[name] = [values[positions]]
         chosen = positions.tolist()
         part.message = [self.message[i] for i in chosen]
         part.payload = [self.payload[i] for i in chosen]

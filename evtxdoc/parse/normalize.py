@@ -54,6 +54,7 @@ ROW_FIELDS = (
     "message",
     "payload",  # payload: the record's non-System parts (encode_payload)
     "exact_time",  # False: only microseconds were known (ingest refines it)
+    "header_id",  # the record header's number (reading only: de-duplication, exact times)
 )
 Row = tuple[
     int,
@@ -71,6 +72,7 @@ Row = tuple[
     str | None,
     bytes,
     bool,
+    int,
 ]
 
 
@@ -108,7 +110,6 @@ def row(raw: RawRecord) -> Row | None:
     """
     event: Any  # rs's JSON text or a backend's dict (narrowed by `type(...) is`, for speed)
     header_id, header_time, event = raw
-    payload = system = None
     undecoded = False
     if type(event) is str:
         payload, system = _split_text(event)
@@ -116,6 +117,8 @@ def row(raw: RawRecord) -> Row | None:
             event = event_root(event)
             if event is None:  # rs gave `{"Event":null}` or text past repair: keep the header
                 event, undecoded = {}, True
+    else:
+        payload = system = None
     if system is None:
         if type(event) is not dict:
             return None
@@ -138,13 +141,16 @@ def row(raw: RawRecord) -> Row | None:
         ) = _SYSTEM(system)
         provider = provider["#attributes"]["Name"]
         time_text = created["#attributes"]["SystemTime"]
+        activity = correlation["#attributes"].get("ActivityID") if correlation else None
+        user_sid = security["#attributes"]["UserID"] if security else None
         qualifiers = 0
         if not (
             type(event_id) is type(level) is type(task) is type(opcode) is type(record_id) is int
             and type(computer) is type(channel) is type(provider) is type(time_text) is str
+            and (user_sid is None or type(user_sid) is str)
         ):
             raise TypeError
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         (
             event_id,
             qualifiers,
@@ -156,8 +162,8 @@ def row(raw: RawRecord) -> Row | None:
             channel,
             provider,
             time_text,
-            correlation,
-            security,
+            activity,
+            user_sid,
         ) = _system_values(system)
     # event_time's common case inline: rs's µs TimeCreated agrees with the 100 ns header time
     if (
@@ -176,8 +182,6 @@ def row(raw: RawRecord) -> Row | None:
             ts, exact = event_time(time_text, header_time)
     else:
         ts, exact = event_time(time_text, header_time)
-    activity = _attrs(correlation).get("ActivityID") if correlation else None
-    user_sid = _attrs(security).get("UserID") if security else None
     message = None
     if payload is None:
         if "RenderingInfo" in event:
@@ -203,10 +207,11 @@ def row(raw: RawRecord) -> Row | None:
         channel,
         provider,
         guid(activity) if activity else None,
-        user_sid if user_sid and isinstance(user_sid, str) else None,
+        user_sid or None,
         message,
         payload,
         exact,
+        header_id,
     )
 
 
@@ -303,9 +308,13 @@ def _system_values(system: Any) -> tuple[Any, ...]:
         _text_value(get("Channel")),
         _text_value(provider.get("Name") or provider.get("EventSourceName")),
         time_text if isinstance(time_text, str) else None,
-        get("Correlation"),
-        get("Security"),
+        _attrs(get("Correlation")).get("ActivityID"),
+        _text_or_none(_attrs(get("Security")).get("UserID")),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _text_value(value: Any) -> str:
@@ -328,7 +337,7 @@ def normalize(raw: RawRecord, source_file: str) -> Event:
         raise ValueError(f"record {header_id}: no <Event> in the rendered record")
     values: dict[str, Any] = dict(zip(ROW_FIELDS, found, strict=True))
     payload = values.pop("payload")
-    del values["exact_time"]
+    del values["exact_time"], values["header_id"]
     return Event(
         ts_raw=time_text or "",
         source_file=source_file,

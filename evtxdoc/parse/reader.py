@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from evtxdoc.parse import (
     scan,
 )
 from evtxdoc.parse.batch import BLOCK_ROWS, ColumnBatch, Skeleton
-from evtxdoc.parse.normalize import Row, row
+from evtxdoc.parse.normalize import row
 from evtxdoc.parse.structure import (
     AMBIGUOUS,
     CHUNK_SIZE,
@@ -84,11 +85,7 @@ class _Reader:
         self.strict = strict
         self.use_fallback = use_fallback and not strict
         self.batch = ColumnBatch(file.display)
-        # (EventRecordID, header id) of the records kept: a record is the same record when both
-        # agree (chunk slack, the padded re-read); a damaged EventRecordID (0, or another
-        # record's) must not make two records one
-        self.record_ids: set[tuple[int, int]] = set()
-        self.inexact: list[tuple[int, int]] = []  # (row index, header id): µs-only times
+        self.unrendered: list[int] = []  # header ids of records that held no <Event>
         self.problems: list[Problem] = []
         self.backends: list[str] = []
         self.errors: list[tuple[str, str]] = []
@@ -113,40 +110,58 @@ class _Reader:
                 )
             )
 
-    def consume(self, records: Iterator[RawRecord], header_ids: set[int] | None = None) -> None:
-        """Append every record not seen before (by EventRecordID and header id); the hottest loop,
-        so its lookups are bound to locals and rows go to the batch a block at a time."""
-        to_row, seen, inexact, batch, tick = (
-            row,
-            self.record_ids,
-            self.inexact,
-            self.batch,
-            self.tick,
-        )
-        add_header = header_ids.add if header_ids is not None else None
-        block: list[Row] = []
-        append = block.append
-        for raw in records:
-            if add_header is not None:
-                add_header(raw[0])
-            values = to_row(raw)
-            if values is None:
-                self.on_error(f"record {raw[0]}", "no <Event> in the rendered record")
-                continue
-            record_id = values[6]
-            key = (record_id, raw[0])
-            if key in seen:
-                continue
-            seen.add(key)
-            if not values[14]:  # exact_time: False when only µs were known
-                inexact.append((len(batch) + len(block), raw[0]))
-            append(values)
-            if len(block) >= BLOCK_ROWS:
-                batch.append_rows(block)
-                block = []
-                append = block.append
+    def consume(self, records: Iterator[RawRecord]) -> None:
+        """Append every record, then drop those seen before (by EventRecordID and header id).
+        The hottest loop: records are taken and turned into rows a block at a time by C-level
+        `islice` and `map`, with no Python statement per record."""
+        to_row, batch, tick = row, self.batch, self.tick
+        try:
+            while True:
+                raws = list(islice(records, BLOCK_ROWS))
+                if not raws:
+                    break
+                rows = list(map(to_row, raws))
+                kept = list(filter(None, rows))  # a row is a non-empty tuple: None is a miss
+                if len(kept) != len(rows):
+                    for raw, values in zip(raws, rows, strict=True):
+                        if values is None:
+                            self.unrendered.append(raw[0])
+                            self.on_error(f"record {raw[0]}", "no <Event> in the rendered record")
+                batch.append_rows(kept)
                 tick()
-        batch.append_rows(block)
+        finally:  # also when a step fails: what was read is kept, each record once
+            self._drop_repeats()
+
+    def header_ids(self) -> set[int]:
+        """The header ids of every record read (rendered or not)."""
+        return set(self.batch.reading("header_id").tolist()) | set(self.unrendered)
+
+    def _drop_repeats(self) -> None:
+        """Keep the first of the rows that are the same record: EventRecordID and header id
+        both agree (chunk slack, the padded re-read); a damaged EventRecordID (0, or another
+        record's) must not make two records one. One sort of the keys, no per-row Python."""
+        record_ids = self.batch.numeric("record_id")
+        header_ids = self.batch.reading("header_id")
+        if len(record_ids) < 2:
+            return
+        if record_ids.min() >= 0 and record_ids.max() < 2**31 and header_ids.min() >= 0 and (
+            header_ids.max() < 2**32
+        ):
+            keys = (record_ids << 32) | header_ids
+            ordered = np.sort(keys)
+            if not (ordered[1:] == ordered[:-1]).any():
+                return
+            order = np.argsort(keys, kind="stable")
+        else:
+            order = np.lexsort((header_ids, record_ids))  # stable: the first one leads
+        same = (record_ids[order][1:] == record_ids[order][:-1]) & (
+            header_ids[order][1:] == header_ids[order][:-1]
+        )
+        if not same.any():
+            return
+        keep = np.ones(len(record_ids), dtype=bool)
+        keep[order[1:][same]] = False
+        self.batch = self.batch.take(np.flatnonzero(keep))
 
     def read(self) -> FileResult:
         structure = scan(self.file.path, self.file.display)
@@ -229,31 +244,41 @@ class _Reader:
 
     def _refine_times(self) -> None:
         """Give µs-only times their 100 ns digit from the records' own FILETIMEs."""
-        if not self.inexact:
+        inexact = np.flatnonzero(~self.batch.reading("exact_time"))
+        if not len(inexact):
             return
+        header_ids = self.batch.reading("header_id")
         exact = record_times(self.file.path)
-        column = self.batch.numeric("ts")  # flushes the buffered rows first
-        for index, header_id in self.inexact:
-            filetime = exact.get(header_id)
+        column = self.batch.numeric("ts")  # writes land in the batch
+        for index in inexact.tolist():
+            filetime = exact.get(int(header_ids[index]))
             if filetime is not None and filetime != AMBIGUOUS:
                 ns = filetime_to_ns(filetime)  # a Python int: a crafted FILETIME may not fit
                 if abs(ns - int(column[index])) < REFINE_TOLERANCE_NS:
                     column[index] = ns
 
+    def _records_seen(self) -> int:
+        """How many distinct records (by header id) the parsers gave, rendered or not."""
+        if self.unrendered:
+            return len(self.header_ids())
+        header_ids = self.batch.reading("header_id")
+        if len(header_ids) < 2 or bool((header_ids[1:] > header_ids[:-1]).all()):
+            return len(header_ids)  # rising, as rs reads a log that never wrapped
+        return int(np.unique(header_ids).size)
+
     def _read_records(self, structure: Structure) -> None:
-        header_ids: set[int] = set()
         if rs_available():
             self.backends.append("evtx")
             source = self.records or rs_records
-            self.consume(source(self.file.path, self.on_error, strict=self.strict), header_ids)
+            self.consume(source(self.file.path, self.on_error, strict=self.strict))
         unopened = any(message.startswith("cannot open") for _, message in self.errors)
         self._report_errors("undecodable_record", "evtx")
         careful = self.records is not None  # chunk by chunk: a cut-off chunk is padded there
-        if not careful and structure.truncated and len(header_ids) < structure.records:
-            self._read_padded(header_ids)
-        missing = unopened or not rs_available() or len(header_ids) < structure.records
+        if not careful and structure.truncated and self._records_seen() < structure.records:
+            self._read_padded()
+        missing = unopened or not rs_available() or self._records_seen() < structure.records
         if missing and self.use_fallback and fallback_available():
-            self._fallback(header_ids)
+            self._fallback()
         elif not rs_available():
             self.problems.append(
                 Problem(
@@ -266,7 +291,7 @@ class _Reader:
                 )
             )
 
-    def _read_padded(self, header_ids: set[int]) -> None:
+    def _read_padded(self) -> None:
         """A cut-off last chunk: rs skips it whole; a copy padded with zeros to a full chunk
         gives its intact records (the zeros read as the end of the chunk's records)."""
         before = len(self.batch)
@@ -277,7 +302,7 @@ class _Reader:
                 shutil.copyfileobj(source, padded)
             padded.write(bytes(CHUNK_SIZE - tail))
             padded.flush()
-            self.consume(rs_records(padded.name, self.on_error, strict=self.strict), header_ids)
+            self.consume(rs_records(padded.name, self.on_error, strict=self.strict))
         self.errors.clear()  # the padding's zeros are not records: their errors say nothing
         recovered = len(self.batch) - before
         if recovered:
@@ -290,12 +315,14 @@ class _Reader:
                 )
             )
 
-    def _fallback(self, header_ids: set[int]) -> None:
+    def _fallback(self) -> None:
         before = len(self.batch)
         self.backends.append("python-evtx")
         deadline = time.monotonic() + FALLBACK_BUDGET_S
         self.consume(
-            python_evtx_records(self.file.path, header_ids, self.on_error, self.tick, deadline)
+            python_evtx_records(
+                self.file.path, self.header_ids(), self.on_error, self.tick, deadline
+            )
         )
         recovered = len(self.batch) - before
         failed = len(self.errors)

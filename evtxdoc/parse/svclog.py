@@ -361,6 +361,7 @@ def read_trace(
                 event.message or None,
                 encode_payload({"EventData": event.fields}),
                 True,
+                scan.events,
             )
         )
     batch.close()
