@@ -209,18 +209,24 @@ class Analysis:
     version: str
     correlation: Correlation | None = None  # join attempts (None when not run)
     evaluation: Evaluation | None = None  # rule findings (None when not run)
-    skeleton: Any = None  # every event (timeline.SKELETON_COLUMNS); None: the timeline holds all
+    summary: Any = None  # every event in summary (event_summary.py); None: from the timeline
+    partial: bool = False  # the timeline holds only the rows something reads (partition.py)
 
     @property
     def every_event(self) -> Any:
-        """A frame with a row for every event: the skeleton, or the timeline when it holds all
-        (timeline.SKELETON_COLUMNS are in both)."""
-        return self.timeline if self.skeleton is None else self.skeleton
+        """Every event in summary: one row per file, host, channel and provider, with its
+        first (`ts`) and last time and its count (event_summary.SUMMARY_COLUMNS)."""
+        if self.summary is not None:
+            return self.summary
+        from evtxdoc.event_summary import summarize  # pandas: not imported by models
+
+        return summarize(self.timeline)
 
     @property
     def events(self) -> int:
         """How many events the logs hold (the timeline may keep only some rows)."""
-        return len(self.every_event)
+        summary = self.every_event
+        return int(summary["events"].sum()) if len(summary) else 0
 
     @property
     def readable(self) -> bool:

@@ -21,6 +21,7 @@ from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
 from evtxdoc.correlate.machines import container
 from evtxdoc.errors import InputError, InternalError, StrictModeError
+from evtxdoc.event_summary import EventRows, FrameRows, SpilledRows, summarize
 from evtxdoc.models import (
     Analysis,
     AnalyzeOptions,
@@ -68,21 +69,30 @@ def analyze(
         events = sum(len(r.skeleton if r.skeleton is not None else r.batch) for r in results)
         progress("timeline", 0, 1, f"{events:,} events")
     read_reports = [r.report for r in results]
-    frame, skeleton, duplicates = assemble(results, keep)  # empties `results`
-    reports = tuple(
-        replace(r, duplicate_events=int(duplicates.get(r.display, 0))) for r in read_reports
-    )
-    problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
-    coverage = with_damage(timeline.coverage(skeleton), reports)
-    frame, skeleton, coverage, correlation, evaluation = explain(
-        frame,
-        bundle.supporting,
-        coverage,
-        ruleset.rules if ruleset else None,
-        ruleset.folders if ruleset else (),
-        progress,
-        None if skeleton is frame else skeleton,
-    )
+    with tempfile.TemporaryDirectory(prefix="evtxdoc-rows-") as spill:
+        frame, skeleton, duplicates = assemble(results, keep)  # empties `results`
+        summary = summarize(skeleton)
+        # every event's row stays on disk (only the hosts of a machine whose clock was set
+        # are read back), or in the timeline when it holds them all
+        every = FrameRows(frame) if skeleton is frame else SpilledRows(skeleton, Path(spill))
+        del skeleton
+        reports = tuple(
+            replace(r, duplicate_events=int(duplicates.get(r.display, 0))) for r in read_reports
+        )
+        problems = tuple(bundle.problems) + tuple(p for r in reports for p in r.problems)
+        coverage = with_damage(timeline.coverage(summary), reports)
+        partial = keep is not None
+        frame, summary, coverage, correlation, evaluation = explain(
+            frame,
+            bundle.supporting,
+            coverage,
+            ruleset.rules if ruleset else None,
+            ruleset.folders if ruleset else (),
+            progress,
+            summary,
+            every,
+        )
+        del every
     analysis = Analysis(
         inputs=tuple(_shown(Path(i), options.display_root) for i in inputs),
         files=tuple(bundle.files),
@@ -96,7 +106,8 @@ def analyze(
         version=__version__,
         correlation=correlation,
         evaluation=evaluation,
-        skeleton=None if skeleton is frame else skeleton,
+        summary=summary,
+        partial=partial,
     )
     if options.events_to:
         if progress:
@@ -155,9 +166,11 @@ def keep_for(options: AnalyzeOptions, log_bytes: int) -> Keep | None:
 def assemble(
     results: list[FileResult], keep: Keep | None
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """The read files → (timeline, skeleton, duplicate events per file), sorted, each event
-    once. Without `keep` the timeline holds every row and is its own skeleton. `results` is
-    emptied once its columns are merged, so that their memory is free before the sort."""
+    """The read files → (timeline sorted, skeleton, duplicate events per file), each event
+    once. Without `keep` the timeline holds every row and is its own skeleton; with it, the
+    skeleton (every event, unsorted: it is summarized, then spilled) holds every event.
+    `results` is emptied once its columns are merged, so that their memory is free before the
+    sort."""
     if keep is None:
         frame = timeline.build_frame([r.batch for r in results])
         results.clear()
@@ -184,17 +197,18 @@ def explain(
     rules: Sequence[Rule] | None,
     folders: Sequence[str] = (),
     progress: Progress | None = None,
-    skeleton: pd.DataFrame | None = None,
+    summary: pd.DataFrame | None = None,
+    every: EventRows | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[ChannelCoverage, ...], Correlation, Evaluation | None]:
     """timeline → correlate → supporting events → evaluate: the one place these stages are
     chained (analyze and the rule fixtures call it). No rules: no evaluation. Returns the
-    timeline and its skeleton (every event; the timeline itself when it holds them all)."""
+    timeline and the summary of every event (evtxdoc/event_summary.py; by default the
+    timeline's, as are the rows `every` gives)."""
     if progress:
         progress("correlate", 0, 1, "join attempts and connector requests")
-    correlation = correlate(frame, files, coverage, skeleton)
-    frame, skeleton, with_files = supporting.add_events(
-        frame, coverage, files, correlation, skeleton
-    )
+    summary = summarize(frame) if summary is None else summary
+    correlation = correlate(frame, files, coverage, summary, every)
+    frame, summary, with_files = supporting.add_events(frame, coverage, files, correlation, summary)
     if progress:
         progress("correlate", len(correlation.attempts), len(correlation.attempts), "")
     evaluation = None
@@ -204,7 +218,7 @@ def explain(
         evaluation = engine.evaluate(rules, frame, correlation, with_files, folders)
         if progress:
             progress("evaluate", len(rules), len(rules), "")
-    return frame, skeleton, tuple(with_files), correlation, evaluation
+    return frame, summary, tuple(with_files), correlation, evaluation
 
 
 def _shown(path: Path, root: str | None) -> str:

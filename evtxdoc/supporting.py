@@ -23,10 +23,11 @@ from typing import Any
 
 import pandas as pd
 
-from evtxdoc import timeline
+from evtxdoc import event_summary, timeline
 from evtxdoc.correlate.exchange import SETTINGS, read_settings, tally
 from evtxdoc.correlate.facts import DeviceFacts, read
 from evtxdoc.correlate.machines import container, display_name
+from evtxdoc.event_summary import summarize
 from evtxdoc.models import ChannelCoverage, Correlation, Machine, SupportingFile
 from evtxdoc.parse.batch import ColumnBatch
 from evtxdoc.parse.payload import encode_payload
@@ -49,29 +50,31 @@ def add_events(
     coverage: Sequence[ChannelCoverage],
     files: Sequence[SupportingFile],
     correlation: Correlation,
-    skeleton: pd.DataFrame | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[ChannelCoverage, ...]]:
-    """The timeline, its skeleton (every event; by default the timeline) and coverage, with
-    one event per supporting file that states something."""
-    whole = frame if skeleton is None else skeleton
+    """The timeline, the summary of every event (by default the timeline's) and coverage,
+    with one event per supporting file that states something."""
+    whole = summarize(frame) if summary is None else summary
     batches = events(files, whole, correlation.machines) + sync_events(correlation)
     if not batches:
         return frame, whole, tuple(coverage)
     extra = timeline.build_frame(batches)
-    added = timeline.append(frame, extra)
+    added = summarize(extra)
     return (
-        added,
-        added if skeleton is None else timeline.append(skeleton, extra),
-        (*coverage, *timeline.coverage(extra)),
+        timeline.append(frame, extra),
+        event_summary.joined(whole, added),
+        (*coverage, *timeline.coverage(added)),
     )
 
 
 def events(
-    supporting: Sequence[SupportingFile], frame: pd.DataFrame, machines: Sequence[Machine] = ()
+    supporting: Sequence[SupportingFile], summary: pd.DataFrame, machines: Sequence[Machine] = ()
 ) -> list[ColumnBatch]:
-    """One batch per supporting file that states something (see the module docstring)."""
+    """One batch per supporting file that states something (see the module docstring);
+    `summary`: of every event (evtxdoc/event_summary.py) or the events themselves."""
+    summary = summarize(summary)
     owners = _owners(machines)
-    newest = int(frame["ts"].array.asi8.max()) if len(frame) else None
+    newest = int(summary["last"].array.asi8.max()) if len(summary) else None
     last_of: dict[str, int] | None = None  # host → its last event, computed once if needed
     batches = []
     for item in supporting:
@@ -89,7 +92,7 @@ def events(
         host = _owner(owners, container(item.display)) or facts.device_name or item.display
         ts = parse_time_ns(facts.policy_downloaded or "") if facts.policy_downloaded else None
         if ts is None:
-            last_of = _last_by_host(frame) if last_of is None else last_of
+            last_of = event_summary.last_by_host(summary) if last_of is None else last_of
             ts = last_of.get(host, newest)
         if ts is None:
             fields["time"] = "unknown (the bundle states no time)"
@@ -221,11 +224,3 @@ def _owner(owners: dict[str, set[str]], place: str) -> str | None:
         for name in names
     }
     return next(iter(found)) if len(found) == 1 else None
-
-
-def _last_by_host(frame: pd.DataFrame) -> dict[str, int]:
-    """Each host's last event time (one groupby over the timeline)."""
-    if not len(frame):
-        return {}
-    last = frame.groupby("host", observed=True)["ts"].max()
-    return {str(host): stamp.value for host, stamp in last.items()}

@@ -49,7 +49,7 @@ def test_the_parquet_files_hold_the_csv_s_rows_and_attempts(tmp_path: Path, cut:
     whole = pipeline.analyze([MULTI], AnalyzeOptions(all_events=True))
     options = AnalyzeOptions(all_events=not cut, sample_events=0, events_to=str(tmp_path))
     analysis = pipeline.analyze([MULTI], options)
-    assert (analysis.skeleton is not None) is cut
+    assert analysis.partial is cut
     rows = written(tmp_path)
     assert rows == exported(whole)
     assert len(rows) == whole.events > len(analysis.timeline) if cut else True

@@ -45,7 +45,7 @@ def test_a_sample_cut_down_to_what_is_read_gives_the_whole_timeline_s_report(
     bundle: Path,
 ) -> None:
     whole, cut = both(bundle)
-    assert cut.skeleton is not None and whole.skeleton is None
+    assert cut.partial and not whole.partial
     assert len(cut.timeline) < len(whole.timeline)  # rows were dropped …
     assert cut.events == whole.events == len(whole.timeline)  # … and every event still counts
     assert comparable(cut) == comparable(whole)
@@ -100,9 +100,9 @@ def test_a_fleet_keeps_a_fraction_of_its_rows_and_the_same_report(fleet: Path) -
 
 def test_auto_keeps_every_row_below_the_threshold_and_cuts_above(fleet: Path) -> None:
     small = pipeline.analyze([fleet], AnalyzeOptions())
-    assert small.skeleton is None  # a few MB of logs: every row, as before
+    assert not small.partial  # a few MB of logs: every row, as before
     large = pipeline.analyze([fleet], AnalyzeOptions(partition_bytes=1024))
-    assert large.skeleton is not None and len(large.timeline) < small.events
+    assert large.partial and len(large.timeline) < small.events
 
 
 def test_the_cli_s_evidence_mode_writes_the_same_json_and_exports_every_event(

@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-import pandas as pd
-
 from evtxdoc.correlate import clock as clocks
 from evtxdoc.correlate import evidence
 from evtxdoc.correlate.attempts import Draft, split
 from evtxdoc.correlate.clock import Interval, LocalClock
 from evtxdoc.correlate.facts import DeviceFacts, guid_in, join_method_of
+from evtxdoc.event_summary import EventRows
 from evtxdoc.models import (
     ConnectorRequest,
 )
@@ -42,7 +41,7 @@ class Device:
 
 
 def build_devices(
-    frame: pd.DataFrame,
+    every: EventRows,
     records: list[evidence.Record],
     device_events: list[evidence.DeviceEvent],
     machine_of: dict[str, str],
@@ -65,15 +64,7 @@ def build_devices(
     devices = {}
     for machine, events in by_machine.items():
         machine_jumps = jumps_of.get(machine, [])
-        rows = None
-        if machine_jumps:
-            rows = frame.loc[
-                frame["host"]
-                .astype(str)
-                .str.lower()
-                .isin({h.lower() for h in hosts_of[machine]})
-                .to_numpy()
-            ]
+        rows = every.rows({h.lower() for h in hosts_of[machine]}) if machine_jumps else None
         local_clock = LocalClock(machine_jumps, rows)
         device = Device(
             machine,

@@ -31,6 +31,7 @@ import pandas as pd
 
 from evtxdoc.correlate.evidence import category_codes
 from evtxdoc.correlate.machines import folder_of
+from evtxdoc.event_summary import last_by_host, summarize
 from evtxdoc.exchange_model import ExchangeState, SyncRun
 from evtxdoc.models import EventRef, Machine, SupportingFile
 from evtxdoc.parse.payload import decode_fields
@@ -78,16 +79,17 @@ def syncs(
     frame: pd.DataFrame,
     machines: Sequence[Machine],
     supporting: Sequence[SupportingFile],
-    skeleton: pd.DataFrame | None = None,
+    summary: pd.DataFrame | None = None,
 ) -> tuple[tuple[SyncRun, ...], tuple[ExchangeState, ...]]:
     """Every sync the connectors' traces show (per host in time order), and each connector's
-    verdict (see the module docstring); `skeleton` (every event) gives each host's last
-    event when `frame` holds only some."""
+    verdict (see the module docstring); `summary` (of every event, event_summary.py) gives
+    each host's last event when `frame` holds only some."""
     rows = trace_rows(frame)
     if rows.empty:
         return (), ()
     runs = _runs(rows)
-    return runs, _states(frame if skeleton is None else skeleton, rows, runs, machines, supporting)
+    every = summarize(frame) if summary is None else summary
+    return runs, _states(every, rows, runs, machines, supporting)
 
 
 def _runs(rows: pd.DataFrame) -> tuple[SyncRun, ...]:
@@ -192,7 +194,7 @@ def _int(value: Any) -> int | None:
 
 
 def _states(
-    frame: pd.DataFrame,
+    summary: pd.DataFrame,
     rows: pd.DataFrame,
     runs: Sequence[SyncRun],
     machines: Sequence[Machine],
@@ -200,7 +202,7 @@ def _states(
 ) -> tuple[ExchangeState, ...]:
     machine_of = {h.lower(): m for m in machines for h in m.hosts}
     trace_end = rows.groupby(rows["host"].astype(str))["ts"].max()
-    host_end = frame.groupby(frame["host"].astype(str), observed=True)["ts"].max()
+    host_end = last_by_host(summary)
     by_host: dict[str, list[SyncRun]] = defaultdict(list)
     for run in runs:
         by_host[run.host].append(run)
@@ -208,7 +210,7 @@ def _states(
     for host, ends in trace_end.items():
         machine = machine_of.get(str(host).lower())
         names = machine.hosts if machine else (str(host),)
-        last_any = max(int(host_end[h].value) for h in names if h in host_end.index)
+        last_any = max(host_end[h] for h in names if h in host_end)
         settings = _settings_for(machine, supporting)
         out.append(_state(str(host), by_host.get(str(host), []), int(ends.value), last_any,
                           settings))  # fmt: skip

@@ -12,6 +12,7 @@ from evtxdoc.correlate import evidence
 from evtxdoc.correlate.attempts import Draft, Verdict, judge
 from evtxdoc.correlate.device import Device, computer_name
 from evtxdoc.correlate.matching import shared_ids
+from evtxdoc.event_summary import hosts_met
 from evtxdoc.models import (
     Attempt,
     ChannelCoverage,
@@ -360,7 +361,7 @@ def notes_of(
     role_of: dict[str, str],
     unmatched: tuple[ConnectorRequest, ...],
     notices: list[ConnectorNotice],
-    frame: pd.DataFrame,
+    summary: pd.DataFrame,
     devices: dict[str, Device],
 ) -> list[str]:
     notes = []
@@ -385,7 +386,7 @@ def notes_of(
     device_machines = [m for m, r in role_of.items() if r == "device"]
     connectors = [m for m, r in role_of.items() if r == "connector"]
     if not attempts:
-        hosts = sorted({str(h) for h in frame["host"].unique()}) if len(frame) else []
+        hosts = sorted(set(hosts_met(summary)))
         notes.append(
             "no join attempt found: no Autopilot / MDM device step events in the "
             f"bundle ({len(hosts)} host(s) read; see coverage)"

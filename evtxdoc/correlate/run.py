@@ -28,6 +28,7 @@ from evtxdoc.correlate.results import (
     connector_only_attempts,
     notes_of,
 )
+from evtxdoc.event_summary import EventRows, FrameRows, hosts_met, summarize
 from evtxdoc.models import (
     ChannelCoverage,
     ConnectorNotice,
@@ -41,16 +42,24 @@ def correlate(
     frame: pd.DataFrame,
     supporting: Sequence[SupportingFile] = (),
     coverage: Sequence[ChannelCoverage] = (),
-    skeleton: pd.DataFrame | None = None,
+    summary: pd.DataFrame | None = None,
+    every: EventRows | None = None,
 ) -> Correlation:
     """Every join attempt in the timeline, matched and judged (see the module docstring).
 
-    `skeleton` (timeline.SKELETON_COLUMNS of every event) tells which events exist when
-    `frame` holds only those something reads (evtxdoc/partition.py); by default the frame."""
+    `summary` (evtxdoc/event_summary.py) tells which events exist and `every` gives the rows of
+    some hosts when `frame` holds only those something reads (evtxdoc/partition.py); by
+    default both come from the frame."""
     collecting = gc.isenabled()
     gc.disable()  # many small objects, no cycles: the collector only costs time here
     try:
-        return _correlate(frame, supporting, coverage, frame if skeleton is None else skeleton)
+        return _correlate(
+            frame,
+            supporting,
+            coverage,
+            summarize(frame) if summary is None else summary,
+            FrameRows(frame) if every is None else every,
+        )
     finally:
         if collecting:
             gc.enable()
@@ -60,7 +69,8 @@ def _correlate(
     frame: pd.DataFrame,
     supporting: Sequence[SupportingFile],
     coverage: Sequence[ChannelCoverage],
-    skeleton: pd.DataFrame,
+    summary: pd.DataFrame,
+    every: EventRows,
 ) -> Correlation:
     rows = evidence.select(frame)
     records = evidence.records(rows)
@@ -72,9 +82,9 @@ def _correlate(
         if r.channel not in connector_channels and (e := evidence.device_event(r))
     ]
     joins = [e.record for e in device_events if e.step == "offline_join"]
-    machine_of, sources = machines.group_hosts(skeleton, joins)
-    names = {str(h).lower(): str(h) for h in skeleton["host"].unique()} if len(skeleton) else {}
-    role_of = machines.roles(skeleton, machine_of)
+    machine_of, sources = machines.group_hosts(summary, joins)
+    names = {host.lower(): host for host in hosts_met(summary)}
+    role_of = machines.roles(summary, machine_of)
     for item in coverage:  # a server whose connector log is there, damaged to nothing
         if not item.records and item.host and item.channel.lower() in CONNECTOR_LOGS:
             role_of[machine_of.get(item.host.lower(), item.host.lower())] = "connector"
@@ -86,8 +96,8 @@ def _correlate(
             requests.append(found)
         elif isinstance(found, ConnectorNotice):
             notices.append(found)
-    channels_of = machines.channels_by_machine(skeleton, machine_of)
-    devices = build_devices(skeleton, records, device_events, machine_of, names, facts, channels_of)
+    channels_of = machines.channels_by_machine(summary, machine_of)
+    devices = build_devices(every, records, device_events, machine_of, names, facts, channels_of)
     for machine, device in devices.items():
         if device.drafts:
             role_of[machine] = "device"
@@ -130,14 +140,14 @@ def _correlate(
     claimed = {id(r) for a in attempts for r in (*a.requests, *a.conflicts)}
     unmatched = tuple(sorted((r for r in requests if id(r) not in claimed), key=lambda r: r.ts))
     machine_list = tuple(machines.machines(machine_of, role_of, names, sources))
-    syncs, exchange_states = exchange.syncs(frame, machine_list, supporting, skeleton)
+    syncs, exchange_states = exchange.syncs(frame, machine_list, supporting, summary)
     return Correlation(
         attempts=tuple(attempts),
         machines=machine_list,
         offsets=tuple(offsets),
         unmatched_requests=unmatched,
         connector_notices=tuple(sorted(notices, key=lambda n: n.ts)),
-        notes=tuple(notes_of(attempts, role_of, unmatched, notices, skeleton, devices)),
+        notes=tuple(notes_of(attempts, role_of, unmatched, notices, summary, devices)),
         syncs=syncs,
         exchange=exchange_states,
     )

@@ -144,8 +144,11 @@ class _Reader:
         header_ids = self.batch.reading("header_id")
         if len(record_ids) < 2:
             return
-        if record_ids.min() >= 0 and record_ids.max() < 2**31 and header_ids.min() >= 0 and (
-            header_ids.max() < 2**32
+        if (
+            record_ids.min() >= 0
+            and record_ids.max() < 2**31
+            and header_ids.min() >= 0
+            and (header_ids.max() < 2**32)
         ):
             keys = (record_ids << 32) | header_ids
             ordered = np.sort(keys)

@@ -48,7 +48,7 @@ def write(
     console: Console | None = None,
 ) -> None:
     """Write `analysis` as `fmt` to the binary stream `out` (or to `console` for terminal)."""
-    if fmt in (Format.csv, Format.jsonl) and analysis.skeleton is not None:
+    if fmt in (Format.csv, Format.jsonl) and analysis.partial:
         raise InternalError(
             f"a {fmt} export lists every event, and this analysis kept only the rows it reads",
             hint="analyze with AnalyzeOptions(all_events=True) (the CLI does for csv and jsonl)",
