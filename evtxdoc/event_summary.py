@@ -11,7 +11,6 @@ skeleton spilled to disk by a partitioned run (`SpilledRows`), read back only fo
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -23,7 +22,7 @@ ROW_COLUMNS = ("source_file", "host", "channel", "record_id", "ts")  # what `row
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """A frame of events (the timeline, or a skeleton: SKELETON_COLUMNS) → its summary: per
+    """A frame of events (the timeline, or rows of its columns) → its summary: per
     (file, host, channel, provider) the first (`ts`) and last time, the count and the lowest
     record id, ordered as those groups first appear in the sorted timeline. A summary is
     returned as it is."""
@@ -41,10 +40,14 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
         if isinstance(frame[name].dtype, pd.CategoricalDtype):
             summary[name] = pd.Categorical(summary[name], categories=frame[name].cat.categories)
     summary["events"] = summary["events"].astype(np.int64)
-    # the order in which a sorted timeline first shows each group (hosts are then met in
-    # the same order: a name told apart only by case keeps the spelling met last)
+    return in_order(summary[list(SUMMARY_COLUMNS)])
+
+
+def in_order(summary: pd.DataFrame) -> pd.DataFrame:
+    """A summary's rows in the order a sorted timeline first shows each group (so hosts are
+    met in the same order: a name told apart only by case keeps the spelling met last)."""
     ordered = summary.sort_values(["ts", "host", "channel", "first_record"], kind="stable")
-    return ordered.reset_index(drop=True)[list(SUMMARY_COLUMNS)]
+    return ordered.reset_index(drop=True)
 
 
 def joined(first: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
@@ -61,9 +64,7 @@ def joined(first: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
             parts[name] = pd.Series(united, name=name)
         else:
             parts[name] = pd.concat([left, right], ignore_index=True)
-    both = pd.DataFrame(parts, columns=list(SUMMARY_COLUMNS))
-    ordered = both.sort_values(["ts", "host", "channel", "first_record"], kind="stable")
-    return ordered.reset_index(drop=True)
+    return in_order(pd.DataFrame(parts, columns=list(SUMMARY_COLUMNS)))
 
 
 def last_by_host(summary: pd.DataFrame) -> dict[str, int]:
@@ -94,40 +95,6 @@ class FrameRows:
 
     def rows(self, hosts: set[str]) -> pd.DataFrame:
         return _of_hosts(self.frame, hosts)
-
-
-class SpilledRows:
-    """Rows from every event's skeleton written to `folder` as .npy columns (memory-mapped
-    when read), so that a partitioned run holds none of them in memory."""
-
-    def __init__(self, skeleton: pd.DataFrame, folder: Path):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.categories: dict[str, pd.Index] = {}
-        for name in ROW_COLUMNS:
-            column = skeleton[name]
-            if isinstance(column.dtype, pd.CategoricalDtype):
-                self.categories[name] = column.cat.categories
-                values = column.cat.codes.to_numpy()
-            else:
-                values = column.array.asi8 if name == "ts" else column.to_numpy()
-            np.save(folder / f"{name}.npy", values, allow_pickle=False)
-
-    def rows(self, hosts: set[str]) -> pd.DataFrame:
-        codes = np.load(self.folder / "host.npy", mmap_mode="r")
-        host_names = self.categories["host"]
-        wanted = [i for i, h in enumerate(host_names) if str(h).lower() in hosts]
-        chosen = np.flatnonzero(np.isin(codes, wanted))
-        data: dict[str, object] = {}
-        for name in ROW_COLUMNS:
-            values = np.load(self.folder / f"{name}.npy", mmap_mode="r")[chosen]
-            if name in self.categories:
-                data[name] = pd.Categorical.from_codes(values, categories=self.categories[name])
-            elif name == "ts":
-                data[name] = pd.to_datetime(values, unit="ns", utc=True)
-            else:
-                data[name] = values
-        return pd.DataFrame(data, columns=list(ROW_COLUMNS))
 
 
 def _of_hosts(frame: pd.DataFrame, hosts: set[str]) -> pd.DataFrame:

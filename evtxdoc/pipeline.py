@@ -7,13 +7,13 @@ inputs → bundle.discover → ingest.read_files (scan + parse + normalize) → 
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from evtxdoc import __version__, supporting, timeline
@@ -21,7 +21,8 @@ from evtxdoc.bundle import discover
 from evtxdoc.correlate import correlate
 from evtxdoc.correlate.machines import container
 from evtxdoc.errors import InputError, InternalError, StrictModeError
-from evtxdoc.event_summary import EventRows, FrameRows, SpilledRows, summarize
+from evtxdoc.event_store import EventStore
+from evtxdoc.event_summary import EventRows, FrameRows, summarize
 from evtxdoc.models import (
     Analysis,
     AnalyzeOptions,
@@ -56,26 +57,32 @@ def analyze(
     ruleset = load_ruleset(options.rule_folders) if options.evaluate else None
     started = time.time()
     clock = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="evtxdoc-") as workdir:
-        bundle = discover(inputs, Path(workdir), options)
-        if progress:
-            progress("discover", len(bundle.files), len(bundle.files), "")
-        keep = keep_for(options, sum(f.size for f in bundle.log_files))
-        finish = AfterRead(keep, options.events_to) if options.events_to else keep
-        if options.events_to:
-            parquet.prepare(options.events_to)  # before reading, not in every reader
-        results = read(bundle.log_files, options, progress, finish)
-    if progress:  # each later stage is announced as it starts: a long one is not silent
-        events = sum(len(r.skeleton if r.skeleton is not None else r.batch) for r in results)
-        progress("timeline", 0, 1, f"{events:,} events")
-    read_reports = [r.report for r in results]
-    with tempfile.TemporaryDirectory(prefix="evtxdoc-rows-") as spill:
-        frame, skeleton, duplicates = assemble(results, keep)  # empties `results`
-        summary = summarize(skeleton)
-        # every event's row stays on disk (only the hosts of a machine whose clock was set
-        # are read back), or in the timeline when it holds them all
-        every = FrameRows(frame) if skeleton is frame else SpilledRows(skeleton, Path(spill))
-        del skeleton
+    # a partitioned run's events go to disk as they arrive (event_store.py); the folder lives
+    # until correlation has read back what it asks for
+    rows_dir = Path(tempfile.mkdtemp(prefix="evtxdoc-rows-"))
+    try:
+        with tempfile.TemporaryDirectory(prefix="evtxdoc-") as workdir:
+            bundle = discover(inputs, Path(workdir), options)
+            if progress:
+                progress("discover", len(bundle.files), len(bundle.files), "")
+            keep = keep_for(options, sum(f.size for f in bundle.log_files))
+            finish = AfterRead(keep, options.events_to) if options.events_to else keep
+            if options.events_to:
+                parquet.prepare(options.events_to)  # before reading, not in every reader
+            store = EventStore(rows_dir, len(bundle.log_files), keep) if keep else None
+            results = read(bundle.log_files, options, progress, finish, store)
+        if progress:  # each later stage is announced as it starts: a long one is not silent
+            events = store.events if store else sum(len(r.batch) for r in results)
+            progress("timeline", 0, 1, f"{events:,} events")
+        read_reports = [r.report for r in results]
+        every: EventRows
+        if store is None:
+            frame, duplicates = assemble(results)  # empties `results`
+            summary, every = summarize(frame), FrameRows(frame)
+        else:
+            results.clear()
+            frame, summary, duplicates = store.finish()
+            every = store
         reports = tuple(
             replace(r, duplicate_events=int(duplicates.get(r.display, 0))) for r in read_reports
         )
@@ -93,6 +100,8 @@ def analyze(
             every,
         )
         del every
+    finally:
+        shutil.rmtree(rows_dir, ignore_errors=True)
     analysis = Analysis(
         inputs=tuple(_shown(Path(i), options.display_root) for i in inputs),
         files=tuple(bundle.files),
@@ -123,17 +132,19 @@ def read(
     options: AnalyzeOptions,
     progress: Progress | None,
     keep: Keep | AfterRead | None = None,
+    store: EventStore | None = None,
 ) -> list[FileResult]:
     """The heavy stage: every log read here, or on the Dask cluster `options.scheduler` names
     (parse/distributed.py: the same results, in the same order), each cut down by `keep`
-    where it was read."""
+    where it was read, and taken by `store` as it arrives."""
+    arrive = store.receive if store else None
     if options.scheduler:
         from evtxdoc.parse.distributed import client_for, read_on_cluster
 
         with client_for(options.scheduler) as client:
             return read_on_cluster(
                 files, client, strict=options.strict, use_fallback=options.use_fallback,
-                progress=progress, keep=keep,
+                progress=progress, keep=keep, arrive=arrive,
             )  # fmt: skip
     return read_files(
         files,
@@ -142,6 +153,7 @@ def read(
         workers=options.workers,
         progress=progress,
         keep=keep,
+        arrive=arrive,
     )
 
 
@@ -163,31 +175,13 @@ def keep_for(options: AnalyzeOptions, log_bytes: int) -> Keep | None:
     return keep
 
 
-def assemble(
-    results: list[FileResult], keep: Keep | None
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """The read files → (timeline sorted, skeleton, duplicate events per file), each event
-    once. Without `keep` the timeline holds every row and is its own skeleton; with it, the
-    skeleton (every event, unsorted: it is summarized, then spilled) holds every event.
-    `results` is emptied once its columns are merged, so that their memory is free before the
-    sort."""
-    if keep is None:
-        frame = timeline.build_frame([r.batch for r in results])
-        results.clear()
-        frame, duplicates = timeline.finish(frame)
-        return frame, frame, duplicates
-    cut = [keep(r) for r in results]  # a result read elsewhere without it (none, normally)
+def assemble(results: list[FileResult]) -> tuple[pd.DataFrame, pd.Series]:
+    """The read files, every row of each → (timeline, duplicate events per file), sorted, each
+    event once. `results` is emptied once its columns are merged, so that their memory is free
+    before the sort."""
+    frame = timeline.build_frame([r.batch for r in results])
     results.clear()
-    sizes = [len(r.skeleton) for r in cut if r.skeleton is not None]
-    offsets = np.cumsum([0, *sizes[:-1]], dtype=np.int64)
-    kept = np.concatenate(
-        [offset + r.kept for offset, r in zip(offsets, cut, strict=True) if r.kept is not None]
-        or [np.empty(0, dtype=np.int64)]
-    )
-    skeleton = timeline.build_skeleton([r.skeleton for r in cut if r.skeleton is not None])
-    frame = timeline.build_frame([r.batch for r in cut])
-    del cut
-    return timeline.finish_parts(frame, skeleton, kept)
+    return timeline.finish(frame)
 
 
 def explain(

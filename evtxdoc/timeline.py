@@ -23,8 +23,6 @@ from evtxdoc.models import ChannelCoverage, Event
 from evtxdoc.parse.batch import (
     NUMERIC,
     ROW_CATEGORICAL,
-    SKELETON_CATEGORICAL,
-    SKELETON_NUMERIC,
     ColumnBatch,
     Skeleton,
 )
@@ -85,22 +83,6 @@ def build_frame(batches: Sequence[ColumnBatch]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(COLUMNS))
 
 
-SKELETON_COLUMNS = ("ts", "host", "channel", "provider", "event_id", "record_id", "source_file")
-
-
-def build_skeleton(skeletons: Sequence[Skeleton]) -> pd.DataFrame:
-    """Merge files' skeletons (in order) into one frame of SKELETON_COLUMNS, unsorted, its
-    categories in the order `build_frame` gives the same files' batches."""
-    data: dict[str, Any] = {}
-    for name in SKELETON_NUMERIC:
-        parts = [s.numeric(name) for s in skeletons if len(s)]
-        data[name] = np.concatenate(parts) if parts else np.empty(0, dtype=NUMERIC[name])
-    data["ts"] = pd.to_datetime(data["ts"], unit="ns", utc=True)
-    for name in (*SKELETON_CATEGORICAL, "source_file"):
-        data[name] = _merge_categorical(skeletons, name)
-    return pd.DataFrame(data, columns=list(SKELETON_COLUMNS))
-
-
 def _merge_categorical(batches: Sequence[ColumnBatch | Skeleton], name: str) -> Any:
     merged: dict[str, int] = {}
     code_parts = []
@@ -125,20 +107,7 @@ def finish(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     """Drop events seen in an earlier file, then sort; returns (timeline, duplicates per file)."""
     duplicated = repeated(frame)
     dropped = frame.loc[duplicated, "source_file"].value_counts()
-    return _sorted(frame.loc[~duplicated]), dropped
-
-
-def finish_parts(
-    frame: pd.DataFrame, skeleton: pd.DataFrame, kept: np.ndarray
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """`finish` for a timeline that holds only some rows (`kept`: their positions in
-    `skeleton`, which holds every row): both de-duplicated by the skeleton, the frame sorted
-    (its rows in the order the whole timeline would give them), the skeleton left in read
-    order (it is only summarized and spilled: event_summary.py)."""
-    duplicated = repeated(skeleton)
-    dropped = skeleton.loc[duplicated, "source_file"].value_counts()
-    unique = skeleton.loc[~duplicated] if duplicated.any() else skeleton
-    return _sorted(frame.loc[~duplicated[kept]]), unique, dropped
+    return sorted_frame(frame.loc[~duplicated]), dropped
 
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
@@ -165,7 +134,8 @@ def repeated(frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+def sorted_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows by time, then host, channel and record id (stable): the timeline's order."""
     frame = frame.sort_values(["ts", "host", "channel", "record_id"], kind="stable")
     return frame.reset_index(drop=True)
 

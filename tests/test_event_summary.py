@@ -9,16 +9,21 @@ import pandas as pd
 import pytest
 
 from evtxdoc import pipeline, timeline
+from evtxdoc.bundle import discover
+from evtxdoc.event_store import EventStore, _repeated_in_file
 from evtxdoc.event_summary import (
     ROW_COLUMNS,
     FrameRows,
-    SpilledRows,
     hosts_met,
     joined,
     last_by_host,
     summarize,
 )
 from evtxdoc.models import AnalyzeOptions
+from evtxdoc.parse.batch import ColumnBatch
+from evtxdoc.parse.files import read_files
+from evtxdoc.parse.payload import EMPTY_PAYLOAD
+from evtxdoc.partition import Keep
 from tests.conftest import ROOT
 
 BUNDLES = ["multi-device-two-connectors", "device-clock-wrong", "exchange-large-org"]
@@ -58,17 +63,42 @@ def test_joining_two_summaries_is_the_summary_of_both(whole: pd.DataFrame) -> No
     assert timeline.coverage(both) == timeline.coverage(whole)
 
 
-def test_rows_spilled_to_disk_are_the_timeline_s_rows_of_those_hosts(
-    whole: pd.DataFrame, tmp_path: Path
+@pytest.mark.parametrize("name", ["device-clock-wrong", "multi-device-two-connectors"])
+def test_the_store_s_summary_and_rows_are_those_of_the_whole_timeline(
+    name: str, tmp_path: Path
 ) -> None:
-    spilled = SpilledRows(whole, tmp_path / "rows")
-    in_memory = FrameRows(whole)
+    """Each file's events taken as they arrive, spilled, and read back for some hosts: the
+    rows and the summary the whole timeline gives."""
+    files = discover([ROOT / "sample_logs" / name / "bundle"], tmp_path, AnalyzeOptions())
+    whole, _ = pipeline.assemble(read_files(files.log_files, workers=1))
+    keep = Keep(sample=0)
+    store = EventStore(tmp_path / "rows", len(files.log_files), keep)
+    arrived = read_files(files.log_files, workers=1, keep=keep, arrive=store.receive)
+    assert all(r.skeleton is None and not len(r.batch) for r in arrived)  # all on disk
+    frame, summary, repeated = store.finish()
+    assert len(frame) < len(whole) and not len(repeated)
+    assert timeline.coverage(summary) == timeline.coverage(whole)
+    assert hosts_met(summary) == hosts_met(summarize(whole))
     hosts = {str(h).lower() for h in whole["host"].unique()}
-    some = {sorted(hosts)[0], "no-such-host"}
-    for wanted in (hosts, some, set()):
-        got, expected = spilled.rows(wanted), in_memory.rows(wanted)
+    for wanted in (hosts, {sorted(hosts)[0], "no-such-host"}, set()):
+        got, expected = store.rows(wanted), FrameRows(whole).rows(wanted)
         assert list(got.columns) == list(ROW_COLUMNS)
-        assert len(got) == len(expected)
-        for name in ROW_COLUMNS:
-            assert got[name].astype(str).tolist() == expected[name].astype(str).tolist()
-    assert set(spilled.rows(some)["host"].astype(str).str.lower()) <= some
+        key = ["source_file", "channel", "record_id"]
+        got = got.astype(str).sort_values(key).reset_index(drop=True)
+        expected = expected.astype(str).sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def test_a_file_s_repeated_events_are_those_the_timeline_drops() -> None:
+    """Rows out of record order, some repeated (a host, channel, record id, time or event id
+    apart is another event): the store's test in one file is the timeline's."""
+    batch = ColumnBatch("f.evtx")
+    rows = [(5, 1, "H", "C"), (3, 1, "H", "C"), (5, 1, "H", "C"), (5, 2, "H", "C"),
+            (5, 1, "H2", "C"), (3, 1, "H", "C"), (5, 1, "H", "C2"), (4, 1, "H", "C")]  # fmt: skip
+    for record_id, event_id, host, channel in rows:
+        batch.append_row((100 * record_id, event_id, 0, 4, 0, 0, record_id, host, channel,
+                          "P", None, None, None, EMPTY_PAYLOAD, True, record_id))  # fmt: skip
+    batch.close()
+    expected = timeline.repeated(timeline.build_frame([batch]))
+    assert expected.tolist() == [False, False, True, False, False, True, False, False]
+    assert _repeated_in_file(batch.skeleton()).tolist() == expected.tolist()

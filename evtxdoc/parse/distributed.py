@@ -23,7 +23,7 @@ from typing import Any
 from evtxdoc.errors import InputError
 from evtxdoc.models import DiscoveredFile
 from evtxdoc.parse.reader import FileResult, Progress
-from evtxdoc.parse.watchdog import Finish, batches, read_watched_batch
+from evtxdoc.parse.watchdog import Arrive, Finish, batches, read_watched_batch
 
 RETRIES = 3  # a task whose worker died is run again elsewhere this many times
 
@@ -89,9 +89,10 @@ def read_on_cluster(
     use_fallback: bool = True,
     progress: Progress | None = None,
     keep: Finish | None = None,
+    arrive: Arrive | None = None,
 ) -> list[FileResult]:
     """Every file read on the cluster's workers, cut down there by `keep` (picklable);
-    results in input order."""
+    results in input order, each given to `arrive(index, result)` as it comes back."""
     from distributed import as_completed
 
     groups = batches(list(files))
@@ -102,11 +103,15 @@ def read_on_cluster(
         for group in groups
     ]
     index = {future.key: number for number, future in enumerate(futures)}
+    position = {id(file): number for number, file in enumerate(files)}
     results: list[list[FileResult] | None] = [None] * len(groups)
     done = 0
     for future in as_completed(futures):  # type: ignore[no-untyped-call]
         number = index[future.key]
-        results[number] = future.result()
+        results[number] = [
+            arrive(position[id(file)], result) if arrive else result
+            for file, result in zip(groups[number], future.result(), strict=True)
+        ]
         done += len(groups[number])
         if progress:
             progress("read", done, len(files), groups[number][-1].display)

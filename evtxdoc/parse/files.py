@@ -10,7 +10,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from evtxdoc.models import DiscoveredFile
 from evtxdoc.parse.reader import FileResult, Progress, failed_read, read_file
-from evtxdoc.parse.watchdog import Finish, batches, guarded, read_watched_batch
+from evtxdoc.parse.watchdog import Arrive, Finish, batches, guarded, read_watched_batch
 
 PARALLEL_MIN_BYTES = 4 * 1024 * 1024  # below this, starting processes costs more than it saves
 
@@ -29,16 +29,18 @@ def read_files(
     workers: int | None = None,
     progress: Progress | None = None,
     keep: Finish | None = None,
+    arrive: Arrive | None = None,
 ) -> list[FileResult]:
     """Read every file, in parallel processes when it pays; results in input order; `keep`
-    cuts each result down where it was read (evtxdoc/partition.py)."""
+    cuts each result down where it was read (evtxdoc/partition.py), and `arrive(index,
+    result)` takes each as it comes back (event_store.py), returning what is kept of it."""
     results: list[FileResult | None] = [None] * len(files)
     count = _worker_count(files, workers)
     done = 0
 
     def finished(index: int, result: FileResult) -> None:
         nonlocal done
-        results[index] = result
+        results[index] = arrive(index, result) if arrive else result
         done += 1
         if progress:
             progress("read", done, len(files), files[index].display)

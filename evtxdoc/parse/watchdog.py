@@ -39,6 +39,7 @@ _POLL_S = 0.05
 
 ErrorSink = Callable[[str, str], None]
 Finish = Callable[[FileResult], FileResult]  # a read file's result cut down (partition.Keep)
+Arrive = Callable[[int, FileResult], FileResult]  # (file index, result) → what stays of it
 
 
 def guarded() -> bool:
