@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from evtxdoc import timeline
-from evtxdoc.errors import InternalError
+from evtxdoc.errors import InputError, InternalError
 from evtxdoc.event_summary import ROW_COLUMNS, SUMMARY_COLUMNS, in_order
 from evtxdoc.parse.batch import ColumnBatch, Skeleton
 from evtxdoc.parse.reader import FileResult
@@ -96,9 +96,16 @@ class EventStore:
 
     def _spill(self, columns: dict[str, np.ndarray]) -> int:
         start = self.spilled
-        for name, values in columns.items():
-            with (self.folder / f"{name}.bin").open("ab") as out:
-                out.write(np.ascontiguousarray(values, dtype=COLUMNS[name]).tobytes())
+        try:
+            for name, values in columns.items():
+                with (self.folder / f"{name}.bin").open("ab") as out:
+                    out.write(np.ascontiguousarray(values, dtype=COLUMNS[name]).tobytes())
+        except OSError as exc:  # a full disk: the run cannot hold its events
+            raise InputError(
+                f"cannot write the events' columns to {self.folder} ({exc.strerror or exc})",
+                hint="free space there (about 36 bytes an event), or point TMPDIR at a disk "
+                "with room; --events all keeps every event in memory instead",
+            ) from exc
         self.spilled += len(columns["ts"])
         return start
 

@@ -10,6 +10,7 @@ import pytest
 
 from evtxdoc import pipeline, timeline
 from evtxdoc.bundle import discover
+from evtxdoc.errors import InputError
 from evtxdoc.event_store import EventStore, _repeated_in_file
 from evtxdoc.event_summary import (
     ROW_COLUMNS,
@@ -102,3 +103,16 @@ def test_a_file_s_repeated_events_are_those_the_timeline_drops() -> None:
     expected = timeline.repeated(timeline.build_frame([batch]))
     assert expected.tolist() == [False, False, True, False, False, True, False, False]
     assert _repeated_in_file(batch.skeleton()).tolist() == expected.tolist()
+
+
+def test_a_full_disk_for_the_spilled_events_is_a_clear_error(tmp_path: Path) -> None:
+    files = discover(
+        [ROOT / "sample_logs" / "healthy-hybrid" / "bundle"], tmp_path, AnalyzeOptions()
+    )
+    keep = Keep(sample=0)
+    store = EventStore(tmp_path / "rows", len(files.log_files), keep)
+    (tmp_path / "rows" / "ts.bin").mkdir()  # where the first column would go: not writable
+    (result,) = read_files(files.log_files[:1], workers=1)
+    with pytest.raises(InputError, match="cannot write the events' columns") as caught:
+        store.receive(0, result)
+    assert "TMPDIR" in (caught.value.hint or "")
