@@ -184,9 +184,10 @@ NO_FIELDS = {
 PROFILE_SETTINGS = ("CloudAssignedDomainJoinMethod", "HybridJoinSkipDCConnectivityCheck")
 
 
-def _strings(column: pd.Series) -> list[str]:
+def _strings(column: pd.Series, missing: str | None = "") -> list[Any]:
+    """A column's values as the category names themselves (one object per distinct value)."""
     codes, names = category_codes(column)
-    return [names[c] if c >= 0 else "" for c in codes.tolist()]
+    return [names[c] if c >= 0 else missing for c in codes.tolist()]
 
 
 def records(rows: pd.DataFrame) -> list[Record]:
@@ -199,7 +200,7 @@ def records(rows: pd.DataFrame) -> list[Record]:
     """
     out = []
     ts_values = rows["ts"].array.asi8.tolist() if len(rows) else []
-    sids = [v if isinstance(v, str) else None for v in rows["user_sid"].tolist()]
+    sids = _strings(rows["user_sid"], missing=None)  # one str per distinct SID, not per row
     columns = zip(
         ts_values,
         _strings(rows["host"]),
