@@ -75,10 +75,8 @@ class EventStore:
         again = _repeated_in_file(skeleton)
         columns = {name: _column(skeleton, name) for name in COLUMNS}
         if again.any():
-            survives = ~again
-            batch = batch.take(np.flatnonzero(survives[kept]))
-            kept = (np.cumsum(survives) - 1)[kept[survives[kept]]]
-            columns = {name: values[survives] for name, values in columns.items()}
+            batch, kept = _without(batch, kept, again)
+            columns = {name: values[~again] for name, values in columns.items()}
         categories = {name: _names(skeleton.categories[name]) for name in CODED}
         start = self._spill(columns)
         self.parts[index] = _Part(
@@ -124,11 +122,9 @@ class EventStore:
         parts = [p for p in self.parts if p is not None]
         dropped = {p.source: p.repeated for p in parts if p.repeated}
         for part, again in self._across_files(parts):
-            survives = ~again
-            part.batch = part.batch.take(np.flatnonzero(survives[part.kept]))
-            part.kept = (np.cumsum(survives) - 1)[part.kept[survives[part.kept]]]
-            columns = {name: self._read(part, name)[survives] for name in COLUMNS}
-            part.start, part.length = self._spill(columns), int(survives.sum())
+            part.batch, part.kept = _without(part.batch, part.kept, again)
+            columns = {name: self._read(part, name)[~again] for name in COLUMNS}
+            part.start, part.length = self._spill(columns), int((~again).sum())
             part.groups = _groups(columns)
             dropped[part.source] = dropped.get(part.source, 0) + int(again.sum())
         frame = timeline.build_frame([p.batch for p in parts])
@@ -141,11 +137,14 @@ class EventStore:
     def _across_files(self, parts: list[_Part]) -> list[tuple[_Part, np.ndarray]]:
         """For each file that shares a host and channel with another, which of its events an
         earlier file holds (every copy alike: host, channel, record id, time, event id)."""
+        pairs = [_pairs(part) for part in parts]
         holders: dict[tuple[str, str], int] = {}
-        for part in parts:
-            for pair in _pairs(part):
+        for held in pairs:
+            for pair in held:
                 holders[pair] = holders.get(pair, 0) + 1
-        shared = [p for p in parts if any(holders[pair] > 1 for pair in _pairs(p))]
+        shared = [
+            p for p, held in zip(parts, pairs, strict=True) if any(holders[h] > 1 for h in held)
+        ]
         if len(shared) < 2:
             return []
         rows = self._skeleton_frame(shared)
@@ -176,18 +175,7 @@ class EventStore:
                 pieces[name].append(values)
             code = names["source_file"].setdefault(part.source, len(names["source_file"]))
             pieces["source_file"].append(np.full(len(columns["ts"]), code, dtype=np.int32))
-        data: dict[str, object] = {}
-        for name, arrays in pieces.items():
-            values = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
-            if name in names:
-                data[name] = pd.Categorical.from_codes(
-                    values.astype(np.int32), categories=pd.Index(list(names[name]), dtype=str)
-                )
-            elif name == "ts":
-                data[name] = pd.to_datetime(values.astype(np.int64), unit="ns", utc=True)
-            else:
-                data[name] = values
-        return pd.DataFrame(data)
+        return _frame_of(pieces, names, times=("ts",))
 
     def rows(self, hosts: set[str]) -> pd.DataFrame:
         """The events of these hosts (lower case), read back from disk (ROW_COLUMNS)."""
@@ -214,18 +202,36 @@ class EventStore:
             pieces["source_file"].append(np.full(len(groups["ts"]), code, dtype=np.int32))
             for name in ("ts", "last", "events", "first_record"):
                 pieces[name].append(groups[name])
-        data: dict[str, object] = {}
-        for name in SUMMARY_COLUMNS:
-            values = np.concatenate(pieces[name]) if pieces[name] else np.empty(0, np.int64)
-            if name in names:
-                data[name] = pd.Categorical.from_codes(
-                    values.astype(np.int32), categories=pd.Index(list(names[name]), dtype=str)
-                )
-            elif name in ("ts", "last"):
-                data[name] = pd.to_datetime(values.astype(np.int64), unit="ns", utc=True)
-            else:
-                data[name] = values.astype(np.int64)
-        return in_order(pd.DataFrame(data, columns=list(SUMMARY_COLUMNS)))
+        return in_order(_frame_of(pieces, names, times=("ts", "last")))
+
+
+def _without(
+    batch: ColumnBatch, kept: np.ndarray, again: np.ndarray
+) -> tuple[ColumnBatch, np.ndarray]:
+    """A file's kept rows without the events `again` marks (over all its events), and their
+    positions among the events that stay."""
+    survives = ~again
+    stay = survives[kept]
+    return batch.take(np.flatnonzero(stay)), (np.cumsum(survives) - 1)[kept[stay]]
+
+
+def _frame_of(
+    pieces: dict[str, list[np.ndarray]], names: dict[str, dict[str, int]], times: tuple[str, ...]
+) -> pd.DataFrame:
+    """Columns from their parts (in `pieces`' order): codes into `names` as categoricals,
+    `times` (ns) as UTC datetimes, the rest as they are."""
+    data: dict[str, object] = {}
+    for name, arrays in pieces.items():
+        values = np.concatenate(arrays) if arrays else np.empty(0, dtype=np.int64)
+        if name in names:
+            data[name] = pd.Categorical.from_codes(
+                values.astype(np.int32), categories=pd.Index(list(names[name]), dtype=str)
+            )
+        elif name in times:
+            data[name] = pd.to_datetime(values.astype(np.int64), unit="ns", utc=True)
+        else:
+            data[name] = values
+    return pd.DataFrame(data, columns=list(pieces))
 
 
 def _column(skeleton: Skeleton, name: str) -> np.ndarray:

@@ -56,15 +56,21 @@ def joined(first: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
         return first
     if not len(first):
         return extra
+    return in_order(stacked(first, extra))
+
+
+def stacked(first: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
+    """`extra`'s rows after `first`'s (the same columns), categorical columns' categories
+    united (first's, then extra's new ones)."""
     parts = {}
-    for name in SUMMARY_COLUMNS:
+    for name in first.columns:
         left, right = first[name], extra[name]
         if isinstance(left.dtype, pd.CategoricalDtype):
             united = pd.api.types.union_categoricals([left.array, right.array])
             parts[name] = pd.Series(united, name=name)
         else:
             parts[name] = pd.concat([left, right], ignore_index=True)
-    return in_order(pd.DataFrame(parts, columns=list(SUMMARY_COLUMNS)))
+    return pd.DataFrame(parts, columns=list(first.columns))
 
 
 def last_by_host(summary: pd.DataFrame) -> dict[str, int]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from evtxdoc import catalog
 from evtxdoc.errors import InputError
-from evtxdoc.event_summary import summarize
+from evtxdoc.event_summary import stacked, summarize
 from evtxdoc.models import ChannelCoverage, Event
 from evtxdoc.parse.batch import (
     NUMERIC,
@@ -146,15 +146,7 @@ def append(frame: pd.DataFrame, extra: pd.DataFrame) -> pd.DataFrame:
         return frame
     if not len(frame):
         return extra.reset_index(drop=True)
-    parts = {}
-    for name in frame.columns:  # the timeline's COLUMNS, or a skeleton's
-        left, right = frame[name], extra[name]
-        if isinstance(left.dtype, pd.CategoricalDtype):
-            united = pd.api.types.union_categoricals([left.array, right.array])
-            parts[name] = pd.Series(united, name=name)
-        else:
-            parts[name] = pd.concat([left, right], ignore_index=True)
-    joined = pd.DataFrame(parts, columns=list(frame.columns))
+    joined = stacked(frame, extra)
     extra_ts = extra["ts"].array.asi8
     extra_order = np.argsort(extra_ts, kind="stable")
     at = np.searchsorted(frame["ts"].array.asi8, extra_ts[extra_order], side="right")

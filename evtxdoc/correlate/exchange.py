@@ -88,7 +88,7 @@ def syncs(
     if rows.empty:
         return (), ()
     runs = _runs(rows)
-    every = summarize(frame) if summary is None else summary
+    every = summarize(frame if summary is None else summary)
     return runs, _states(every, rows, runs, machines, supporting)
 
 
