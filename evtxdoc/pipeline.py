@@ -70,6 +70,8 @@ def analyze(
             if options.events_to:
                 parquet.prepare(options.events_to)  # before reading, not in every reader
             store = EventStore(rows_dir, len(bundle.log_files), keep) if keep else None
+            if progress:  # at once: the first file to finish may be a large one
+                progress("read", 0, len(bundle.log_files), "")
             results = read(bundle.log_files, options, progress, finish, store)
         if progress:  # each later stage is announced as it starts: a long one is not silent
             events = store.events if store else sum(len(r.batch) for r in results)

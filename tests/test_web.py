@@ -368,7 +368,7 @@ def test_an_analysis_past_its_time_budget_is_stopped_and_says_so(tmp_path):
     app = create_app(settings)
     with TestClient(app, base_url="http://testserver") as api:
         runner = app.state.service.runner
-        runner.budget_s = 0.5  # any analysis is over it before it ends
+        runner.budget_s = 0.0  # over it at the first tick: a spawned analysis takes longer to start
         job = api.post("/analyses", files=_files(CAB, CONNECTOR), headers=BEARER).json()
         status = _wait(api, job["id"])
         assert status["status"] == "failed" and "longer than" in status["error"]
