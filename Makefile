@@ -51,7 +51,7 @@ bench: setup
 	$(BIN)/python benchmarks/rules.py
 	$(BIN)/python benchmarks/report.py
 	$(BIN)/python benchmarks/startup.py
-	$(BIN)/python benchmarks/fleet.py --sizes 250000 1000000
+	$(BIN)/python benchmarks/fleet.py --sizes 250000 1000000 --per-device 1000
 	$(BIN)/python benchmarks/svclog.py --rounds 3
 
 clean:
