@@ -11,6 +11,7 @@ import pytest
 
 from evtxdoc import pipeline
 from evtxdoc.parse import fallback_available, python_evtx_records, rs_records
+from evtxdoc.parse import normalize as normalize_module
 from evtxdoc.parse.normalize import ROW_FIELDS, _split_text, normalize, row
 from evtxdoc.parse.payload import decode_fields, encode_payload
 from evtxdoc.parse.times import event_time, format_time_ns, parse_time_ns
@@ -304,8 +305,10 @@ def _whole_event_row(record):
 @pytest.mark.parametrize("path", real_files(), ids=lambda p: p.name)
 def test_cutting_rs_text_at_system_gives_the_row_of_the_whole_event(path):
     """The fast path (System parsed alone, the payload kept as rs's bytes) and the careful path
-    agree on every column and on every decoded field, record by record, on every real file."""
-    fast_rows = 0
+    agree on every column and on every decoded field, record by record, on every real file.
+    The records read by a template learned from an earlier one are compared too."""
+    normalize_module._TEMPLATES.clear()
+    fast_rows = templated = 0
     for record in rs_records(str(path), lambda *_: None):
         assert isinstance(record[2], str)
         fast = row(record)
@@ -313,8 +316,11 @@ def test_cutting_rs_text_at_system_gives_the_row_of_the_whole_event(path):
         assert fast[:13] + fast[14:] == careful[:13] + careful[14:]
         assert orjson.loads(fast[13]) == orjson.loads(careful[13])
         assert decode_fields(fast[13], fast[8]) == decode_fields(careful[13], careful[8])
-        fast_rows += _split_text(record[2])[1] is not None
+        system = _split_text(record[2])[1]
+        fast_rows += system is not None
+        templated += type(system) is tuple
     assert fast_rows or path.stat().st_size < 100_000  # the big real files take the cut
+    assert templated or path.stat().st_size < 100_000  # … and most of their records a template
 
 
 @pytest.mark.parametrize(
@@ -398,3 +404,72 @@ def test_a_nested_key_named_like_the_payload_does_not_move_the_cut():
     record = (2, "2025-02-18T10:00:00.1234567Z UTC", text)
     assert decode_fields(row(record)[13]) == {"X.Y": 1, "EventData": "inner"}
     assert row(record) == _whole_event_row(record)
+
+
+def _system_text(middle: str, end: str = ',"Channel":"C","Computer":"H","Security":null') -> str:
+    """rs's text of one record, its System's middle members (TimeCreated … Execution) and what
+    follows them given."""
+    return (
+        '{"Event":{"#attributes":{"xmlns":"x"},"System":{"Provider":{"#attributes":{"Name":"P"}},'
+        '"EventID":7,"Version":0,"Level":4,"Task":0,"Opcode":0,"Keywords":"0x80",'
+        f'"TimeCreated":{middle}{end}}},"EventData":{{"A":"x"}}}}}}'
+    )
+
+
+def _middle(time="2025-02-18T10:00:00.123456Z", record_id="2", correlation="null") -> str:
+    return (
+        f'{{"#attributes":{{"SystemTime":"{time}"}}}},"EventRecordID":{record_id},'
+        f'"Correlation":{correlation},"Execution":{{"#attributes":{{"ProcessID":4,"ThreadID":8}}}}'
+    )
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        _middle(time="2025-02-19T11:12:13.654321Z", record_id="99"),
+        _middle(
+            correlation='{"#attributes":{"ActivityID":"{0D4A8C1E-2222-4B4B-8C8C-00000000000A}"}}'
+        ),
+        _middle(correlation='{"#attributes":{"ActivityID":"x","RelatedActivityID":"y"}}'),
+        _middle(record_id="012"),  # no JSON: the template must not read it
+        _middle(time="2025-02-18T10:00:00.123456Z\u0000"),
+        _middle(record_id="2") + ',"Level":2',  # a member the middle may not hold
+    ],
+)
+def test_a_learned_template_reads_a_record_as_its_whole_parse_would(later):
+    """After one record teaches its System's template, a record of the same template with any
+    other middle gives the row the whole-event parse gives (or, for text JSON refuses, the row
+    without the template)."""
+    normalize_module._TEMPLATES.clear()
+    header = "2025-02-18T10:00:00.1234567Z UTC"
+    first = (2, header, _system_text(_middle()))
+    assert row(first) == _whole_event_row(first)
+    assert type(_split_text(first[2])[1]) is tuple  # learned
+    record = (3, header, _system_text(later))
+    found = row(record)
+    try:
+        careful = _whole_event_row(record)
+    except orjson.JSONDecodeError:
+        normalize_module._TEMPLATES.clear()
+        assert found == row(record)  # the same without the template
+        assert type(_split_text(record[2])[1]) is not tuple
+        return
+    assert found[:13] + found[14:] == careful[:13] + careful[14:]
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        ',"Channel":"C","Computer":"H","Security":null,"EventRecordID":5',
+        ',"Channel":"C","Computer":"H","Security":null,"Correlation":null',
+        ',"Channel":"C","Computer":"H","TimeCreated":{"#attributes":{"SystemTime":"2020-01-01T00:00:00.000000Z"}}',
+    ],
+)
+def test_no_template_is_learned_where_a_later_member_overrides_the_middle(end):
+    """JSON keeps the last of repeated names: a System that repeats a middle member after the
+    middle is never read by template (a second record of that text would get the first's)."""
+    normalize_module._TEMPLATES.clear()
+    record = (2, "2025-02-18T10:00:00.1234567Z UTC", _system_text(_middle(), end))
+    found, careful = row(record), _whole_event_row(record)
+    assert found[:13] + found[14:] == careful[:13] + careful[14:]
+    assert not normalize_module._TEMPLATES

@@ -11,6 +11,7 @@ design.md §3.
 from __future__ import annotations
 
 import json
+import re
 from operator import itemgetter
 from typing import Any
 
@@ -34,6 +35,24 @@ DAMAGED_MESSAGE = (
 # not System's end is refused by `_split_text`.
 _EVENT_DATA, _EVENT_DATA_OPEN = '},"EventData":', '{"EventData":'
 _USER_DATA, _USER_DATA_OPEN = '},"UserData":', '{"UserData":'
+
+# Records written by one provider for one host differ in System only in its middle members,
+# TimeCreated … Execution: their System text without that middle (the *template*) maps to the
+# values read from it once (`_TEMPLATES`), and the middle alone is matched by `_MIDDLE`, which
+# takes exactly rs's layout of those members and nothing else (no other member, no value JSON
+# would refuse). See docs/internals.md, "Normalization".
+_TIME_CREATED, _CHANNEL = '"TimeCreated":', ',"Channel":'
+_NUMBER = "(?:0|[1-9][0-9]{0,18})"
+_TEXT = r"[\x20\x21\x23-\x5b\x5d-\x7e]*"  # printable ASCII but quote and backslash
+_MIDDLE = re.compile(
+    rf'\{{"#attributes":\{{"SystemTime":"({_TEXT})"\}}\}},"EventRecordID":({_NUMBER}),'
+    rf'"Correlation":(?:null|\{{"#attributes":\{{"ActivityID":"({_TEXT})"\}}\}}),'
+    rf'"Execution":\{{"#attributes":\{{"ProcessID":{_NUMBER},"ThreadID":{_NUMBER}\}}\}}'
+)
+_NOT_AFTER_MIDDLE = ('"TimeCreated":', '"EventRecordID":', '"Correlation":')
+# template → (event_id, level, task, opcode, computer, channel, provider, user_sid)
+_TEMPLATES: dict[str, tuple[Any, ...]] = {}
+_TEMPLATES_KEPT = 16384  # ≈ 8 MB of templates at most; cleared when full
 
 
 # One timeline row as ingest appends it (timeline.ColumnBatch.append_row). A plain tuple,
@@ -111,8 +130,9 @@ def row(raw: RawRecord) -> Row | None:
     event: Any  # rs's JSON text or a backend's dict (narrowed by `type(...) is`, for speed)
     header_id, header_time, event = raw
     undecoded = False
+    template = None
     if type(event) is str:
-        payload, system = _split_text(event)
+        payload, system, template = _split_text(event)
         if system is None:
             event = event_root(event)
             if event is None:  # rs gave `{"Event":null}` or text past repair: keep the header
@@ -125,46 +145,60 @@ def row(raw: RawRecord) -> Row | None:
         pop = event.pop
         system = pop("System", None)
         pop("#attributes", None)
-    try:
-        (
-            event_id,
-            level,
-            task,
-            opcode,
-            record_id,
-            computer,
-            channel,
-            provider,
-            created,
-            correlation,
-            security,
-        ) = _SYSTEM(system)
-        provider = provider["#attributes"]["Name"]
-        time_text = created["#attributes"]["SystemTime"]
-        activity = correlation["#attributes"].get("ActivityID") if correlation else None
-        user_sid = security["#attributes"]["UserID"] if security else None
-        qualifiers = 0
-        if not (
-            type(event_id) is type(level) is type(task) is type(opcode) is type(record_id) is int
-            and type(computer) is type(channel) is type(provider) is type(time_text) is str
-            and (user_sid is None or type(user_sid) is str)
-        ):
-            raise TypeError
-    except (KeyError, TypeError, AttributeError):
-        (
-            event_id,
-            qualifiers,
-            level,
-            task,
-            opcode,
-            record_id,
-            computer,
-            channel,
-            provider,
-            time_text,
-            activity,
-            user_sid,
-        ) = _system_values(system)
+    if type(system) is tuple:  # a known template: its values, and the middle's
+        event_id, level, task, opcode, computer, channel, provider, user_sid = system
+        time_text, record_id, activity = template.groups()  # type: ignore[union-attr]
+        record_id, qualifiers = int(record_id), 0
+    else:
+        try:
+            (
+                event_id,
+                level,
+                task,
+                opcode,
+                record_id,
+                computer,
+                channel,
+                provider,
+                created,
+                correlation,
+                security,
+            ) = _SYSTEM(system)
+            provider = provider["#attributes"]["Name"]
+            time_text = created["#attributes"]["SystemTime"]
+            activity = correlation["#attributes"].get("ActivityID") if correlation else None
+            user_sid = security["#attributes"]["UserID"] if security else None
+            qualifiers = 0
+            if not (
+                type(event_id)
+                is type(level)
+                is type(task)
+                is type(opcode)
+                is type(record_id)
+                is int
+                and type(computer) is type(channel) is type(provider) is type(time_text) is str
+                and (user_sid is None or type(user_sid) is str)
+            ):
+                raise TypeError
+            if template is not None:
+                _remember(template, (time_text, record_id, activity), (
+                    event_id, level, task, opcode, computer, channel, provider, user_sid
+                ))  # fmt: skip
+        except (KeyError, TypeError, AttributeError):
+            (
+                event_id,
+                qualifiers,
+                level,
+                task,
+                opcode,
+                record_id,
+                computer,
+                channel,
+                provider,
+                time_text,
+                activity,
+                user_sid,
+            ) = _system_values(system)
     # event_time's common case inline: rs's µs TimeCreated agrees with the 100 ns header time
     if (
         header_time
@@ -242,10 +276,14 @@ def event_root(text: str) -> dict[str, Any] | None:
     return None
 
 
-def _split_text(text: str) -> tuple[bytes | None, Any]:
-    """rs's text → (payload bytes, System) by parsing System alone; (None, None) when the text
-    is not laid out as `{"Event":{["#attributes":…,]"System":{…},"EventData"|"UserData":…}}`
-    with nothing to read after the payload (RenderingInfo: it holds the message).
+def _split_text(text: str) -> tuple[bytes | None, Any, Any]:
+    """rs's text → (payload bytes, System, template) by parsing System alone; (None, None, None)
+    when the text is not laid out as `{"Event":{["#attributes":…,]"System":{…},"EventData"|
+    "UserData":…}}` with nothing to read after the payload (RenderingInfo: it holds the message).
+
+    System is a dict, or the tuple of a known template's values, with the `_MIDDLE` match as
+    the third item; after a parsed System, the third item is what `_remember` needs to learn
+    its template (None when the text cannot teach one).
 
     (`partition`, `in` and slices, not `find(sub, start)`: those parse their arguments the slow
     way, which costs more here than the search.)"""
@@ -255,20 +293,48 @@ def _split_text(text: str) -> tuple[bytes | None, Any]:
         head, cut, tail = text.rpartition(_USER_DATA)
         opening = _USER_DATA_OPEN
         if not cut:
-            return None, None
+            return None, None, None
     if tail[-2:] != "}}" or '"RenderingInfo":' in tail:
-        return None, None
+        return None, None, None
+    payload = (opening + tail[:-1]).encode()
+    start, _, rest = head.partition(_TIME_CREATED)
+    middle, channeled, end = rest.partition(_CHANNEL)
+    template = None
+    if channeled:
+        key = start + end
+        known = _TEMPLATES.get(key)
+        match = _MIDDLE.fullmatch(middle)
+        if match is not None:
+            if known is not None:
+                return payload, known, match
+            template = (key, match, end)
     try:
         event = _loads(head + "}}}")["Event"]
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        return None, None
+        return None, None, None
     # The cut is System's end only if what it closed holds System and nothing after it.
     if type(event) is not dict or len(event) - ("#attributes" in event) != 1:
-        return None, None
+        return None, None, None
     system = event.get("System")
     if type(system) is not dict:
-        return None, None
-    return (opening + tail[:-1]).encode(), system
+        return None, None, None
+    return payload, system, template
+
+
+def _remember(template: Any, middle: tuple[Any, ...], values: tuple[Any, ...]) -> None:
+    """Learn a template from a record whose System was parsed: only when its middle, as
+    `_MIDDLE` read it, gave what the parse gave, and no member after the middle could override
+    the middle's (JSON keeps the last of repeated names), so that any text of this template
+    reads as its parse would."""
+    key, match, end = template
+    time_text, record_id, activity = match.groups()
+    if (time_text, int(record_id), activity) != middle:
+        return
+    if any(name in end for name in _NOT_AFTER_MIDDLE):
+        return
+    if len(_TEMPLATES) >= _TEMPLATES_KEPT:
+        _TEMPLATES.clear()
+    _TEMPLATES[key] = values
 
 
 _SYSTEM = itemgetter(
