@@ -3,6 +3,9 @@ watchdog, checked against pyevtx-rs alone. The long run is `python -m tests.fuzz
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.queues
+import queue
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,56 @@ REGRESSIONS: list[tuple[int, int]] = [
 def test_a_case_that_once_failed_passes(seed: int, index: int, tmp_path: Path) -> None:
     verdict = run_case(case_of(REAL, seed, index), tmp_path)
     assert verdict.failed is None, verdict.failed
+
+
+def _rows_disagreeing(path: str, out: multiprocessing.queues.Queue) -> None:
+    """(records, templated, record ids whose row differs from the whole-event parse's)."""
+    import orjson
+
+    from evtxdoc.parse import normalize, rs_records
+
+    normalize._TEMPLATES.clear()
+    records = templated = 0
+    differing = []
+    for record in rs_records(path, lambda *_: None):
+        if not isinstance(record[2], str):
+            continue
+        records += 1
+        fast = normalize.row(record)
+        templated += type(normalize._split_text(record[2])[1]) is tuple
+        try:
+            whole = orjson.loads(record[2])["Event"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            continue  # text only the careful path reads: no template applies to it
+        careful = normalize.row((record[0], record[1], whole)) if type(whole) is dict else None
+        if fast is None or careful is None:
+            if fast != careful:
+                differing.append(record[0])
+        elif fast[:13] + fast[14:] != careful[:13] + careful[14:]:
+            differing.append(record[0])
+    out.put((records, templated, differing))
+
+
+def test_rows_read_by_template_equal_the_whole_parse_on_mutated_files(tmp_path: Path) -> None:
+    """Damaged and crafted records must not be misread by a System template learned from their
+    neighbours: every row equals the one the whole-event parse gives (a case whose rs parse
+    hangs is left to the watchdog's tests)."""
+    context = multiprocessing.get_context("fork")
+    totals = [0, 0]
+    for case in cases(REAL, 60, seed=20261207):
+        path = tmp_path / f"{case.seed}.evtx"
+        path.write_bytes(case.data)
+        out = context.Queue()
+        child = context.Process(target=_rows_disagreeing, args=(str(path), out))
+        child.start()
+        try:
+            records, templated, differing = out.get(timeout=20)
+        except queue.Empty:
+            child.kill()
+            continue
+        finally:
+            child.join()
+        assert not differing, f"case {case.seed} ({case.what}): records {differing[:5]}"
+        totals[0] += records
+        totals[1] += templated
+    assert totals[1] > totals[0] // 2  # most records were read by a template

@@ -8,7 +8,8 @@ rs alone yields (distinct record numbers, counted in a child that is killed if r
 what it yielded until then). Failing inputs are written to `--keep` (a temporary folder by
 default: they derive from the real files, so they are not committed); a case is reproduced from
 its seed (`case_of`), which is how a failure becomes a regression test in tests/test_fuzz.py.
-That test also runs a short seeded slice in CI; docs/testing.md records the long runs.
+That test also runs a short seeded slice in CI; docs/performance.md ("Hostile input") records
+the long runs.
 """
 
 from __future__ import annotations
