@@ -123,9 +123,10 @@ def row(raw: RawRecord) -> Row | None:
     kept as the payload bytes just as rs wrote them. A record the cut does not fit (no
     EventData or UserData, a RenderingInfo to read, an odd layout) and a backend's dict take
     the whole-event path: System and the root attributes are popped, the rest is encoded.
-    The usual System shape is read with one C-level lookup; anything else (an EventID with
-    Qualifiers, a provider known by EventSourceName, missing or odd values in a damaged or
-    crafted record) takes `_system_values`.
+    A System whose template was seen before is not parsed at all (`_split_text`); the usual
+    System shape is read with one C-level lookup (`_usual_system`); anything else (an EventID
+    with Qualifiers, a provider known by EventSourceName, missing or odd values in a damaged
+    or crafted record) takes `_system_values`.
     """
     event: Any  # rs's JSON text or a backend's dict (narrowed by `type(...) is`, for speed)
     header_id, header_time, event = raw
@@ -151,54 +152,14 @@ def row(raw: RawRecord) -> Row | None:
         record_id, qualifiers = int(record_id), 0
     else:
         try:
-            (
-                event_id,
-                level,
-                task,
-                opcode,
-                record_id,
-                computer,
-                channel,
-                provider,
-                created,
-                correlation,
-                security,
-            ) = _SYSTEM(system)
-            provider = provider["#attributes"]["Name"]
-            time_text = created["#attributes"]["SystemTime"]
-            activity = correlation["#attributes"].get("ActivityID") if correlation else None
-            user_sid = security["#attributes"]["UserID"] if security else None
-            qualifiers = 0
-            if not (
-                type(event_id)
-                is type(level)
-                is type(task)
-                is type(opcode)
-                is type(record_id)
-                is int
-                and type(computer) is type(channel) is type(provider) is type(time_text) is str
-                and (user_sid is None or type(user_sid) is str)
-            ):
-                raise TypeError
-            if template is not None:
-                _remember(template, (time_text, record_id, activity), (
-                    event_id, level, task, opcode, computer, channel, provider, user_sid
-                ))  # fmt: skip
+            values = _usual_system(system)
         except (KeyError, TypeError, AttributeError):
-            (
-                event_id,
-                qualifiers,
-                level,
-                task,
-                opcode,
-                record_id,
-                computer,
-                channel,
-                provider,
-                time_text,
-                activity,
-                user_sid,
-            ) = _system_values(system)
+            values = _system_values(system)
+        else:
+            if template is not None:
+                _remember(template, values)
+        (event_id, qualifiers, level, task, opcode, record_id, computer, channel, provider,
+         time_text, activity, user_sid) = values  # fmt: skip
     # event_time's common case inline: rs's µs TimeCreated agrees with the 100 ns header time
     if (
         header_time
@@ -321,20 +282,40 @@ def _split_text(text: str) -> tuple[bytes | None, Any, Any]:
     return payload, system, template
 
 
-def _remember(template: Any, middle: tuple[Any, ...], values: tuple[Any, ...]) -> None:
-    """Learn a template from a record whose System was parsed: only when its middle, as
-    `_MIDDLE` read it, gave what the parse gave, and no member after the middle could override
-    the middle's (JSON keeps the last of repeated names), so that any text of this template
-    reads as its parse would."""
+def _remember(template: Any, values: tuple[Any, ...]) -> None:
+    """Learn a template from a record whose System was parsed (`values`, as `_usual_system`
+    gave them): only when its middle, as `_MIDDLE` read it, gave what the parse gave, and no
+    member after the middle could override the middle's (JSON keeps the last of repeated
+    names), so that any text of this template reads as its parse would."""
     key, match, end = template
     time_text, record_id, activity = match.groups()
-    if (time_text, int(record_id), activity) != middle:
+    if (time_text, int(record_id), activity) != (values[9], values[5], values[10]):
         return
     if any(name in end for name in _NOT_AFTER_MIDDLE):
         return
     if len(_TEMPLATES) >= _TEMPLATES_KEPT:
         _TEMPLATES.clear()
-    _TEMPLATES[key] = values
+    event_id, _, level, task, opcode, _, computer, channel, provider, _, _, user_sid = values
+    _TEMPLATES[key] = (event_id, level, task, opcode, computer, channel, provider, user_sid)
+
+
+def _usual_system(system: Any) -> tuple[Any, ...]:
+    """System values of the usual shape, read with one C-level lookup, in `_system_values`'
+    order; KeyError, TypeError or AttributeError for any other shape."""
+    (event_id, level, task, opcode, record_id, computer, channel, provider, created,
+     correlation, security) = _SYSTEM(system)  # fmt: skip
+    provider = provider["#attributes"]["Name"]
+    time_text = created["#attributes"]["SystemTime"]
+    activity = correlation["#attributes"].get("ActivityID") if correlation else None
+    user_sid = security["#attributes"]["UserID"] if security else None
+    if not (
+        type(event_id) is type(level) is type(task) is type(opcode) is type(record_id) is int
+        and type(computer) is type(channel) is type(provider) is type(time_text) is str
+        and (user_sid is None or type(user_sid) is str)
+    ):
+        raise TypeError
+    return (event_id, 0, level, task, opcode, record_id, computer, channel, provider,
+            time_text, activity, user_sid)  # fmt: skip
 
 
 _SYSTEM = itemgetter(
