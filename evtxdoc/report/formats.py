@@ -15,10 +15,10 @@ from rich.console import Console
 
 from evtxdoc.errors import InternalError
 from evtxdoc.models import Analysis
-from evtxdoc.report import events, html, terminal
+from evtxdoc.report import events
 from evtxdoc.report.clock import UTC, DisplayZone
 from evtxdoc.report.inventory import inventory
-from evtxdoc.report.kinds import SUFFIXES, Format, check_output, infer
+from evtxdoc.report.kinds import MAX_EVENTS, SUFFIXES, Format, check_output, infer
 from evtxdoc.report.redact import Redactor, for_analysis
 from evtxdoc.report.stream import write_json
 
@@ -29,7 +29,7 @@ __all__ = ["SUFFIXES", "Format", "OutputOptions", "check_output", "document", "i
 class OutputOptions:
     zone: DisplayZone = UTC
     redact: bool = False
-    max_events: int = html.MAX_EVENTS
+    max_events: int = MAX_EVENTS
     width: int = 100  # terminal columns when writing to a file
     back_link: str | None = None  # HTML: a link back to where the report came from
 
@@ -57,6 +57,8 @@ def write(
     if fmt is Format.json:  # streamed: the document is never whole in memory (issue 20)
         write_json(inventory(analysis, lazy=True), out, redactor.data if redactor else None)
     elif fmt is Format.html:
+        from evtxdoc.report import html  # jinja2 and the page's parts: only for a page
+
         page = html.render(
             analysis,
             html.ReportOptions(
@@ -68,6 +70,8 @@ def write(
         )
         out.write(page.encode("utf-8"))
     elif fmt is Format.terminal:
+        from evtxdoc.report import terminal
+
         if console is None:
             text = io.StringIO()
             terminal.render(

@@ -38,10 +38,10 @@ from evtxdoc.report.events import attempt_ids
 from evtxdoc.report.exchange import lane
 from evtxdoc.report.findings import finding_dict
 from evtxdoc.report.inventory import inventory
+from evtxdoc.report.kinds import MAX_EVENTS
 from evtxdoc.report.redact import Redactor
 from evtxdoc.rules.model import CONFIDENCE_RANK, SEVERITY_RANK
 
-MAX_EVENTS = 5000  # rows in the event table (evidence first, then known events, then the rest)
 MAX_SWIMLANES = 250  # attempts drawn in full (failing first); the rest are listed
 PAGE_KEYS = ("schema_version", "tool", "inputs", "summary", "files", "problems", "rules",
              "correlation_notes")  # fmt: skip  # the document's parts the page prints as they are

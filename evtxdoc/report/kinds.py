@@ -8,6 +8,8 @@ from pathlib import Path
 
 from evtxdoc.errors import UsageError
 
+MAX_EVENTS = 5000  # rows in the HTML event table (evidence first, then known events, then the rest)
+
 
 class Format(StrEnum):
     terminal = "terminal"
