@@ -49,7 +49,9 @@ _MIDDLE = re.compile(
     rf'"Correlation":(?:null|\{{"#attributes":\{{"ActivityID":"({_TEXT})"\}}\}}),'
     rf'"Execution":\{{"#attributes":\{{"ProcessID":{_NUMBER},"ThreadID":{_NUMBER}\}}\}}'
 )
-_NOT_AFTER_MIDDLE = ('"TimeCreated":', '"EventRecordID":', '"Correlation":')
+_NOT_AFTER_MIDDLE = (_TIME_CREATED, '"EventRecordID":', '"Correlation":')
+# what `_split_text` hands `_remember` to learn a template: (template, middle's match, the rest)
+Template = tuple[str, "re.Match[str]", str]
 # template → (event_id, level, task, opcode, computer, channel, provider, user_sid)
 _TEMPLATES: dict[str, tuple[Any, ...]] = {}
 _TEMPLATES_KEPT = 16384  # ≈ 8 MB of templates at most; cleared when full
@@ -260,7 +262,7 @@ def _split_text(text: str) -> tuple[bytes | None, Any, Any]:
     payload = (opening + tail[:-1]).encode()
     start, _, rest = head.partition(_TIME_CREATED)
     middle, channeled, end = rest.partition(_CHANNEL)
-    template = None
+    template: Template | None = None
     if channeled:
         key = start + end
         known = _TEMPLATES.get(key)
@@ -282,7 +284,7 @@ def _split_text(text: str) -> tuple[bytes | None, Any, Any]:
     return payload, system, template
 
 
-def _remember(template: Any, values: tuple[Any, ...]) -> None:
+def _remember(template: Template, values: tuple[Any, ...]) -> None:
     """Learn a template from a record whose System was parsed (`values`, as `_usual_system`
     gave them): only when its middle, as `_MIDDLE` read it, gave what the parse gave, and no
     member after the middle could override the middle's (JSON keeps the last of repeated
